@@ -1,0 +1,63 @@
+# agentflux: every command a developer or CI needs. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick clean
+
+help: ## List every target with what it does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(PY) ## Install the project and its dev tools into .venv
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+jars: ## Fetch the Kafka and Apicurio Registry artifacts from Maven Central (once)
+	$(BIN)/agentflux fetch
+
+lint: ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: ## mypy --strict with the pydantic plugin
+	$(BIN)/mypy
+
+test: ## Run every test, broker, registry and database ones included
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: ## Only the tests that need no broker, registry or database
+	$(BIN)/pytest -m "not broker and not cluster3 and not postgres" $(PYTEST_ARGS)
+
+demo: ## Run the platform end to end on the local cluster, print a summary, stop everything
+	$(BIN)/agentflux demo
+
+up: ## Start a 1-node local Kafka and the registry
+	$(BIN)/agentflux up
+
+up3: ## Start a 3-node local Kafka and the registry
+	$(BIN)/agentflux up --nodes 3
+
+down: ## Stop everything the local launcher started
+	$(BIN)/agentflux down
+
+status: ## Show what the local launcher runs
+	$(BIN)/agentflux status
+
+bench: ## Benchmarks against raw aiokafka, report under bench/results/
+	$(PY) -m bench.run
+
+bench-quick: ## The benchmarks in under a minute
+	$(PY) -m bench.run --quick
+
+clean: ## Remove build and cache files (keeps .agentflux state)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,40 @@
+"""The one place that turns settings into aiokafka client arguments."""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schemas._settings import AgentfluxSettings
+
+__all__ = ["connection_kwargs"]
+
+
+def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
+    """Return the keyword arguments every aiokafka client needs to reach the cluster.
+
+    Producers, consumers and admin clients all start from these, then add their own.
+    """
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        )
+        if settings.ssl_certfile is not None:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+        kwargs["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return kwargs
