@@ -1,11 +1,14 @@
 """The ``agentflux`` command line.
 
-Each area registers its commands from its own module; this file only assembles them.
+Each area defines its commands in its own ``_cli_<area>.py`` module with a ``register(app)``
+function; this file only assembles them (one import and one ``register`` line per area).
 """
 
 from __future__ import annotations
 
 import typer
+
+from agentflux import _cli_offsets
 
 __all__ = ["app", "main"]
 
@@ -20,6 +23,9 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Run the platform, manage its contract, and inspect its topics and groups."""
+
+
+_cli_offsets.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,104 @@
+"""``agentflux lag`` and ``agentflux replay``: where groups are, and moving them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentflux._offsets import (
+    GroupActiveError,
+    ReplayTargetError,
+    execute_replay,
+    group_lag,
+    list_groups,
+    parse_replay_target,
+    plan_replay,
+)
+from schemas import AgentfluxSettings
+
+__all__ = ["register"]
+
+_console = Console()
+
+
+def lag(
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", "-g", help="Group to show (repeatable); all groups by default."),
+    ] = None,
+) -> None:
+    """Show per-partition committed offset, end offset and lag for each consumer group."""
+    settings = AgentfluxSettings()
+
+    async def _run() -> None:
+        groups = group or [g for g in await list_groups(settings) if not g.startswith("apicurio-")]
+        rows = await group_lag(settings, groups)
+        table = Table("group", "topic", "partition", "committed", "end", "lag")
+        for row in rows:
+            table.add_row(
+                row.group,
+                row.topic,
+                str(row.partition),
+                "-" if row.committed is None else str(row.committed),
+                str(row.end_offset),
+                str(row.lag),
+            )
+        _console.print(table)
+        _console.print(f"total lag: {sum(r.lag for r in rows)}")
+
+    asyncio.run(_run())
+
+
+def replay(
+    group: Annotated[str, typer.Option("--group", "-g", help="The consumer group to move.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="earliest | latest | ISO datetime (UTC if no zone) | topic:partition:offset",
+        ),
+    ],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", "-t", help="Only these topics (default: all the group's)."),
+    ] = None,
+    execute: Annotated[
+        bool,
+        typer.Option("--execute", help="Apply the plan; without it only the plan is shown."),
+    ] = False,
+) -> None:
+    """Move a group's committed offsets so it re-reads retained events (shows the plan first)."""
+    settings = AgentfluxSettings()
+    try:
+        target = parse_replay_target(to)
+    except ReplayTargetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--to") from exc
+
+    async def _run() -> None:
+        plan = await plan_replay(settings, group, target, topic)
+        table = Table("topic", "partition", "committed now", "new offset")
+        for tp, (old, new) in plan.moves.items():
+            table.add_row(tp.topic, str(tp.partition), "-" if old is None else str(old), str(new))
+        _console.print(f"replay plan for group [bold]{group}[/bold] to {to}:")
+        _console.print(table)
+        if not execute:
+            _console.print("nothing changed; run again with --execute to apply")
+            return
+        await execute_replay(settings, plan)
+        _console.print(f"moved {len(plan.changes)} partition(s); restart the group to reprocess")
+
+    try:
+        asyncio.run(_run())
+    except (GroupActiveError, ReplayTargetError) as exc:
+        _console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+
+
+def register(app: typer.Typer) -> None:
+    """Add the offset commands to the root command line."""
+    app.command()(lag)
+    app.command()(replay)

@@ -1,0 +1,270 @@
+"""Consumer-group offsets: lag per partition, and moving a group (replay) safely.
+
+Moving offsets commits on the group's behalf, which the broker only accepts while the group has no
+active members; we check that first and refuse with a clear error instead of racing the members.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from schemas import connection_kwargs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from schemas import AgentfluxSettings
+
+__all__ = [
+    "GroupActiveError",
+    "PartitionLag",
+    "ReplayPlan",
+    "ReplayTarget",
+    "ReplayTargetError",
+    "execute_replay",
+    "group_lag",
+    "list_groups",
+    "parse_replay_target",
+    "plan_replay",
+]
+
+_EXACT_OFFSET = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+):(?P<partition>\d+):(?P<offset>\d+)$")
+# States in which a classic group has members that own partitions and commit themselves.
+_ACTIVE_STATES = frozenset({"Stable", "PreparingRebalance", "CompletingRebalance"})
+
+
+class GroupActiveError(RuntimeError):
+    """The group has active members, so its offsets cannot be moved under them."""
+
+
+class ReplayTargetError(ValueError):
+    """A replay target that is not earliest, latest, an ISO datetime or topic:partition:offset."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """How far one group is behind on one partition."""
+
+    group: str
+    topic: str
+    partition: int
+    committed: int | None
+    end_offset: int
+
+    @property
+    def lag(self) -> int:
+        """Records not yet committed by the group (all of them if it never committed)."""
+        return self.end_offset - (self.committed or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """Where to move a group: a position keyword, a point in time, or one exact offset."""
+
+    kind: Literal["earliest", "latest", "time", "offset"]
+    when: datetime | None = None
+    exact: tuple[TopicPartition, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    """The offsets a replay would commit, next to the ones the group has now."""
+
+    group: str
+    moves: dict[TopicPartition, tuple[int | None, int]]
+
+    @property
+    def changes(self) -> dict[TopicPartition, tuple[int | None, int]]:
+        """Only the partitions whose offset would actually move."""
+        return {tp: (old, new) for tp, (old, new) in self.moves.items() if old != new}
+
+
+def parse_replay_target(text: str) -> ReplayTarget:
+    """Read ``earliest``, ``latest``, an ISO 8601 datetime or ``topic:partition:offset``."""
+    if text in {"earliest", "latest"}:
+        return ReplayTarget(kind=text)  # type: ignore[arg-type]  # narrowed by the membership test
+    # Datetimes first: "2026-11-24T10:00:00" would also match topic:partition:offset.
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        exact = _EXACT_OFFSET.match(text)
+        if exact is None:
+            raise ReplayTargetError(
+                f"replay target {text!r}: expected earliest, latest, an ISO datetime "
+                "(e.g. 2026-11-24T10:00:00+00:00) or topic:partition:offset",
+            ) from None
+        tp = TopicPartition(exact["topic"], int(exact["partition"]))
+        return ReplayTarget(kind="offset", exact=(tp, int(exact["offset"])))
+    if when.tzinfo is None:
+        when = when.replace(
+            tzinfo=UTC
+        )  # a datetime without zone is read as UTC, and said so in help
+    return ReplayTarget(kind="time", when=when)
+
+
+async def list_groups(settings: AgentfluxSettings) -> list[str]:
+    """Every consumer group the cluster knows, sorted."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        return sorted(group for group, _protocol in await admin.list_consumer_groups())
+    finally:
+        await admin.close()
+
+
+async def group_lag(settings: AgentfluxSettings, groups: Iterable[str]) -> list[PartitionLag]:
+    """Committed offset, end offset and lag of each partition each group has committed on."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        rows: list[PartitionLag] = []
+        for group in groups:
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                continue
+            ends = await probe.end_offsets(list(committed))
+            rows.extend(
+                PartitionLag(
+                    group=group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=meta.offset if meta.offset >= 0 else None,
+                    end_offset=ends[tp],
+                )
+                for tp, meta in sorted(committed.items())
+            )
+        return rows
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+async def _active_members(admin: AIOKafkaAdminClient, group: str) -> int:
+    response = (await admin.describe_consumer_groups([group]))[0].to_object()
+    description = response["groups"][0]
+    if description["state"] not in _ACTIVE_STATES:
+        return 0
+    return len(description["members"])
+
+
+async def _partitions_of(
+    consumer: AIOKafkaConsumer,
+    topics: Iterable[str],
+) -> list[TopicPartition]:
+    partitions: list[TopicPartition] = []
+    for topic in topics:
+        ids = await _partitions_for(consumer, topic)
+        partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+    return partitions
+
+
+async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    # The consumer's metadata cache may not know a topic yet; ask the cluster for it.
+    ids: set[int] | None = consumer.partitions_for_topic(topic)
+    if ids is None:
+        await consumer._client.force_metadata_update()  # noqa: SLF001  # aiokafka has no public refresh
+        ids = consumer.partitions_for_topic(topic)
+    if not ids:
+        raise ReplayTargetError(f"topic {topic!r} does not exist on the cluster")
+    return ids
+
+
+async def _target_offsets(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    target: ReplayTarget,
+) -> dict[TopicPartition, int]:
+    if target.kind == "earliest":
+        return dict(await consumer.beginning_offsets(partitions))
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    if target.kind == "latest":
+        return ends
+    if target.kind == "offset":
+        assert target.exact is not None  # noqa: S101  # set together with kind by the parser
+        tp, offset = target.exact
+        if tp not in ends:
+            raise ReplayTargetError(
+                f"{tp.topic}:{tp.partition} is not among the group's partitions"
+            )
+        return {tp: offset}
+    assert target.when is not None  # noqa: S101  # set together with kind by the parser
+    timestamp_ms = int(target.when.timestamp() * 1000)
+    found = await consumer.offsets_for_times(dict.fromkeys(partitions, timestamp_ms))
+    # A partition with no record at or after the time moves to its end: nothing to reprocess there.
+    return {tp: (found[tp].offset if found[tp] is not None else ends[tp]) for tp in partitions}
+
+
+async def plan_replay(
+    settings: AgentfluxSettings,
+    group: str,
+    target: ReplayTarget,
+    topics: Iterable[str] | None = None,
+) -> ReplayPlan:
+    """Work out the offsets a replay would commit, without changing anything.
+
+    The topics default to those the group has committed offsets on.
+    """
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        chosen = sorted(set(topics) if topics else {tp.topic for tp in committed})
+        if not chosen:
+            raise ReplayTargetError(
+                f"group {group!r} has no committed offsets; name the topics with --topic",
+            )
+        partitions = await _partitions_of(consumer, chosen)
+        targets = await _target_offsets(consumer, partitions, target)
+        moves = {
+            tp: (committed[tp].offset if tp in committed else None, offset)
+            for tp, offset in sorted(targets.items())
+        }
+        return ReplayPlan(group=group, moves=moves)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def execute_replay(settings: AgentfluxSettings, plan: ReplayPlan) -> None:
+    """Commit the plan's offsets for its group; refuse while the group has active members."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        members = await _active_members(admin, plan.group)
+    finally:
+        await admin.close()
+    if members:
+        raise GroupActiveError(
+            f"group {plan.group!r} has {members} active member(s); stop its consumers "
+            "before moving its offsets (they would overwrite the new positions)",
+        )
+    if not plan.moves:
+        return
+    # A consumer that only assigns (never subscribes) commits as the group without joining it.
+    committer = AIOKafkaConsumer(
+        **connection_kwargs(settings),
+        group_id=plan.group,
+        enable_auto_commit=False,
+    )
+    await committer.start()
+    try:
+        committer.assign(list(plan.moves))
+        await committer.commit(
+            {
+                tp: OffsetAndMetadata(new, "agentflux replay")
+                for tp, (_old, new) in plan.moves.items()
+            },
+        )
+    finally:
+        await committer.stop()
