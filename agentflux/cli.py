@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agentflux import _cli_offsets
+from agentflux import _cli_cluster, _cli_offsets
 
 __all__ = ["app", "main"]
 
@@ -25,6 +25,7 @@ def _root() -> None:
     """Run the platform, manage its contract, and inspect its topics and groups."""
 
 
+_cli_cluster.register(app)
 _cli_offsets.register(app)
 
 

@@ -1,0 +1,94 @@
+"""Rendering the configuration files of the local Kafka nodes and the registry environment."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["NodePorts", "new_cluster_id", "registry_environment", "render_log4j", "render_server"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodePorts:
+    """The two listeners of one combined broker+controller node."""
+
+    node_id: int
+    broker: int
+    controller: int
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID in URL-safe base64 without padding, as Kafka writes it."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def render_server(node: NodePorts, voters: list[NodePorts], log_dir: Path) -> str:
+    """``server.properties`` of one KRaft node that is both broker and controller."""
+    replication = min(3, len(voters))
+    min_isr = 2 if replication >= 3 else 1  # noqa: PLR2004  # 3 replicas tolerate one loss
+    quorum = ",".join(f"{v.node_id}@127.0.0.1:{v.controller}" for v in voters)
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": node.node_id,
+        "controller.quorum.voters": quorum,
+        "listeners": f"PLAINTEXT://127.0.0.1:{node.broker},CONTROLLER://127.0.0.1:{node.controller}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.broker}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": log_dir,
+        "num.partitions": 3,
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replication,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
+        # Topics are declared as code (agentflux topics apply); a typo must not create one.
+        "auto.create.topics.enable": "false",
+        # Tests and the demo start groups right away; the default 3 s join delay only slows them.
+        "group.initial.rebalance.delay.ms": 0,
+        # Notice a dead broker in ~3 s instead of 9 s, so leadership moves fast in failure tests.
+        "broker.session.timeout.ms": 3000,
+        "broker.heartbeat.interval.ms": 500,
+        # A restarted node takes its partitions back, as the failure tests expect.
+        "auto.leader.rebalance.enable": "true",
+        "leader.imbalance.check.interval.seconds": 5,
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def render_log4j(log_file: Path) -> str:
+    """A log4j2 configuration that writes the broker's log to one file instead of the console."""
+    return (
+        "status = error\n"
+        "appender.file.type = File\n"
+        "appender.file.name = FILE\n"
+        f"appender.file.fileName = {log_file}\n"
+        "appender.file.layout.type = PatternLayout\n"
+        "appender.file.layout.pattern = [%d] %p %m (%c)%n\n"
+        "rootLogger.level = INFO\n"
+        "rootLogger.appenderRef.file.ref = FILE\n"
+        "logger.kafka.name = kafka\nlogger.kafka.level = INFO\n"
+        "logger.controller.name = state.change.logger\nlogger.controller.level = WARN\n"
+    )
+
+
+def registry_environment(
+    bootstrap_servers: str, http_port: int, management_port: int
+) -> dict[str, str]:
+    """Environment of Apicurio Registry 3.x with its storage in Kafka (kafkasql)."""
+    return {
+        "APICURIO_STORAGE_KIND": "kafkasql",
+        "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "QUARKUS_HTTP_HOST": "127.0.0.1",
+        "QUARKUS_HTTP_PORT": str(http_port),
+        # Quarkus opens a management interface on 0.0.0.0:9000 by default; keep it private.
+        "QUARKUS_MANAGEMENT_HOST": "127.0.0.1",
+        "QUARKUS_MANAGEMENT_PORT": str(management_port),
+        "QUARKUS_LOG_CONSOLE_JSON": "false",
+    }

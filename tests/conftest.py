@@ -1,0 +1,219 @@
+"""Shared fixtures: a real Kafka cluster and schema registry for the tests that need one.
+
+Where the cluster comes from, in order: the servers named by ``AGENTFLUX_BOOTSTRAP_SERVERS`` and
+``AGENTFLUX_REGISTRY_URL``; else testcontainers when a Docker engine answers; else the project's
+own local launcher (real Kafka and Apicurio processes). Fixtures start nothing until a test asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
+
+from agentflux._local import LocalCluster
+from schemas import AgentfluxSettings, connection_kwargs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@dataclass
+class Cluster:
+    """A running cluster and registry, and the settings that reach them."""
+
+    bootstrap_servers: str
+    registry_url: str
+    nodes: int = 1
+    local: LocalCluster | None = None
+    settings: AgentfluxSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Derive the settings every client in the tests is built from."""
+        self.settings = AgentfluxSettings(
+            bootstrap_servers=self.bootstrap_servers, registry_url=self.registry_url
+        )
+
+    def _launcher(self) -> LocalCluster:
+        if self.local is None:
+            pytest.fail("this cluster was not started by the local launcher; it cannot stop nodes")
+        return self.local
+
+    def stop_node(self, node_id: int) -> None:
+        """Stop one node cleanly (SIGTERM)."""
+        self._launcher().stop_node(node_id)
+
+    def kill_node(self, node_id: int) -> None:
+        """Crash one node (SIGKILL)."""
+        self._launcher().stop_node(node_id, kill=True)
+
+    def start_node(self, node_id: int) -> None:
+        """Start a stopped node and wait until it serves metadata."""
+        self._launcher().start_node(node_id)
+
+    def broker_port_of(self, node_id: int) -> int:
+        """The client port of one node, to map a partition leader to a node."""
+        state = self._launcher().load()
+        assert state is not None
+        return next(n.broker_port for n in state.nodes if n.node_id == node_id)
+
+    async def leader_of(self, topic: str, partition: int) -> int:
+        """The node id currently leading ``topic``/``partition``, asked from the cluster."""
+        consumer = AIOKafkaConsumer(**connection_kwargs(self.settings))
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()
+            leader = consumer._client.cluster.leader_for_partition(TopicPartition(topic, partition))
+            assert leader is not None, f"no leader for {topic}/{partition}"
+            assert leader >= 0, f"no leader for {topic}/{partition}"
+            return int(leader)
+        finally:
+            await consumer.stop()
+
+
+def _docker_answers() -> bool:
+    """Whether a Docker engine answers on its socket (the client alone is not enough)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True  # a remote engine was named on purpose; let testcontainers use it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(host.removeprefix("unix://"))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b"OK" in sock.recv(1024)
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def _testcontainers_cluster() -> Iterator[Cluster]:
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+
+    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
+        bootstrap = kafka.get_bootstrap_server()
+        registry = (
+            DockerContainer("apicurio/apicurio-registry:3.0.9")
+            .with_env("APICURIO_STORAGE_KIND", "kafkasql")
+            .with_env("APICURIO_KAFKASQL_BOOTSTRAP_SERVERS", bootstrap)
+            .with_exposed_ports(8080)
+        )
+        with registry:
+            port = registry.get_exposed_port(8080)
+            url = f"http://{registry.get_container_host_ip()}:{port}/apis/ccompat/v7"
+            yield Cluster(bootstrap_servers=bootstrap, registry_url=url)
+
+
+@contextlib.contextmanager
+def _launched_cluster(nodes: int) -> Iterator[Cluster]:
+    state_dir = Path(tempfile.mkdtemp(prefix=f"agentflux-test-{nodes}n-"))
+    local = LocalCluster(state_dir)
+    try:
+        state = local.up(nodes)
+        yield Cluster(state.bootstrap_servers, state.registry_url, nodes=nodes, local=local)
+    finally:
+        local.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The cluster for broker tests: from the environment, testcontainers, or the launcher."""
+    bootstrap = os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS")
+    registry = os.environ.get("AGENTFLUX_REGISTRY_URL")
+    if bootstrap and registry:
+        yield Cluster(bootstrap_servers=bootstrap, registry_url=registry)
+    elif _docker_answers():
+        with _testcontainers_cluster() as found:
+            yield found
+    else:
+        with _launched_cluster(1) as started:
+            yield started
+
+
+@pytest.fixture(scope="session")
+def cluster3() -> Iterator[Cluster]:
+    """A 3-node KRaft cluster of our own (RF 3, min ISR 2) whose nodes tests may stop and kill."""
+    with _launched_cluster(3) as started:
+        yield started
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test uses."""
+    stem = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
+    return f"test-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+async def create_topic(
+    settings: AgentfluxSettings,
+    name: str,
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+    configs: dict[str, str] | None = None,
+) -> str:
+    """Create a topic and wait until every partition has a leader, asking the cluster."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, partitions, replication_factor, topic_configs=configs or {})]
+        )
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings))
+    await consumer.start()
+    try:
+        for _ in range(200):
+            await consumer._client.force_metadata_update()
+            ids = consumer._client.cluster.partitions_for_topic(name) or set()
+            leaders = [
+                consumer._client.cluster.leader_for_partition(TopicPartition(name, p)) for p in ids
+            ]
+            if len(ids) == partitions and all(
+                leader is not None and leader >= 0 for leader in leaders
+            ):
+                return name
+            await asyncio.sleep(0.05)  # poll interval between metadata requests
+        pytest.fail(f"topic {name} has no leader for every partition")
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def new_topic(cluster: Cluster, topic_name: str) -> str:
+    """A fresh 3-partition topic on the shared cluster."""
+    return await create_topic(cluster.settings, topic_name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Broker tests run after the fast ones, so a broken unit test fails the run early."""
+    items.sort(
+        key=lambda item: (
+            any(item.iter_markers(name="broker")) or any(item.iter_markers(name="cluster3"))
+        )
+    )
+
+
+def pytest_report_header() -> list[str]:
+    """Say where the broker tests' cluster comes from."""
+    source = (
+        "environment"
+        if os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS")
+        else "local launcher or testcontainers"
+    )
+    return [f"agentflux cluster: {source}"]
