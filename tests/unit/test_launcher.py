@@ -1,0 +1,126 @@
+"""The launcher's pure parts: configuration, ports, state, Java discovery, the compose file."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
+from agentflux._local._config import NodePorts, new_cluster_id, registry_environment, render_server
+from agentflux._local._java import JavaNotFoundError
+from agentflux._local._ports import free_ports, port_is_open
+from agentflux._local._process import is_running
+
+_COMPOSE = Path(__file__).parents[2] / "compose" / "docker-compose.yml"
+
+
+def _properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_single_node_config_is_combined_with_rf1(tmp_path: Path) -> None:
+    """A 1-node cluster is broker+controller with replication 1 and min ISR 1."""
+    node = NodePorts(1, 9092, 9093)
+    props = _properties(render_server(node, [node], tmp_path))
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert props["default.replication.factor"] == "1"
+    assert props["min.insync.replicas"] == "1"
+    assert props["listeners"].count("127.0.0.1") == 2
+
+
+def test_three_node_config_has_rf3_and_min_isr2(tmp_path: Path) -> None:
+    """A 3-node cluster replicates 3 times, needs 2 in sync, and names all voters."""
+    voters = [NodePorts(i, 1000 + i, 2000 + i) for i in (1, 2, 3)]
+    props = _properties(render_server(voters[1], voters, tmp_path))
+    assert props["node.id"] == "2"
+    assert props["default.replication.factor"] == "3"
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["controller.quorum.voters"].split(",") == [
+        "1@127.0.0.1:2001",
+        "2@127.0.0.1:2002",
+        "3@127.0.0.1:2003",
+    ]
+
+
+def test_cluster_id_is_kafka_shaped() -> None:
+    """Cluster ids are 22 URL-safe base64 characters, fresh each time."""
+    first, second = new_cluster_id(), new_cluster_id()
+    assert len(first) == 22
+    assert first != second
+    assert "=" not in first
+
+
+def test_registry_binds_only_loopback() -> None:
+    """The registry's HTTP and management interfaces listen on 127.0.0.1 only."""
+    env = registry_environment("127.0.0.1:9092", 8081, 9000)
+    assert env["QUARKUS_HTTP_HOST"] == "127.0.0.1"
+    assert env["QUARKUS_MANAGEMENT_HOST"] == "127.0.0.1"
+    assert env["APICURIO_STORAGE_KIND"] == "kafkasql"
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    """Picked ports differ and nothing listens on them."""
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    assert not any(port_is_open(p) for p in ports)
+
+
+def test_port_is_open_sees_a_listener() -> None:
+    """A listening socket is reported open."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert port_is_open(server.getsockname()[1])
+
+
+def test_state_round_trips(tmp_path: Path) -> None:
+    """The state file keeps ports, pids and ids across launcher instances."""
+    cluster = LocalCluster(tmp_path)
+    state = ClusterState("abc", [NodeState(1, 1111, 2222, pid=None)], 3333, 4444)
+    cluster._save(state)
+    loaded = LocalCluster(tmp_path).load()
+    assert loaded == state
+    assert loaded is not None
+    assert loaded.bootstrap_servers == "127.0.0.1:1111"
+    assert loaded.registry_url == "http://127.0.0.1:3333/apis/ccompat/v7"
+
+
+def test_stale_pid_is_not_ours(tmp_path: Path) -> None:
+    """A recorded pid whose process lacks our state dir on its command line counts as stopped."""
+    assert not is_running(1, str(tmp_path))  # pid 1 exists but is not one of ours
+    assert not is_running(None, str(tmp_path))
+
+
+def test_down_without_state_is_a_no_op(tmp_path: Path) -> None:
+    """Stopping a directory that never held a cluster does nothing and raises nothing."""
+    LocalCluster(tmp_path).down()
+    assert LocalCluster(tmp_path).status() == {"state_dir": str(tmp_path), "running": False}
+
+
+def test_java_for_kafka_is_found() -> None:
+    """A Java 17+ runtime is found for Kafka."""
+    assert find_java(17).exists()
+
+
+def test_impossible_java_is_a_clear_error() -> None:
+    """Asking for a Java that cannot exist names what was looked at."""
+    with pytest.raises(JavaNotFoundError, match="no Java 999"):
+        find_java(999)
+
+
+def test_compose_file_is_complete() -> None:
+    """The compose file runs Kafka and Apicurio with ports, environment and health checks."""
+    compose = yaml.safe_load(_COMPOSE.read_text())
+    services = compose["services"]
+    assert set(services) == {"kafka", "registry"}
+    assert services["kafka"]["image"].startswith("apache/kafka:4.1")
+    assert services["registry"]["image"].startswith("apicurio/apicurio-registry:3")
+    assert services["registry"]["environment"]["APICURIO_STORAGE_KIND"] == "kafkasql"
+    for service in services.values():
+        assert service["ports"]
+        assert "healthcheck" in service
