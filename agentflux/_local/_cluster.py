@@ -316,9 +316,13 @@ class LocalCluster:
             if n.pid is not None and not is_running(n.pid, self._marker())
         ]
         if dead:
-            log = self._node_dir(dead[0]) / "server.log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise ClusterError(f"node(s) {dead} exited during start; end of {log}:\n{tail}")
+            node_dir = self._node_dir(dead[0])
+            tails = "".join(
+                f"\n--- end of {log}:\n{log.read_text()[-1500:]}"
+                for log in (node_dir / "stdout.log", node_dir / "server.log")
+                if log.exists()
+            )
+            raise ClusterError(f"node(s) {dead} exited during start{tails}")
 
     def _wait_for_brokers(self, state: ClusterState, expected: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -1,0 +1,210 @@
+"""The one codec: events to Confluent-framed Avro and back, with schemas from the registry.
+
+Wire format: magic byte ``0``, the schema's 4-byte big-endian global id, then the Avro binary
+body. Subjects follow the topic-record name strategy: ``<topic>-<record full name>``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import fastavro
+from pydantic import ValidationError
+
+from schemas._errors import (
+    CodecError,
+    CorruptPayloadError,
+    SchemaNotFoundError,
+    SchemaResolutionError,
+    UnknownSchemaIdError,
+)
+from schemas._models import EVENT_MODELS, BaseEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from schemas._registry import RegistryClient
+
+__all__ = ["AvroCodec", "UnknownEvent", "load_schema", "subject_name"]
+
+_MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+def subject_name(topic: str, record_name: str) -> str:
+    """The registry subject of a record type on a topic (topic-record name strategy)."""
+    return f"{topic}-{record_name}"
+
+
+def load_schema(model: type[BaseEvent]) -> dict[str, Any]:
+    """The current ``.avsc`` of a model, as shipped in the package."""
+    category = model.EVENT_TYPE.category.value
+    name = model.RECORD_NAME.rpartition(".")[2]
+    text = resources.files("schemas").joinpath("avro", category, f"{name}.avsc").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """A record of a type this reader has no model for: reported, never a crash."""
+
+    schema_id: int
+    record_name: str
+    data: dict[str, Any] = field(repr=False)
+
+    @property
+    def event_type(self) -> str | None:
+        """The envelope's event type, when the writer's record has one."""
+        value = self.data.get("event_type")
+        return str(value) if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    header: bytes
+    parsed: Any
+
+
+class AvroCodec:
+    """Encodes events to and decodes them from the Confluent wire format.
+
+    The first ``encode`` of a model on a topic registers (or looks up) its schema; after that
+    :meth:`encode_known` is synchronous and touches no network. Decoding looks the writer's
+    schema up by id once and resolves it against the reader's own schema for that record.
+    """
+
+    def __init__(
+        self,
+        registry: RegistryClient,
+        *,
+        auto_register: bool = True,
+        models: Iterable[type[BaseEvent]] = EVENT_MODELS.values(),
+    ) -> None:
+        """Use ``registry``; with ``auto_register`` False, schemas must already be registered."""
+        self.registry = registry
+        self._auto_register = auto_register
+        self._models = {model.RECORD_NAME: model for model in models}
+        self._reader_schemas = {
+            name: fastavro.parse_schema(load_schema(model)) for name, model in self._models.items()
+        }
+        self._writers: dict[tuple[str, type[BaseEvent]], _Writer] = {}
+        self._by_id: dict[int, tuple[Any, str]] = {}
+        self._resolved: dict[int, Any] = {}
+
+    # -- encode --------------------------------------------------------------------------------
+
+    async def prepare(self, model: type[BaseEvent], topic: str | None = None) -> int:
+        """Register (or look up) the model's schema for ``topic`` and cache its id."""
+        topic = topic or model.EVENT_TYPE.category.topic
+        key = (topic, model)
+        if key not in self._writers:
+            schema = load_schema(model)
+            subject = subject_name(topic, model.RECORD_NAME)
+            if self._auto_register:
+                schema_id = await self.registry.register(subject, schema)
+            else:
+                found = await self.registry.lookup(subject, schema)
+                if found is None:
+                    raise SchemaNotFoundError(
+                        f"schema of {model.RECORD_NAME} not registered under {subject}"
+                    )
+                schema_id = found
+            parsed = self._reader_schemas[model.RECORD_NAME]
+            self._writers[key] = _Writer(_HEADER.pack(_MAGIC, schema_id), parsed)
+            self._by_id.setdefault(schema_id, (parsed, model.RECORD_NAME))
+        return _HEADER.unpack(self._writers[key].header)[1]  # type: ignore[no-any-return]
+
+    async def encode(self, event: BaseEvent, topic: str | None = None) -> bytes:
+        """Frame ``event`` for ``topic`` (default: its category topic)."""
+        await self.prepare(type(event), topic)
+        return self.encode_known(event, topic)
+
+    def encode_known(self, event: BaseEvent, topic: str | None = None) -> bytes:
+        """Frame ``event`` whose model was prepared for ``topic``: no I/O, the publish hot path."""
+        key = (topic or event.topic, type(event))
+        writer = self._writers.get(key)
+        if writer is None:
+            raise CodecError(
+                f"{type(event).__name__} is not prepared for {key[0]}; await encode() first"
+            )
+        buffer = io.BytesIO()
+        buffer.write(writer.header)
+        try:
+            # The model's attributes already have Avro's Python types (UUID, aware datetime, str).
+            fastavro.schemaless_writer(buffer, writer.parsed, event.__dict__)
+        except (ValueError, TypeError) as exc:
+            raise CodecError(f"{type(event).__name__} does not fit its schema: {exc}") from exc
+        return buffer.getvalue()
+
+    # -- decode --------------------------------------------------------------------------------
+
+    @staticmethod
+    def schema_id_of(data: bytes) -> int:
+        """The schema id a framed record names; raises CorruptPayloadError on a bad frame."""
+        if len(data) < _HEADER.size:
+            raise CorruptPayloadError(
+                f"{len(data)} byte(s) is shorter than the 5-byte frame header"
+            )
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != _MAGIC:
+            raise CorruptPayloadError(f"magic byte {magic} is not 0: not a Confluent-framed record")
+        return int(schema_id)
+
+    async def _writer_schema(self, schema_id: int) -> tuple[Any, str]:
+        if schema_id not in self._by_id:
+            try:
+                text = await self.registry.get_schema(schema_id)
+            except SchemaNotFoundError as exc:
+                raise UnknownSchemaIdError(
+                    f"the registry has no schema with id {schema_id}"
+                ) from exc
+            raw = json.loads(text)
+            parsed = fastavro.parse_schema(raw)
+            name = parsed["name"] if isinstance(parsed, dict) else str(raw)
+            self._by_id[schema_id] = (parsed, name)
+        return self._by_id[schema_id]
+
+    async def decode(self, data: bytes) -> BaseEvent | UnknownEvent:
+        """Read a framed record into its model, or an :class:`UnknownEvent` for a foreign type."""
+        schema_id = self.schema_id_of(data)
+        await self._writer_schema(schema_id)
+        return self.decode_known(data)
+
+    def decode_known(self, data: bytes) -> BaseEvent | UnknownEvent:
+        """Like :meth:`decode` when the writer's schema id was seen before: no I/O."""
+        schema_id = self.schema_id_of(data)
+        if schema_id not in self._by_id:
+            raise CodecError(f"schema id {schema_id} not fetched yet; await decode() first")
+        writer, record_name = self._by_id[schema_id]
+        model = self._models.get(record_name)
+        body = io.BytesIO(data)
+        body.seek(_HEADER.size)
+        reader = self._reader_schemas.get(record_name, writer)
+        try:
+            datum = fastavro.schemaless_reader(body, writer, reader)
+        except fastavro.read.SchemaResolutionError as exc:
+            raise SchemaResolutionError(f"{record_name} (id {schema_id}): {exc}") from exc
+        except Exception as exc:  # fastavro raises EOFError, IndexError, UnicodeDecodeError, ...
+            raise CorruptPayloadError(
+                f"{record_name} (id {schema_id}): body does not decode: {exc!r}"
+            ) from exc
+        if body.tell() != len(data):
+            raise CorruptPayloadError(
+                f"{record_name} (id {schema_id}): {len(data) - body.tell()} trailing byte(s)"
+            )
+        if model is None or not isinstance(datum, dict):
+            return UnknownEvent(
+                schema_id, record_name, datum if isinstance(datum, dict) else {"value": datum}
+            )
+        try:
+            return model.model_validate(datum)
+        except ValidationError as exc:
+            raise CorruptPayloadError(
+                f"{record_name} (id {schema_id}): decoded values are invalid: {exc}"
+            ) from exc
