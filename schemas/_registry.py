@@ -149,7 +149,9 @@ class RegistryClient:
         key = (subject, canonical(schema))
         if key in self._ids:
             return self._ids[key]
-        answer = await self._request("POST", f"/subjects/{subject}/versions", {"schema": key[1], "schemaType": "AVRO"})
+        answer = await self._request(
+            "POST", f"/subjects/{subject}/versions", {"schema": key[1], "schemaType": "AVRO"}
+        )
         schema_id = int(answer["id"])
         self._ids[key] = schema_id
         self._by_id[schema_id] = key[1]
@@ -161,7 +163,9 @@ class RegistryClient:
         if key in self._ids:
             return self._ids[key]
         try:
-            answer = await self._request("POST", f"/subjects/{subject}", {"schema": key[1], "schemaType": "AVRO"})
+            answer = await self._request(
+                "POST", f"/subjects/{subject}", {"schema": key[1], "schemaType": "AVRO"}
+            )
         except SchemaNotFoundError:
             return None
         self._ids[key] = int(answer["id"])
