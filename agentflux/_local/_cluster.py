@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -137,7 +138,27 @@ class LocalCluster:
         )
 
     def up(self, nodes: int = 1, *, timeout_s: float = 180.0) -> ClusterState:
-        """Start whatever is not running yet and wait until broker and registry answer."""
+        """Start whatever is not running yet and wait until broker and registry answer.
+
+        A brand-new cluster whose start fails is retried once on fresh ports: a port picked
+        free can be taken by another process before the JVM binds it.
+        """
+        fresh = self.load() is None
+        try:
+            return self._up(nodes, timeout_s)
+        except ClusterError as first:
+            if not fresh:
+                raise
+            self.down()
+            failed = self.state_dir.with_name(f"{self.state_dir.name}.failed-start")
+            shutil.rmtree(failed, ignore_errors=True)
+            self.state_dir.rename(failed)  # kept for diagnosis, out of the way of the retry
+            try:
+                return self._up(nodes, timeout_s)
+            except ClusterError as second:
+                raise second from first
+
+    def _up(self, nodes: int, timeout_s: float) -> ClusterState:
         state = self.load()
         if state is None:
             state = self._initial_state(nodes)
