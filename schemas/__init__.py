@@ -46,6 +46,13 @@ from schemas._models import (
 )
 from schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
 from schemas._settings import AgentfluxSettings, PublishMode
+from schemas._topics import (
+    DeadLetterSpec,
+    TopicsDeclaration,
+    TopicSpec,
+    dead_letter_topic,
+    load_topics,
+)
 from schemas._types import EventCategory, EventType
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "BaseEvent",
     "CodecError",
     "CorruptPayloadError",
+    "DeadLetterSpec",
     "EventCategory",
     "EventType",
     "HitlApprovalRequestedEvent",
@@ -89,11 +97,15 @@ __all__ = [
     "ToolExecutionFailedEvent",
     "ToolExecutionRequestedEvent",
     "ToolExecutionStartedEvent",
+    "TopicSpec",
+    "TopicsDeclaration",
     "UnknownEvent",
     "UnknownSchemaIdError",
     "canonical",
     "connection_kwargs",
+    "dead_letter_topic",
     "event_model",
     "load_schema",
+    "load_topics",
     "subject_name",
 ]
