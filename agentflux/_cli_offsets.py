@@ -22,7 +22,7 @@ from schemas import AgentfluxSettings
 
 __all__ = ["register"]
 
-_console = Console()
+_console = Console(soft_wrap=True)
 
 
 def lag(

@@ -55,7 +55,13 @@ def is_running(pid: int | None, marker: str) -> bool:
     except OSError:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in {"Z", "X"} and marker in cmdline
+    if state in {"Z", "X"}:
+        return False
+    if not cmdline.strip():
+        # The java launcher re-executes itself; mid-exec the command line reads empty. A user
+        # process (one with an executable, unlike a kernel thread) is alive, not gone.
+        return pid in _children or Path(f"/proc/{pid}/exe").exists()
+    return marker in cmdline
 
 
 def stop(pid: int | None, marker: str, *, kill: bool = False, timeout_s: float = 30.0) -> None:

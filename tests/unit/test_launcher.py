@@ -12,7 +12,7 @@ from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
 from agentflux._local._config import NodePorts, new_cluster_id, registry_environment, render_server
 from agentflux._local._java import JavaNotFoundError
 from agentflux._local._ports import free_ports, port_is_open
-from agentflux._local._process import is_running
+from agentflux._local._process import is_running, spawn, stop
 
 _COMPOSE = Path(__file__).parents[2] / "compose" / "docker-compose.yml"
 
@@ -124,3 +124,20 @@ def test_compose_file_is_complete() -> None:
     for service in services.values():
         assert service["ports"]
         assert "healthcheck" in service
+
+
+def test_a_jvm_counts_as_running_while_it_re_executes(tmp_path: Path) -> None:
+    """A freshly spawned java, mid re-exec with an empty /proc cmdline, is still ours and alive."""
+    java = str(find_java(17))
+    marker = str(tmp_path)
+    for _ in range(15):
+        pid = spawn(
+            [java, f"-Dagentflux.state={marker}", "-version"],
+            log_file=tmp_path / "java.log",
+            cwd=tmp_path,
+        )
+        try:
+            assert is_running(pid, marker)
+        finally:
+            stop(pid, marker, kill=True)
+        assert not is_running(pid, marker)

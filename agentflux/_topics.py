@@ -1,0 +1,212 @@
+"""Making the cluster match the topic declaration: create, align configs, grow partitions.
+
+Applying is idempotent: a second run finds nothing to change. Nothing is deleted unless asked;
+a partition count is never lowered (Kafka cannot, and keyed order would break).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from schemas import connection_kwargs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from schemas import AgentfluxSettings, TopicSpec
+
+__all__ = ["PartitionDecreaseError", "TopicChange", "TopicState", "apply_topics", "describe_topics"]
+
+_TOPIC_OVERRIDE = 1  # DescribeConfigs config_source: set on the topic itself
+
+
+class PartitionDecreaseError(RuntimeError):
+    """The declaration asks for fewer partitions than the topic has."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    """What the cluster has for one topic."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+@dataclass(slots=True)
+class TopicChange:
+    """What applying did (or, in a dry run, would do) to one topic."""
+
+    name: str
+    action: str
+    details: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        """One readable line."""
+        suffix = f": {'; '.join(self.details)}" if self.details else ""
+        return f"{self.action} {self.name}{suffix}"
+
+
+def fit_to_cluster(spec: TopicSpec, brokers: int) -> tuple[TopicSpec, list[str]]:
+    """Cap replication and min ISR at what a smaller (development) cluster can host."""
+    if spec.replication_factor <= brokers:
+        return spec, []
+    capped = spec.model_copy(
+        update={
+            "replication_factor": brokers,
+            "min_insync_replicas": min(spec.min_insync_replicas, max(1, brokers - 1)),
+        },
+    )
+    note = (
+        f"{spec.name}: {brokers} broker(s) cannot host replication factor "
+        f"{spec.replication_factor}; using {capped.replication_factor} with min ISR "
+        f"{capped.min_insync_replicas} (development only)"
+    )
+    return capped, [note]
+
+
+async def _states(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
+    existing = set(await admin.list_topics())
+    present = [n for n in names if n in existing]
+    if not present:
+        return {}
+    described = {t["topic"]: t for t in await admin.describe_topics(present)}
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in present],
+    )
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            configs[resource["resource_name"]] = {
+                entry["config_names"]: entry["config_value"]
+                for entry in resource["config_entries"]
+                if entry["config_source"] == _TOPIC_OVERRIDE
+            }
+    return {
+        name: TopicState(
+            name=name,
+            partitions=len(described[name]["partitions"]),
+            replication_factor=len(described[name]["partitions"][0]["replicas"]),
+            configs=configs.get(name, {}),
+        )
+        for name in present
+    }
+
+
+async def describe_topics(
+    settings: AgentfluxSettings, names: Iterable[str]
+) -> dict[str, TopicState]:
+    """Partitions, replication and topic-level configs of the named topics that exist."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        return await _states(admin, list(names))
+    finally:
+        await admin.close()
+
+
+def _plan(spec: TopicSpec, state: TopicState | None) -> TopicChange | None:
+    if state is None:
+        return TopicChange(
+            spec.name,
+            "create",
+            [f"{spec.partitions} partitions, replication {spec.replication_factor}"],
+        )
+    details: list[str] = []
+    if spec.partitions < state.partitions:
+        raise PartitionDecreaseError(
+            f"{spec.name} has {state.partitions} partitions and the declaration asks for "
+            f"{spec.partitions}: Kafka cannot remove partitions, and moving keys between "
+            "partitions would break per-session order. Raise the declared count instead.",
+        )
+    if spec.partitions > state.partitions:
+        details.append(f"partitions {state.partitions} -> {spec.partitions}")
+    details.extend(
+        f"{key} {state.configs.get(key, '(default)')} -> {value}"
+        for key, value in spec.configs().items()
+        if state.configs.get(key) != value
+    )
+    if spec.replication_factor != state.replication_factor:
+        details.append(
+            f"replication {state.replication_factor} (declared {spec.replication_factor}; "
+            "changing it needs a partition reassignment, not done here)",
+        )
+    changing = [d for d in details if "not done here" not in d]
+    return TopicChange(spec.name, "update", details) if changing else None
+
+
+async def apply_topics(
+    settings: AgentfluxSettings,
+    specs: Iterable[TopicSpec],
+    *,
+    dry_run: bool = False,
+    delete_undeclared: Iterable[str] = (),
+) -> tuple[list[TopicChange], list[str]]:
+    """Make the cluster match ``specs``; return the changes made and any warnings.
+
+    ``delete_undeclared`` names existing topics the caller explicitly wants removed because the
+    declaration no longer has them; nothing else is ever deleted.
+    """
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        fitted: list[TopicSpec] = []
+        warnings: list[str] = []
+        for spec in specs:
+            spec_fitted, notes = fit_to_cluster(spec, brokers)
+            fitted.append(spec_fitted)
+            warnings.extend(notes)
+        states = await _states(admin, [s.name for s in fitted])
+        changes = [c for s in fitted if (c := _plan(s, states.get(s.name))) is not None]
+        declared = {s.name for s in fitted}
+        existing = set(await admin.list_topics())
+        doomed = sorted(n for n in delete_undeclared if n in existing and n not in declared)
+        changes.extend(TopicChange(name, "delete") for name in doomed)
+        if not dry_run:
+            await _execute(admin, fitted, states, doomed)
+        return changes, warnings
+    finally:
+        await admin.close()
+
+
+async def _execute(
+    admin: AIOKafkaAdminClient,
+    specs: list[TopicSpec],
+    states: dict[str, TopicState],
+    doomed: list[str],
+) -> None:
+    missing = [s for s in specs if s.name not in states]
+    if missing:
+        await admin.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs())
+                for s in missing
+            ],
+        )
+    grow = {
+        s.name: NewPartitions(total_count=s.partitions)
+        for s in specs
+        if s.name in states and s.partitions > states[s.name].partitions
+    }
+    if grow:
+        await admin.create_partitions(grow)
+    drifted = [
+        s
+        for s in specs
+        if s.name in states
+        and any(states[s.name].configs.get(k) != v for k, v in s.configs().items())
+    ]
+    if drifted:
+        # AlterConfigs replaces the topic's overrides with this set: the declaration owns them.
+        resources: list[Any] = [
+            ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs()) for s in drifted
+        ]
+        await admin.alter_configs(resources)
+    if doomed:
+        await admin.delete_topics(doomed)
