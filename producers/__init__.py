@@ -1,3 +1,92 @@
-"""The write side of agentflux: the event publisher and the old bus's API on Kafka."""
+"""The write side of agentflux: the event publisher and the old bus's API on Kafka.
 
-__all__: list[str] = []
+Runtime code written for the old in-process bus moves over by changing imports::
+
+    from producers import AgentSwitchedEvent, EventType, event_bus
+"""
+
+from producers._bus import EventBus, Handler
+from producers._errors import (
+    BrokerUnavailableError,
+    InvalidEventError,
+    PublishError,
+    PublishTimeoutError,
+    SchemaRegistrationError,
+)
+from producers._memory import InMemoryTransport, PublishedRecord
+from producers._protocols import PublishResult, Transport
+from producers._publisher import EventPublisher
+from producers._simulator import RateLimiter, Simulator
+from schemas import (
+    AgentErrorOccurredEvent,
+    AgentProcessingCompletedEvent,
+    AgentProcessingStartedEvent,
+    AgentSwitchedEvent,
+    BaseEvent,
+    EventCategory,
+    EventType,
+    HitlApprovalRequestedEvent,
+    HitlDecisionMadeEvent,
+    HitlTimeoutOccurredEvent,
+    MetricsCollectedEvent,
+    MetricsPerformanceMeasuredEvent,
+    SessionCreatedEvent,
+    SessionDeletedEvent,
+    SessionMessageAddedEvent,
+    SessionUpdatedEvent,
+    SystemBackgroundTaskCompletedEvent,
+    SystemBackgroundTaskStartedEvent,
+    SystemShutdownEvent,
+    SystemStartupEvent,
+    ToolApprovalRequiredEvent,
+    ToolExecutionCompletedEvent,
+    ToolExecutionFailedEvent,
+    ToolExecutionRequestedEvent,
+    ToolExecutionStartedEvent,
+)
+
+#: The process-wide bus, configured from ``AGENTFLUX_*`` settings and connected on first publish.
+event_bus = EventBus()
+
+__all__ = [
+    "AgentErrorOccurredEvent",
+    "AgentProcessingCompletedEvent",
+    "AgentProcessingStartedEvent",
+    "AgentSwitchedEvent",
+    "BaseEvent",
+    "BrokerUnavailableError",
+    "EventBus",
+    "EventCategory",
+    "EventPublisher",
+    "EventType",
+    "Handler",
+    "HitlApprovalRequestedEvent",
+    "HitlDecisionMadeEvent",
+    "HitlTimeoutOccurredEvent",
+    "InMemoryTransport",
+    "InvalidEventError",
+    "MetricsCollectedEvent",
+    "MetricsPerformanceMeasuredEvent",
+    "PublishError",
+    "PublishResult",
+    "PublishTimeoutError",
+    "PublishedRecord",
+    "RateLimiter",
+    "SchemaRegistrationError",
+    "SessionCreatedEvent",
+    "SessionDeletedEvent",
+    "SessionMessageAddedEvent",
+    "SessionUpdatedEvent",
+    "Simulator",
+    "SystemBackgroundTaskCompletedEvent",
+    "SystemBackgroundTaskStartedEvent",
+    "SystemShutdownEvent",
+    "SystemStartupEvent",
+    "ToolApprovalRequiredEvent",
+    "ToolExecutionCompletedEvent",
+    "ToolExecutionFailedEvent",
+    "ToolExecutionRequestedEvent",
+    "ToolExecutionStartedEvent",
+    "Transport",
+    "event_bus",
+]

@@ -14,6 +14,7 @@ from schemas._errors import (
     SchemaResolutionError,
     UnknownSchemaIdError,
 )
+from schemas._headers import CONTENT_TYPE, HEADER_DOCS, event_headers, header_map, new_traceparent
 from schemas._kafka import connection_kwargs
 from schemas._models import (
     EVENT_MODELS,
@@ -57,7 +58,9 @@ from schemas._types import EventCategory, EventType
 
 __all__ = [
     "COMPATIBILITY_LEVELS",
+    "CONTENT_TYPE",
     "EVENT_MODELS",
+    "HEADER_DOCS",
     "AgentErrorOccurredEvent",
     "AgentProcessingCompletedEvent",
     "AgentProcessingStartedEvent",
@@ -104,8 +107,11 @@ __all__ = [
     "canonical",
     "connection_kwargs",
     "dead_letter_topic",
+    "event_headers",
     "event_model",
+    "header_map",
     "load_schema",
     "load_topics",
+    "new_traceparent",
     "subject_name",
 ]

@@ -99,6 +99,7 @@ class BaseEvent(BaseModel):
 
     EVENT_TYPE: ClassVar[EventType]
     RECORD_NAME: ClassVar[str]
+    TOPIC: ClassVar[str]
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     event_type: EventType
@@ -116,6 +117,7 @@ class BaseEvent(BaseModel):
         if not isinstance(event_type, EventType):
             return  # an abstract intermediate class without its own event type
         cls.EVENT_TYPE = event_type
+        cls.TOPIC = event_type.category.topic
         words = cls.__name__.removesuffix("Event")
         cls.RECORD_NAME = f"agentflux.events.{event_type.category.value}.{words}"
 
@@ -127,7 +129,7 @@ class BaseEvent(BaseModel):
     @property
     def topic(self) -> str:
         """The category topic this event is published to."""
-        return self.EVENT_TYPE.category.topic
+        return self.TOPIC
 
     @property
     def category(self) -> str:

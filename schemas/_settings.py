@@ -40,8 +40,11 @@ class AgentfluxSettings(BaseSettings):
     registry_timeout_s: float = Field(default=5.0, gt=0)
     registry_retries: int = Field(default=3, ge=0)
 
+    # Prepended to every category topic, e.g. "staging." -> "staging.agent.events".
+    topic_prefix: str = ""
+
     # Migration switches of the old bus: publish to Kafka, dispatch in-process, or both.
-    publish_mode: PublishMode = "kafka"
+    publish_mode: PublishMode = "both"
 
     # Where the local launcher keeps its state, and the store URL of the shipped groups.
     state_dir: Path = Path(".agentflux")

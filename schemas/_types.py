@@ -57,4 +57,8 @@ class EventType(StrEnum):
     @property
     def category(self) -> EventCategory:
         """The category this type belongs to, read from the value's prefix."""
-        return EventCategory(self.value.split("_", 1)[0])
+        return _CATEGORY_OF[self]
+
+
+# Computed once: category and topic are looked up for every published event.
+_CATEGORY_OF = {t: EventCategory(t.value.split("_", 1)[0]) for t in EventType}

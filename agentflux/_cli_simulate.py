@@ -1,0 +1,50 @@
+"""``agentflux simulate``: publish realistic agent-runtime traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from producers import EventPublisher, Simulator
+
+__all__ = ["register"]
+
+_console = Console(soft_wrap=True)
+
+
+def simulate(
+    sessions: Annotated[
+        int, typer.Option("--sessions", "-n", min=1, help="Concurrent sessions.")
+    ] = 100,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", "-r", help="Events per second (default: as fast as possible)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same traffic.")] = 42,
+) -> None:
+    """Publish the traffic of N concurrent agent sessions to the cluster."""
+
+    async def _run() -> int:
+        async with EventPublisher() as publisher:
+            count = 0
+            async for event in Simulator(sessions=sessions, seed=seed).stream(rate=rate):
+                await publisher.send(event)
+                count += 1
+            await publisher.flush()
+            return count
+
+    started = time.perf_counter()
+    count = asyncio.run(_run())
+    elapsed = time.perf_counter() - started
+    _console.print(
+        f"published {count} events, {sessions} sessions, {elapsed:.1f} s, {count / elapsed:.0f}/s"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` to the root command line."""
+    app.command()(simulate)

@@ -1,0 +1,248 @@
+"""The runtime's event publisher: validate, encode, key by session, send, await the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from producers._errors import (
+    BrokerUnavailableError,
+    InvalidEventError,
+    PublishError,
+    PublishTimeoutError,
+    SchemaRegistrationError,
+)
+from producers._protocols import PublishResult
+from schemas import (
+    AgentfluxSettings,
+    AvroCodec,
+    CodecError,
+    RegistryClient,
+    RegistryError,
+    connection_kwargs,
+    event_headers,
+    new_traceparent,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+    from schemas import BaseEvent
+
+__all__ = ["EventPublisher"]
+
+_log = structlog.get_logger("agentflux.publisher")
+
+# Durable and ordered by default: every replica in sync acknowledges, retries never duplicate.
+_PRODUCER_DEFAULTS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "compression_type": "lz4",
+    "linger_ms": 5,
+    "max_batch_size": 262_144,
+    "request_timeout_ms": 30_000,
+    "retry_backoff_ms": 100,
+}
+
+
+def _traceparent() -> str:
+    # The current OpenTelemetry span when there is one; checked directly, the propagator API
+    # costs more than the rest of the headers together.
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return new_traceparent()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+class EventPublisher:
+    """Publishes events to their category topics, keyed by session id.
+
+    ``publish`` returns once the broker has the event (acks=all) or raises a typed error.
+    ``send`` is the high-throughput path: it returns a future as soon as the record is queued,
+    with at most ``max_in_flight`` unacknowledged records (it waits, never grows unbounded).
+
+    Events are validated when they are built and are immutable, so they are not validated
+    again here; pass ``revalidate=True`` if your code builds events with ``model_construct``.
+    Encoding still refuses any value that does not fit the Avro schema, before sending.
+    """
+
+    def __init__(  # noqa: PLR0913  # every knob is a documented, independent setting
+        self,
+        settings: AgentfluxSettings | None = None,
+        *,
+        codec: AvroCodec | None = None,
+        max_in_flight: int = 10_000,
+        publish_timeout_s: float = 30.0,
+        connect_timeout_s: float = 30.0,
+        revalidate: bool = False,
+        **producer_overrides: Any,
+    ) -> None:
+        """Build from settings (default: the environment); overrides go to aiokafka."""
+        self.settings = settings or AgentfluxSettings()
+        self._own_registry = codec is None
+        self.codec = codec or AvroCodec(RegistryClient.from_settings(self.settings))
+        self._producer = AIOKafkaProducer(
+            **connection_kwargs(self.settings), **(_PRODUCER_DEFAULTS | producer_overrides)
+        )
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._publish_timeout_s = publish_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._revalidate = revalidate
+        self._started = False
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        """Start on entry."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Flush and close on exit."""
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect to the cluster, retrying with backoff until ``connect_timeout_s``."""
+        if self._started:
+            return
+        deadline = time.monotonic() + self._connect_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                await self._producer.start()
+                break
+            except KafkaConnectionError as exc:
+                if time.monotonic() + delay > deadline:
+                    await self._producer.stop()
+                    raise BrokerUnavailableError(
+                        f"cannot reach Kafka at {self.settings.bootstrap_servers} within "
+                        f"{self._connect_timeout_s:.0f} s: {exc}",
+                    ) from exc
+                await asyncio.sleep(delay)  # backoff between connection attempts
+                delay = min(delay * 2, 5.0)
+        self._started = True
+        _log.info("publisher started", bootstrap_servers=self.settings.bootstrap_servers)
+
+    def topic_for(self, event: BaseEvent) -> str:
+        """The topic an event goes to: its category topic, behind the configured prefix."""
+        return self.settings.topic_prefix + event.topic
+
+    async def _encode(self, event: BaseEvent, topic: str) -> bytes:
+        if self._revalidate:
+            try:
+                # Catches events built with model_construct(), which skips validation.
+                type(event).model_validate(event.__dict__)
+            except ValidationError as exc:
+                raise InvalidEventError(f"{type(event).__name__} is invalid: {exc}") from exc
+        try:
+            return self.codec.encode_known(event, topic)
+        except CodecError:
+            pass  # first event of this type on this topic: register its schema below
+        try:
+            return await self.codec.encode(event, topic)
+        except CodecError as exc:
+            raise InvalidEventError(str(exc)) from exc
+        except RegistryError as exc:
+            raise SchemaRegistrationError(
+                f"schema of {event.RECORD_NAME} for {topic} unavailable: {exc}",
+            ) from exc
+
+    async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
+        """Queue ``event``; the returned future resolves when the broker acknowledges it.
+
+        Invalid events raise here, before anything is queued. Waits while ``max_in_flight``
+        records are unacknowledged (backpressure).
+        """
+        if not self._started or self._closed:
+            raise PublishError("the publisher is not started (or already closed)")
+        topic = self.topic_for(event)
+        value = await self._encode(event, topic)
+        await self._in_flight.acquire()
+        try:
+            delivery = await self._producer.send(
+                topic,
+                value,
+                key=event.session_id.encode(),
+                headers=event_headers(event, _traceparent()),
+            )
+        except KafkaError as exc:
+            self._in_flight.release()
+            raise BrokerUnavailableError(
+                f"could not queue {event.event_id} for {topic}: {exc}"
+            ) from exc
+        result: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+        self._pending.add(result)
+
+        def _done(future: asyncio.Future[Any]) -> None:
+            self._in_flight.release()
+            self._pending.discard(result)
+            if result.done():
+                return
+            if future.cancelled():
+                result.cancel()
+            elif (error := future.exception()) is not None:
+                result.set_exception(
+                    BrokerUnavailableError(
+                        f"{event.event_id} to {topic} not acknowledged: {error!r}"
+                    ),
+                )
+            else:
+                metadata = future.result()
+                result.set_result(
+                    PublishResult(metadata.topic, metadata.partition, metadata.offset)
+                )
+
+        delivery.add_done_callback(_done)
+        return result
+
+    async def publish(self, event: BaseEvent) -> PublishResult:
+        """Publish one event and wait until the broker has it (or raise a typed error)."""
+        pending = await self.send(event)
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), self._publish_timeout_s)
+        except TimeoutError as exc:
+            raise PublishTimeoutError(
+                f"{event.event_id} not acknowledged within {self._publish_timeout_s:.0f} s; it may "
+                "still be written (the idempotent producer prevents duplicates of its retries)",
+            ) from exc
+
+    async def publish_many(self, events: Iterable[BaseEvent]) -> list[PublishResult]:
+        """Publish many events through the high-throughput path; wait for all of them."""
+        futures = [await self.send(event) for event in events]
+        return list(await asyncio.gather(*futures))
+
+    async def flush(self) -> None:
+        """Wait until every queued record is acknowledged or failed."""
+        try:
+            await self._producer.flush()
+        except KafkaTimeoutError as exc:
+            raise PublishTimeoutError(f"flush did not complete: {exc}") from exc
+        if self._pending:
+            await asyncio.wait(list(self._pending))
+
+    async def close(self) -> None:
+        """Flush what was accepted, then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._started:
+                await self.flush()
+        finally:
+            await self._producer.stop()
+            if self._own_registry:
+                await self.codec.registry.aclose()
+            _log.info("publisher closed")

@@ -1,0 +1,61 @@
+"""The Kafka headers every event record carries: platform headers, W3C trace context, CloudEvents.
+
+CloudEvents attributes follow the Kafka protocol binding in binary content mode (``ce_`` prefix,
+the Avro body as the record value, ``content-type`` for the data content type).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas._models import BaseEvent
+
+__all__ = ["CONTENT_TYPE", "HEADER_DOCS", "event_headers", "header_map", "new_traceparent"]
+
+CONTENT_TYPE = "application/avro"
+
+HEADER_DOCS: dict[str, str] = {
+    "event_type": "The event type, e.g. agent_switched.",
+    "event_id": "The event's UUID, the same as in the body.",
+    "correlation_id": "The correlation id (empty when the event has none).",
+    "traceparent": "W3C trace context of the publishing span (a fresh trace when none is active).",
+    "ce_specversion": "CloudEvents spec version: 1.0.",
+    "ce_id": "CloudEvents id: the event id.",
+    "ce_source": "CloudEvents source: the publishing service.",
+    "ce_type": "CloudEvents type: dev.agentflux.<event_type>.",
+    "ce_time": "CloudEvents time: occurred-at, RFC 3339.",
+    "ce_subject": "CloudEvents subject: the session id.",
+    "content-type": f"Data content type of the value: {CONTENT_TYPE} (Confluent-framed Avro).",
+}
+
+
+def new_traceparent() -> str:
+    """A fresh W3C traceparent (version 00, sampled) for an event published outside any span."""
+    random = os.urandom(24).hex()  # one call: trace id (16 bytes) and span id (8 bytes)
+    return f"00-{random[:32]}-{random[32:]}-01"
+
+
+def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
+    """The headers of one event record, in a stable order."""
+    event_id = str(event.event_id).encode()
+    event_type = event.EVENT_TYPE.value
+    return [
+        ("event_type", event_type.encode()),
+        ("event_id", event_id),
+        ("correlation_id", (event.correlation_id or "").encode()),
+        ("traceparent", traceparent.encode()),
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id),
+        ("ce_source", event.source.encode()),
+        ("ce_type", f"dev.agentflux.{event_type}".encode()),
+        ("ce_time", event.occurred_at.isoformat().replace("+00:00", "Z").encode()),
+        ("ce_subject", event.session_id.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+
+
+def header_map(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> dict[str, str]:
+    """Headers as a dict of text values (the last one wins when a name repeats)."""
+    return {name: value.decode(errors="replace") for name, value in headers}

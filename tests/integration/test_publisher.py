@@ -1,0 +1,206 @@
+"""The publisher on the real cluster: order and keys per session, headers, refusals, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from conftest import create_topic
+
+from producers import (
+    AgentSwitchedEvent,
+    BaseEvent,
+    BrokerUnavailableError,
+    EventBus,
+    EventPublisher,
+    EventType,
+    InvalidEventError,
+    PublishResult,
+    Simulator,
+    ToolExecutionCompletedEvent,
+)
+from schemas import (
+    AgentfluxSettings,
+    AvroCodec,
+    EventCategory,
+    RegistryClient,
+    connection_kwargs,
+    header_map,
+)
+
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
+    from conftest import Cluster
+
+
+async def _prefixed(cluster: Cluster, replication: int = 1) -> AgentfluxSettings:
+    """Settings whose category topics exist under a prefix no other test uses."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+    for category in EventCategory:
+        await create_topic(
+            settings,
+            settings.topic_prefix + category.topic,
+            partitions=6,
+            replication_factor=replication,
+            configs={"min.insync.replicas": str(max(1, replication - 1))},
+        )
+    return settings
+
+
+async def _read_all(
+    settings: AgentfluxSettings, expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    topics = [settings.topic_prefix + c.topic for c in EventCategory]
+    consumer = AIOKafkaConsumer(
+        *topics, **connection_kwargs(settings), auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(120):
+            while len(records) < expected:
+                batches = await consumer.getmany(timeout_ms=1000)
+                records.extend(r for batch in batches.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def _end_offsets(settings: AgentfluxSettings, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings))
+    await consumer.start()
+    try:
+        ids = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in ids.partitions_for_topic(topic) or ()]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+async def test_200_sessions_keep_order_keys_and_headers(cluster: Cluster) -> None:
+    """200 concurrent sessions: per topic, a session is on one partition, in publish order."""
+    settings = await _prefixed(cluster)
+    events = list(Simulator(sessions=200, seed=11).events())
+    async with EventPublisher(settings) as publisher:
+        futures = [await publisher.send(event) for event in events]
+        results: list[PublishResult] = list(await asyncio.gather(*futures))
+    assert len(results) == len(events)
+    records = await _read_all(settings, len(events))
+    assert len(records) == len(events)
+
+    published: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for event in events:
+        published[settings.topic_prefix + event.topic, event.session_id].append(str(event.event_id))
+    stored: dict[tuple[str, str], list[str]] = defaultdict(list)
+    partitions: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        headers = header_map(record.headers)
+        assert record.key is not None
+        session = record.key.decode()
+        assert headers["ce_subject"] == session
+        assert headers["ce_specversion"] == "1.0"
+        assert headers["ce_id"] == headers["event_id"]
+        assert headers["ce_type"] == f"dev.agentflux.{headers['event_type']}"
+        assert headers["content-type"] == "application/avro"
+        assert len(headers["traceparent"].split("-")) == 4
+        stored[record.topic, session].append(headers["event_id"])
+        partitions[record.topic, session].add(record.partition)
+    assert stored == published  # same events, same order, per topic and session
+    assert all(len(p) == 1 for p in partitions.values())
+    assert len({s for _, s in published}) == 201  # 200 stories and the runtime's system session
+
+    async with RegistryClient(cluster.registry_url) as registry:
+        codec = AvroCodec(registry)
+        decoded = [await codec.decode(r.value) for r in records[:50] if r.value is not None]
+    assert all(isinstance(e, BaseEvent) for e in decoded)
+
+
+@pytest.mark.broker
+async def test_invalid_event_leaves_topic_untouched(cluster: Cluster) -> None:
+    """Events that fail validation or the schema raise InvalidEventError and write nothing."""
+    settings = await _prefixed(cluster)
+    topic = settings.topic_prefix + "tool.events"
+    before = await _end_offsets(settings, topic)
+    unchecked = AgentSwitchedEvent.model_construct(session_id="", from_agent="a", to_agent="b")
+    misfit = ToolExecutionCompletedEvent.model_construct(
+        session_id="s", call_id="c", tool_name="t", duration_ms="slow", result_summary=""
+    )
+    async with EventPublisher(settings, revalidate=True) as strict:
+        with pytest.raises(InvalidEventError, match="session_id"):
+            await strict.publish(unchecked)
+    async with EventPublisher(settings) as publisher:
+        with pytest.raises(InvalidEventError):
+            await publisher.publish(misfit)  # caught by the Avro encoder, before any send
+    assert await _end_offsets(settings, topic) == before
+
+
+@pytest.mark.broker
+async def test_unreachable_cluster_is_a_typed_error() -> None:
+    """With no broker at the address, start fails after its deadline with BrokerUnavailableError."""
+    settings = AgentfluxSettings(bootstrap_servers="127.0.0.1:9", registry_url="http://127.0.0.1:9")
+    publisher = EventPublisher(settings, connect_timeout_s=2)
+    with pytest.raises(BrokerUnavailableError, match=r"127\.0\.0\.1:9"):
+        await publisher.start()
+    await publisher.close()
+
+
+@pytest.mark.cluster3
+@pytest.mark.slow
+async def test_outage_fails_typed_and_loses_nothing_acknowledged(cluster3: Cluster) -> None:
+    """With 2 of 3 nodes down (min ISR 2 unmet), publish fails typed; acknowledged events stay."""
+    settings = await _prefixed(cluster3, replication=3)
+    acknowledged: list[AgentSwitchedEvent] = []
+    async with EventPublisher(settings, publish_timeout_s=8, request_timeout_ms=4000) as publisher:
+        for i in range(50):
+            event = AgentSwitchedEvent(session_id=f"s{i % 5}", from_agent="a", to_agent="b")
+            await publisher.publish(event)
+            acknowledged.append(event)
+        cluster3.stop_node(2)
+        cluster3.stop_node(3)
+        try:
+            with pytest.raises(BrokerUnavailableError):
+                await publisher.publish(
+                    AgentSwitchedEvent(session_id="s0", from_agent="a", to_agent="b")
+                )
+        finally:
+            cluster3.start_node(2)
+            cluster3.start_node(3)
+    records = await _read_all(settings, len(acknowledged))
+    stored = {header_map(r.headers)["event_id"] for r in records}
+    assert {str(e.event_id) for e in acknowledged} <= stored
+
+
+@pytest.mark.broker
+async def test_old_bus_code_runs_unchanged_on_kafka(cluster: Cluster) -> None:
+    """Code written for the old bus publishes to Kafka and still reaches its local subscriber."""
+    settings = await _prefixed(cluster)
+    event_bus = EventBus(settings)  # what `from producers import event_bus` gives, configured
+    received: list[Any] = []
+
+    @event_bus.subscribe(event_type=EventType.AGENT_SWITCHED, priority=10)
+    async def my_handler(event: BaseEvent) -> None:
+        received.append(event)
+
+    correlation_id = "corr-42"
+    await event_bus.publish(
+        AgentSwitchedEvent(
+            session_id="session-123",
+            from_agent="orchestrator",
+            to_agent="coder",
+            reason="Code modification required",
+            correlation_id=correlation_id,
+        )
+    )
+    await event_bus.close()
+    assert len(received) == 1
+    assert event_bus.get_stats()["events_by_type"] == {"agent_switched": 1}
+    records = await _read_all(settings, 1)
+    assert header_map(records[0].headers)["correlation_id"] == correlation_id
+    assert records[0].key == b"session-123"
