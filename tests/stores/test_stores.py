@@ -1,0 +1,53 @@
+"""The store contract, run once per adapter against real databases."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import asyncpg
+import pytest
+from contract import StoreContract
+
+from consumers import PostgresStore, SqliteStore, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from consumers import Store
+
+
+class TestSqliteStore(StoreContract):
+    """SQLite (aiosqlite, WAL) honours the store contract."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
+        """A fresh SQLite file."""
+        async with SqliteStore(tmp_path / "views.db") as store:
+            yield store
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    """PostgreSQL (asyncpg) honours the store contract."""
+
+    @pytest.fixture
+    async def store(self, postgres_url: str) -> AsyncIterator[Store]:
+        """A fresh database on the test server."""
+        name = f"contract_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        async with PostgresStore(postgres_url.rsplit("/", 1)[0] + f"/{name}") as store:
+            yield store
+
+
+def test_open_store_picks_the_adapter(tmp_path: Path) -> None:
+    """Store URLs choose the adapter; unknown schemes are refused clearly."""
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/v.db"), SqliteStore)
+    assert isinstance(open_store("postgresql://u@h/db"), PostgresStore)
+    with pytest.raises(ValueError, match="unsupported store URL"):
+        open_store("mysql://x")
