@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from agentflux import _cli_cluster, _cli_contract, _cli_offsets, _cli_simulate
+from agentflux import _cli_cluster, _cli_consume, _cli_contract, _cli_offsets, _cli_simulate
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,7 @@ def _root() -> None:
 
 
 _cli_cluster.register(app)
+_cli_consume.register(app)
 _cli_contract.register(app)
 _cli_offsets.register(app)
 _cli_simulate.register(app)

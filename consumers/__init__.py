@@ -1,7 +1,44 @@
-"""The read side of agentflux: the consumer-group runner, stores, and the shipped groups."""
+"""The read side of agentflux: the consumer-group runner, stores, and the shipped groups.
 
+A team's own group::
+
+    handlers = {ToolExecutionCompletedEvent: on_done}
+    runner = GroupRunner("billing", ["tool.events"], handlers=handlers)
+    await runner.run(install_signal_handlers=True)
+"""
+
+from consumers._audit import AuditView, get_audit_log, verify_audit
+from consumers._context import ContextView, get_context
+from consumers._metrics import (
+    MetricsView,
+    get_agent_avg_duration,
+    get_metrics,
+    get_tool_success_rate,
+    render_prometheus,
+)
 from consumers._ports import Store, Transaction, View
 from consumers._records import Position
+from consumers._runner import GroupRunner, RunnerMetrics
 from consumers._stores import PostgresStore, SqliteStore, open_store
 
-__all__ = ["Position", "PostgresStore", "SqliteStore", "Store", "Transaction", "View", "open_store"]
+__all__ = [
+    "AuditView",
+    "ContextView",
+    "GroupRunner",
+    "MetricsView",
+    "Position",
+    "PostgresStore",
+    "RunnerMetrics",
+    "SqliteStore",
+    "Store",
+    "Transaction",
+    "View",
+    "get_agent_avg_duration",
+    "get_audit_log",
+    "get_context",
+    "get_metrics",
+    "get_tool_success_rate",
+    "open_store",
+    "render_prometheus",
+    "verify_audit",
+]

@@ -113,8 +113,13 @@ class Store(ABC):
 class View(Protocol):
     """A projection of events into a store, applied exactly once per event."""
 
-    name: str
-    ddl: Sequence[str]
+    @property
+    def name(self) -> str:
+        """The view's name (its group's short name)."""
+
+    @property
+    def ddl(self) -> Sequence[str]:
+        """Idempotent CREATE statements of its tables."""
 
     async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Apply one event's effect inside ``tx``."""

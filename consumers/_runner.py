@@ -1,0 +1,324 @@
+"""The consumer-group runner: at-least-once delivery, exactly-once effects, retries, dead letters.
+
+For each fetched batch, every partition's records are handled in order while partitions run
+concurrently; offsets are committed to Kafka only after the batch is handled. Store-backed views
+commit each event's effect together with its offset, so a redelivered record changes nothing.
+A record that keeps failing is retried with exponential backoff, then goes to the group's
+dead-letter topic with the failure in its headers, and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Self
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from consumers._records import Position
+from schemas import (
+    AgentfluxSettings,
+    AvroCodec,
+    BaseEvent,
+    CodecError,
+    RegistryClient,
+    UnknownEvent,
+    connection_kwargs,
+    dead_letter_topic,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from aiokafka.structs import ConsumerRecord
+
+    from consumers._ports import Store, View
+
+__all__ = ["GroupRunner", "RunnerMetrics"]
+
+_log = structlog.get_logger("agentflux.runner")
+
+
+class RunnerMetrics:
+    """Prometheus metrics of one runner, in a registry of its own."""
+
+    def __init__(self, group: str, registry: CollectorRegistry | None = None) -> None:
+        """Create the metrics, labelled by group."""
+        self.registry = registry or CollectorRegistry()
+        labels = ["group", "topic"]
+        self.handled = Counter(
+            "agentflux_records_handled", "Records handled", labels, registry=self.registry
+        )
+        self.failed = Counter(
+            "agentflux_handler_failures",
+            "Handler attempts that raised",
+            labels,
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "agentflux_records_dead_lettered",
+            "Records sent to the DLQ",
+            labels,
+            registry=self.registry,
+        )
+        self.skipped = Counter(
+            "agentflux_records_skipped",
+            "Unknown or unhandled types",
+            labels,
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "agentflux_consumer_lag",
+            "Records behind the end",
+            [*labels, "partition"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "agentflux_handler_seconds", "Handler latency", labels, registry=self.registry
+        )
+        self.group = group
+
+
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
+    def __init__(self, runner: GroupRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Wait for the batch in flight to finish and commit before the partitions move away.
+        async with self._runner.batch_lock:
+            _log.info(
+                "partitions revoked",
+                group=self._runner.group_id,
+                partitions=[str(tp) for tp in revoked],
+            )
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._runner.seek_to_store_positions(list(assigned))
+
+
+class GroupRunner:
+    """Runs one consumer group over topics with typed handlers and/or store-backed views."""
+
+    def __init__(  # noqa: PLR0913  # each argument is a documented, independent knob
+        self,
+        group_id: str,
+        topics: Iterable[str],
+        *,
+        settings: AgentfluxSettings | None = None,
+        handlers: Mapping[type[BaseEvent], Callable[[BaseEvent], Awaitable[None]]] | None = None,
+        views: Iterable[View] = (),
+        store: Store | None = None,
+        codec: AvroCodec | None = None,
+        max_attempts: int = 4,
+        backoff_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+        group_instance_id: str | None = None,
+        max_poll_records: int = 500,
+        metrics: RunnerMetrics | None = None,
+        dlq_topic: str | None = None,
+    ) -> None:
+        """Configure the group; nothing connects until :meth:`run`."""
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.settings = settings or AgentfluxSettings()
+        self.handlers = dict(handlers or {})
+        self.views = list(views)
+        self.store = store
+        if self.views and store is None:
+            raise ValueError("views need a store to apply to")
+        self._own_codec = codec is None
+        self.codec = codec or AvroCodec(RegistryClient.from_settings(self.settings))
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.dlq_topic = dlq_topic or dead_letter_topic(group_id)
+        self.metrics = metrics or RunnerMetrics(group_id)
+        self.batch_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            **connection_kwargs(self.settings),
+            group_id=group_id,
+            group_instance_id=group_instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+        )
+        self._dlq = AIOKafkaProducer(
+            **connection_kwargs(self.settings), acks="all", enable_idempotence=True
+        )
+        self.handled = 0
+        self.ready = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the runner to finish the batch in flight, commit, and leave the group."""
+        self._stopping.set()
+
+    async def run(self, *, install_signal_handlers: bool = False) -> None:
+        """Consume until :meth:`stop` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        if self.store is not None:
+            await self.store.migrate([statement for view in self.views for statement in view.ddl])
+        await self._dlq.start()
+        self._consumer.subscribe(self.topics, listener=_Revocations(self))
+        await self._consumer.start()
+        log = _log.bind(group=self.group_id, topics=self.topics)
+        log.info("runner started")
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200)
+                if self._consumer.assignment():
+                    self.ready.set()
+                if not batches:
+                    continue
+                async with self.batch_lock:
+                    await asyncio.gather(
+                        *(self._partition(records) for records in batches.values())
+                    )
+                    await self._consumer.commit(
+                        {
+                            tp: OffsetAndMetadata(records[-1].offset + 1, "")
+                            for tp, records in batches.items()
+                        },
+                    )
+                self._update_lag(batches)
+        finally:
+            # Leaving: the last batch was committed inside the loop; stop() leaves the group.
+            await self._consumer.stop()
+            await self._dlq.stop()
+            if self._own_codec:
+                await self.codec.registry.aclose()
+            if install_signal_handlers:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            log.info("runner stopped", handled=self.handled)
+
+    async def seek_to_store_positions(self, assigned: list[TopicPartition]) -> None:
+        """Start each partition after the last offset the store applied (skip re-reading)."""
+        if self.store is None or not assigned:
+            return
+        positions = await self.store.positions(self.group_id)
+        for tp in assigned:
+            applied = positions.get((tp.topic, tp.partition))
+            if applied is not None:
+                self._consumer.seek(tp, applied + 1)
+
+    def _update_lag(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        for tp, records in batches.items():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                self.metrics.lag.labels(self.group_id, tp.topic, str(tp.partition)).set(
+                    end - records[-1].offset - 1
+                )
+
+    # -- handling ------------------------------------------------------------------------------
+
+    async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            await self._record(record)
+
+    async def _record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        position = Position(record.topic, record.partition, record.offset, record.timestamp)
+        log = _log.bind(
+            group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        try:
+            event = await self.codec.decode(record.value or b"")
+        except CodecError as exc:
+            log.warning("undecodable record", error=str(exc))
+            await self._dead_letter(record, exc, attempts=1)
+            return
+        if isinstance(event, UnknownEvent) or not self._wants(event):
+            self.metrics.skipped.labels(self.group_id, record.topic).inc()
+            return
+        log = log.bind(event_id=str(event.event_id), event_type=event.EVENT_TYPE.value)
+        for attempt in range(1, self.max_attempts + 1):
+            started = time.perf_counter()
+            try:
+                await self._apply(event, position)
+            except Exception as exc:  # any handler failure is retried, then dead-lettered
+                self.metrics.failed.labels(self.group_id, record.topic).inc()
+                if attempt == self.max_attempts:
+                    log.exception("handler gave up", attempts=attempt, error=repr(exc))
+                    await self._dead_letter(record, exc, attempts=attempt)
+                    return
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                log.warning(
+                    "handler failed, retrying", attempt=attempt, delay_s=delay, error=repr(exc)
+                )
+                await asyncio.sleep(delay)  # exponential backoff between attempts
+            else:
+                self.metrics.latency.labels(self.group_id, record.topic).observe(
+                    time.perf_counter() - started
+                )
+                self.metrics.handled.labels(self.group_id, record.topic).inc()
+                self.handled += 1
+                return
+
+    def _wants(self, event: BaseEvent) -> bool:
+        return bool(self.views) or type(event) in self.handlers
+
+    async def _apply(self, event: BaseEvent, position: Position) -> None:
+        handler = self.handlers.get(type(event))
+        if self.store is None:
+            if handler is not None:
+                await handler(event)
+            return
+        async with self.store.transaction() as tx:
+            applied = await tx.position(self.group_id, position.topic, position.partition)
+            if applied is not None and position.offset <= applied:
+                return  # redelivered or replayed: its effect is already in the store
+            for view in self.views:
+                await view.apply(tx, event, position)
+            if handler is not None:
+                await handler(event)
+            await tx.record_position(self.group_id, position)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
+    ) -> None:
+        failure = [
+            ("x-error-type", type(error).__name__.encode()),
+            ("x-error-message", str(error)[:2000].encode()),
+            ("x-attempts", str(attempts).encode()),
+            ("x-original-topic", record.topic.encode()),
+            ("x-original-partition", str(record.partition).encode()),
+            ("x-original-offset", str(record.offset).encode()),
+            ("x-group", self.group_id.encode()),
+            ("x-failed-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._dlq.send_and_wait(
+            self.dlq_topic,
+            record.value,
+            key=record.key,
+            headers=[*list(record.headers), *failure],
+        )
+        self.metrics.dead_lettered.labels(self.group_id, record.topic).inc()
+
+    async def __aenter__(self) -> Self:
+        """Run in the background inside an ``async with`` block; stopped on exit."""
+        self._task = asyncio.create_task(self.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop, wait for the last commit, and leave the group."""
+        self.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    _task: asyncio.Task[None]
