@@ -74,7 +74,7 @@ def _store(url: str | None) -> Store:
     return open_store(url or AgentfluxSettings().store_url)
 
 
-def consume(
+def consume(  # one typer option per setting
     group: Annotated[str, typer.Argument(help="context | metrics | audit")],
     store: StoreUrl = None,
     port: Annotated[
@@ -83,6 +83,9 @@ def consume(
     instance_id: Annotated[
         str | None, typer.Option("--instance-id", help="Static membership id.")
     ] = None,
+    group_id: Annotated[
+        str | None, typer.Option("--group-id", help="Override the group id.")
+    ] = None,
 ) -> None:
     """Run a shipped consumer group as a long-lived service until SIGTERM/SIGINT."""
     if group not in SHIPPED_GROUPS:
@@ -90,7 +93,7 @@ def consume(
 
     async def _run() -> None:
         async with _store(store) as opened:
-            runner = shipped_runner(group, opened, group_instance_id=instance_id)
+            runner = shipped_runner(group, opened, group_id=group_id, group_instance_id=instance_id)
             server = await serve_http(port, _routes(group, runner, opened)) if port else None
             try:
                 await runner.run(install_signal_handlers=True)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -31,6 +33,7 @@ from schemas import (
     UnknownEvent,
     connection_kwargs,
     dead_letter_topic,
+    load_topics,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +157,7 @@ class GroupRunner:
         )
         self.handled = 0
         self.ready = asyncio.Event()
+        self._progress = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -169,6 +173,7 @@ class GroupRunner:
                 loop.add_signal_handler(sig, self.stop)
         if self.store is not None:
             await self.store.migrate([statement for view in self.views for statement in view.ddl])
+        await self._ensure_dead_letter_topic()
         await self._dlq.start()
         self._consumer.subscribe(self.topics, listener=_Revocations(self))
         await self._consumer.start()
@@ -202,6 +207,33 @@ class GroupRunner:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             log.info("runner stopped", handled=self.handled)
+
+    async def _ensure_dead_letter_topic(self) -> None:
+        """Create the group's dead-letter topic as declared, if it does not exist yet."""
+        admin = AIOKafkaAdminClient(**connection_kwargs(self.settings))
+        await admin.start()
+        try:
+            if self.dlq_topic in await admin.list_topics():
+                return
+            brokers = len((await admin.describe_cluster())["brokers"])
+            declaration = load_topics()
+            spec = declaration.dead_letter_spec(self.group_id, declaration.topics[0])
+            replication = min(spec.replication_factor, brokers)
+            configs = spec.configs() | {
+                "min.insync.replicas": str(min(spec.min_insync_replicas, max(1, replication - 1)))
+            }
+            with contextlib.suppress(TopicAlreadyExistsError):  # another member created it first
+                await admin.create_topics(
+                    [NewTopic(self.dlq_topic, spec.partitions, replication, topic_configs=configs)]
+                )
+        finally:
+            await admin.close()
+
+    async def wait_handled(self, count: int) -> None:
+        """Return once at least ``count`` records were handled (wrap it in a timeout)."""
+        while self.handled < count:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def seek_to_store_positions(self, assigned: list[TopicPartition]) -> None:
         """Start each partition after the last offset the store applied (skip re-reading)."""
@@ -268,6 +300,7 @@ class GroupRunner:
                 )
                 self.metrics.handled.labels(self.group_id, record.topic).inc()
                 self.handled += 1
+                self._progress.set()
                 return
 
     def _wants(self, event: BaseEvent) -> bool:

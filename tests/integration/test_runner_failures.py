@@ -1,0 +1,217 @@
+"""The runner under failure: dead letters, poison records, and a consumer killed mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from _traffic import apply_directly, events_of, publish_traffic, snapshot
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from conftest import create_topic
+
+from consumers import GroupRunner, SqliteStore, verify_audit
+from producers import AgentProcessingStartedEvent, AgentSwitchedEvent, EventPublisher
+from schemas import BaseEvent, connection_kwargs, header_map
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import Cluster
+
+    from schemas import AgentfluxSettings
+
+
+async def _dead_letters(
+    settings: AgentfluxSettings, topic: str, expected: int
+) -> list[dict[str, object]]:
+    consumer = AIOKafkaConsumer(topic, **connection_kwargs(settings), auto_offset_reset="earliest")
+    await consumer.start()
+    found: list[dict[str, object]] = []
+    try:
+        async with asyncio.timeout(60):
+            while len(found) < expected:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(
+                        {"key": r.key, "value": r.value, **header_map(r.headers)} for r in records
+                    )
+    finally:
+        await consumer.stop()
+    return found
+
+
+@pytest.mark.broker
+async def test_failing_handler_dead_letters_and_partition_flows(cluster: Cluster) -> None:
+    """A handler that always fails sends its records to the DLQ with failure headers; others flow."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"d{uuid.uuid4().hex[:8]}."})
+    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=1)
+    events: list[BaseEvent] = []
+    for i in range(3):
+        events.append(AgentSwitchedEvent(session_id="s1", from_agent="a", to_agent=f"b{i}"))
+        events.append(AgentProcessingStartedEvent(session_id="s1", agent=f"b{i}"))
+    async with EventPublisher(settings) as publisher:
+        for event in events:
+            await publisher.publish(event)
+
+    handled: list[BaseEvent] = []
+
+    async def always_fails(event: BaseEvent) -> None:
+        raise RuntimeError(f"cannot handle {event.event_id}")
+
+    async def works(event: BaseEvent) -> None:
+        handled.append(event)
+
+    group = f"dlq-{uuid.uuid4().hex[:6]}"
+    runner = GroupRunner(
+        group,
+        [topic],
+        settings=settings,
+        handlers={AgentSwitchedEvent: always_fails, AgentProcessingStartedEvent: works},
+        max_attempts=3,
+        backoff_s=0.01,
+    )
+    async with runner:
+        async with asyncio.timeout(60):
+            await runner.wait_handled(3)
+    assert [e.event_id for e in handled] == [
+        e.event_id for e in events if isinstance(e, AgentProcessingStartedEvent)
+    ]
+
+    letters = await _dead_letters(settings, runner.dlq_topic, 3)
+    switches = [e for e in events if isinstance(e, AgentSwitchedEvent)]
+    assert [letter["event_id"] for letter in letters] == [str(e.event_id) for e in switches]
+    first = letters[0]
+    assert first["key"] == b"s1"
+    assert first["x-error-type"] == "RuntimeError"
+    assert "cannot handle" in str(first["x-error-message"])
+    assert first["x-attempts"] == "3"
+    assert first["x-original-topic"] == topic
+    assert first["x-original-partition"] == "0"
+    assert first["x-original-offset"] == "0"
+    assert first["x-group"] == group
+    assert "x-failed-at" in first
+    assert first["ce_type"] == "dev.agentflux.agent_switched"  # the original headers travel along
+
+
+@pytest.mark.broker
+async def test_poison_records_are_dead_lettered_at_once(cluster: Cluster) -> None:
+    """Random bytes, an unknown schema id and a truncated payload go straight to the DLQ."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"p{uuid.uuid4().hex[:8]}."})
+    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=1)
+    good = AgentProcessingStartedEvent(session_id="s1", agent="coder")
+    async with EventPublisher(settings) as publisher:
+        framed = await publisher.codec.encode(good, topic)
+    producer = AIOKafkaProducer(**connection_kwargs(settings))
+    await producer.start()
+    try:
+        for poison in (b"\xde\xad\xbe\xef random", b"\x00\x7f\xff\xff\xf0abc", framed[:-3], framed):
+            await producer.send_and_wait(topic, poison, key=b"s1")
+    finally:
+        await producer.stop()
+    seen: list[BaseEvent] = []
+
+    async def record(event: BaseEvent) -> None:
+        seen.append(event)
+
+    runner = GroupRunner(
+        f"poison-{uuid.uuid4().hex[:6]}",
+        [topic],
+        settings=settings,
+        handlers={AgentProcessingStartedEvent: record},
+    )
+    async with runner:
+        async with asyncio.timeout(60):
+            await runner.wait_handled(1)
+    assert seen == [good]
+    letters = await _dead_letters(settings, runner.dlq_topic, 3)
+    assert [letter["x-attempts"] for letter in letters] == ["1", "1", "1"]
+    assert {letter["x-error-type"] for letter in letters} <= {
+        "CorruptPayloadError",
+        "UnknownSchemaIdError",
+    }
+    assert "UnknownSchemaIdError" in {letter["x-error-type"] for letter in letters}
+
+
+async def _applied(store_path: Path, group: str) -> int:
+    async with SqliteStore(store_path) as store:
+        return sum(offset + 1 for offset in (await store.positions(group)).values())
+
+
+async def _end_total(settings: AgentfluxSettings, group_topics: list[str]) -> int:
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings))
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in group_topics for p in range(3)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+@pytest.mark.parametrize("group", ["context", "metrics", "audit"])
+async def test_consumer_killed_mid_batch_ends_with_the_same_view(
+    cluster: Cluster, tmp_path: Path, group: str
+) -> None:
+    """SIGKILL a group's service mid-stream, restart it: its view equals an uninterrupted build."""
+    settings, events = await publish_traffic(cluster, sessions=150, seed=9)
+    from consumers._groups import SHIPPED_GROUPS  # noqa: PLC0415  # only this test needs the specs
+
+    topics = SHIPPED_GROUPS[group].topics(settings)
+    total = await _end_total(settings, topics)
+    assert total == len(events_of(group, events))
+    store_path = tmp_path / f"{group}.db"
+    group_id = f"{group}-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "AGENTFLUX_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "AGENTFLUX_REGISTRY_URL": settings.registry_url,
+        "AGENTFLUX_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "from agentflux.cli import main; main()",
+        "consume",
+        group,
+        "--store",
+        f"sqlite:///{store_path}",
+        "--group-id",
+        group_id,
+    ]
+
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with asyncio.timeout(120):
+            while (await _applied(store_path, group_id) if store_path.exists() else 0) < total // 4:
+                await asyncio.sleep(0.02)  # poll the store's recorded progress
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        first.kill()
+    killed_at = await _applied(store_path, group_id)
+    assert killed_at < total, "the consumer finished before it could be killed; use more traffic"
+
+    second = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        async with asyncio.timeout(180):
+            while await _applied(store_path, group_id) < total:
+                await asyncio.sleep(0.1)  # poll the store's recorded progress
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0  # a clean shutdown on SIGTERM
+    finally:
+        second.kill()
+
+    async with SqliteStore(store_path) as live, SqliteStore(tmp_path / "reference.db") as reference:
+        await apply_directly(group, reference, events)
+        assert await snapshot(group, live, events) == await snapshot(group, reference, events)
+        if group == "audit":
+            assert await verify_audit(live) == []
