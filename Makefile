@@ -38,7 +38,7 @@ test: ## Run every test, broker, registry and database ones included
 test-fast: ## Only the tests that need no broker, registry or database
 	$(BIN)/pytest -m "not broker and not cluster3 and not postgres" $(PYTEST_ARGS)
 
-demo: ## Run the platform end to end on the local cluster, print a summary, stop everything
+demo: install ## Run the platform end to end on the local cluster, print a summary, stop everything
 	$(BIN)/agentflux demo
 
 up: ## Start a 1-node local Kafka and the registry

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from agentflux import _cli_cluster, _cli_consume, _cli_contract, _cli_offsets, _cli_simulate
+from agentflux import (
+    _cli_cluster,
+    _cli_consume,
+    _cli_contract,
+    _cli_demo,
+    _cli_offsets,
+    _cli_simulate,
+)
 
 __all__ = ["app", "main"]
 
@@ -28,6 +35,7 @@ def _root() -> None:
 _cli_cluster.register(app)
 _cli_consume.register(app)
 _cli_contract.register(app)
+_cli_demo.register(app)
 _cli_offsets.register(app)
 _cli_simulate.register(app)
 
