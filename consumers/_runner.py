@@ -265,21 +265,25 @@ class GroupRunner:
         for record in records:
             await self._record(record)
 
-    async def _batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        assert self.store is not None  # noqa: S101  # checked by the caller
+    async def _decode_all(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[tuple[BaseEvent, Position]] | None:
         decoded: list[tuple[BaseEvent, Position]] = []
         for record in records:
             try:
                 event = await self.codec.decode(record.value or b"")
             except CodecError:
-                return False  # the per-record path dead-letters it
+                return None
             if isinstance(event, BaseEvent) and self._wants(event):
-                decoded.append(
-                    (
-                        event,
-                        Position(record.topic, record.partition, record.offset, record.timestamp),
-                    )
-                )
+                where = Position(record.topic, record.partition, record.offset, record.timestamp)
+                decoded.append((event, where))
+        return decoded
+
+    async def _batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        assert self.store is not None  # noqa: S101  # checked by the caller
+        decoded = await self._decode_all(records)
+        if decoded is None:
+            return False  # the per-record path dead-letters the undecodable record
         last = records[-1]
         started = time.perf_counter()
         try:
