@@ -56,10 +56,10 @@ down: ## Stop everything the local launcher started
 status: ## Show what the local launcher runs
 	$(BIN)/agentflux status
 
-bench: ## Benchmarks against raw aiokafka, report under bench/results/
+bench: install ## Benchmarks against raw aiokafka, report under bench/results/
 	$(PY) -m bench.run
 
-bench-quick: ## The benchmarks in under a minute
+bench-quick: install ## The benchmarks in under a minute
 	$(PY) -m bench.run --quick
 
 clean: ## Remove build and cache files (keeps .agentflux state)

@@ -1,0 +1,42 @@
+"""What one benchmark run measured, and the arithmetic on it."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+__all__ = ["Measurement", "percentile"]
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """Events handled, wall time and CPU time of one run."""
+
+    events: int
+    seconds: float
+    cpu_seconds: float
+
+    @classmethod
+    def since(cls, started: float, cpu_started: float, events: int) -> Measurement:
+        """Close a measurement begun at ``perf_counter`` / ``process_time`` readings."""
+        return cls(events, time.perf_counter() - started, time.process_time() - cpu_started)
+
+    @property
+    def rate(self) -> float:
+        """Events per second of wall time."""
+        return self.events / self.seconds if self.seconds else math.inf
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """Process CPU time per event, in microseconds."""
+        return self.cpu_seconds / self.events * 1e6 if self.events else math.nan
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``samples`` (fraction in [0, 1])."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(0, math.ceil(fraction * len(ordered)) - 1)
+    return ordered[rank]

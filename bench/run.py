@@ -1,0 +1,338 @@
+"""agentflux against raw aiokafka, side by side on the same broker: ``python -m bench.run [--quick]``.
+
+Writes ``bench/results/latest.json`` and ``bench/results/latest.md`` (figures and ratios).
+Uses the cluster named by ``AGENTFLUX_BOOTSTRAP_SERVERS``/``AGENTFLUX_REGISTRY_URL`` or starts a
+local one for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from agentflux._local import LocalCluster
+from bench._measure import Measurement, percentile
+from bench._raw import raw_consume, raw_publish
+from consumers import ContextView, GroupRunner, SqliteStore
+from producers import EventPublisher, RateLimiter, Simulator
+from schemas import (
+    EVENT_MODELS,
+    AgentfluxSettings,
+    BaseEvent,
+    EventCategory,
+    connection_kwargs,
+    event_headers,
+    new_traceparent,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_RESULTS = Path(__file__).parent / "results"
+
+
+@contextlib.contextmanager
+def _cluster() -> Iterator[AgentfluxSettings]:
+    if os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS") and os.environ.get("AGENTFLUX_REGISTRY_URL"):
+        yield AgentfluxSettings()
+        return
+    state_dir = Path(tempfile.mkdtemp(prefix="agentflux-bench-"))
+    local = LocalCluster(state_dir)
+    try:
+        state = local.up(1)
+        yield AgentfluxSettings(
+            bootstrap_servers=state.bootstrap_servers, registry_url=state.registry_url
+        )
+    finally:
+        local.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+async def _topics(settings: AgentfluxSettings, prefix: str, extra: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        names = [prefix + c.topic for c in EventCategory] + extra
+        await admin.create_topics([NewTopic(name, 6, 1) for name in names])
+    finally:
+        await admin.close()
+
+
+def _events(count: int, seed: int) -> list[BaseEvent]:
+    events: list[BaseEvent] = []
+    sessions = max(10, count // 27)
+    while len(events) < count:
+        events.extend(Simulator(sessions=sessions, seed=seed + len(events)).events())
+    return events[:count]
+
+
+async def bench_publish(settings: AgentfluxSettings, events: list[BaseEvent]) -> dict[str, Any]:
+    """Platform send()+flush vs raw aiokafka send() one by one of the same bytes and headers."""
+    async with EventPublisher(settings) as publisher:
+        first_of_each = {type(event): event for event in reversed(events)}
+        for event in first_of_each.values():  # schemas registered before timing, as in steady state
+            await publisher.send(event)
+        await publisher.flush()
+        started, cpu = time.perf_counter(), time.process_time()
+        for event in events:
+            await publisher.send(event)
+        await publisher.flush()
+        platform_m = Measurement.since(started, cpu, len(events))
+        raw_topic = f"{settings.topic_prefix}raw-publish"
+        records = [
+            (
+                e.session_id.encode(),
+                publisher.codec.encode_known(e, publisher.topic_for(e)),
+                event_headers(e, new_traceparent()),
+            )
+            for e in events
+        ]
+    raw_m = await raw_publish(settings, raw_topic, records)
+    return {
+        "events": len(events),
+        "records_written": len(events) + len(first_of_each),
+        "platform_events_per_s": round(platform_m.rate),
+        "raw_events_per_s": round(raw_m.rate),
+        "ratio": round(platform_m.rate / raw_m.rate, 3),
+        "platform_cpu_us_per_event": round(platform_m.cpu_us_per_event, 1),
+        "raw_cpu_us_per_event": round(raw_m.cpu_us_per_event, 1),
+    }
+
+
+async def bench_consume(settings: AgentfluxSettings, expected: int) -> dict[str, Any]:
+    """Platform runner (decode + dispatch + commit) vs a raw getmany loop with commits."""
+
+    async def noop(_: BaseEvent) -> None:
+        return
+
+    topics = [settings.topic_prefix + c.topic for c in EventCategory]
+    runner = GroupRunner(
+        f"bench-{uuid.uuid4().hex[:6]}",
+        topics,
+        settings=settings,
+        handlers=dict.fromkeys(EVENT_MODELS.values(), noop),
+        max_poll_records=2000,
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    async with runner:
+        await runner.wait_handled(expected)
+    platform_m = Measurement.since(started, cpu, runner.handled)
+    raw_m = await raw_consume(settings, topics, expected, f"bench-raw-{uuid.uuid4().hex[:6]}")
+    return {
+        "events": expected,
+        "platform_events_per_s": round(platform_m.rate),
+        "raw_events_per_s": round(raw_m.rate),
+        "ratio": round(platform_m.rate / raw_m.rate, 3),
+        "platform_cpu_us_per_event": round(platform_m.cpu_us_per_event, 1),
+        "raw_cpu_us_per_event": round(raw_m.cpu_us_per_event, 1),
+    }
+
+
+async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) -> dict[str, Any]:
+    """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms."""
+    prefix = f"{settings.topic_prefix}lat{int(rate)}."
+    await _topics(settings, prefix, [f"{prefix}raw"])
+    scoped = settings.model_copy(update={"topic_prefix": prefix})
+    events = _events(count, seed=int(rate))
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def measure(event: BaseEvent) -> None:
+        latencies.append((time.perf_counter() - sent[str(event.event_id)]) * 1000)
+
+    runner = GroupRunner(
+        f"lat-{uuid.uuid4().hex[:6]}",
+        [prefix + c.topic for c in EventCategory],
+        settings=scoped,
+        handlers=dict.fromkeys(EVENT_MODELS.values(), measure),
+    )
+    async with runner, EventPublisher(scoped, linger_ms=1) as publisher:
+        await asyncio.wait_for(runner.ready.wait(), 60)
+        limiter = RateLimiter(rate, burst=1)
+        for event in events:
+            await limiter.acquire()
+            sent[str(event.event_id)] = time.perf_counter()
+            await publisher.send(event)
+        await runner.wait_handled(len(events))
+    raw = await _raw_latency(
+        settings, f"{prefix}raw", rate, [(e.session_id.encode(), b"x" * 200) for e in events]
+    )
+    return {
+        "rate": rate,
+        "events": len(events),
+        "platform_p50_ms": round(percentile(latencies, 0.5), 2),
+        "platform_p99_ms": round(percentile(latencies, 0.99), 2),
+        "platform_p999_ms": round(percentile(latencies, 0.999), 2),
+        "raw_p50_ms": round(percentile(raw, 0.5), 2),
+        "raw_p99_ms": round(percentile(raw, 0.99), 2),
+        "raw_p999_ms": round(percentile(raw, 0.999), 2),
+    }
+
+
+async def _raw_latency(
+    settings: AgentfluxSettings, topic: str, rate: float, records: list[tuple[bytes, bytes]]
+) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        **connection_kwargs(settings),
+        group_id=f"rawlat-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="latest",
+    )
+    producer = AIOKafkaProducer(
+        **connection_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=1
+    )
+    await consumer.start()
+    await producer.start()
+    latencies: list[float] = []
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+
+        async def consume() -> None:
+            while len(latencies) < len(records):
+                for batch in (await consumer.getmany(timeout_ms=100)).values():
+                    now = time.perf_counter()
+                    latencies.extend(
+                        (now - float(r.value.decode())) * 1000 for r in batch if r.value
+                    )
+
+        reader = asyncio.create_task(consume())
+        limiter = RateLimiter(rate, burst=1)
+        for key, _payload in records:
+            await limiter.acquire()
+            await producer.send(topic, str(time.perf_counter()).encode(), key=key)
+        await asyncio.wait_for(reader, 120)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return latencies
+
+
+async def bench_rebuild(
+    settings: AgentfluxSettings, expected: int, directory: Path
+) -> dict[str, Any]:
+    """Rebuild the context view from retained events into a fresh SQLite store."""
+    topics = [
+        settings.topic_prefix + c.topic
+        for c in (
+            EventCategory.AGENT,
+            EventCategory.SESSION,
+            EventCategory.TOOL,
+            EventCategory.HITL,
+        )
+    ]
+    count = await _count(settings, topics)
+    async with SqliteStore(directory / "rebuild.db") as store:
+        runner = GroupRunner(
+            f"rebuild-{uuid.uuid4().hex[:6]}",
+            topics,
+            settings=settings,
+            views=[ContextView()],
+            store=store,
+            max_poll_records=2000,
+        )
+        started, cpu = time.perf_counter(), time.process_time()
+        async with runner:
+            await runner.wait_handled(count)
+        measured = Measurement.since(started, cpu, runner.handled)
+    return {
+        "events": count,
+        "of_published": expected,
+        "events_per_s": round(measured.rate),
+        "cpu_us_per_event": round(measured.cpu_us_per_event, 1),
+    }
+
+
+async def _count(settings: AgentfluxSettings, topics: list[str]) -> int:
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings))
+    await consumer.start()
+    try:
+        from aiokafka.structs import TopicPartition  # noqa: PLC0415  # local to the counting helper
+
+        partitions = [TopicPartition(t, p) for t in topics for p in range(6)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
+    """Run every benchmark and return the report."""
+    count = 20_000 if quick else 100_000
+    with _cluster() as base:
+        settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})
+        await _topics(settings, settings.topic_prefix, [f"{settings.topic_prefix}raw-publish"])
+        events = _events(count, seed=1)
+        report: dict[str, Any] = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "mode": "quick" if quick else "full",
+            "publish": await bench_publish(settings, events),
+        }
+        report["consume"] = await bench_consume(settings, report["publish"]["records_written"])
+        report["latency"] = [await bench_latency(settings, 1000, 3000 if quick else 20_000)]
+        if not quick:
+            report["latency"].append(await bench_latency(settings, 10_000, 50_000))
+        with tempfile.TemporaryDirectory() as directory:
+            report["rebuild"] = await bench_rebuild(settings, count, Path(directory))
+    return report
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    pub, con, reb = report["publish"], report["consume"], report["rebuild"]
+    lines = [
+        f"# agentflux benchmarks ({report['mode']})",
+        "",
+        f"Machine: {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, {report['machine']['platform']}.",
+        "Command: `make bench` (or `make bench-quick`). Same broker, same run, platform vs raw aiokafka.",
+        "",
+        "| figure | agentflux | raw aiokafka | ratio |",
+        "|---|---|---|---|",
+        f"| publish, events/s ({pub['events']} events) | {pub['platform_events_per_s']} | {pub['raw_events_per_s']} | {pub['ratio']} |",
+        f"| publish CPU, µs/event | {pub['platform_cpu_us_per_event']} | {pub['raw_cpu_us_per_event']} | |",
+        f"| consume, events/s ({con['events']} events) | {con['platform_events_per_s']} | {con['raw_events_per_s']} | {con['ratio']} |",
+        f"| consume CPU, µs/event | {con['platform_cpu_us_per_event']} | {con['raw_cpu_us_per_event']} | |",
+    ]
+    lines.extend(
+        f"| end-to-end latency at {int(lat['rate'])}/s, p50 / p99 / p99.9 ms | {lat['platform_p50_ms']} / {lat['platform_p99_ms']} / "
+        f"{lat['platform_p999_ms']} | {lat['raw_p50_ms']} / {lat['raw_p99_ms']} / {lat['raw_p999_ms']} | |"
+        for lat in report["latency"]
+    )
+    lines.append(
+        f"| rebuild of the context view into SQLite, events/s ({reb['events']} events) | {reb['events_per_s']} | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def cli() -> None:
+    """Parse arguments, run, write the report files, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller runs, under a minute of measuring"
+    )
+    args = parser.parse_args()
+    report = asyncio.run(main(args.quick))
+    _RESULTS.mkdir(exist_ok=True)
+    (_RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = _markdown(report)
+    (_RESULTS / "latest.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    cli()
