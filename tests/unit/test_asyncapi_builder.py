@@ -78,3 +78,26 @@ def test_messages_declare_key_headers_and_framing() -> None:
     assert message["payload"]["schema"]["name"] == "AgentSwitched"
     assert message["bindings"]["kafka"]["schemaIdPayloadEncoding"] == "confluent"
     assert message["headers"]["required"] == ["ce_id", "ce_type"]
+
+
+def test_platform_document_is_valid_and_complete(validator: jsonschema.Draft7Validator) -> None:
+    """`agentflux docs asyncapi` describes all 6 topics, 22 messages and 3 groups, validly."""
+    from typer.testing import CliRunner  # noqa: PLC0415  # only this test drives the CLI
+
+    from agentflux.cli import app  # noqa: PLC0415
+
+    result = CliRunner().invoke(app, ["docs", "asyncapi"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert list(validator.iter_errors(document)) == []
+    assert len(document["channels"]) == 6
+    assert len(document["components"]["messages"]) == 22
+    receivers = [op for op in document["operations"].values() if op["action"] == "receive"]
+    assert {op["bindings"]["kafka"]["groupId"]["enum"][0] for op in receivers} == {
+        "agentflux.context",
+        "agentflux.metrics",
+        "agentflux.audit",
+    }
+    switched = document["components"]["messages"]["AgentSwitched"]
+    assert "ce_id" in switched["headers"]["properties"]
+    assert switched["payload"]["schema"]["name"] == "AgentSwitched"
