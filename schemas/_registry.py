@@ -15,6 +15,7 @@ from schemas._errors import (
     RegistryUnavailableError,
     SchemaNotFoundError,
 )
+from schemas._types import COMPATIBILITY_LEVELS
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -23,15 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPATIBILITY_LEVELS", "RegistryClient", "canonical"]
 
-COMPATIBILITY_LEVELS = (
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-    "NONE",
-)
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _NOT_FOUND_CODES = {40401, 40402, 40403}
 _log = structlog.get_logger("agentflux.registry")

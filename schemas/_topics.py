@@ -9,22 +9,12 @@ from typing import TYPE_CHECKING, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas._types import EventCategory
+from schemas._types import Compatibility, EventCategory
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["DeadLetterSpec", "TopicSpec", "TopicsDeclaration", "dead_letter_topic", "load_topics"]
-
-Compatibility = Literal[
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-    "NONE",
-]
 
 
 class TopicSpec(BaseModel):

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
-__all__ = ["EventCategory", "EventType"]
+__all__ = ["COMPATIBILITY_LEVELS", "Compatibility", "EventCategory", "EventType"]
+
+#: Schema compatibility levels, as the Confluent registry API names them.
+Compatibility = Literal[
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+]
+COMPATIBILITY_LEVELS: tuple[str, ...] = get_args(Compatibility)
 
 
 class EventCategory(StrEnum):

@@ -294,3 +294,16 @@ def postgres_url() -> Iterator[str]:
             check=False,
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def fresh_postgres_database(postgres_url: str) -> str:
+    """Create an empty database on the test server and return its URL."""
+    import asyncpg  # noqa: PLC0415  # only PostgreSQL tests need it
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
+from conftest import fresh_postgres_database
 
 from consumers import SqliteStore, open_store, verify_audit
 from consumers._groups import shipped_runner
@@ -24,13 +24,7 @@ GROUPS = ["context", "metrics", "audit"]
 
 
 async def _fresh_postgres(postgres_url: str) -> Store:
-    name = f"views_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return open_store(postgres_url.rsplit("/", 1)[0] + f"/{name}")
+    return open_store(await fresh_postgres_database(postgres_url))
 
 
 async def _check_groups(cluster: Cluster, live: dict[str, Store], reference_dir: Path) -> None:

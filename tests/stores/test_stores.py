@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
+from conftest import fresh_postgres_database
 from contract import StoreContract
 
 from consumers import PostgresStore, SqliteStore, open_store
@@ -35,13 +34,7 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     async def store(self, postgres_url: str) -> AsyncIterator[Store]:
         """A fresh database on the test server."""
-        name = f"contract_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(postgres_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        async with PostgresStore(postgres_url.rsplit("/", 1)[0] + f"/{name}") as store:
+        async with PostgresStore(await fresh_postgres_database(postgres_url)) as store:
             yield store
 
 
