@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,8 +22,6 @@ from producers import AgentProcessingStartedEvent, AgentSwitchedEvent, EventPubl
 from schemas import BaseEvent, connection_kwargs, header_map
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from conftest import Cluster
 
     from schemas import AgentfluxSettings
@@ -186,17 +185,30 @@ async def test_consumer_killed_mid_batch_ends_with_the_same_view(
         group_id,
     ]
 
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The first run hangs inside a batch's transaction halfway through, then is SIGKILLed:
+    # deterministic, unlike racing a consumer that may finish first.
+    marker = tmp_path / "hung"
+    hanging = [
+        sys.executable,
+        str(Path(__file__).parents[1] / "_hanging_consumer.py"),
+        group,
+        f"sqlite:///{store_path}",
+        group_id,
+        str(total // 2),
+        str(marker),
+    ]
+    first = subprocess.Popen(hanging, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         async with asyncio.timeout(120):
-            while (await _applied(store_path, group_id) if store_path.exists() else 0) < total // 4:
-                await asyncio.sleep(0.02)  # poll the store's recorded progress
+            while not marker.exists():
+                assert first.poll() is None, "the hanging consumer exited early"
+                await asyncio.sleep(0.05)  # poll for the marker the child writes
         first.send_signal(signal.SIGKILL)
         first.wait()
     finally:
         first.kill()
     killed_at = await _applied(store_path, group_id)
-    assert killed_at < total, "the consumer finished before it could be killed; use more traffic"
+    assert 0 < killed_at <= total // 2  # committed work survived; the hung batch did not
 
     second = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

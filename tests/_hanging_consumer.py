@@ -1,0 +1,71 @@
+"""A shipped group's service that hangs mid-batch after N events, for the kill tests.
+
+Run as a script: ``python tests/_hanging_consumer.py GROUP STORE_URL GROUP_ID HANG_AFTER MARKER``.
+It applies the group's real view until ``HANG_AFTER`` events are applied, then, inside the
+open store transaction, writes ``MARKER`` and waits forever, so the test's SIGKILL lands
+mid-batch at a known point instead of racing a fast consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from consumers import GroupRunner, open_store
+from consumers._groups import SHIPPED_GROUPS
+from schemas import AgentfluxSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from consumers._ports import Position, Transaction, View
+    from schemas import BaseEvent
+
+
+class HangingView:
+    """Wraps a view; after ``hang_after`` applies it blocks forever inside the transaction."""
+
+    def __init__(self, inner: View, hang_after: int, marker: Path) -> None:
+        self._inner = inner
+        self._left = hang_after
+        self._marker = marker
+
+    @property
+    def name(self) -> str:
+        """The wrapped view's name."""
+        return self._inner.name
+
+    @property
+    def ddl(self) -> Sequence[str]:
+        """The wrapped view's tables."""
+        return self._inner.ddl
+
+    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
+        """Apply, or hang once the budget is spent."""
+        if self._left <= 0:
+            self._marker.write_text("hung\n")
+            await asyncio.Event().wait()
+        self._left -= 1
+        await self._inner.apply(tx, event, position)
+
+
+async def _main(group: str, store_url: str, group_id: str, hang_after: int, marker: Path) -> None:
+    spec = SHIPPED_GROUPS[group]
+    settings = AgentfluxSettings()
+    async with open_store(store_url) as store:
+        runner = GroupRunner(
+            group_id,
+            spec.topics(settings),
+            settings=settings,
+            views=[HangingView(spec.view(), hang_after, marker)],
+            store=store,
+        )
+        async with runner:
+            await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    name, url, gid, after, marker_path = sys.argv[1:6]
+    asyncio.run(_main(name, url, gid, int(after), Path(marker_path)))
