@@ -14,6 +14,7 @@ from agentflux._cli_consume import _routes, serve_http
 from agentflux._local._ports import free_ports
 from consumers import SqliteStore, get_audit_log, render_prometheus, verify_audit
 from consumers._groups import shipped_runner
+from producers import EventPublisher, Simulator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,15 +29,24 @@ async def test_member_joining_mid_stream_loses_and_repeats_nothing(
 ) -> None:
     """A rebalance while the first member works: the audit has every event exactly once."""
     settings, events = await publish_traffic(cluster, sessions=120, seed=13)
-    expected = len(events_of("audit", events))
     group_id = f"audit-{uuid.uuid4().hex[:6]}"
     async with SqliteStore(tmp_path / "audit.db") as store:
         first = shipped_runner("audit", store, settings, group_id=group_id)
         second = shipped_runner("audit", store, settings, group_id=group_id)
         async with first:
             async with asyncio.timeout(60):
-                await first.wait_handled(expected // 5)
+                await first.wait_handled(len(events) // 5)
             async with second:  # joins: partitions are revoked from the first mid-stream
+                async with asyncio.timeout(60):
+                    await second.ready.wait()  # the rebalance gave it partitions
+                # Traffic after the rebalance lands on both members' partitions, so the second
+                # surely has work however fast the first finished the backlog.
+                late = list(Simulator(sessions=30, seed=14, session_prefix="late").events())
+                async with EventPublisher(settings) as publisher:
+                    for event in late:
+                        await publisher.send(event)
+                events += late
+                expected = len(events_of("audit", events))
                 async with asyncio.timeout(120):
                     while first.handled + second.handled < expected:
                         await asyncio.sleep(0.1)  # poll two runners' counters
