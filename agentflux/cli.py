@@ -13,6 +13,7 @@ from agentflux import (
     _cli_consume,
     _cli_contract,
     _cli_demo,
+    _cli_dlq,
     _cli_docs,
     _cli_offsets,
     _cli_simulate,
@@ -37,6 +38,7 @@ _cli_cluster.register(app)
 _cli_consume.register(app)
 _cli_contract.register(app)
 _cli_demo.register(app)
+_cli_dlq.register(app)
 _cli_docs.register(app)
 _cli_offsets.register(app)
 _cli_simulate.register(app)

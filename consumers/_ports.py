@@ -52,11 +52,31 @@ class Transaction(ABC):
             position.offset,
         )
 
+    async def mark_redriven(self, group: str, event_id: str) -> bool:
+        """Record that a dead-lettered event was re-driven; False if it already was."""
+        if await self.fetchone(
+            "SELECT 1 AS seen FROM agentflux_redriven WHERE grp = $1 AND event_id = $2",
+            group,
+            event_id,
+        ):
+            return False
+        await self.execute(
+            "INSERT INTO agentflux_redriven (grp, event_id) VALUES ($1, $2)", group, event_id
+        )
+        return True
 
-_OFFSETS_DDL = (
-    "CREATE TABLE IF NOT EXISTS agentflux_offsets ("
-    "grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, last_offset BIGINT NOT NULL, "
-    "PRIMARY KEY (grp, topic, part))"
+
+_BOOKKEEPING_DDL = (
+    (
+        "CREATE TABLE IF NOT EXISTS agentflux_offsets ("
+        "grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, "
+        "last_offset BIGINT NOT NULL, PRIMARY KEY (grp, topic, part))"
+    ),
+    # Dead-lettered events never advanced the offsets above, so re-driving them is guarded by id.
+    (
+        "CREATE TABLE IF NOT EXISTS agentflux_redriven ("
+        "grp TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (grp, event_id))"
+    ),
 )
 
 
@@ -84,7 +104,7 @@ class Store(ABC):
     async def migrate(self, statements: Sequence[str]) -> None:
         """Create tables and indexes (idempotent ``IF NOT EXISTS`` statements)."""
         async with self.transaction() as tx:
-            for statement in (_OFFSETS_DDL, *statements):
+            for statement in (*_BOOKKEEPING_DDL, *statements):
                 await tx.execute(statement)
 
     async def positions(self, group: str) -> dict[tuple[str, int], int]:

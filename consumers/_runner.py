@@ -14,7 +14,7 @@ import contextlib
 import signal
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -76,6 +76,12 @@ class RunnerMetrics:
             labels,
             registry=self.registry,
         )
+        self.redelivered = Counter(
+            "agentflux_records_redelivered",
+            "Records whose effect the store already had (redelivery or replay); never applied twice",
+            labels,
+            registry=self.registry,
+        )
         self.lag = Gauge(
             "agentflux_consumer_lag",
             "Records behind the end",
@@ -102,7 +108,13 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
             )
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self._runner.seek_to_store_positions(list(assigned))
+        # Start at the committed offsets, never at the store's: after a replay the group must
+        # re-read, and the store's offset guard keeps the re-read effects from applying twice.
+        _log.info(
+            "partitions assigned",
+            group=self._runner.group_id,
+            partitions=[str(tp) for tp in assigned],
+        )
 
 
 class GroupRunner:
@@ -144,18 +156,13 @@ class GroupRunner:
         self.metrics = metrics or RunnerMetrics(group_id)
         self.batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._consumer = AIOKafkaConsumer(
-            **connection_kwargs(self.settings),
-            group_id=group_id,
-            group_instance_id=group_instance_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=max_poll_records,
-        )
-        self._dlq = AIOKafkaProducer(
-            **connection_kwargs(self.settings), acks="all", enable_idempotence=True
-        )
+        self._consumer_options = {
+            "group_id": group_id,
+            "group_instance_id": group_instance_id,
+            "max_poll_records": max_poll_records,
+        }
         self.handled = 0
+        self.redelivered = 0
         self.ready = asyncio.Event()
         self._progress = asyncio.Event()
 
@@ -174,6 +181,16 @@ class GroupRunner:
         if self.store is not None:
             await self.store.migrate([statement for view in self.views for statement in view.ddl])
         await self._ensure_dead_letter_topic()
+        # Clients are made here, not in __init__: a runner used only to re-drive never opens them.
+        self._consumer = AIOKafkaConsumer(
+            **connection_kwargs(self.settings),
+            **self._consumer_options,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self._dlq = AIOKafkaProducer(
+            **connection_kwargs(self.settings), acks="all", enable_idempotence=True
+        )
         await self._dlq.start()
         self._consumer.subscribe(self.topics, listener=_Revocations(self))
         await self._consumer.start()
@@ -201,8 +218,7 @@ class GroupRunner:
             # Leaving: the last batch was committed inside the loop; stop() leaves the group.
             await self._consumer.stop()
             await self._dlq.stop()
-            if self._own_codec:
-                await self.codec.registry.aclose()
+            await self.close_codec()
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -234,16 +250,6 @@ class GroupRunner:
         while self.handled < count:
             self._progress.clear()
             await self._progress.wait()
-
-    async def seek_to_store_positions(self, assigned: list[TopicPartition]) -> None:
-        """Start each partition after the last offset the store applied (skip re-reading)."""
-        if self.store is None or not assigned:
-            return
-        positions = await self.store.positions(self.group_id)
-        for tp in assigned:
-            applied = positions.get((tp.topic, tp.partition))
-            if applied is not None:
-                self._consumer.seek(tp, applied + 1)
 
     def _update_lag(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -286,11 +292,13 @@ class GroupRunner:
             return False  # the per-record path dead-letters the undecodable record
         last = records[-1]
         started = time.perf_counter()
+        already = 0
         try:
             async with self.store.transaction() as tx:
                 applied = await tx.position(self.group_id, last.topic, last.partition)
                 for event, position in decoded:
                     if applied is not None and position.offset <= applied:
+                        already += 1
                         continue  # redelivered or replayed: already in the store
                     for view in self.views:
                         await view.apply(tx, event, position)
@@ -311,6 +319,9 @@ class GroupRunner:
                 elapsed / max(1, len(decoded))
             )
             self.metrics.handled.labels(self.group_id, position.topic).inc()
+        if already:
+            self.metrics.redelivered.labels(self.group_id, last.topic).inc(already)
+            self.redelivered += already
         skipped = len(records) - len(decoded)
         if skipped:
             self.metrics.skipped.labels(self.group_id, last.topic).inc(skipped)
@@ -372,12 +383,46 @@ class GroupRunner:
         async with self.store.transaction() as tx:
             applied = await tx.position(self.group_id, position.topic, position.partition)
             if applied is not None and position.offset <= applied:
+                self.metrics.redelivered.labels(self.group_id, position.topic).inc()
+                self.redelivered += 1
                 return  # redelivered or replayed: its effect is already in the store
             for view in self.views:
                 await view.apply(tx, event, position)
             if handler is not None:
                 await handler(event)
             await tx.record_position(self.group_id, position)
+
+    async def redrive(
+        self, value: bytes, origin: tuple[str, int, int], timestamp: int
+    ) -> Literal["redriven", "already redriven", "skipped"]:
+        """Apply one dead-lettered record once more, at most once per event id (with a store).
+
+        Raises :class:`~schemas.CodecError` for bytes that still cannot be decoded, and whatever
+        the handler raises if the cause is not fixed yet; either way nothing is applied.
+        """
+        event = await self.codec.decode(value)
+        if isinstance(event, UnknownEvent) or not self._wants(event):
+            return "skipped"
+        handler = self.handlers.get(type(event))
+        if self.store is None:
+            if handler is not None:
+                await handler(event)  # no store to remember it: the handler must be idempotent
+            return "redriven"
+        position = Position(*origin, timestamp)
+        async with self.store.transaction() as tx:
+            if not await tx.mark_redriven(self.group_id, str(event.event_id)):
+                return "already redriven"
+            for view in self.views:
+                await view.apply(tx, event, position)
+            if handler is not None:
+                await handler(event)
+        self.metrics.handled.labels(self.group_id, position.topic).inc()
+        return "redriven"
+
+    async def close_codec(self) -> None:
+        """Close the registry client the runner made for itself (after :meth:`redrive` use)."""
+        if self._own_codec:
+            await self.codec.registry.aclose()
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
@@ -412,3 +457,5 @@ class GroupRunner:
             await self._task
 
     _task: asyncio.Task[None]
+    _consumer: AIOKafkaConsumer
+    _dlq: AIOKafkaProducer

@@ -70,3 +70,16 @@ class StoreContract:
                     value,
                 )
         assert await store.rows("SELECT v FROM contract_items WHERE k = $1", "x") == [{"v": 3}]
+
+    async def test_redriven_events_are_marked_once_per_group(self, store: Store) -> None:
+        """mark_redriven is True the first time per (group, event id), False after, and rolls back."""
+        async with store.transaction() as tx:
+            assert await tx.mark_redriven("g1", "e1") is True
+            assert await tx.mark_redriven("g1", "e1") is False
+            assert await tx.mark_redriven("g2", "e1") is True
+        with pytest.raises(RuntimeError, match="undo"):  # noqa: PT012  # the whole transaction is the subject
+            async with store.transaction() as tx:
+                assert await tx.mark_redriven("g1", "e2") is True
+                raise RuntimeError("undo")
+        async with store.transaction() as tx:
+            assert await tx.mark_redriven("g1", "e2") is True

@@ -1,0 +1,165 @@
+"""``agentflux dlq list|show|redrive``: a group's dead letters, inspected and re-driven."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from consumers import open_store
+from consumers._groups import SHIPPED_GROUPS, shipped_runner
+from consumers._redrive import DeadLetter, read_dead_letters, redrive
+from schemas import AgentfluxSettings, dead_letter_topic
+
+__all__ = ["register"]
+
+_console = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
+
+dlq_app = typer.Typer(help="Dead-letter topics: list, show and re-drive a group's failed records.")
+
+GroupName = Annotated[
+    str, typer.Option("--group", "-g", help="The shipped group: context | metrics | audit.")
+]
+GroupIdOverride = Annotated[
+    str | None, typer.Option("--group-id", help="Its group id, if not the default one.")
+]
+
+
+def _group_id(group: str, group_id: str | None) -> str:
+    if group not in SHIPPED_GROUPS:
+        raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="--group")
+    return group_id or SHIPPED_GROUPS[group].group_id
+
+
+def _letters(group_id: str, *, include_redriven: bool) -> list[DeadLetter]:
+    settings = AgentfluxSettings()
+    return asyncio.run(
+        read_dead_letters(
+            settings, dead_letter_topic(group_id), group_id, include_redriven=include_redriven
+        )
+    )
+
+
+@dlq_app.command("list")
+def list_letters(
+    group: GroupName,
+    group_id: GroupIdOverride = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also the records already re-driven.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List the group's pending dead letters (all of them with --all)."""
+    gid = _group_id(group, group_id)
+    letters = _letters(gid, include_redriven=show_all)
+    if as_json:
+        for letter in letters:
+            print(json.dumps(letter.summary()))
+        return
+    table = Table("partition", "offset", "status", "event type", "session", "error", "from")
+    for letter in letters:
+        row = letter.summary()
+        table.add_row(
+            str(row["partition"]),
+            str(row["offset"]),
+            str(row["status"]),
+            str(row["event_type"]),
+            str(row["session_id"]),
+            str(row["error"])[:80],
+            str(row["original"]),
+        )
+    _console.print(f"dead-letter topic {dead_letter_topic(gid)} of group {gid}:")
+    _console.print(table)
+    _console.print(f"{sum(1 for letter in letters if letter.pending)} pending")
+
+
+@dlq_app.command("show")
+def show(
+    group: GroupName,
+    offset: Annotated[int, typer.Option("--offset", help="The record's offset in the DLQ.")],
+    partition: Annotated[int, typer.Option("--partition", help="Its DLQ partition.")] = 0,
+    group_id: GroupIdOverride = None,
+) -> None:
+    """Show one dead letter: its failure, all headers, and the event decoded if it can be."""
+    gid = _group_id(group, group_id)
+    letter = next(
+        (
+            candidate
+            for candidate in _letters(gid, include_redriven=True)
+            if (candidate.partition, candidate.offset) == (partition, offset)
+        ),
+        None,
+    )
+    if letter is None:
+        _err.print(
+            f"no record at partition {partition} offset {offset} of {dead_letter_topic(gid)}"
+        )
+        raise typer.Exit(code=1)
+    decoded = asyncio.run(_decode(letter))
+    print(json.dumps(letter.summary() | {"headers": letter.headers, "event": decoded}, indent=2))
+
+
+async def _decode(letter: DeadLetter) -> object:
+    from schemas import AvroCodec, BaseEvent, CodecError, RegistryClient  # noqa: PLC0415  # only show needs a codec
+
+    async with RegistryClient.from_settings(AgentfluxSettings()) as registry:
+        try:
+            event = await AvroCodec(registry).decode(letter.value or b"")
+        except CodecError as exc:
+            return {"undecodable": str(exc), "bytes": (letter.value or b"")[:64].hex()}
+    return event.model_dump(mode="json") if isinstance(event, BaseEvent) else repr(event)
+
+
+@dlq_app.command("redrive")
+def redrive_letters(
+    group: GroupName,
+    offset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--offset", help="Only these records, as OFFSET or PARTITION:OFFSET (repeatable)."
+        ),
+    ] = None,
+    group_id: GroupIdOverride = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="The group's store URL (default: AGENTFLUX_STORE_URL)."),
+    ] = None,
+) -> None:
+    """Send pending dead letters back through the group's view, once each, after a fix."""
+    gid = _group_id(group, group_id)
+    chosen = None if offset is None else {_parse_choice(choice) for choice in offset}
+
+    async def _run() -> int:
+        async with open_store(store or AgentfluxSettings().store_url) as opened:
+            runner = shipped_runner(group, opened, group_id=gid)
+            await opened.migrate([s for view in runner.views for s in view.ddl])
+            try:
+                report = await redrive(runner, offsets=chosen)
+            finally:
+                await runner.close_codec()
+        for outcome in ("redriven", "already redriven", "skipped", "not selected"):
+            _console.print(f"{outcome}: {report.count(outcome)}")
+        for letter, error in report.failed:
+            _err.print(f"[red]still failing[/red] {letter.partition}:{letter.offset}: {error}")
+        return len(report.failed)
+
+    if asyncio.run(_run()):
+        raise typer.Exit(code=1)
+
+
+def _parse_choice(choice: str) -> tuple[int, int]:
+    partition, _, offset = choice.rpartition(":")
+    try:
+        return int(partition or 0), int(offset)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{choice!r} is not OFFSET or PARTITION:OFFSET") from exc
+
+
+def register(app: typer.Typer) -> None:
+    """Add the dlq commands to the root command line."""
+    app.add_typer(dlq_app, name="dlq")

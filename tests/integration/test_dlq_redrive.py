@@ -1,0 +1,152 @@
+"""Dead letters of a shipped group: listed, shown, and re-driven once the cause is fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from _cli import run_cli
+from _traffic import apply_directly, events_of, publish_traffic, snapshot
+
+from consumers import AuditView, GroupRunner, SqliteStore, verify_audit
+from consumers._groups import SHIPPED_GROUPS
+from consumers._redrive import read_dead_letters
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import Cluster
+
+    from schemas import AgentfluxSettings
+
+_BREAK = (
+    "CREATE TRIGGER refuse_session BEFORE INSERT ON audit_log WHEN NEW.session_id = '{sid}' "
+    "BEGIN SELECT RAISE(ABORT, 'audit store refuses session {sid}'); END"
+)
+
+
+async def _pending(settings: AgentfluxSettings, runner: GroupRunner, expected: int) -> int:
+    async with asyncio.timeout(60):
+        while True:
+            letters = await read_dead_letters(settings, runner.dlq_topic, runner.group_id)
+            if len(letters) >= expected:
+                return len(letters)
+            await asyncio.sleep(0.2)  # the runner is still retrying the last failures
+
+
+@pytest.mark.broker
+async def test_redrive_after_fix_clears_the_dlq_without_duplicates(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A store failure dead-letters one session; after the fix, redrive completes the view once."""
+    settings, events = await publish_traffic(cluster, sessions=12, seed=31)
+    audited = events_of("audit", events)
+    victim = audited[0].session_id
+    broken = sum(1 for e in audited if e.session_id == victim)
+    store_path = tmp_path / "audit.db"
+    store_url = f"sqlite:///{store_path}"
+    group_id = f"audit-{uuid.uuid4().hex[:6]}"
+    async with SqliteStore(store_path) as store:
+        await store.migrate(AuditView.ddl)
+        async with store.transaction() as tx:
+            await tx.execute(_BREAK.format(sid=victim))
+        runner = GroupRunner(
+            group_id,
+            SHIPPED_GROUPS["audit"].topics(settings),
+            settings=settings,
+            views=[AuditView()],
+            store=store,
+            max_attempts=2,
+            backoff_s=0.001,
+        )
+        async with runner:
+            async with asyncio.timeout(60):
+                await runner.wait_handled(len(audited) - broken)
+            assert await _pending(settings, runner, broken) == broken
+    cli = ("--group", "audit", "--group-id", group_id)
+
+    listed = await run_cli(settings, "dlq", "list", *cli, "--json")
+    assert listed.code == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(rows) == broken
+    assert {r["session_id"] for r in rows} == {victim}
+    assert all("refuses session" in r["error"] and r["status"] == "pending" for r in rows)
+    first = rows[0]
+    shown = await run_cli(
+        settings,
+        "dlq",
+        "show",
+        *cli,
+        "--partition",
+        str(first["partition"]),
+        "--offset",
+        str(first["offset"]),
+    )
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout)["event"]["event_id"] == first["event_id"]
+
+    not_fixed = await run_cli(settings, "dlq", "redrive", *cli, "--store", store_url)
+    assert not_fixed.code == 1  # the cause is still there: reported, nothing cleared
+    assert "still failing" in not_fixed.stderr
+    assert len(await read_dead_letters(settings, runner.dlq_topic, group_id)) == broken
+
+    async with SqliteStore(store_path) as store, store.transaction() as tx:
+        await tx.execute("DROP TRIGGER refuse_session")  # the fix
+    fixed = await run_cli(settings, "dlq", "redrive", *cli, "--store", store_url)
+    assert fixed.code == 0, fixed.stderr
+    assert f"redriven: {broken}" in fixed.stdout
+    assert await read_dead_letters(settings, runner.dlq_topic, group_id) == []
+    again = await run_cli(settings, "dlq", "redrive", *cli, "--store", store_url)
+    assert "redriven: 0" in again.stdout  # nothing pending: a second run changes nothing
+    everything = await run_cli(settings, "dlq", "list", *cli, "--all", "--json")
+    assert {json.loads(line)["status"] for line in everything.stdout.splitlines()} == {"redriven"}
+
+    async with SqliteStore(store_path) as live, SqliteStore(tmp_path / "ref.db") as reference:
+        await apply_directly("audit", reference, events)
+        assert await snapshot("audit", live, events) == await snapshot("audit", reference, events)
+        assert await verify_audit(live) == []
+
+
+@pytest.mark.broker
+async def test_redrive_is_once_per_event_even_if_offsets_are_lost(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Re-driving records whose redrive offsets were never committed applies nothing twice."""
+    settings, events = await publish_traffic(cluster, sessions=4, seed=32)
+    audited = events_of("audit", events)
+    victim = audited[0].session_id
+    broken = sum(1 for e in audited if e.session_id == victim)
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await store.migrate(AuditView.ddl)
+        async with store.transaction() as tx:
+            await tx.execute(_BREAK.format(sid=victim))
+
+        def audit_runner() -> GroupRunner:
+            return GroupRunner(
+                group_id,
+                SHIPPED_GROUPS["audit"].topics(settings),
+                settings=settings,
+                views=[AuditView()],
+                store=store,
+                max_attempts=1,
+            )
+
+        group_id = f"audit-{uuid.uuid4().hex[:6]}"
+        runner = audit_runner()
+        async with runner:
+            await _pending(settings, runner, broken)
+        async with store.transaction() as tx:
+            await tx.execute("DROP TRIGGER refuse_session")
+        letters = await read_dead_letters(settings, runner.dlq_topic, group_id)
+        redriver = audit_runner()  # a fresh process's runner, as `agentflux dlq redrive` makes
+        outcomes = [
+            await redriver.redrive(letter.value or b"", letter.origin, letter.timestamp)
+            for letter in letters + letters  # as if a crash lost the redrive group's commit
+        ]
+        await redriver.close_codec()
+        assert outcomes == ["redriven"] * broken + ["already redriven"] * broken
+        rows = await store.rows("SELECT count(*) AS n FROM audit_log WHERE session_id = $1", victim)
+        assert rows == [{"n": broken}]
