@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from schemas import connection_kwargs
@@ -28,10 +29,12 @@ __all__ = [
     "ReplayPlan",
     "ReplayTarget",
     "ReplayTargetError",
+    "delete_group",
     "execute_replay",
     "group_lag",
     "list_groups",
     "parse_replay_target",
+    "partitions_of",
     "plan_replay",
 ]
 
@@ -156,7 +159,7 @@ async def _active_members(admin: AIOKafkaAdminClient, group: str) -> int:
     return len(description["members"])
 
 
-async def _partitions_of(
+async def partitions_of(
     consumer: AIOKafkaConsumer,
     topics: Iterable[str],
 ) -> list[TopicPartition]:
@@ -224,7 +227,7 @@ async def plan_replay(
             raise ReplayTargetError(
                 f"group {group!r} has no committed offsets; name the topics with --topic",
             )
-        partitions = await _partitions_of(consumer, chosen)
+        partitions = await partitions_of(consumer, chosen)
         targets = await _target_offsets(consumer, partitions, target)
         moves = {
             tp: (committed[tp].offset if tp in committed else None, offset)
@@ -268,3 +271,20 @@ async def execute_replay(settings: AgentfluxSettings, plan: ReplayPlan) -> None:
         )
     finally:
         await committer.stop()
+
+
+async def delete_group(settings: AgentfluxSettings, group: str) -> None:
+    """Delete an inactive group and its committed offsets (for temporary groups)."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        coordinator = await admin.find_coordinator(group)
+        # aiokafka's admin client has no delete_consumer_groups yet; the request itself is public.
+        response = await admin._send_request_to_node(coordinator, DeleteGroupsRequest([group]))  # noqa: SLF001
+    finally:
+        await admin.close()
+    for name, error_code in response.results:
+        if error_code:
+            raise GroupActiveError(
+                f"group {name!r} could not be deleted (Kafka error {error_code})"
+            )

@@ -16,6 +16,7 @@ from agentflux import (
     _cli_dlq,
     _cli_docs,
     _cli_offsets,
+    _cli_rebuild,
     _cli_simulate,
 )
 
@@ -41,6 +42,7 @@ _cli_demo.register(app)
 _cli_dlq.register(app)
 _cli_docs.register(app)
 _cli_offsets.register(app)
+_cli_rebuild.register(app)
 _cli_simulate.register(app)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
@@ -38,6 +38,11 @@ class AuditView:
         "CREATE INDEX IF NOT EXISTS audit_by_type_time ON audit_log (event_type, occurred_ms)",
         "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_log (occurred_ms)",
     )
+    # A session's chain interleaves its topics in arrival order, so two correct builds can
+    # number and hash it differently; comparisons of two builds leave these columns out.
+    order_dependent_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "audit_log": ("seq", "prev_hash", "hash")
+    }
 
     async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Append the event to its session's chain (once: a known event id is ignored)."""

@@ -445,6 +445,16 @@ class GroupRunner:
         )
         self.metrics.dead_lettered.labels(self.group_id, record.topic).inc()
 
+    @property
+    def finished(self) -> bool:
+        """True once the background run (``async with``) has ended, normally or by an error."""
+        return hasattr(self, "_task") and self._task.done()
+
+    def raise_failure(self) -> None:
+        """Re-raise the background run's error; RuntimeError if it ended without one."""
+        self._task.result()
+        raise RuntimeError(f"the runner of group {self.group_id} stopped before its work was done")
+
     async def __aenter__(self) -> Self:
         """Run in the background inside an ``async with`` block; stopped on exit."""
         self._task = asyncio.create_task(self.run())

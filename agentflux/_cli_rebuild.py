@@ -1,0 +1,147 @@
+"""``agentflux rebuild``: a shipped view rebuilt from retained events, compared, and swapped in."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from agentflux._offsets import GroupActiveError
+from agentflux._rebuild import StoreNotFreshError, compare_views, rebuild_view, swap_into_live
+from consumers import SqliteStore, open_store
+from consumers._groups import SHIPPED_GROUPS
+from schemas import AgentfluxSettings
+
+__all__ = ["register"]
+
+_console = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
+    view: Annotated[str, typer.Argument(help="context | metrics | audit")],
+    into: Annotated[
+        str, typer.Option("--into", help="A new, empty store: sqlite:///path.db or postgresql://…")
+    ],
+    live: Annotated[
+        str | None,
+        typer.Option("--live", help="The live view's store (default: AGENTFLUX_STORE_URL)."),
+    ] = None,
+    group_id: Annotated[
+        str | None, typer.Option("--group-id", help="The live group's id, if not the default.")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare/--no-compare", help="Compare with the live view.")
+    ] = True,
+    swap: Annotated[
+        bool,
+        typer.Option(
+            "--swap", help="Make the rebuilt store the live one (SQLite; live group stopped)."
+        ),
+    ] = False,
+) -> None:
+    """Rebuild a view from the earliest retained events into a fresh store; compare; swap."""
+    if view not in SHIPPED_GROUPS:
+        raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="VIEW")
+    settings = AgentfluxSettings()
+    live_url = live or settings.store_url
+    if swap and not (into.startswith("sqlite:///") and live_url.startswith("sqlite:///")):
+        raise typer.BadParameter(
+            "--swap moves SQLite files; with PostgreSQL point AGENTFLUX_STORE_URL at the "
+            "rebuilt database instead",
+            param_hint="--swap",
+        )
+
+    try:
+        code = asyncio.run(
+            _rebuild_and_report(
+                view,
+                into,
+                live_url,
+                settings,
+                compare=compare,
+                swap_group=(group_id or SHIPPED_GROUPS[view].group_id) if swap else None,
+            )
+        )
+    except (StoreNotFreshError, GroupActiveError) as exc:
+        _err.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    if code:
+        raise typer.Exit(code=code)
+
+
+async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed on
+    view: str,
+    into: str,
+    live_url: str,
+    settings: AgentfluxSettings,
+    *,
+    compare: bool,
+    swap_group: str | None,
+) -> int:
+    """Rebuild, print the comparison, swap if asked; 1 when the views differ (and no swap)."""
+    columns = (
+        TextColumn("rebuilding {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TextColumn("{task.fields[rate]:>8.0f} ev/s"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    async with open_store(into) as rebuilt, open_store(live_url) as live_store:
+        with Progress(*columns, console=_err) as bar:
+            task = bar.add_task(view, total=None, rate=0.0)
+
+            def progress(done: int, total: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 0.0
+                bar.update(task, completed=done, total=total, rate=done / max(elapsed, 1e-3))
+
+            result = await rebuild_view(view, rebuilt, settings, progress=progress)
+        _console.print(
+            f"rebuilt {view} from {result.events} events in {result.seconds:.1f} s "
+            f"({result.events / max(result.seconds, 1e-3):.0f} events/s) into {into}"
+        )
+        differences: list[str] = []
+        if compare:
+            spec_view = SHIPPED_GROUPS[view].view()
+            await live_store.migrate(spec_view.ddl)  # an empty live store compares as empty
+            differences = await compare_views(spec_view, live_store, rebuilt)
+            for line in differences:
+                _console.print(line)
+            _console.print(
+                f"{'DIFFERENT' if differences else 'identical'}: live view {live_url} "
+                f"vs rebuilt {into}"
+            )
+        if swap_group is not None:
+            assert isinstance(rebuilt, SqliteStore)  # noqa: S101  # checked before running
+            assert isinstance(live_store, SqliteStore)  # noqa: S101  # checked before running
+            replaced = await swap_into_live(
+                settings,
+                result,
+                rebuilt,
+                live_store,
+                swap_group,
+            )
+            _console.print(
+                f"swapped: {live_url} is now the rebuilt view; the old one is kept as "
+                f"{replaced}; restart the {view} service"
+            )
+            return 0
+    return 1 if differences else 0
+
+
+def register(app: typer.Typer) -> None:
+    """Add the rebuild command to the root command line."""
+    app.command()(rebuild)

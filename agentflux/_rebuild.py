@@ -1,0 +1,210 @@
+"""Rebuild a shipped view from the retained events, compare it with the live one, swap them.
+
+A rebuild reads every category topic of the view from its earliest retained offset up to the
+end offsets seen when it starts, with a temporary consumer group (deleted afterwards), into a
+fresh store. Comparing reads both stores' view tables; columns that depend on arrival order
+between topics (the audit chain's sequence and hashes) are left out, since two correct builds
+legitimately differ there. Swapping hands the rebuilt store to the live group at exactly the
+offsets the rebuild ended at, so the live service goes on with nothing lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agentflux._offsets import (
+    ReplayPlan,
+    delete_group,
+    execute_replay,
+    partitions_of,
+)
+from consumers._groups import SHIPPED_GROUPS, shipped_runner
+from schemas import connection_kwargs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aiokafka.structs import TopicPartition
+
+    from consumers import SqliteStore, Store, View
+    from schemas import AgentfluxSettings
+
+__all__ = [
+    "RebuildResult",
+    "StoreNotFreshError",
+    "compare_views",
+    "rebuild_view",
+    "swap_into_live",
+    "view_tables",
+]
+
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
+_FLOAT_DIGITS = 6  # float sums depend on addition order in their last bits
+
+
+class StoreNotFreshError(RuntimeError):
+    """The store a rebuild should fill already holds rows of the view."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    """What a rebuild read: its temporary group, the end offsets it stopped at, the time taken."""
+
+    group_id: str
+    ends: dict[TopicPartition, int]
+    events: int
+    seconds: float
+
+
+def view_tables(view: View) -> list[str]:
+    """The tables a view's DDL creates."""
+    return [m.group(1) for statement in view.ddl if (m := _TABLE.search(statement))]
+
+
+async def _ensure_fresh(store: Store, view: View) -> None:
+    await store.migrate(view.ddl)
+    for table in view_tables(view):
+        if await store.rows(f"SELECT 1 AS found FROM {table} LIMIT 1"):  # noqa: S608  # names from our DDL
+            raise StoreNotFreshError(
+                f"{store.url} already holds {view.name} rows (table {table}); "
+                "rebuild into a new, empty store"
+            )
+
+
+async def _committed(settings: AgentfluxSettings, group: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def rebuild_view(
+    name: str,
+    into: Store,
+    settings: AgentfluxSettings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildResult:
+    """Fill the fresh store ``into`` with view ``name`` from the earliest retained events.
+
+    ``progress(done, total)`` is called as the temporary group commits its way to the end.
+    """
+    spec = SHIPPED_GROUPS[name]
+    await _ensure_fresh(into, spec.view())
+    probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    await probe.start()
+    try:
+        partitions = await partitions_of(probe, spec.topics(settings))
+        begins = await probe.beginning_offsets(partitions)
+        ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
+    finally:
+        await probe.stop()
+    total = sum(ends[tp] - begins[tp] for tp in partitions)
+    group_id = f"agentflux.rebuild.{name}.{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    runner = shipped_runner(name, into, settings, group_id=group_id)
+    try:
+        async with runner:
+            while True:
+                committed = await _committed(settings, group_id)
+                done = sum(
+                    min(committed.get(tp, begins[tp]), ends[tp]) - begins[tp] for tp in partitions
+                )
+                if progress is not None:
+                    progress(done, total)
+                if done >= total:
+                    break
+                if runner.finished:
+                    runner.raise_failure()
+                await asyncio.sleep(0.2)  # the group commits batch by batch; look again shortly
+    finally:
+        await delete_group(settings, group_id)
+    return RebuildResult(group_id, ends, total, time.monotonic() - started)
+
+
+def _comparable(
+    rows: list[dict[str, Any]], volatile: tuple[str, ...]
+) -> Counter[tuple[tuple[str, Any], ...]]:
+    def normal(value: Any) -> Any:
+        return round(value, _FLOAT_DIGITS) if isinstance(value, float) else value
+
+    return Counter(
+        tuple(sorted((k, normal(v)) for k, v in row.items() if k not in volatile)) for row in rows
+    )
+
+
+async def compare_views(view: View, live: Store, rebuilt: Store, *, examples: int = 3) -> list[str]:
+    """Differences between two stores' copies of ``view``, one line each; empty if equal."""
+    volatile: dict[str, tuple[str, ...]] = getattr(view, "order_dependent_columns", {})
+    differences: list[str] = []
+    for table in view_tables(view):
+        query = f"SELECT * FROM {table}"  # noqa: S608  # names from our DDL
+        ours = _comparable(await live.rows(query), volatile.get(table, ()))
+        theirs = _comparable(await rebuilt.rows(query), volatile.get(table, ()))
+        only_live, only_rebuilt = ours - theirs, theirs - ours
+        if not only_live and not only_rebuilt:
+            continue
+        differences.append(
+            f"{table}: {sum(only_live.values())} row(s) only in the live view, "
+            f"{sum(only_rebuilt.values())} only in the rebuilt one"
+        )
+        differences.extend(
+            f"  live only: {dict(row)}" for row in list(only_live.elements())[:examples]
+        )
+        differences.extend(
+            f"  rebuilt only: {dict(row)}" for row in list(only_rebuilt.elements())[:examples]
+        )
+    return differences
+
+
+async def swap_into_live(
+    settings: AgentfluxSettings,
+    result: RebuildResult,
+    rebuilt: SqliteStore,
+    live: SqliteStore,
+    live_group: str,
+) -> Path:
+    """Make the rebuilt SQLite file the live one; the live group resumes where the rebuild ended.
+
+    Refuses (GroupActiveError) while the live group has members: stop its service first.
+    Both stores must be closed by the caller afterwards; returns the replaced file's new name.
+    """
+    committed = await _committed(settings, live_group)
+    plan = ReplayPlan(
+        group=live_group,
+        moves={tp: (committed.get(tp), end) for tp, end in sorted(result.ends.items())},
+    )
+    await execute_replay(settings, plan)  # raises while the live group is active
+    async with rebuilt.transaction() as tx:
+        await tx.execute("DELETE FROM agentflux_offsets WHERE grp = $1", live_group)
+        await tx.execute(
+            "UPDATE agentflux_offsets SET grp = $1 WHERE grp = $2", live_group, result.group_id
+        )
+    await rebuilt.close()
+    await live.close()
+    return await asyncio.to_thread(_swap_files, live.path, rebuilt.path)
+
+
+def _swap_files(live: Path, rebuilt: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    replaced = live.with_name(f"{live.name}.replaced-{stamp}")
+    if live.exists():
+        live.rename(replaced)
+    for suffix in ("-wal", "-shm"):  # closed cleanly they are gone; never leave stale ones
+        Path(f"{live}{suffix}").unlink(missing_ok=True)
+    rebuilt.rename(live)
+    return replaced
