@@ -65,6 +65,14 @@ class Cluster:
         """Start a stopped node and wait until it serves metadata."""
         self._launcher().start_node(node_id)
 
+    def stop_registry(self) -> None:
+        """Crash the schema registry (SIGKILL); the brokers keep running."""
+        self._launcher().stop_registry(kill=True)
+
+    def start_registry(self) -> None:
+        """Start the registry again and wait until it answers."""
+        self._launcher().start_registry()
+
     def broker_port_of(self, node_id: int) -> int:
         """The client port of one node, to map a partition leader to a node."""
         state = self._launcher().load()

@@ -277,6 +277,20 @@ class LocalCluster:
         )
         self._wait_for_brokers(own, self.running_nodes(), timeout_s)
 
+    def stop_registry(self, *, kill: bool = False) -> None:
+        """Stop the registry (SIGTERM, or SIGKILL with ``kill``); the brokers keep running."""
+        state = self._require_state()
+        stop(state.registry_pid, self._marker(), kill=kill)
+        state.registry_pid = None
+        self._save(state)
+
+    def start_registry(self, *, timeout_s: float = 180.0) -> None:
+        """Start the registry again and wait until it answers (it reloads schemas from Kafka)."""
+        state = self._require_state()
+        self._start_registry(state)
+        self._save(state)
+        self._wait_for_registry(state, timeout_s)
+
     def running_nodes(self) -> int:
         """How many of this cluster's nodes run."""
         state = self.load()

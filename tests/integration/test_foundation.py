@@ -86,47 +86,6 @@ async def test_registry_round_trip(cluster: Cluster, topic_name: str) -> None:
     assert latest["subject"] == subject
 
 
-@pytest.mark.cluster3
-@pytest.mark.slow
-async def test_leader_killed_while_producing_loses_nothing(
-    cluster3: Cluster, topic_name: str
-) -> None:
-    """With RF 3 and min ISR 2, SIGKILLing the leader mid-stream loses and duplicates nothing."""
-    from conftest import create_topic  # noqa: PLC0415  # the shared helper lives in conftest
-
-    await create_topic(
-        cluster3.settings,
-        topic_name,
-        partitions=1,
-        replication_factor=3,
-        configs={"min.insync.replicas": "2"},
-    )
-    leader = await cluster3.leader_of(topic_name, 0)
-    producer = AIOKafkaProducer(
-        **connection_kwargs(cluster3.settings),
-        acks="all",
-        enable_idempotence=True,
-        request_timeout_ms=30000,
-    )
-    total = 3000
-    await producer.start()
-    try:
-        futures = []
-        for i in range(total):
-            if i == total // 3:
-                cluster3.kill_node(leader)
-            futures.append(await producer.send(topic_name, str(i).encode(), key=b"session"))
-        await producer.flush()
-        results = await asyncio.gather(*futures, return_exceptions=True)
-    finally:
-        await producer.stop()
-    assert [r for r in results if isinstance(r, BaseException)] == []
-    assert await cluster3.leader_of(topic_name, 0) != leader  # a follower took over
-    cluster3.start_node(leader)
-    values = await _consume(cluster3, topic_name, total)
-    assert values == [str(i).encode() for i in range(total)]  # once each, in order
-
-
 @pytest.mark.broker
 @pytest.mark.slow
 def test_cli_up_down_keeps_data_and_leaves_no_process() -> None:
