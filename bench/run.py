@@ -142,9 +142,15 @@ async def bench_consume(settings: AgentfluxSettings, expected: int) -> dict[str,
 
 
 async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) -> dict[str, Any]:
-    """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms."""
+    """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms.
+
+    Both sides use the six category topics (36 partitions) and commit after handling; the raw
+    side sends the platform's pre-encoded bytes and headers and reads with a getmany loop.
+    """
     prefix = f"{settings.topic_prefix}lat{int(rate)}."
-    await _topics(settings, prefix, [f"{prefix}raw"])
+    raw_prefix = f"{prefix}raw."
+    await _topics(settings, prefix, [])
+    await _topics(settings, raw_prefix, [])
     scoped = settings.model_copy(update={"topic_prefix": prefix})
     events = _events(count, seed=int(rate))
     sent: dict[str, float] = {}
@@ -167,9 +173,16 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
             sent[str(event.event_id)] = time.perf_counter()
             await publisher.send(event)
         await runner.wait_handled(len(events))
-    raw = await _raw_latency(
-        settings, f"{prefix}raw", rate, [(e.session_id.encode(), b"x" * 200) for e in events]
-    )
+        records = [
+            (
+                raw_prefix + e.topic.removeprefix(prefix),
+                e.session_id.encode(),
+                publisher.codec.encode_known(e, publisher.topic_for(e)),
+                event_headers(e, new_traceparent()),
+            )
+            for e in events
+        ]
+    raw = await _raw_latency(settings, [raw_prefix + c.topic for c in EventCategory], rate, records)
     return {
         "rate": rate,
         "events": len(events),
@@ -183,19 +196,24 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
 
 
 async def _raw_latency(
-    settings: AgentfluxSettings, topic: str, rate: float, records: list[tuple[bytes, bytes]]
+    settings: AgentfluxSettings,
+    topics: list[str],
+    rate: float,
+    records: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]],
 ) -> list[float]:
     consumer = AIOKafkaConsumer(
-        topic,
+        *topics,
         **connection_kwargs(settings),
         group_id=f"rawlat-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="latest",
+        auto_offset_reset="earliest",  # fresh topics: everything is what we are about to send
+        enable_auto_commit=False,
     )
     producer = AIOKafkaProducer(
         **connection_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=1
     )
     await consumer.start()
     await producer.start()
+    sent: dict[bytes, float] = {}
     latencies: list[float] = []
     try:
         while not consumer.assignment():
@@ -203,17 +221,20 @@ async def _raw_latency(
 
         async def consume() -> None:
             while len(latencies) < len(records):
-                for batch in (await consumer.getmany(timeout_ms=100)).values():
-                    now = time.perf_counter()
-                    latencies.extend(
-                        (now - float(r.value.decode())) * 1000 for r in batch if r.value
-                    )
+                batches = await consumer.getmany(timeout_ms=100)
+                for batch in batches.values():
+                    for record in batch:
+                        event_id = next(v for k, v in record.headers if k == "event_id")
+                        latencies.append((time.perf_counter() - sent[event_id]) * 1000)
+                if batches:
+                    await consumer.commit()
 
         reader = asyncio.create_task(consume())
         limiter = RateLimiter(rate, burst=1)
-        for key, _payload in records:
+        for topic, key, value, headers in records:
             await limiter.acquire()
-            await producer.send(topic, str(time.perf_counter()).encode(), key=key)
+            sent[dict(headers)["event_id"]] = time.perf_counter()
+            await producer.send(topic, value, key=key, headers=headers)
         await asyncio.wait_for(reader, 120)
     finally:
         await producer.stop()

@@ -14,12 +14,12 @@ import contextlib
 import signal
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -101,6 +101,7 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         # Wait for the batch in flight to finish and commit before the partitions move away.
         async with self._runner.batch_lock:
+            await self._runner.commit_now()
             _log.info(
                 "partitions revoked",
                 group=self._runner.group_id,
@@ -163,6 +164,9 @@ class GroupRunner:
         }
         self.handled = 0
         self.redelivered = 0
+        self._children: dict[tuple[int, str], Any] = {}
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._committing: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         self._progress = asyncio.Event()
 
@@ -207,15 +211,14 @@ class GroupRunner:
                     await asyncio.gather(
                         *(self._partition(records) for records in batches.values())
                     )
-                    await self._consumer.commit(
-                        {
-                            tp: OffsetAndMetadata(records[-1].offset + 1, "")
-                            for tp, records in batches.items()
-                        },
-                    )
+                    for tp, records in batches.items():
+                        self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+                    self._commit_soon()
                 self._update_lag(batches)
+            async with self.batch_lock:
+                await self.commit_now()
         finally:
-            # Leaving: the last batch was committed inside the loop; stop() leaves the group.
+            # Leaving: the handled batches were committed above; stop() leaves the group.
             await self._consumer.stop()
             await self._dlq.stop()
             await self.close_codec()
@@ -223,6 +226,37 @@ class GroupRunner:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             log.info("runner stopped", handled=self.handled)
+
+    def _commit_soon(self) -> None:
+        """Commit handled offsets in the background, so the next fetch does not wait for it.
+
+        Commits run one at a time and always carry everything handled so far, so a slow one is
+        followed by a single catch-up commit; at-least-once holds since only handled offsets go.
+        """
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.get_running_loop().create_task(self._background_commits())
+
+    async def _background_commits(self) -> None:
+        try:
+            await self._commit_loop()
+        except KafkaError as exc:  # e.g. a rebalance under way: the offsets wait for the next one
+            _log.warning("commit failed, will retry", group=self.group_id, error=repr(exc))
+
+    async def _commit_loop(self) -> None:
+        while self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError:
+                self._uncommitted = offsets | self._uncommitted  # never lose a handled offset
+                raise
+
+    async def commit_now(self) -> None:
+        """Wait for the background commit, then commit whatever is handled and not yet committed."""
+        if self._committing is not None:
+            await self._committing
+            self._committing = None
+        await self._commit_loop()
 
     async def _ensure_dead_letter_topic(self) -> None:
         """Create the group's dead-letter topic as declared, if it does not exist yet."""
@@ -264,12 +298,19 @@ class GroupRunner:
     # -- handling ------------------------------------------------------------------------------
 
     async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        # Fast path: a store-backed batch applies in one transaction. If anything in it fails,
-        # the transaction rolls back and the records go one by one, with retries and dead letters.
-        if self.store is not None and len(records) > 1 and await self._batch(records):
-            return
+        # Fast paths: a store-backed batch applies in one transaction; a handler-only batch runs
+        # its handlers in order. On any failure the records from the failing one on go one by
+        # one, with retries and dead letters (the store's transaction rolls back first).
+        failure: Exception | None = None
+        if len(records) > 1:
+            if self.store is not None:
+                if await self._batch(records):
+                    return
+            else:
+                records, failure = await self._handler_batch(records)
         for record in records:
-            await self._record(record)
+            await self._record(record, failure)
+            failure = None
 
     async def _decode_all(
         self, records: list[ConsumerRecord[bytes, bytes]]
@@ -284,6 +325,51 @@ class GroupRunner:
                 where = Position(record.topic, record.partition, record.offset, record.timestamp)
                 decoded.append((event, where))
         return decoded
+
+    def _account(self, topic: str, handled: int, skipped: int, elapsed: float) -> None:
+        """Count a batch's outcome once, not record by record (the metrics cost adds up)."""
+        if handled:
+            latency = self._child(self.metrics.latency, topic)
+            per_event = elapsed / handled
+            for _ in range(handled):
+                latency.observe(per_event)
+            self._child(self.metrics.handled, topic).inc(handled)
+            self.handled += handled
+            self._progress.set()
+        if skipped:
+            self._child(self.metrics.skipped, topic).inc(skipped)
+
+    def _child(self, metric: Counter | Histogram, topic: str) -> Any:
+        key = (id(metric), topic)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.group_id, topic)
+        return child
+
+    async def _handler_batch(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[ConsumerRecord[bytes, bytes]], Exception | None]:
+        """Run handlers over a batch; return what is left to handle one by one.
+
+        With the records left comes the first one's failure, which counts as its first attempt.
+        """
+        decoded = await self._decode_all(records)
+        if decoded is None:
+            return records, None  # the per-record path dead-letters the undecodable record
+        started = time.perf_counter()
+        done = 0
+        for event, position in decoded:
+            handler = self.handlers.get(type(event))
+            try:
+                if handler is not None:
+                    await handler(event)
+            except Exception as exc:  # noqa: BLE001  # its first attempt; the per-record path retries
+                self._account(position.topic, done, 0, time.perf_counter() - started)
+                return [r for r in records if r.offset >= position.offset], exc
+            done += 1
+        skipped = len(records) - len(decoded)
+        self._account(records[-1].topic, done, skipped, time.perf_counter() - started)
+        return [], None
 
     async def _batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         assert self.store is not None  # noqa: S101  # checked by the caller
@@ -313,46 +399,36 @@ class GroupRunner:
                 "batch failed, retrying record by record", group=self.group_id, error=repr(exc)
             )
             return False
-        elapsed = time.perf_counter() - started
-        for _event, position in decoded:
-            self.metrics.latency.labels(self.group_id, position.topic).observe(
-                elapsed / max(1, len(decoded))
-            )
-            self.metrics.handled.labels(self.group_id, position.topic).inc()
         if already:
-            self.metrics.redelivered.labels(self.group_id, last.topic).inc(already)
+            self._child(self.metrics.redelivered, last.topic).inc(already)
             self.redelivered += already
-        skipped = len(records) - len(decoded)
-        if skipped:
-            self.metrics.skipped.labels(self.group_id, last.topic).inc(skipped)
-        self.handled += len(decoded)
-        self._progress.set()
+        self._account(
+            last.topic, len(decoded), len(records) - len(decoded), time.perf_counter() - started
+        )
         return True
 
-    async def _record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _record(
+        self, record: ConsumerRecord[bytes, bytes], failed: Exception | None = None
+    ) -> None:
+        """Handle one record with retries; ``failed`` is the error of an attempt already made."""
         position = Position(record.topic, record.partition, record.offset, record.timestamp)
-        log = _log.bind(
-            group=self.group_id,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
         try:
             event = await self.codec.decode(record.value or b"")
         except CodecError as exc:
-            log.warning("undecodable record", error=str(exc))
+            self._log_for(record).warning("undecodable record", error=str(exc))
             await self._dead_letter(record, exc, attempts=1)
             return
         if isinstance(event, UnknownEvent) or not self._wants(event):
-            self.metrics.skipped.labels(self.group_id, record.topic).inc()
+            self._account(record.topic, 0, 1, 0.0)
             return
-        log = log.bind(event_id=str(event.event_id), event_type=event.EVENT_TYPE.value)
         for attempt in range(1, self.max_attempts + 1):
             started = time.perf_counter()
             try:
-                await self._apply(event, position)
+                earlier, failed = failed, None
+                await self._attempt(event, position, earlier)
             except Exception as exc:  # any handler failure is retried, then dead-lettered
-                self.metrics.failed.labels(self.group_id, record.topic).inc()
+                self._child(self.metrics.failed, record.topic).inc()
+                log = self._log_for(record, event)  # bound only when there is something to say
                 if attempt == self.max_attempts:
                     log.exception("handler gave up", attempts=attempt, error=repr(exc))
                     await self._dead_letter(record, exc, attempts=attempt)
@@ -363,13 +439,29 @@ class GroupRunner:
                 )
                 await asyncio.sleep(delay)  # exponential backoff between attempts
             else:
-                self.metrics.latency.labels(self.group_id, record.topic).observe(
-                    time.perf_counter() - started
-                )
-                self.metrics.handled.labels(self.group_id, record.topic).inc()
-                self.handled += 1
-                self._progress.set()
+                self._account(record.topic, 1, 0, time.perf_counter() - started)
                 return
+
+    async def _attempt(
+        self, event: BaseEvent, position: Position, failed: Exception | None
+    ) -> None:
+        """Apply, unless ``failed`` says the batch path's attempt already failed: raise that."""
+        if failed is not None:
+            raise failed
+        await self._apply(event, position)
+
+    def _log_for(
+        self, record: ConsumerRecord[bytes, bytes], event: BaseEvent | None = None
+    ) -> structlog.typing.FilteringBoundLogger:
+        log: structlog.typing.FilteringBoundLogger = _log.bind(
+            group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        if event is not None:
+            log = log.bind(event_id=str(event.event_id), event_type=event.EVENT_TYPE.value)
+        return log
 
     def _wants(self, event: BaseEvent) -> bool:
         return bool(self.views) or type(event) in self.handlers

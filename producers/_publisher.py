@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from opentelemetry import trace
 from pydantic import ValidationError
 
+from producers._batching import Batcher
 from producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
@@ -19,7 +20,6 @@ from producers._errors import (
     PublishTimeoutError,
     SchemaRegistrationError,
 )
-from producers._protocols import PublishResult
 from schemas import (
     AgentfluxSettings,
     AvroCodec,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
+    from producers._protocols import PublishResult
     from schemas import BaseEvent
 
 __all__ = ["EventPublisher"]
@@ -89,8 +90,12 @@ class EventPublisher:
         self.settings = settings or AgentfluxSettings()
         self._own_registry = codec is None
         self.codec = codec or AvroCodec(RegistryClient.from_settings(self.settings))
-        self._producer = AIOKafkaProducer(
-            **connection_kwargs(self.settings), **(_PRODUCER_DEFAULTS | producer_overrides)
+        options = _PRODUCER_DEFAULTS | producer_overrides
+        # The publisher lingers itself (see _batching); the batches it hands over are closed,
+        # so aiokafka sends them at once.
+        self._producer = AIOKafkaProducer(**connection_kwargs(self.settings), **options)
+        self._batcher = Batcher(
+            self._producer, linger_s=options["linger_ms"] / 1000, on_settled=self._settled
         )
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._pending: set[asyncio.Future[Any]] = set()
@@ -166,51 +171,30 @@ class EventPublisher:
         Invalid events raise here, before anything is queued. Waits while ``max_in_flight``
         records are unacknowledged (backpressure).
         """
+        return (await self._queue(event))[1]
+
+    async def _queue(
+        self, event: BaseEvent
+    ) -> tuple[tuple[str, int], asyncio.Future[PublishResult]]:
         if not self._started or self._closed:
             raise PublishError("the publisher is not started (or already closed)")
         topic = self.topic_for(event)
         value = await self._encode(event, topic)
+        key = event.session_id.encode()
+        tp = (topic, await self._batcher.partition_for(topic, key))
         await self._in_flight.acquire()
-        try:
-            delivery = await self._producer.send(
-                topic,
-                value,
-                key=event.session_id.encode(),
-                headers=event_headers(event, _traceparent()),
-            )
-        except KafkaError as exc:
-            self._in_flight.release()
-            raise BrokerUnavailableError(
-                f"could not queue {event.event_id} for {topic}: {exc}"
-            ) from exc
-        result: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+        result = self._batcher.append(tp, key, value, event_headers(event, _traceparent()))
         self._pending.add(result)
+        return tp, result
 
-        def _done(future: asyncio.Future[Any]) -> None:
-            self._in_flight.release()
-            self._pending.discard(result)
-            if result.done():
-                return
-            if future.cancelled():
-                result.cancel()
-            elif (error := future.exception()) is not None:
-                result.set_exception(
-                    BrokerUnavailableError(
-                        f"{event.event_id} to {topic} not acknowledged: {error!r}"
-                    ),
-                )
-            else:
-                metadata = future.result()
-                result.set_result(
-                    PublishResult(metadata.topic, metadata.partition, metadata.offset)
-                )
-
-        delivery.add_done_callback(_done)
-        return result
+    def _settled(self, result: asyncio.Future[PublishResult]) -> None:
+        self._in_flight.release()
+        self._pending.discard(result)
 
     async def publish(self, event: BaseEvent) -> PublishResult:
         """Publish one event and wait until the broker has it (or raise a typed error)."""
-        pending = await self.send(event)
+        tp, pending = await self._queue(event)
+        self._batcher.submit(tp)  # the caller waits: no linger for its batch
         try:
             return await asyncio.wait_for(asyncio.shield(pending), self._publish_timeout_s)
         except TimeoutError as exc:
@@ -227,6 +211,7 @@ class EventPublisher:
     async def flush(self) -> None:
         """Wait until every queued record is acknowledged or failed."""
         try:
+            await self._batcher.flush()
             await self._producer.flush()
         except KafkaTimeoutError as exc:
             raise PublishTimeoutError(f"flush did not complete: {exc}") from exc
