@@ -26,6 +26,7 @@ __all__ = ["COMPATIBILITY_LEVELS", "RegistryClient", "canonical"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _NOT_FOUND_CODES = {40401, 40402, 40403}
+_SUBJECTS_PAGE = 1000
 _log = structlog.get_logger("agentflux.registry")
 
 
@@ -185,8 +186,17 @@ class RegistryClient:
         return answer
 
     async def subjects(self) -> list[str]:
-        """Every subject the registry holds."""
-        return list(await self._request("GET", "/subjects"))
+        """Every subject the registry holds, page by page (Apicurio answers 1000 at a time)."""
+        found: dict[str, None] = {}
+        while True:
+            page = await self._request(
+                "GET", f"/subjects?limit={_SUBJECTS_PAGE}&offset={len(found)}"
+            )
+            before = len(found)
+            found.update(dict.fromkeys(page))
+            # A registry that ignores paging sends everything at once, then the same again.
+            if len(page) < _SUBJECTS_PAGE or len(found) == before:
+                return list(found)
 
     async def delete_subject(self, subject: str, *, permanent: bool = False) -> None:
         """Delete a subject (soft, then also hard if ``permanent``)."""
