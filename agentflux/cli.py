@@ -18,6 +18,7 @@ from agentflux import (
     _cli_offsets,
     _cli_rebuild,
     _cli_simulate,
+    _cli_tail,
 )
 
 __all__ = ["app", "main"]
@@ -44,6 +45,7 @@ _cli_docs.register(app)
 _cli_offsets.register(app)
 _cli_rebuild.register(app)
 _cli_simulate.register(app)
+_cli_tail.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,92 @@
+"""`agentflux tail` on the real cluster: filters, a start time, JSON lines, poison records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+from _cli import run_cli
+from _traffic import publish_traffic
+from aiokafka import AIOKafkaProducer
+
+from producers import EventPublisher, Simulator
+from schemas import connection_kwargs
+
+if TYPE_CHECKING:
+    from conftest import Cluster
+
+pytestmark = pytest.mark.broker
+
+
+async def test_tail_from_a_time_filters_session_and_type_as_json(cluster: Cluster) -> None:
+    """--from T --session S --type X --json prints exactly S's X events published after T, in order."""
+    settings, _early = await publish_traffic(cluster, sessions=6, seed=61)
+    await asyncio.sleep(0.05)  # keep T strictly between the two batches' millisecond timestamps
+    since = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    late = list(Simulator(sessions=6, seed=62, session_prefix="late").events())
+    async with EventPublisher(settings) as publisher:
+        for event in late:
+            await publisher.send(event)
+    session = next(e.session_id for e in late if e.EVENT_TYPE.value == "session_created")
+    wanted = [
+        e
+        for e in late
+        if e.session_id == session
+        and e.EVENT_TYPE.value in {"tool_execution_requested", "session_created"}
+    ]
+    assert wanted
+    tailed = await run_cli(
+        settings,
+        "tail",
+        "--from",
+        since.isoformat(),
+        "--session",
+        session,
+        "--type",
+        "tool_execution_requested",
+        "--type",
+        "session_created",
+        "--json",
+        "--idle-timeout",
+        "3",
+    )
+    assert tailed.code == 0, tailed.stderr
+    lines = [json.loads(line) for line in tailed.stdout.splitlines()]
+    assert [line["event_id"] for line in lines] == [str(e.event_id) for e in wanted]
+    assert all(line["session_id"] == session for line in lines)
+
+    readable = await run_cli(
+        settings, "tail", "--topic", "session", "--from", since.isoformat(), "--limit", "2"
+    )
+    assert readable.code == 0, readable.stderr
+    assert len(readable.stdout.splitlines()) == 2
+    assert "session.events[" in readable.stdout
+
+
+async def test_tail_warns_about_undecodable_records_and_goes_on(cluster: Cluster) -> None:
+    """Random bytes on a topic give a warning on stderr; the events after them still print."""
+    settings, _events = await publish_traffic(cluster, sessions=1, seed=63)
+    since = datetime.now(UTC)
+    producer = AIOKafkaProducer(**connection_kwargs(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic_prefix + "agent.events", b"\xde\xad not avro", key=b"poison"
+        )
+    finally:
+        await producer.stop()
+    later = list(Simulator(sessions=1, seed=64, session_prefix="after").events())
+    async with EventPublisher(settings) as publisher:
+        for event in later:
+            await publisher.send(event)
+    tailed = await run_cli(
+        settings, "tail", "--from", since.isoformat(), "--json", "--idle-timeout", "3"
+    )
+    assert tailed.code == 0, tailed.stderr
+    assert "skipped undecodable record" in tailed.stderr
+    printed = {json.loads(line)["event_id"] for line in tailed.stdout.splitlines()}
+    assert printed == {str(e.event_id) for e in later}
