@@ -6,6 +6,7 @@ a partition count is never lowered (Kafka cannot, and keyed order would break).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,24 @@ if TYPE_CHECKING:
 
     from schemas import AgentfluxSettings, TopicSpec
 
-__all__ = ["PartitionDecreaseError", "TopicChange", "TopicState", "apply_topics", "describe_topics"]
+__all__ = [
+    "PartitionDecreaseError",
+    "TopicChange",
+    "TopicMetadataError",
+    "TopicState",
+    "apply_topics",
+    "describe_topics",
+]
 
 _TOPIC_OVERRIDE = 1  # DescribeConfigs config_source: set on the topic itself
 
 
 class PartitionDecreaseError(RuntimeError):
     """The declaration asks for fewer partitions than the topic has."""
+
+
+class TopicMetadataError(RuntimeError):
+    """The cluster did not report a topic's partitions in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +82,32 @@ def fit_to_cluster(spec: TopicSpec, brokers: int) -> tuple[TopicSpec, list[str]]
     return capped, [note]
 
 
+async def _described(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0
+) -> dict[str, dict[str, Any]]:
+    """Topic metadata with partitions, asked again until every topic has them.
+
+    A topic just created (or on a node just restarted) can answer without them for a moment.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = {t["topic"]: t for t in await admin.describe_topics(names)}
+        if all(described.get(n, {}).get("partitions") for n in names):
+            return described
+        if asyncio.get_running_loop().time() > deadline:
+            missing = [n for n in names if not described.get(n, {}).get("partitions")]
+            raise TopicMetadataError(
+                f"no partition metadata for {missing} within {timeout_s:.0f} s"
+            )
+        await asyncio.sleep(0.2)  # poll interval between two metadata requests
+
+
 async def _states(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
     existing = set(await admin.list_topics())
     present = [n for n in names if n in existing]
     if not present:
         return {}
-    described = {t["topic"]: t for t in await admin.describe_topics(present)}
+    described = await _described(admin, present)
     responses = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, name) for name in present],
     )
