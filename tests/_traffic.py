@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conftest import create_topic
@@ -60,3 +62,18 @@ async def snapshot(group: str, store: Store, events: list[BaseEvent]) -> Any:
     rows = await get_audit_log(store, limit=1_000_000)
     # Chains interleave topics in arrival order, which differs between builds; contents do not.
     return sorted((r["session_id"], r["event_id"], r["event_type"], r["occurred_ms"]) for r in rows)
+
+
+async def publish_before_and_after(
+    cluster: Cluster, *, sessions: int, seed: int
+) -> tuple[AgentfluxSettings, list[BaseEvent], datetime, list[BaseEvent]]:
+    """Two batches of traffic with a moment between them: (settings, early, that moment, late)."""
+    settings, early = await publish_traffic(cluster, sessions=sessions, seed=seed)
+    await asyncio.sleep(0.05)  # keep the moment strictly between the batches' ms timestamps
+    moment = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    late = list(Simulator(sessions=sessions, seed=seed + 1, session_prefix="late").events())
+    async with EventPublisher(settings) as publisher:
+        for event in late:
+            await publisher.send(event)
+    return settings, early, moment, late

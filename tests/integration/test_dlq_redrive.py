@@ -14,13 +14,14 @@ from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from consumers import AuditView, GroupRunner, SqliteStore, verify_audit
 from consumers._groups import SHIPPED_GROUPS
 from consumers._redrive import read_dead_letters
+from schemas import dead_letter_topic
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Cluster
 
-    from schemas import AgentfluxSettings
+    from schemas import AgentfluxSettings, BaseEvent
 
 _BREAK = (
     "CREATE TRIGGER refuse_session BEFORE INSERT ON audit_log WHEN NEW.session_id = '{sid}' "
@@ -28,13 +29,43 @@ _BREAK = (
 )
 
 
-async def _pending(settings: AgentfluxSettings, runner: GroupRunner, expected: int) -> int:
+async def _pending(settings: AgentfluxSettings, group_id: str, expected: int) -> int:
     async with asyncio.timeout(60):
         while True:
-            letters = await read_dead_letters(settings, runner.dlq_topic, runner.group_id)
+            letters = await read_dead_letters(settings, dead_letter_topic(group_id), group_id)
             if len(letters) >= expected:
                 return len(letters)
             await asyncio.sleep(0.2)  # the runner is still retrying the last failures
+
+
+def _audit_runner(settings: AgentfluxSettings, store: SqliteStore, group_id: str) -> GroupRunner:
+    return GroupRunner(
+        group_id,
+        SHIPPED_GROUPS["audit"].topics(settings),
+        settings=settings,
+        views=[AuditView()],
+        store=store,
+        max_attempts=2,
+        backoff_s=0.001,
+    )
+
+
+async def _dead_letter_one_session(
+    cluster: Cluster, store: SqliteStore, group_id: str, *, sessions: int, seed: int
+) -> tuple[AgentfluxSettings, list[BaseEvent], str, int]:
+    """Publish traffic; the audit store refuses one session, whose events are dead-lettered."""
+    settings, events = await publish_traffic(cluster, sessions=sessions, seed=seed)
+    audited = events_of("audit", events)
+    victim = audited[0].session_id
+    broken = sum(1 for e in audited if e.session_id == victim)
+    await store.migrate(AuditView.ddl)
+    async with store.transaction() as tx:
+        await tx.execute(_BREAK.format(sid=victim))
+    async with _audit_runner(settings, store, group_id) as runner:
+        async with asyncio.timeout(60):
+            await runner.wait_handled(len(audited) - broken)
+        assert await _pending(settings, group_id, broken) == broken
+    return settings, events, victim, broken
 
 
 @pytest.mark.broker
@@ -42,30 +73,13 @@ async def test_redrive_after_fix_clears_the_dlq_without_duplicates(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """A store failure dead-letters one session; after the fix, redrive completes the view once."""
-    settings, events = await publish_traffic(cluster, sessions=12, seed=31)
-    audited = events_of("audit", events)
-    victim = audited[0].session_id
-    broken = sum(1 for e in audited if e.session_id == victim)
     store_path = tmp_path / "audit.db"
     store_url = f"sqlite:///{store_path}"
     group_id = f"audit-{uuid.uuid4().hex[:6]}"
     async with SqliteStore(store_path) as store:
-        await store.migrate(AuditView.ddl)
-        async with store.transaction() as tx:
-            await tx.execute(_BREAK.format(sid=victim))
-        runner = GroupRunner(
-            group_id,
-            SHIPPED_GROUPS["audit"].topics(settings),
-            settings=settings,
-            views=[AuditView()],
-            store=store,
-            max_attempts=2,
-            backoff_s=0.001,
+        settings, events, victim, broken = await _dead_letter_one_session(
+            cluster, store, group_id, sessions=12, seed=31
         )
-        async with runner:
-            async with asyncio.timeout(60):
-                await runner.wait_handled(len(audited) - broken)
-            assert await _pending(settings, runner, broken) == broken
     cli = ("--group", "audit", "--group-id", group_id)
 
     listed = await run_cli(settings, "dlq", "list", *cli, "--json")
@@ -91,14 +105,14 @@ async def test_redrive_after_fix_clears_the_dlq_without_duplicates(
     not_fixed = await run_cli(settings, "dlq", "redrive", *cli, "--store", store_url)
     assert not_fixed.code == 1  # the cause is still there: reported, nothing cleared
     assert "still failing" in not_fixed.stderr
-    assert len(await read_dead_letters(settings, runner.dlq_topic, group_id)) == broken
+    assert len(await read_dead_letters(settings, dead_letter_topic(group_id), group_id)) == broken
 
     async with SqliteStore(store_path) as store, store.transaction() as tx:
         await tx.execute("DROP TRIGGER refuse_session")  # the fix
     fixed = await run_cli(settings, "dlq", "redrive", *cli, "--store", store_url)
     assert fixed.code == 0, fixed.stderr
     assert f"redriven: {broken}" in fixed.stdout
-    assert await read_dead_letters(settings, runner.dlq_topic, group_id) == []
+    assert await read_dead_letters(settings, dead_letter_topic(group_id), group_id) == []
     again = await run_cli(settings, "dlq", "redrive", *cli, "--store", store_url)
     assert "redriven: 0" in again.stdout  # nothing pending: a second run changes nothing
     everything = await run_cli(settings, "dlq", "list", *cli, "--all", "--json")
@@ -115,33 +129,15 @@ async def test_redrive_is_once_per_event_even_if_offsets_are_lost(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """Re-driving records whose redrive offsets were never committed applies nothing twice."""
-    settings, events = await publish_traffic(cluster, sessions=4, seed=32)
-    audited = events_of("audit", events)
-    victim = audited[0].session_id
-    broken = sum(1 for e in audited if e.session_id == victim)
+    group_id = f"audit-{uuid.uuid4().hex[:6]}"
     async with SqliteStore(tmp_path / "audit.db") as store:
-        await store.migrate(AuditView.ddl)
-        async with store.transaction() as tx:
-            await tx.execute(_BREAK.format(sid=victim))
-
-        def audit_runner() -> GroupRunner:
-            return GroupRunner(
-                group_id,
-                SHIPPED_GROUPS["audit"].topics(settings),
-                settings=settings,
-                views=[AuditView()],
-                store=store,
-                max_attempts=1,
-            )
-
-        group_id = f"audit-{uuid.uuid4().hex[:6]}"
-        runner = audit_runner()
-        async with runner:
-            await _pending(settings, runner, broken)
+        settings, _events, victim, broken = await _dead_letter_one_session(
+            cluster, store, group_id, sessions=4, seed=32
+        )
         async with store.transaction() as tx:
             await tx.execute("DROP TRIGGER refuse_session")
-        letters = await read_dead_letters(settings, runner.dlq_topic, group_id)
-        redriver = audit_runner()  # a fresh process's runner, as `agentflux dlq redrive` makes
+        letters = await read_dead_letters(settings, dead_letter_topic(group_id), group_id)
+        redriver = _audit_runner(settings, store, group_id)  # as `agentflux dlq redrive` makes
         outcomes = [
             await redriver.redrive(letter.value or b"", letter.origin, letter.timestamp)
             for letter in letters + letters  # as if a crash lost the redrive group's commit

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 from _cli import run_cli
-from _traffic import apply_directly, events_of, publish_traffic, snapshot
+from _traffic import apply_directly, events_of, publish_before_and_after, snapshot
 
 from agentflux._offsets import group_lag
 from consumers import SqliteStore, verify_audit
 from consumers._groups import shipped_runner
-from producers import EventPublisher, Simulator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,14 +26,9 @@ async def test_replay_to_datetime_then_restart_reprocesses_exactly_later_events(
     cluster: Cluster, tmp_path: Path, group: str
 ) -> None:
     """`replay --to T --execute` + restart re-reads the events after T only; views unchanged."""
-    settings, early = await publish_traffic(cluster, sessions=10, seed=41)
-    await asyncio.sleep(0.05)  # keep T strictly between the two batches' millisecond timestamps
-    replay_from = datetime.now(UTC)
-    await asyncio.sleep(0.05)
-    late = list(Simulator(sessions=10, seed=42, session_prefix="late").events())
-    async with EventPublisher(settings) as publisher:
-        for event in late:
-            await publisher.send(event)
+    settings, early, replay_from, late = await publish_before_and_after(
+        cluster, sessions=10, seed=41
+    )
     events = early + late
     total, after = len(events_of(group, events)), len(events_of(group, late))
     group_id = f"{group}-{uuid.uuid4().hex[:6]}"

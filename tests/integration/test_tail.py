@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 from _cli import run_cli
-from _traffic import publish_traffic
+from _traffic import publish_before_and_after, publish_traffic
 from aiokafka import AIOKafkaProducer
 
 from producers import EventPublisher, Simulator
@@ -23,14 +22,7 @@ pytestmark = pytest.mark.broker
 
 async def test_tail_from_a_time_filters_session_and_type_as_json(cluster: Cluster) -> None:
     """--from T --session S --type X --json prints exactly S's X events published after T, in order."""
-    settings, _early = await publish_traffic(cluster, sessions=6, seed=61)
-    await asyncio.sleep(0.05)  # keep T strictly between the two batches' millisecond timestamps
-    since = datetime.now(UTC)
-    await asyncio.sleep(0.05)
-    late = list(Simulator(sessions=6, seed=62, session_prefix="late").events())
-    async with EventPublisher(settings) as publisher:
-        for event in late:
-            await publisher.send(event)
+    settings, _early, since, late = await publish_before_and_after(cluster, sessions=6, seed=61)
     session = next(e.session_id for e in late if e.EVENT_TYPE.value == "session_created")
     wanted = [
         e
