@@ -64,6 +64,10 @@ class Batcher:
         self._full: dict[TopicPartition, list[_OpenBatch]] = {}
         self._draining: dict[TopicPartition, asyncio.Task[None]] = {}
 
+    def known_partition(self, topic: str, key: bytes) -> int | None:
+        """The partition of a key seen before, without awaiting anything (the hot path)."""
+        return self._by_key.get((topic, key))
+
     async def partition_for(self, topic: str, key: bytes) -> int:
         """The partition of ``key`` by Kafka's default partitioner (murmur2), as Java clients do."""
         known = self._by_key.get((topic, key))

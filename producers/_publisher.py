@@ -181,7 +181,10 @@ class EventPublisher:
         topic = self.topic_for(event)
         value = await self._encode(event, topic)
         key = event.session_id.encode()
-        tp = (topic, await self._batcher.partition_for(topic, key))
+        partition = self._batcher.known_partition(topic, key)
+        if partition is None:
+            partition = await self._batcher.partition_for(topic, key)
+        tp = (topic, partition)
         await self._in_flight.acquire()
         result = self._batcher.append(tp, key, value, event_headers(event, _traceparent()))
         self._pending.add(result)
