@@ -316,9 +316,16 @@ class GroupRunner:
         self, records: list[ConsumerRecord[bytes, bytes]]
     ) -> list[tuple[BaseEvent, Position]] | None:
         decoded: list[tuple[BaseEvent, Position]] = []
+        codec = self.codec
         for record in records:
+            value = record.value or b""
             try:
-                event = await self.codec.decode(record.value or b"")
+                # No await for writer schemas seen before: the common case, by far.
+                event = (
+                    codec.decode_known(value)
+                    if codec.knows_writer(value)
+                    else await codec.decode(value)
+                )
             except CodecError:
                 return None
             if isinstance(event, BaseEvent) and self._wants(event):

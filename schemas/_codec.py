@@ -170,6 +170,10 @@ class AvroCodec:
             self._by_id[schema_id] = (parsed, name)
         return self._by_id[schema_id]
 
+    def knows_writer(self, data: bytes) -> bool:
+        """Whether the record's writer schema is already fetched (False for a bad frame)."""
+        return len(data) >= _HEADER.size and _HEADER.unpack_from(data)[1] in self._by_id
+
     async def decode(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Read a framed record into its model, or an :class:`UnknownEvent` for a foreign type."""
         schema_id = self.schema_id_of(data)
