@@ -42,10 +42,16 @@ class Transaction(ABC):
         return None if row is None else int(row["last_offset"])
 
     async def record_position(self, group: str, position: Position) -> None:
-        """Store the offset just applied, in the same transaction as its effect."""
+        """Store the offset just applied, in the same transaction as its effect.
+
+        It never moves back: a re-read batch that ends below what was applied (after a restart
+        or a replay) must not lower the guard, or the records after it would apply twice.
+        """
         await self.execute(
             "INSERT INTO agentflux_offsets (grp, topic, part, last_offset) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (grp, topic, part) DO UPDATE SET last_offset = excluded.last_offset",
+            "ON CONFLICT (grp, topic, part) DO UPDATE SET last_offset = CASE "
+            "WHEN excluded.last_offset > agentflux_offsets.last_offset "
+            "THEN excluded.last_offset ELSE agentflux_offsets.last_offset END",
             group,
             position.topic,
             position.partition,

@@ -57,6 +57,14 @@ class StoreContract:
             assert await tx.position("g1", "u", 0) is None
         assert await store.positions("g1") == {("t", 0): 9, ("t", 1): 3}
 
+    async def test_recorded_position_never_moves_back(self, store: Store) -> None:
+        """A re-read batch ending below the applied offset leaves the guard where it was."""
+        async with store.transaction() as tx:
+            await tx.record_position("g", Position("t", 0, 344))
+        async with store.transaction() as tx:
+            await tx.record_position("g", Position("t", 0, 329))
+        assert await store.positions("g") == {("t", 0): 344}
+
     async def test_upsert_and_migrate_are_idempotent(self, store: Store) -> None:
         """Migrations run twice without error; ON CONFLICT upserts work the same on every adapter."""
         await store.migrate(_DDL)
