@@ -113,6 +113,11 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
             f"rebuilt {view} from {result.events} events in {result.seconds:.1f} s "
             f"({result.events / max(result.seconds, 1e-3):.0f} events/s) into {into}"
         )
+        if result.dead_letters:
+            _err.print(
+                f"[yellow]{result.dead_letters} record(s) could not be applied[/yellow]; they are "
+                f"in {result.dead_letter_topic} (the rebuilt view lacks them)"
+            )
         differences: list[str] = []
         if compare:
             spec_view = SHIPPED_GROUPS[view].view()

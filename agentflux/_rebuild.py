@@ -65,6 +65,8 @@ class RebuildResult:
     ends: dict[TopicPartition, int]
     events: int
     seconds: float
+    dead_letters: int = 0
+    dead_letter_topic: str | None = None  # kept only when it holds records
 
 
 def view_tables(view: View) -> list[str]:
@@ -133,7 +135,34 @@ async def rebuild_view(
                 await asyncio.sleep(0.2)  # the group commits batch by batch; look again shortly
     finally:
         await delete_group(settings, group_id)
-    return RebuildResult(group_id, ends, total, time.monotonic() - started)
+    dead_letters = await _drop_if_empty(settings, runner.dlq_topic)
+    return RebuildResult(
+        group_id,
+        ends,
+        total,
+        time.monotonic() - started,
+        dead_letters,
+        runner.dlq_topic if dead_letters else None,
+    )
+
+
+async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
+    """Delete the temporary group's dead-letter topic unless it holds records; their count."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        if topic not in await admin.list_topics():
+            return 0
+        partitions = await partitions_of(probe, [topic])
+        count = sum((await probe.end_offsets(partitions)).values())
+        if not count:
+            await admin.delete_topics([topic])
+        return int(count)
+    finally:
+        await probe.stop()
+        await admin.close()
 
 
 def _comparable(

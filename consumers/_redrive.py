@@ -9,6 +9,7 @@ crashing half-way, never applies an effect twice.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DeadLetter", "RedriveReport", "read_dead_letters", "redrive", "redrive_group_id"]
 
+_READ_TIMEOUT_S = 60.0  # a partition that stops short of its end offset is an error, not a hang
 Outcome = Literal["redriven", "already redriven", "skipped", "failed", "not selected"]
 
 
@@ -122,25 +124,37 @@ async def read_dead_letters(
             if first >= ends[tp]:
                 continue
             consumer.seek(tp, first)
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                letters.extend(
-                    DeadLetter(
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                        timestamp=r.timestamp,
-                        key=r.key,
-                        value=r.value,
-                        headers=header_map(r.headers),
-                        pending=r.offset >= done,
-                    )
-                    for r in batch.get(tp, [])
-                    if r.offset < ends[tp]
-                )
+            async with asyncio.timeout(_READ_TIMEOUT_S):
+                await _read_to(consumer, tp, ends[tp], done, letters)
         return letters
     finally:
         await consumer.stop()
+
+
+async def _read_to(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    end: int,
+    done: int,
+    letters: list[DeadLetter],
+) -> None:
+    """Append ``tp``'s records from the consumer's position up to ``end`` to ``letters``."""
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=1000)
+        letters.extend(
+            DeadLetter(
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                timestamp=r.timestamp,
+                key=r.key,
+                value=r.value,
+                headers=header_map(r.headers),
+                pending=r.offset >= done,
+            )
+            for r in batch.get(tp, [])
+            if r.offset < end
+        )
 
 
 async def redrive(

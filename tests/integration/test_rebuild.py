@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 import pytest
 from _cli import run_cli
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
+from aiokafka.admin import AIOKafkaAdminClient
 
 from agentflux._offsets import group_lag, list_groups
 from consumers import SqliteStore
 from consumers._groups import shipped_runner
 from producers import EventPublisher, Simulator
+from schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,6 +23,15 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
     from schemas import AgentfluxSettings, BaseEvent
+
+
+async def _topics(settings: AgentfluxSettings) -> list[str]:
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()
 
 
 async def _live_view(
@@ -46,6 +57,7 @@ async def test_rebuild_into_fresh_sqlite_matches_the_live_view(
     live_path, fresh_path = tmp_path / "live.db", tmp_path / "fresh.db"
     await _live_view(settings, group, live_path, events)
 
+    topics_before = set(await _topics(settings))
     done = await run_cli(
         settings,
         "rebuild",
@@ -63,6 +75,8 @@ async def test_rebuild_into_fresh_sqlite_matches_the_live_view(
     assert not [
         g for g in await list_groups(settings) if g.startswith(f"agentflux.rebuild.{group}")
     ]
+    left = set(await _topics(settings)) - topics_before
+    assert not [t for t in left if "agentflux.rebuild." in t]  # nor its dead-letter topic
 
     again = await run_cli(settings, "rebuild", group, "--into", f"sqlite:///{fresh_path}")
     assert again.code == 2  # a store that already holds the view is refused
