@@ -17,8 +17,14 @@ from rich.progress import (
 )
 
 from agentflux._offsets import GroupActiveError
-from agentflux._rebuild import StoreNotFreshError, compare_views, rebuild_view, swap_into_live
-from consumers import SqliteStore, open_store
+from agentflux._rebuild import (
+    StoreNotFreshError,
+    SwapError,
+    compare_views,
+    rebuild_view,
+    swap_into_live,
+)
+from consumers import open_store
 from consumers._groups import SHIPPED_GROUPS
 from schemas import AgentfluxSettings
 
@@ -46,7 +52,9 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
     swap: Annotated[
         bool,
         typer.Option(
-            "--swap", help="Make the rebuilt store the live one (SQLite; live group stopped)."
+            "--swap",
+            help="Make the rebuilt store the live one (SQLite file or PostgreSQL database "
+            "renamed; the live service stopped).",
         ),
     ] = False,
 ) -> None:
@@ -55,12 +63,6 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
         raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="VIEW")
     settings = AgentfluxSettings()
     live_url = live or settings.store_url
-    if swap and not (into.startswith("sqlite:///") and live_url.startswith("sqlite:///")):
-        raise typer.BadParameter(
-            "--swap moves SQLite files; with PostgreSQL point AGENTFLUX_STORE_URL at the "
-            "rebuilt database instead",
-            param_hint="--swap",
-        )
 
     try:
         code = asyncio.run(
@@ -73,7 +75,7 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
                 swap_group=(group_id or SHIPPED_GROUPS[view].group_id) if swap else None,
             )
         )
-    except (StoreNotFreshError, GroupActiveError) as exc:
+    except (StoreNotFreshError, GroupActiveError, SwapError) as exc:
         _err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(code=2) from exc
     if code:
@@ -130,8 +132,6 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
                 f"vs rebuilt {into}"
             )
         if swap_group is not None:
-            assert isinstance(rebuilt, SqliteStore)  # noqa: S101  # checked before running
-            assert isinstance(live_store, SqliteStore)  # noqa: S101  # checked before running
             replaced = await swap_into_live(
                 settings,
                 result,

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -29,6 +31,7 @@ from agentflux._offsets import (
     execute_replay,
     partitions_of,
 )
+from consumers import PostgresStore, SqliteStore
 from consumers._groups import SHIPPED_GROUPS, shipped_runner
 from schemas import connection_kwargs
 
@@ -37,12 +40,13 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import TopicPartition
 
-    from consumers import SqliteStore, Store, View
+    from consumers import Store, View
     from schemas import AgentfluxSettings
 
 __all__ = [
     "RebuildResult",
     "StoreNotFreshError",
+    "SwapError",
     "compare_views",
     "rebuild_view",
     "swap_into_live",
@@ -50,7 +54,12 @@ __all__ = [
 ]
 
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
+_IDLE_WAIT_S = 5.0
 _FLOAT_DIGITS = 6  # float sums depend on addition order in their last bits
+
+
+class SwapError(RuntimeError):
+    """The rebuilt store cannot replace the live one (kinds differ, databases in use)."""
 
 
 class StoreNotFreshError(RuntimeError):
@@ -203,37 +212,96 @@ async def compare_views(view: View, live: Store, rebuilt: Store, *, examples: in
 async def swap_into_live(
     settings: AgentfluxSettings,
     result: RebuildResult,
-    rebuilt: SqliteStore,
-    live: SqliteStore,
+    rebuilt: Store,
+    live: Store,
     live_group: str,
-) -> Path:
-    """Make the rebuilt SQLite file the live one; the live group resumes where the rebuild ended.
+) -> str:
+    """Make the rebuilt store the live one; the live group resumes where the rebuild ended.
 
-    Refuses (GroupActiveError) while the live group has members: stop its service first.
-    Both stores must be closed by the caller afterwards; returns the replaced file's new name.
+    SQLite: the live file is moved aside and the rebuilt one takes its place. PostgreSQL: the two
+    databases (on one server) are renamed. Refuses (:class:`SwapError`, :class:`GroupActiveError`)
+    while the live group has members or, for PostgreSQL, anything is still connected to either
+    database, before anything moved. Closes both stores; returns where the old view now is.
     """
-    committed = await _committed(settings, live_group)
-    plan = ReplayPlan(
-        group=live_group,
-        moves={tp: (committed.get(tp), end) for tp, end in sorted(result.ends.items())},
-    )
-    await execute_replay(settings, plan)  # raises while the live group is active
-    async with rebuilt.transaction() as tx:
+    if not (
+        (isinstance(rebuilt, SqliteStore) and isinstance(live, SqliteStore))
+        or (isinstance(rebuilt, PostgresStore) and isinstance(live, PostgresStore))
+    ):
+        raise SwapError("both stores must be SQLite, or both PostgreSQL")
+    async with rebuilt.transaction() as tx:  # harmless until the swap: nothing reads it yet
         await tx.execute("DELETE FROM agentflux_offsets WHERE grp = $1", live_group)
         await tx.execute(
             "UPDATE agentflux_offsets SET grp = $1 WHERE grp = $2", live_group, result.group_id
         )
     await rebuilt.close()
     await live.close()
-    return await asyncio.to_thread(_swap_files, live.path, rebuilt.path)
+    if isinstance(live, PostgresStore):
+        await _check_databases_idle(live.url, rebuilt.url)
+    committed = await _committed(settings, live_group)
+    plan = ReplayPlan(
+        group=live_group,
+        moves={tp: (committed.get(tp), end) for tp, end in sorted(result.ends.items())},
+    )
+    await execute_replay(settings, plan)  # raises while the live group is active
+    if isinstance(live, SqliteStore) and isinstance(rebuilt, SqliteStore):
+        return str(await asyncio.to_thread(_swap_files, live.path, rebuilt.path))
+    return await _swap_databases(live.url, rebuilt.url)
 
 
 def _swap_files(live: Path, rebuilt: Path) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    replaced = live.with_name(f"{live.name}.replaced-{stamp}")
+    replaced = live.with_name(f"{live.name}.replaced-{_stamp()}")
     if live.exists():
         live.rename(replaced)
     for suffix in ("-wal", "-shm"):  # closed cleanly they are gone; never leave stale ones
         Path(f"{live}{suffix}").unlink(missing_ok=True)
     rebuilt.rename(live)
     return replaced
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def _databases(live_url: str, rebuilt_url: str) -> tuple[str, str, str]:
+    """The live and rebuilt database names, and the server's maintenance database URL."""
+    live, rebuilt = urlsplit(live_url), urlsplit(rebuilt_url)
+    if (live.hostname, live.port) != (rebuilt.hostname, rebuilt.port):
+        raise SwapError("--swap renames databases: build the rebuilt one on the live server")
+    return (
+        live.path.lstrip("/"),
+        rebuilt.path.lstrip("/"),
+        urlunsplit(live._replace(path="/postgres")),
+    )
+
+
+async def _check_databases_idle(live_url: str, rebuilt_url: str) -> None:
+    live_db, rebuilt_db, admin_url = _databases(live_url, rebuilt_url)
+    admin = await asyncpg.connect(admin_url)
+    try:
+        # Backends of connections just closed (ours included) linger for a moment; ask again.
+        deadline = asyncio.get_running_loop().time() + _IDLE_WAIT_S
+        while busy := await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1::text[])",
+            [live_db, rebuilt_db],
+        ):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)  # poll interval between two questions to the server
+    finally:
+        await admin.close()
+    if busy:
+        raise SwapError(
+            f"{busy} connection(s) still open to {live_db} or {rebuilt_db}; stop the service first"
+        )
+
+
+async def _swap_databases(live_url: str, rebuilt_url: str) -> str:
+    live_db, rebuilt_db, admin_url = _databases(live_url, rebuilt_url)
+    replaced = f"{live_db}_replaced_{_stamp()}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{live_db}" RENAME TO "{replaced}"')
+        await admin.execute(f'ALTER DATABASE "{rebuilt_db}" RENAME TO "{live_db}"')
+    finally:
+        await admin.close()
+    return urlunsplit(urlsplit(live_url)._replace(path=f"/{replaced}"))

@@ -10,9 +10,10 @@ import pytest
 from _cli import run_cli
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka.admin import AIOKafkaAdminClient
+from conftest import fresh_postgres_database
 
 from agentflux._offsets import group_lag, list_groups
-from consumers import SqliteStore
+from consumers import SqliteStore, open_store
 from consumers._groups import shipped_runner
 from producers import EventPublisher, Simulator
 from schemas import connection_kwargs
@@ -35,11 +36,11 @@ async def _topics(settings: AgentfluxSettings) -> list[str]:
 
 
 async def _live_view(
-    settings: AgentfluxSettings, group: str, store_path: Path, events: list[BaseEvent]
+    settings: AgentfluxSettings, group: str, store_url: str, events: list[BaseEvent]
 ) -> str:
     group_id = f"{group}-{uuid.uuid4().hex[:6]}"
     async with (
-        SqliteStore(store_path) as store,
+        open_store(store_url) as store,
         shipped_runner(group, store, settings, group_id=group_id) as runner,
     ):
         async with asyncio.timeout(60):
@@ -55,7 +56,7 @@ async def test_rebuild_into_fresh_sqlite_matches_the_live_view(
     """After simulated traffic, each rebuilt view equals the live one exactly."""
     settings, events = await publish_traffic(cluster, sessions=25, seed=51)
     live_path, fresh_path = tmp_path / "live.db", tmp_path / "fresh.db"
-    await _live_view(settings, group, live_path, events)
+    await _live_view(settings, group, f"sqlite:///{live_path}", events)
 
     topics_before = set(await _topics(settings))
     done = await run_cli(
@@ -84,15 +85,21 @@ async def test_rebuild_into_fresh_sqlite_matches_the_live_view(
 
 
 @pytest.mark.broker
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_rebuild_reports_differences_and_swap_makes_it_live(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest, kind: str
 ) -> None:
     """A damaged live view is reported; --swap replaces it and the service resumes exactly."""
     settings, events = await publish_traffic(cluster, sessions=25, seed=52)
-    live_path = tmp_path / "live.db"
-    live_url = f"sqlite:///{live_path}"
-    group_id = await _live_view(settings, "metrics", live_path, events)
-    async with SqliteStore(live_path) as live, live.transaction() as tx:
+    if kind == "sqlite":
+        live_url, first_url, second_url = (
+            f"sqlite:///{tmp_path / name}" for name in ("live.db", "a.db", "b.db")
+        )
+    else:
+        server = request.getfixturevalue("postgres_url")
+        live_url, first_url, second_url = [await fresh_postgres_database(server) for _ in range(3)]
+    group_id = await _live_view(settings, "metrics", live_url, events)
+    async with open_store(live_url) as live, live.transaction() as tx:
         await tx.execute("DELETE FROM m_counts WHERE metric = $1", "events")  # the damage
 
     checked = await run_cli(
@@ -100,7 +107,7 @@ async def test_rebuild_reports_differences_and_swap_makes_it_live(
         "rebuild",
         "metrics",
         "--into",
-        f"sqlite:///{tmp_path / 'a.db'}",
+        first_url,
         "--live",
         live_url,
     )
@@ -108,28 +115,25 @@ async def test_rebuild_reports_differences_and_swap_makes_it_live(
     assert "DIFFERENT" in checked.stdout
     assert "only in the rebuilt one" in checked.stdout
 
-    swapped = await run_cli(
-        settings,
-        "rebuild",
-        "metrics",
-        "--into",
-        f"sqlite:///{tmp_path / 'b.db'}",
-        "--live",
-        live_url,
-        "--group-id",
-        group_id,
-        "--swap",
-    )
+    swap = ("--live", live_url, "--group-id", group_id, "--swap")
+    if kind == "postgres":  # a service still connected to the live database: refused, nothing moved
+        async with open_store(live_url):
+            busy = await run_cli(settings, "rebuild", "metrics", "--into", second_url, *swap)
+        assert busy.code == 2
+        assert "still open" in busy.stderr
+        second_url = await fresh_postgres_database(request.getfixturevalue("postgres_url"))
+
+    swapped = await run_cli(settings, "rebuild", "metrics", "--into", second_url, *swap)
     assert swapped.code == 0, swapped.stdout + swapped.stderr
     assert "swapped" in swapped.stdout
-    assert list(tmp_path.glob("live.db.replaced-*"))  # the old view is kept aside
+    assert "replaced" in swapped.stdout  # the old view is kept aside, and said where
 
     late = list(Simulator(sessions=8, seed=53, session_prefix="late").events())
     async with EventPublisher(settings) as publisher:
         for event in late:
             await publisher.send(event)
     everything = events + late
-    async with SqliteStore(live_path) as live:
+    async with open_store(live_url) as live:
         async with shipped_runner("metrics", live, settings, group_id=group_id) as resumed:
             async with asyncio.timeout(60):
                 await resumed.wait_handled(len(late))
