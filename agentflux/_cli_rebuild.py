@@ -102,7 +102,7 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
         TextColumn("left"),
         TimeRemainingColumn(),
     )
-    async with open_store(into) as rebuilt, open_store(live_url) as live_store:
+    async with open_store(into) as rebuilt:
         with Progress(*columns, console=_err) as bar:
             task = bar.add_task(view, total=None, rate=0.0)
 
@@ -120,31 +120,28 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
                 f"[yellow]{result.dead_letters} record(s) could not be applied[/yellow]; they are "
                 f"in {result.dead_letter_topic} (the rebuilt view lacks them)"
             )
-        differences: list[str] = []
-        if compare:
-            spec_view = SHIPPED_GROUPS[view].view()
-            await live_store.migrate(spec_view.ddl)  # an empty live store compares as empty
-            differences = await compare_views(spec_view, live_store, rebuilt)
-            for line in differences:
-                _console.print(line)
-            _console.print(
-                f"{'DIFFERENT' if differences else 'identical'}: live view {live_url} "
-                f"vs rebuilt {into}"
-            )
-        if swap_group is not None:
-            replaced = await swap_into_live(
-                settings,
-                result,
-                rebuilt,
-                live_store,
-                swap_group,
-            )
-            _console.print(
-                f"swapped: {live_url} is now the rebuilt view; the old one is kept as "
-                f"{replaced}; restart the {view} service"
-            )
-            return 0
-    return 1 if differences else 0
+        if not compare and swap_group is None:
+            return 0  # the live store is not even opened
+        async with open_store(live_url) as live_store:
+            differences: list[str] = []
+            if compare:
+                spec_view = SHIPPED_GROUPS[view].view()
+                await live_store.migrate(spec_view.ddl)  # an empty live store compares as empty
+                differences = await compare_views(spec_view, live_store, rebuilt)
+                for line in differences:
+                    _console.print(line)
+                _console.print(
+                    f"{'DIFFERENT' if differences else 'identical'}: live view {live_url} "
+                    f"vs rebuilt {into}"
+                )
+            if swap_group is None:
+                return 1 if differences else 0
+            replaced = await swap_into_live(settings, result, rebuilt, live_store, swap_group)
+    _console.print(
+        f"swapped: {live_url} is now the rebuilt view; the old one is kept as {replaced}; "
+        f"restart the {view} service"
+    )
+    return 0
 
 
 def register(app: typer.Typer) -> None:

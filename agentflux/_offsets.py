@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Literal
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DeleteGroupsRequest
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from aiokafka.structs import TopicPartition
 
+from consumers._commits import commit_as_group
 from schemas import connection_kwargs
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "ReplayPlan",
     "ReplayTarget",
     "ReplayTargetError",
+    "committed_offsets",
     "delete_group",
     "execute_replay",
     "group_lag",
@@ -151,6 +153,12 @@ async def group_lag(settings: AgentfluxSettings, groups: Iterable[str]) -> list[
         await admin.close()
 
 
+async def committed_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartition, int]:
+    """The offsets ``group`` has committed, per partition (never-committed ones left out)."""
+    offsets = await admin.list_consumer_group_offsets(group)
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
 async def _active_members(admin: AIOKafkaAdminClient, group: str) -> int:
     response = (await admin.describe_consumer_groups([group]))[0].to_object()
     description = response["groups"][0]
@@ -221,7 +229,7 @@ async def plan_replay(
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
+        committed = await committed_offsets(admin, group)
         chosen = sorted(set(topics) if topics else {tp.topic for tp in committed})
         if not chosen:
             raise ReplayTargetError(
@@ -229,10 +237,7 @@ async def plan_replay(
             )
         partitions = await partitions_of(consumer, chosen)
         targets = await _target_offsets(consumer, partitions, target)
-        moves = {
-            tp: (committed[tp].offset if tp in committed else None, offset)
-            for tp, offset in sorted(targets.items())
-        }
+        moves = {tp: (committed.get(tp), offset) for tp, offset in sorted(targets.items())}
         return ReplayPlan(group=group, moves=moves)
     finally:
         await consumer.stop()
@@ -252,25 +257,12 @@ async def execute_replay(settings: AgentfluxSettings, plan: ReplayPlan) -> None:
             f"group {plan.group!r} has {members} active member(s); stop its consumers "
             "before moving its offsets (they would overwrite the new positions)",
         )
-    if not plan.moves:
-        return
-    # A consumer that only assigns (never subscribes) commits as the group without joining it.
-    committer = AIOKafkaConsumer(
-        **connection_kwargs(settings),
-        group_id=plan.group,
-        enable_auto_commit=False,
+    await commit_as_group(
+        settings,
+        plan.group,
+        {tp: new for tp, (_old, new) in plan.moves.items()},
+        "agentflux replay",
     )
-    await committer.start()
-    try:
-        committer.assign(list(plan.moves))
-        await committer.commit(
-            {
-                tp: OffsetAndMetadata(new, "agentflux replay")
-                for tp, (_old, new) in plan.moves.items()
-            },
-        )
-    finally:
-        await committer.stop()
 
 
 async def delete_group(settings: AgentfluxSettings, group: str) -> None:

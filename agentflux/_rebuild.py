@@ -27,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from agentflux._offsets import (
     ReplayPlan,
+    committed_offsets,
     delete_group,
     execute_replay,
     partitions_of,
@@ -97,10 +98,9 @@ async def _committed(settings: AgentfluxSettings, group: str) -> dict[TopicParti
     admin = AIOKafkaAdminClient(**connection_kwargs(settings))
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        return await committed_offsets(admin, group)
     finally:
         await admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
 async def rebuild_view(
@@ -128,10 +128,12 @@ async def rebuild_view(
     group_id = f"agentflux.rebuild.{name}.{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     runner = shipped_runner(name, into, settings, group_id=group_id)
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))  # one client for all the polling
+    await admin.start()
     try:
         async with runner:
             while True:
-                committed = await _committed(settings, group_id)
+                committed = await committed_offsets(admin, group_id)
                 done = sum(
                     min(committed.get(tp, begins[tp]), ends[tp]) - begins[tp] for tp in partitions
                 )
@@ -143,6 +145,7 @@ async def rebuild_view(
                     runner.raise_failure()
                 await asyncio.sleep(0.2)  # the group commits batch by batch; look again shortly
     finally:
+        await admin.close()
         await delete_group(settings, group_id)
     dead_letters = await _drop_if_empty(settings, runner.dlq_topic)
     return RebuildResult(

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from aiokafka.structs import TopicPartition
 
+from consumers._commits import commit_as_group
 from schemas import CodecError, connection_kwargs, header_map
 
 if TYPE_CHECKING:
@@ -195,22 +196,9 @@ async def _advance(runner: GroupRunner, report: RedriveReport) -> dict[int, int]
             stuck.add(letter.partition)
         else:
             targets[letter.partition] = letter.offset + 1
-    if not targets:
-        return {}
-    consumer = AIOKafkaConsumer(
-        **connection_kwargs(runner.settings),
-        group_id=redrive_group_id(runner.group_id),
-        enable_auto_commit=False,
+    await commit_as_group(
+        runner.settings,
+        redrive_group_id(runner.group_id),
+        {TopicPartition(runner.dlq_topic, p): o for p, o in targets.items()},
     )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(runner.dlq_topic, p) for p in targets])
-        await consumer.commit(
-            {
-                TopicPartition(runner.dlq_topic, p): OffsetAndMetadata(o, "")
-                for p, o in targets.items()
-            }
-        )
-    finally:
-        await consumer.stop()
     return targets

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import ConsumerRecord
 
-    from consumers._ports import Store, View
+    from consumers._ports import Store, Transaction, View
 
 __all__ = ["GroupRunner", "RunnerMetrics"]
 
@@ -366,10 +366,8 @@ class GroupRunner:
         started = time.perf_counter()
         done = 0
         for event, position in decoded:
-            handler = self.handlers.get(type(event))
             try:
-                if handler is not None:
-                    await handler(event)
+                await self._effects(None, event, position)
             except Exception as exc:  # noqa: BLE001  # its first attempt; the per-record path retries
                 self._account(position.topic, done, 0, time.perf_counter() - started)
                 return [r for r in records if r.offset >= position.offset], exc
@@ -393,11 +391,7 @@ class GroupRunner:
                     if applied is not None and position.offset <= applied:
                         already += 1
                         continue  # redelivered or replayed: already in the store
-                    for view in self.views:
-                        await view.apply(tx, event, position)
-                    handler = self.handlers.get(type(event))
-                    if handler is not None:
-                        await handler(event)
+                    await self._effects(tx, event, position)
                 await tx.record_position(
                     self.group_id, Position(last.topic, last.partition, last.offset)
                 )
@@ -473,22 +467,26 @@ class GroupRunner:
     def _wants(self, event: BaseEvent) -> bool:
         return bool(self.views) or type(event) in self.handlers
 
-    async def _apply(self, event: BaseEvent, position: Position) -> None:
+    async def _effects(self, tx: Transaction | None, event: BaseEvent, position: Position) -> None:
+        """Everything one event does: each view inside ``tx``, then the type's handler."""
+        if tx is not None:
+            for view in self.views:
+                await view.apply(tx, event, position)
         handler = self.handlers.get(type(event))
+        if handler is not None:
+            await handler(event)
+
+    async def _apply(self, event: BaseEvent, position: Position) -> None:
         if self.store is None:
-            if handler is not None:
-                await handler(event)
+            await self._effects(None, event, position)
             return
         async with self.store.transaction() as tx:
             applied = await tx.position(self.group_id, position.topic, position.partition)
             if applied is not None and position.offset <= applied:
-                self.metrics.redelivered.labels(self.group_id, position.topic).inc()
+                self._child(self.metrics.redelivered, position.topic).inc()
                 self.redelivered += 1
                 return  # redelivered or replayed: its effect is already in the store
-            for view in self.views:
-                await view.apply(tx, event, position)
-            if handler is not None:
-                await handler(event)
+            await self._effects(tx, event, position)
             await tx.record_position(self.group_id, position)
 
     async def redrive(
@@ -502,20 +500,16 @@ class GroupRunner:
         event = await self.codec.decode(value)
         if isinstance(event, UnknownEvent) or not self._wants(event):
             return "skipped"
-        handler = self.handlers.get(type(event))
-        if self.store is None:
-            if handler is not None:
-                await handler(event)  # no store to remember it: the handler must be idempotent
-            return "redriven"
         position = Position(*origin, timestamp)
-        async with self.store.transaction() as tx:
-            if not await tx.mark_redriven(self.group_id, str(event.event_id)):
-                return "already redriven"
-            for view in self.views:
-                await view.apply(tx, event, position)
-            if handler is not None:
-                await handler(event)
-        self.metrics.handled.labels(self.group_id, position.topic).inc()
+        if self.store is None:
+            # No store to remember it: the handler must be idempotent itself.
+            await self._effects(None, event, position)
+        else:
+            async with self.store.transaction() as tx:
+                if not await tx.mark_redriven(self.group_id, str(event.event_id)):
+                    return "already redriven"
+                await self._effects(tx, event, position)
+        self._child(self.metrics.handled, position.topic).inc()
         return "redriven"
 
     async def close_codec(self) -> None:

@@ -70,7 +70,7 @@ class Batcher:
 
     async def partition_for(self, topic: str, key: bytes) -> int:
         """The partition of ``key`` by Kafka's default partitioner (murmur2), as Java clients do."""
-        known = self._by_key.get((topic, key))
+        known = self.known_partition(topic, key)
         if known is not None:
             return known
         partitions = self._partitions.get(topic)

@@ -26,10 +26,13 @@ from aiokafka.structs import TopicPartition
 
 from agentflux._local import LocalCluster
 from agentflux._local._ports import free_ports
+from agentflux._offsets import partitions_of
 from schemas import AgentfluxSettings, connection_kwargs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from aiokafka.structs import ConsumerRecord
 
 
 @dataclass
@@ -166,6 +169,31 @@ def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses."""
     stem = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
     return f"test-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+async def read_to_end(
+    settings: AgentfluxSettings, topics: list[str]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topics`` from the beginning up to their end offsets now, in log order.
+
+    Reading to the end offsets, not to a count: a publish that failed may still have been written
+    (a leader that appended it but timed out waiting for replicas), and must not hide another.
+    """
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        partitions = await partitions_of(consumer, topics)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(120):
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                batches = await consumer.getmany(timeout_ms=1000)
+                records.extend(r for batch in batches.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
 
 
 async def create_topic(

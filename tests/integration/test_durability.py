@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
-from conftest import create_topic
+from conftest import create_topic, read_to_end
 
 from producers import (
     AgentProcessingStartedEvent,
@@ -20,7 +18,7 @@ from producers import (
     PublishResult,
     SchemaRegistrationError,
 )
-from schemas import connection_kwargs, header_map
+from schemas import header_map
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -45,23 +43,10 @@ async def _durable_topic(cluster: Cluster) -> tuple[AgentfluxSettings, str]:
 
 async def _read_all(settings: AgentfluxSettings, topic: str) -> dict[str, list[str]]:
     """Every record's event id, per session key, in log order (one partition per key)."""
-    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(3)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        by_session: dict[str, list[str]] = defaultdict(list)
-        async with asyncio.timeout(120):
-            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        key = (record.key or b"").decode()
-                        by_session[key].append(header_map(record.headers)["event_id"])
-        return by_session
-    finally:
-        await consumer.stop()
+    by_session: dict[str, list[str]] = defaultdict(list)
+    for record in await read_to_end(settings, [topic]):
+        by_session[(record.key or b"").decode()].append(header_map(record.headers)["event_id"])
+    return by_session
 
 
 def _acknowledged(

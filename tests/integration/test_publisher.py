@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from conftest import create_topic
+from conftest import create_topic, read_to_end
 
 from producers import (
     AgentSwitchedEvent,
@@ -55,36 +55,10 @@ async def _prefixed(cluster: Cluster, replication: int = 1, min_isr: int = 1) ->
 async def _read_all(
     settings: AgentfluxSettings, expected: int
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of the six category topics up to their end offsets (at least ``expected``).
-
-    Reading to the end offsets, not to a count: a publish that failed may still have been written
-    (a leader that appended it but timed out waiting for replicas), and must not hide another.
-    """
-    topics = [settings.topic_prefix + c.topic for c in EventCategory]
-    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        partitions = [tp for topic in topics for tp in await _partitions(consumer, topic)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        assert sum(ends.values()) >= expected
-        async with asyncio.timeout(120):
-            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-                batches = await consumer.getmany(timeout_ms=1000)
-                records.extend(r for batch in batches.values() for r in batch)
-    finally:
-        await consumer.stop()
+    """Every record of the six category topics up to their end offsets (at least ``expected``)."""
+    records = await read_to_end(settings, [settings.topic_prefix + c.topic for c in EventCategory])
+    assert len(records) >= expected
     return records
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    ids = consumer.partitions_for_topic(topic)
-    if not ids:
-        await consumer._client.force_metadata_update()
-        ids = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, p) for p in sorted(ids)]
 
 
 async def _end_offsets(settings: AgentfluxSettings, topic: str) -> dict[TopicPartition, int]:
