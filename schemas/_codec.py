@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from pydantic import ValidationError
 
+from schemas._compiled import ConstraintError, compile_builder, compile_reader, compile_writer
 from schemas._errors import (
     CodecError,
     CorruptPayloadError,
@@ -26,7 +27,7 @@ from schemas._errors import (
 from schemas._models import EVENT_MODELS, BaseEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from schemas._registry import RegistryClient
 
@@ -69,6 +70,19 @@ class UnknownEvent:
 class _Writer:
     header: bytes
     parsed: Any
+    write: Callable[[bytearray, dict[str, Any]], None] | None  # generated; None: use fastavro
+
+
+_LAYOUT_IRRELEVANT = frozenset({"doc", "default", "aliases", "order"})
+
+
+def _layout(schema: Any) -> Any:
+    """A schema without the attributes that do not change how values are encoded."""
+    if isinstance(schema, dict):
+        return {k: _layout(v) for k, v in schema.items() if k not in _LAYOUT_IRRELEVANT}
+    if isinstance(schema, list):
+        return [_layout(item) for item in schema]
+    return schema
 
 
 class AvroCodec:
@@ -95,7 +109,10 @@ class AvroCodec:
         }
         self._writers: dict[tuple[str, type[BaseEvent]], _Writer] = {}
         self._by_id: dict[int, tuple[Any, str]] = {}
-        self._resolved: dict[int, Any] = {}
+        # Generated readers for writer schemas laid out exactly as the reader's own schema
+        # (the usual case); any other writer goes through fastavro's schema resolution.
+        self._fast_decoders: dict[int, Callable[[bytes], BaseEvent]] = {}
+        self._compiled_readers: dict[str, Any] = {}
 
     # -- encode --------------------------------------------------------------------------------
 
@@ -116,8 +133,9 @@ class AvroCodec:
                     )
                 schema_id = found
             parsed = self._reader_schemas[model.RECORD_NAME]
-            self._writers[key] = _Writer(_HEADER.pack(_MAGIC, schema_id), parsed)
-            self._by_id.setdefault(schema_id, (parsed, model.RECORD_NAME))
+            header = _HEADER.pack(_MAGIC, schema_id)
+            self._writers[key] = _Writer(header, parsed, compile_writer(schema))
+            self._remember_writer(schema_id, parsed, model.RECORD_NAME, schema)
         return _HEADER.unpack(self._writers[key].header)[1]  # type: ignore[no-any-return]
 
     async def encode(self, event: BaseEvent, topic: str | None = None) -> bytes:
@@ -133,14 +151,18 @@ class AvroCodec:
             raise CodecError(
                 f"{type(event).__name__} is not prepared for {key[0]}; await encode() first"
             )
-        buffer = io.BytesIO()
-        buffer.write(writer.header)
+        # The model's attributes already have Avro's Python types (UUID, aware datetime, str).
         try:
-            # The model's attributes already have Avro's Python types (UUID, aware datetime, str).
+            if writer.write is not None:
+                out = bytearray(writer.header)
+                writer.write(out, event.__dict__)
+                return bytes(out)
+            buffer = io.BytesIO()
+            buffer.write(writer.header)
             fastavro.schemaless_writer(buffer, writer.parsed, event.__dict__)
-        except (ValueError, TypeError) as exc:
-            raise CodecError(f"{type(event).__name__} does not fit its schema: {exc}") from exc
-        return buffer.getvalue()
+            return buffer.getvalue()
+        except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
+            raise CodecError(f"{type(event).__name__} does not fit its schema: {exc!r}") from exc
 
     # -- decode --------------------------------------------------------------------------------
 
@@ -167,12 +189,35 @@ class AvroCodec:
             raw = json.loads(text)
             parsed = fastavro.parse_schema(raw)
             name = parsed["name"] if isinstance(parsed, dict) else str(raw)
-            self._by_id[schema_id] = (parsed, name)
+            self._remember_writer(schema_id, parsed, name, raw)
         return self._by_id[schema_id]
 
-    def knows_writer(self, data: bytes) -> bool:
-        """Whether the record's writer schema is already fetched (False for a bad frame)."""
-        return len(data) >= _HEADER.size and _HEADER.unpack_from(data)[1] in self._by_id
+    def _remember_writer(self, schema_id: int, parsed: Any, name: str, raw: Any) -> None:
+        if schema_id in self._by_id:
+            return
+        self._by_id[schema_id] = (parsed, name)
+        model = self._models.get(name)
+        if model is None:
+            return
+        reader_schema = load_schema(model)
+        if _layout(raw) != _layout(reader_schema):
+            return
+        if name not in self._compiled_readers:
+            self._compiled_readers[name] = compile_reader(reader_schema)
+        read = self._compiled_readers[name]
+        if read is not None:
+            build = compile_builder(model) or model.model_validate
+            self._fast_decoders[schema_id] = _fast_decoder(read, build, f"{name} (id {schema_id})")
+
+    def decode_cached(self, data: bytes) -> BaseEvent | UnknownEvent | None:
+        """Like :meth:`decode` with no I/O: None while the writer's schema is not fetched yet."""
+        schema_id = self.schema_id_of(data)
+        fast = self._fast_decoders.get(schema_id)
+        if fast is not None:
+            return fast(data)
+        if schema_id not in self._by_id:
+            return None
+        return self.decode_known(data)
 
     async def decode(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Read a framed record into its model, or an :class:`UnknownEvent` for a foreign type."""
@@ -183,6 +228,9 @@ class AvroCodec:
     def decode_known(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Like :meth:`decode` when the writer's schema id was seen before: no I/O."""
         schema_id = self.schema_id_of(data)
+        fast = self._fast_decoders.get(schema_id)
+        if fast is not None:
+            return fast(data)
         if schema_id not in self._by_id:
             raise CodecError(f"schema id {schema_id} not fetched yet; await decode() first")
         writer, record_name = self._by_id[schema_id]
@@ -212,3 +260,26 @@ class AvroCodec:
             raise CorruptPayloadError(
                 f"{record_name} (id {schema_id}): decoded values are invalid: {exc}"
             ) from exc
+
+
+def _fast_decoder(
+    read: Callable[[bytes, int], tuple[dict[str, Any], int]],
+    build: Callable[[dict[str, Any]], Any],
+    described: str,
+) -> Callable[[bytes], BaseEvent]:
+    """Decode with a generated reader and builder, raising the codec's typed errors."""
+
+    def decode(data: bytes) -> BaseEvent:
+        try:
+            record, end = read(data, _HEADER.size)
+        except Exception as exc:  # IndexError, EOFError, ValueError, UnicodeDecodeError, ...
+            raise CorruptPayloadError(f"{described}: body does not decode: {exc!r}") from exc
+        if end != len(data):
+            raise CorruptPayloadError(f"{described}: {len(data) - end} trailing byte(s)")
+        try:
+            event: BaseEvent = build(record)
+        except (ConstraintError, ValidationError) as exc:
+            raise CorruptPayloadError(f"{described}: decoded values are invalid: {exc}") from exc
+        return event
+
+    return decode

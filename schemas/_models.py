@@ -85,6 +85,8 @@ class HitlDecision(StrEnum):
 
 def _to_millis(value: datetime) -> datetime:
     # Avro's timestamp-millis keeps milliseconds; truncate now so a round trip is exact.
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # already normalized: every decoded timestamp, checked cheaply
     return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
 
 

@@ -1,0 +1,200 @@
+"""The generated Avro readers, writers and model builders agree with fastavro and pydantic."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from datetime import UTC
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from consumers._runner import observe_many
+from schemas import EVENT_MODELS, BaseEvent, MetricsPerformanceMeasuredEvent
+from schemas._codec import load_schema
+from schemas._compiled import ConstraintError, compile_builder, compile_reader, compile_writer
+
+_MODELS = list(EVENT_MODELS.values())
+_READ_ERRORS = (IndexError, EOFError, ValueError, UnicodeDecodeError, struct.error)
+
+# Lengths around the models' limits (1, 128, 256), so both sides of each bound are drawn.
+_TEXT = st.one_of(
+    st.text(max_size=3),
+    st.text(min_size=126, max_size=130),
+    st.text(min_size=254, max_size=258),
+)
+
+
+def _datum(schema: Any, name: str = "") -> st.SearchStrategy[Any]:  # noqa: C901, PLR0911  # one branch per Avro type
+    """Any value Avro accepts for ``schema`` (model constraints deliberately ignored)."""
+    if isinstance(schema, list):
+        return st.one_of(*(_datum(branch, name) for branch in schema))
+    kind = schema if isinstance(schema, str) else schema["type"]
+    logical = schema.get("logicalType") if isinstance(schema, dict) else None
+    if kind == "null":
+        return st.none()
+    if kind == "boolean":
+        return st.booleans()
+    if logical == "timestamp-millis":
+        return st.datetimes(timezones=st.just(UTC))
+    if kind == "int":
+        return st.integers(-(2**31), 2**31 - 1)
+    if kind == "long":
+        return st.integers(-(2**63), 2**63 - 1)
+    if kind == "double":
+        return st.floats(allow_nan=False)
+    if logical == "uuid":
+        return st.uuids()
+    if kind == "string" and name == "event_type":
+        return st.sampled_from([t.value for t in EVENT_MODELS])
+    if kind == "string":
+        return _TEXT
+    if kind == "enum":
+        return st.sampled_from(schema["symbols"])
+    if kind == "map":
+        return st.dictionaries(st.text(max_size=4), _datum(schema["values"]), max_size=3)
+    raise AssertionError(f"no strategy for {schema}")
+
+
+def _record(model: type[BaseEvent]) -> st.SearchStrategy[dict[str, Any]]:
+    schema = load_schema(model)
+    return st.fixed_dictionaries(
+        {field["name"]: _datum(field["type"], field["name"]) for field in schema["fields"]}
+    )
+
+
+def _fastavro_bytes(model: type[BaseEvent], record: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(load_schema(model)), record)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("model", _MODELS, ids=lambda m: m.__name__)
+def test_every_event_schema_and_model_compiles(model: type[BaseEvent]) -> None:
+    """Each shipped event gets a generated writer, reader and builder: the fast path is used."""
+    schema = load_schema(model)
+    assert compile_writer(schema) is not None
+    assert compile_reader(schema) is not None
+    assert compile_builder(model) is not None
+
+
+@settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("model", _MODELS, ids=lambda m: m.__name__)
+@given(data=st.data())
+def test_generated_code_matches_fastavro_and_pydantic(
+    model: type[BaseEvent], data: st.DataObject
+) -> None:
+    """Same bytes as fastavro, same records back, and the builder accepts what pydantic does."""
+    record = data.draw(_record(model))
+    schema = load_schema(model)
+    expected_bytes = _fastavro_bytes(model, record)
+    written = bytearray()
+    writer, reader, builder = compile_writer(schema), compile_reader(schema), compile_builder(model)
+    assert writer is not None
+    assert reader is not None
+    assert builder is not None
+    writer(written, record)
+    assert bytes(written) == expected_bytes
+
+    decoded, end = reader(expected_bytes, 0)
+    assert end == len(expected_bytes)
+    reference = fastavro.schemaless_reader(
+        io.BytesIO(expected_bytes), fastavro.parse_schema(schema), None
+    )
+    assert decoded == reference
+
+    try:
+        validated: BaseModel | None = model.model_validate(reference)
+    except ValidationError:
+        validated = None
+    try:
+        built: BaseModel | None = builder(dict(decoded))
+    except ConstraintError:
+        built = None
+    assert (built is None) == (validated is None), (built, validated)
+    if built is not None and validated is not None:
+        assert built == validated
+        assert built.model_fields_set == validated.model_fields_set
+        assert [type(v) for v in vars(built).values()] == [
+            type(v) for v in vars(validated).values()
+        ]
+
+
+@settings(max_examples=30, deadline=None)
+@pytest.mark.parametrize("model", _MODELS[:6], ids=lambda m: m.__name__)
+@given(data=st.data())
+def test_every_truncation_raises(model: type[BaseEvent], data: st.DataObject) -> None:
+    """A body cut short anywhere raises one of the read errors the codec turns into its own."""
+    encoded = _fastavro_bytes(model, data.draw(_record(model)))
+    reader = compile_reader(load_schema(model))
+    assert reader is not None
+    cut = data.draw(st.integers(0, len(encoded) - 1))
+    with pytest.raises(_READ_ERRORS):
+        reader(encoded[:cut], 0)
+
+
+def test_nan_breaks_a_lower_bound_as_in_pydantic() -> None:
+    """A NaN duration is refused by the builder, as pydantic's ge=0 refuses it."""
+    builder = compile_builder(MetricsPerformanceMeasuredEvent)
+    assert builder is not None
+    valid = MetricsPerformanceMeasuredEvent(session_id="s", operation="op", duration_ms=1.0)
+    record = dict(vars(valid)) | {"event_type": valid.event_type.value, "duration_ms": math.nan}
+    with pytest.raises(ValidationError):
+        MetricsPerformanceMeasuredEvent.model_validate(record)
+    with pytest.raises(ConstraintError):
+        builder(record)
+
+
+def test_unsupported_schemas_fall_back() -> None:
+    """Types the generator does not handle give None, so the codec keeps using fastavro."""
+    fixed = {"type": "record", "name": "R", "fields": [{"name": "f", "type": "float"}]}
+    assert compile_writer(fixed) is not None
+    for field_type in (
+        {"type": "fixed", "name": "F", "size": 4},
+        ["null", "string", "long"],
+        {"type": "record", "name": "Inner", "fields": []},
+        {"type": "int", "logicalType": "date"},
+    ):
+        schema = {"type": "record", "name": "R", "fields": [{"name": "f", "type": field_type}]}
+        assert compile_writer(schema) is None
+        assert compile_reader(schema) is None
+    assert compile_writer({"type": "string"}) is None
+
+
+def test_models_with_other_validators_fall_back() -> None:
+    """A model with a 'before' validator is built by pydantic, not by generated code."""
+
+    class Shouting(BaseModel):
+        model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+        name: str
+
+        @field_validator("name", mode="before")
+        @classmethod
+        def _upper(cls, value: str) -> str:
+            return value.upper()
+
+    assert compile_builder(Shouting) is None
+
+
+def test_observe_many_equals_single_observations() -> None:
+    """Observing a value N times at once exposes the same buckets, count and sum as N calls."""
+    registry = CollectorRegistry()
+    batched = Histogram("batched_seconds", "h", ["g"], registry=registry).labels("x")
+    single = Histogram("single_seconds", "h", ["g"], registry=registry).labels("x")
+    for value, count in ((0.003, 7), (0.2, 3), (50.0, 2)):
+        observe_many(batched, value, count)
+        for _ in range(count):
+            single.observe(value)
+    samples = {
+        metric.name: [(s.name.split("_")[-1], s.labels, s.value) for s in metric.samples]
+        for metric in registry.collect()
+    }
+    batched_samples, single_samples = samples["batched_seconds"], samples["single_seconds"]
+    assert [s[:2] for s in batched_samples] == [s[:2] for s in single_samples]
+    assert [s[2] for s in batched_samples] == pytest.approx([s[2] for s in single_samples])
