@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 _RESULTS = Path(__file__).parent / "results"
+_WARMUP_S = 5.0
 
 
 @contextlib.contextmanager
@@ -150,19 +152,25 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
     """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms.
 
     Both sides use the six category topics (36 partitions) and commit after handling; the raw
-    side sends the platform's pre-encoded bytes and headers and reads with a getmany loop.
+    side sends the platform's pre-encoded bytes and headers and reads with a getmany loop. Each
+    side first sends ``_WARMUP_S`` seconds of traffic at the same rate, not measured: a fresh
+    partition's first seconds on the broker (leader election, metadata) are not steady state.
     """
     prefix = f"{settings.topic_prefix}lat{int(rate)}."
     raw_prefix = f"{prefix}raw."
     await _topics(settings, prefix, [])
     await _topics(settings, raw_prefix, [])
     scoped = settings.model_copy(update={"topic_prefix": prefix})
-    events = _events(count, seed=int(rate))
+    warmup = int(rate * _WARMUP_S)
+    events = _events(warmup + count, seed=int(rate))
+    measured_ids = {str(event.event_id) for event in events[warmup:]}
     sent: dict[str, float] = {}
     latencies: list[float] = []
 
     async def measure(event: BaseEvent) -> None:
-        latencies.append((time.perf_counter() - sent[str(event.event_id)]) * 1000)
+        started = sent.get(str(event.event_id))
+        if started is not None:
+            latencies.append((time.perf_counter() - started) * 1000)
 
     runner = GroupRunner(
         f"lat-{uuid.uuid4().hex[:6]}",
@@ -170,12 +178,15 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
         settings=scoped,
         handlers=dict.fromkeys(EVENT_MODELS.values(), measure),
     )
+    _settle_heap()
     async with runner, EventPublisher(scoped, linger_ms=1) as publisher:
         await asyncio.wait_for(runner.ready.wait(), 60)
         limiter = RateLimiter(rate, burst=1)
         for event in events:
             await limiter.acquire()
-            sent[str(event.event_id)] = time.perf_counter()
+            event_id = str(event.event_id)
+            if event_id in measured_ids:
+                sent[event_id] = time.perf_counter()
             await publisher.send(event)
         await runner.wait_handled(len(events))
         records = [
@@ -187,10 +198,14 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
             )
             for e in events
         ]
-    raw = await _raw_latency(settings, [raw_prefix + c.topic for c in EventCategory], rate, records)
+    _settle_heap()
+    raw = await _raw_latency(
+        settings, [raw_prefix + c.topic for c in EventCategory], rate, records, warmup
+    )
     return {
         "rate": rate,
-        "events": len(events),
+        "events": count,
+        "warmup_events": warmup,
         "platform_p50_ms": round(percentile(latencies, 0.5), 2),
         "platform_p99_ms": round(percentile(latencies, 0.99), 2),
         "platform_p999_ms": round(percentile(latencies, 0.999), 2),
@@ -200,11 +215,19 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
     }
 
 
+def _settle_heap() -> None:
+    # The benchmark holds its events in memory (tens of thousands of objects); freezing them
+    # keeps Python's full collections, and their pauses, to what the code under test allocates.
+    gc.collect()
+    gc.freeze()
+
+
 async def _raw_latency(
     settings: AgentfluxSettings,
     topics: list[str],
     rate: float,
     records: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]],
+    warmup: int,
 ) -> list[float]:
     consumer = AIOKafkaConsumer(
         *topics,
@@ -225,20 +248,25 @@ async def _raw_latency(
             await consumer.getmany(timeout_ms=100)
 
         async def consume() -> None:
-            while len(latencies) < len(records):
+            received = 0
+            while received < len(records):
                 batches = await consumer.getmany(timeout_ms=100)
                 for batch in batches.values():
                     for record in batch:
+                        received += 1
                         event_id = next(v for k, v in record.headers if k == "event_id")
-                        latencies.append((time.perf_counter() - sent[event_id]) * 1000)
+                        started = sent.get(event_id)
+                        if started is not None:
+                            latencies.append((time.perf_counter() - started) * 1000)
                 if batches:
                     await consumer.commit()
 
         reader = asyncio.create_task(consume())
         limiter = RateLimiter(rate, burst=1)
-        for topic, key, value, headers in records:
+        for index, (topic, key, value, headers) in enumerate(records):
             await limiter.acquire()
-            sent[dict(headers)["event_id"]] = time.perf_counter()
+            if index >= warmup:
+                sent[dict(headers)["event_id"]] = time.perf_counter()
             await producer.send(topic, value, key=key, headers=headers)
         await asyncio.wait_for(reader, 120)
     finally:
