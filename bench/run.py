@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agentflux._local import LocalCluster
-from bench._measure import Measurement, percentile
+from bench._measure import Measurement, percentile, settle_heap
 from bench._raw import raw_consume, raw_publish
 from consumers import ContextView, GroupRunner, SqliteStore
 from producers import EventPublisher, RateLimiter, Simulator
@@ -88,6 +87,7 @@ async def bench_publish(settings: AgentfluxSettings, events: list[BaseEvent]) ->
         for event in first_of_each.values():  # schemas registered before timing, as in steady state
             await publisher.send(event)
         await publisher.flush()
+        settle_heap()
         started, cpu = time.perf_counter(), time.process_time()
         for event in events:
             await publisher.send(event)
@@ -102,6 +102,7 @@ async def bench_publish(settings: AgentfluxSettings, events: list[BaseEvent]) ->
             )
             for e in events
         ]
+    settle_heap()
     raw_m = await raw_publish(settings, raw_topic, records)
     return {
         "events": len(events),
@@ -131,12 +132,14 @@ async def bench_consume(settings: AgentfluxSettings, expected: int) -> dict[str,
         handlers=dict.fromkeys(EVENT_MODELS.values(), noop),
         max_poll_records=2000,
     )
+    settle_heap()
     async with runner:
         # Timed from the assignment on, as the raw loop is: joining the group is not throughput.
         await asyncio.wait_for(runner.ready.wait(), 60)
         started, cpu = time.perf_counter(), time.process_time()
         await runner.wait_handled(expected)
         platform_m = Measurement.since(started, cpu, runner.handled)
+    settle_heap()
     raw_m = await raw_consume(settings, topics, expected, f"bench-raw-{uuid.uuid4().hex[:6]}")
     return {
         "events": expected,
@@ -178,7 +181,7 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
         settings=scoped,
         handlers=dict.fromkeys(EVENT_MODELS.values(), measure),
     )
-    _settle_heap()
+    settle_heap()
     async with runner, EventPublisher(scoped, linger_ms=1) as publisher:
         await asyncio.wait_for(runner.ready.wait(), 60)
         limiter = RateLimiter(rate, burst=1)
@@ -198,7 +201,7 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
             )
             for e in events
         ]
-    _settle_heap()
+    settle_heap()
     raw = await _raw_latency(
         settings, [raw_prefix + c.topic for c in EventCategory], rate, records, warmup
     )
@@ -213,13 +216,6 @@ async def bench_latency(settings: AgentfluxSettings, rate: float, count: int) ->
         "raw_p99_ms": round(percentile(raw, 0.99), 2),
         "raw_p999_ms": round(percentile(raw, 0.999), 2),
     }
-
-
-def _settle_heap() -> None:
-    # The benchmark holds its events in memory (tens of thousands of objects); freezing them
-    # keeps Python's full collections, and their pauses, to what the code under test allocates.
-    gc.collect()
-    gc.freeze()
 
 
 async def _raw_latency(
@@ -298,6 +294,7 @@ async def bench_rebuild(
             store=store,
             max_poll_records=2000,
         )
+        settle_heap()
         started, cpu = time.perf_counter(), time.process_time()
         async with runner:
             await runner.wait_handled(count)

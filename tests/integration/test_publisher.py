@@ -112,6 +112,24 @@ async def test_200_sessions_keep_order_keys_and_headers(cluster: Cluster) -> Non
     assert all(isinstance(e, BaseEvent) for e in decoded)
 
 
+async def test_send_waits_while_max_in_flight_records_are_unacknowledged(cluster: Cluster) -> None:
+    """Backpressure: with the limit reached, send() waits until acknowledgements make room."""
+    settings = await _prefixed(cluster)
+    events = [AgentSwitchedEvent(session_id="s", from_agent="a", to_agent=str(i)) for i in range(4)]
+    # A long linger keeps the first three records unsent (unacknowledged) until flush().
+    async with EventPublisher(settings, max_in_flight=3, linger_ms=60_000) as publisher:
+        acked = [await publisher.send(event) for event in events[:3]]
+        fourth = asyncio.ensure_future(publisher.send(events[3]))
+        for _ in range(20):
+            await asyncio.sleep(0)  # let the fourth send run as far as it can
+        assert not fourth.done()
+        assert not any(future.done() for future in acked)
+        await publisher.flush()
+        await (await fourth)
+    records = await _read_all(settings, 4)
+    assert [header_map(r.headers)["event_id"] for r in records] == [str(e.event_id) for e in events]
+
+
 @pytest.mark.broker
 async def test_invalid_event_leaves_topic_untouched(cluster: Cluster) -> None:
     """Events that fail validation or the schema raise InvalidEventError and write nothing."""
