@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import math
+import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Measurement", "percentile", "settle_heap"]
+__all__ = ["Measurement", "percentile", "settle_heap", "side_by_side"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,24 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def side_by_side(pairs: list[tuple[Measurement, Measurement]]) -> dict[str, Any]:
+    """Medians of (platform, raw) rounds: rates, their ratio, CPU per event, and every round."""
+    platform = [pair[0] for pair in pairs]
+    raw = [pair[1] for pair in pairs]
+    platform_rate = statistics.median(m.rate for m in platform)
+    raw_rate = statistics.median(m.rate for m in raw)
+    return {
+        "platform_events_per_s": round(platform_rate),
+        "raw_events_per_s": round(raw_rate),
+        "ratio": round(platform_rate / raw_rate, 3),
+        "platform_cpu_us_per_event": round(
+            statistics.median(m.cpu_us_per_event for m in platform), 1
+        ),
+        "raw_cpu_us_per_event": round(statistics.median(m.cpu_us_per_event for m in raw), 1),
+        "rounds": [
+            {"platform_events_per_s": round(p.rate), "raw_events_per_s": round(r.rate)}
+            for p, r in pairs
+        ],
+    }
