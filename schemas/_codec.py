@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from pydantic import ValidationError
 
-from schemas._compiled import ConstraintError, compile_builder, compile_reader, compile_writer
+from schemas._compiled import ConstraintError, compile_decoder, compile_reader, compile_writer
 from schemas._errors import (
     CodecError,
     CorruptPayloadError,
@@ -28,6 +28,8 @@ from schemas._models import EVENT_MODELS, BaseEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+
+    _BodyDecoder = Callable[[bytes, int], tuple[Any, int]]
 
     from schemas._registry import RegistryClient
 
@@ -112,7 +114,7 @@ class AvroCodec:
         # Generated readers for writer schemas laid out exactly as the reader's own schema
         # (the usual case); any other writer goes through fastavro's schema resolution.
         self._fast_decoders: dict[int, Callable[[bytes], BaseEvent]] = {}
-        self._compiled_readers: dict[str, Any] = {}
+        self._compiled_decoders: dict[str, _BodyDecoder | None] = {}
 
     # -- encode --------------------------------------------------------------------------------
 
@@ -202,12 +204,11 @@ class AvroCodec:
         reader_schema = load_schema(model)
         if _layout(raw) != _layout(reader_schema):
             return
-        if name not in self._compiled_readers:
-            self._compiled_readers[name] = compile_reader(reader_schema)
-        read = self._compiled_readers[name]
-        if read is not None:
-            build = compile_builder(model) or model.model_validate
-            self._fast_decoders[schema_id] = _fast_decoder(read, build, f"{name} (id {schema_id})")
+        if name not in self._compiled_decoders:
+            self._compiled_decoders[name] = _compiled_decoder(reader_schema, model)
+        decode_body = self._compiled_decoders[name]
+        if decode_body is not None:
+            self._fast_decoders[schema_id] = _fast_decoder(decode_body, f"{name} (id {schema_id})")
 
     def decode_cached(self, data: bytes) -> BaseEvent | UnknownEvent | None:
         """Like :meth:`decode` with no I/O: None while the writer's schema is not fetched yet."""
@@ -262,24 +263,34 @@ class AvroCodec:
             ) from exc
 
 
-def _fast_decoder(
-    read: Callable[[bytes, int], tuple[dict[str, Any], int]],
-    build: Callable[[dict[str, Any]], Any],
-    described: str,
-) -> Callable[[bytes], BaseEvent]:
-    """Decode with a generated reader and builder, raising the codec's typed errors."""
+def _compiled_decoder(schema: dict[str, Any], model: type[BaseEvent]) -> _BodyDecoder | None:
+    """Generated code for a body: fused read and build, or read then pydantic; None: fastavro."""
+    fused = compile_decoder(schema, model)
+    if fused is not None:
+        return fused
+    read = compile_reader(schema)
+    if read is None:
+        return None
+
+    def read_then_validate(data: bytes, pos: int) -> tuple[Any, int]:
+        record, end = read(data, pos)
+        return model.model_validate(record), end
+
+    return read_then_validate
+
+
+def _fast_decoder(decode_body: _BodyDecoder, described: str) -> Callable[[bytes], BaseEvent]:
+    """Decode with generated code, raising the codec's typed errors."""
 
     def decode(data: bytes) -> BaseEvent:
         try:
-            record, end = read(data, _HEADER.size)
+            event, end = decode_body(data, _HEADER.size)
+        except (ConstraintError, ValidationError) as exc:
+            raise CorruptPayloadError(f"{described}: decoded values are invalid: {exc}") from exc
         except Exception as exc:  # IndexError, EOFError, ValueError, UnicodeDecodeError, ...
             raise CorruptPayloadError(f"{described}: body does not decode: {exc!r}") from exc
         if end != len(data):
             raise CorruptPayloadError(f"{described}: {len(data) - end} trailing byte(s)")
-        try:
-            event: BaseEvent = build(record)
-        except (ConstraintError, ValidationError) as exc:
-            raise CorruptPayloadError(f"{described}: decoded values are invalid: {exc}") from exc
-        return event
+        return event  # type: ignore[no-any-return]
 
     return decode

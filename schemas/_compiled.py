@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from pydantic.fields import FieldInfo
 
-__all__ = ["ConstraintError", "compile_builder", "compile_reader", "compile_writer"]
+__all__ = [
+    "ConstraintError",
+    "compile_builder",
+    "compile_decoder",
+    "compile_reader",
+    "compile_writer",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -400,12 +406,12 @@ def _constraint_checks(src: _Source, name: str, metadata: list[Any], value: str)
             }
             if unused:
                 raise _UnsupportedError(f"{name}: string constraints {unused}")
-            if item.min_length is not None:
-                src.emit(1, f"if len({value}) < {item.min_length}:")
-                src.emit(2, f"raise ConstraintError('{name}: shorter than {item.min_length}')")
-            if item.max_length is not None:
-                src.emit(1, f"if len({value}) > {item.max_length}:")
-                src.emit(2, f"raise ConstraintError('{name}: longer than {item.max_length}')")
+            low, high = item.min_length or 0, item.max_length
+            if high is None:
+                src.emit(1, f"if len({value}) < {low}:")
+            else:
+                src.emit(1, f"if not {low} <= len({value}) <= {high}:")
+            src.emit(2, f"raise ConstraintError('{name}: length not in [{low}, {high}]')")
         elif isinstance(item, annotated_types.Ge):
             src.emit(1, f"if not {value} >= {item.ge!r}:")  # also refuses NaN, as pydantic does
             src.emit(2, f"raise ConstraintError('{name}: less than {item.ge!r}')")
@@ -461,6 +467,35 @@ def _validator_calls(src: _Source, model: type[BaseModel], name: str, value: str
             src.emit(1, f"{value} = {src.constant(validator.func)}({value})")
 
 
+def _buildable(model: type[BaseModel]) -> bool:
+    decorators = model.__pydantic_decorators__
+    if decorators.model_validators or decorators.root_validators or decorators.validators:
+        return False
+    return model.model_config.get("extra") == "forbid" and not model.__pydantic_root_model__
+
+
+def _emit_build(src: _Source, model: type[BaseModel], variables: Mapping[str, str]) -> str:
+    """Checks of every field's variable, then the instance: the expression to return."""
+    if set(variables) != set(model.model_fields):
+        raise _UnsupportedError("the record's fields are not the model's")
+    for name, field in model.model_fields.items():
+        _field_check(src, name, field, variables[name])
+        _validator_calls(src, model, name, variables[name])
+    fields = ", ".join(f"{name!r}: {variables[name]}" for name in model.model_fields)
+    src.emit(1, f"event = _new({src.constant(model)})")
+    src.emit(1, f"_set(event, '__dict__', {{{fields}}})")
+    names = src.constant(tuple(model.model_fields))
+    src.emit(1, f"_set(event, '__pydantic_fields_set__', set({names}))")
+    src.emit(1, "_set(event, '__pydantic_extra__', None)")
+    src.emit(1, "_set(event, '__pydantic_private__', None)")
+    src.constants |= {
+        "_new": object.__new__,
+        "_set": object.__setattr__,
+        "ConstraintError": ConstraintError,
+    }
+    return "event"
+
+
 def compile_builder(model: type[BaseModel]) -> Callable[[dict[str, Any]], BaseModel] | None:
     """``build(record)`` making a model instance from an Avro-decoded record, or None.
 
@@ -468,36 +503,43 @@ def compile_builder(model: type[BaseModel]) -> Callable[[dict[str, Any]], BaseMo
     model's Avro schema gives them (which decoding guarantees); raises :class:`ConstraintError`
     where pydantic would raise a validation error.
     """
-    decorators = model.__pydantic_decorators__
-    if decorators.model_validators or decorators.root_validators or decorators.validators:
-        return None
-    if model.model_config.get("extra") != "forbid" or model.__pydantic_root_model__:
+    if not _buildable(model):
         return None
     src = _Source()
     src.emit(0, "def build(record):")
-    try:
-        for index, (name, field) in enumerate(model.model_fields.items()):
-            value = f"f{index}"
-            src.emit(1, f"{value} = record[{name!r}]")
-            _field_check(src, name, field, value)
-            _validator_calls(src, model, name, value)
-    except _UnsupportedError:
-        return None
-    fields = ", ".join(f"{name!r}: f{i}" for i, name in enumerate(model.model_fields))
     src.emit(1, f"if len(record) != {len(model.model_fields)}:")
     src.emit(2, "raise ConstraintError('fields do not match the model')")
-    src.emit(1, f"event = _new({src.constant(model)})")
-    src.emit(1, f"_set(event, '__dict__', {{{fields}}})")
-    src.emit(
-        1, f"_set(event, '__pydantic_fields_set__', set({src.constant(tuple(model.model_fields))}))"
-    )
-    src.emit(1, "_set(event, '__pydantic_extra__', None)")
-    src.emit(1, "_set(event, '__pydantic_private__', None)")
-    src.emit(1, "return event")
-    src.constants |= {
-        "_new": object.__new__,
-        "_set": object.__setattr__,
-        "ConstraintError": ConstraintError,
-    }
+    variables = {name: f"f{index}" for index, name in enumerate(model.model_fields)}
+    for name, variable in variables.items():
+        src.emit(1, f"{variable} = record[{name!r}]")
+    try:
+        src.emit(1, f"return {_emit_build(src, model, variables)}")
+    except _UnsupportedError:
+        return None
     builder: Callable[[dict[str, Any]], BaseModel] = src.function("build")
     return builder
+
+
+def compile_decoder(
+    schema: Mapping[str, Any], model: type[BaseModel]
+) -> Callable[[bytes, int], tuple[BaseModel, int]] | None:
+    """``decode(data, pos) -> (instance, end)`` for a record schema and its model, or None.
+
+    :func:`compile_reader` and :func:`compile_builder` in one function, with no record dict in
+    between: the consumer's hot path.
+    """
+    if schema.get("type") != "record" or not _buildable(model):
+        return None
+    src = _Source()
+    src.emit(0, "def decode(data, pos):")
+    src.emit(1, "size = len(data)")
+    variables: dict[str, str] = {}
+    try:
+        for index, field in enumerate(schema["fields"]):
+            variables[field["name"]] = f"f{index}"
+            _read(src, 1, field["type"], f"f{index}")
+        src.emit(1, f"return {_emit_build(src, model, variables)}, pos")
+    except _UnsupportedError:
+        return None
+    decoder: Callable[[bytes, int], tuple[BaseModel, int]] = src.function("decode")
+    return decoder

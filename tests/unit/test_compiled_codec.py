@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from consumers._runner import observe_many
 from schemas import EVENT_MODELS, BaseEvent, MetricsPerformanceMeasuredEvent
 from schemas._codec import load_schema
-from schemas._compiled import ConstraintError, compile_builder, compile_reader, compile_writer
+from schemas._compiled import (
+    ConstraintError,
+    compile_builder,
+    compile_decoder,
+    compile_reader,
+    compile_writer,
+)
 
 _MODELS = list(EVENT_MODELS.values())
 _READ_ERRORS = (IndexError, EOFError, ValueError, UnicodeDecodeError, struct.error)
@@ -82,6 +88,7 @@ def test_every_event_schema_and_model_compiles(model: type[BaseEvent]) -> None:
     assert compile_writer(schema) is not None
     assert compile_reader(schema) is not None
     assert compile_builder(model) is not None
+    assert compile_decoder(schema, model) is not None
 
 
 @settings(max_examples=60, deadline=None)
@@ -90,7 +97,7 @@ def test_every_event_schema_and_model_compiles(model: type[BaseEvent]) -> None:
 def test_generated_code_matches_fastavro_and_pydantic(
     model: type[BaseEvent], data: st.DataObject
 ) -> None:
-    """Same bytes as fastavro, same records back, and the builder accepts what pydantic does."""
+    """Same bytes as fastavro, same records back; builder and decoder accept what pydantic does."""
     record = data.draw(_record(model))
     schema = load_schema(model)
     expected_bytes = _fastavro_bytes(model, record)
@@ -118,12 +125,18 @@ def test_generated_code_matches_fastavro_and_pydantic(
     except ConstraintError:
         built = None
     assert (built is None) == (validated is None), (built, validated)
-    if built is not None and validated is not None:
-        assert built == validated
-        assert built.model_fields_set == validated.model_fields_set
-        assert [type(v) for v in vars(built).values()] == [
-            type(v) for v in vars(validated).values()
-        ]
+    decoder = compile_decoder(schema, model)
+    assert decoder is not None
+    if validated is None:
+        with pytest.raises(ConstraintError):
+            decoder(expected_bytes, 0)
+        return
+    fused, fused_end = decoder(expected_bytes, 0)
+    assert fused_end == len(expected_bytes)
+    for made in (built, fused):
+        assert made == validated
+        assert made.model_fields_set == validated.model_fields_set
+        assert [type(v) for v in vars(made).values()] == [type(v) for v in vars(validated).values()]
 
 
 @settings(max_examples=30, deadline=None)
@@ -132,11 +145,15 @@ def test_generated_code_matches_fastavro_and_pydantic(
 def test_every_truncation_raises(model: type[BaseEvent], data: st.DataObject) -> None:
     """A body cut short anywhere raises one of the read errors the codec turns into its own."""
     encoded = _fastavro_bytes(model, data.draw(_record(model)))
-    reader = compile_reader(load_schema(model))
+    schema = load_schema(model)
+    reader, decoder = compile_reader(schema), compile_decoder(schema, model)
     assert reader is not None
+    assert decoder is not None
     cut = data.draw(st.integers(0, len(encoded) - 1))
     with pytest.raises(_READ_ERRORS):
         reader(encoded[:cut], 0)
+    with pytest.raises(_READ_ERRORS):
+        decoder(encoded[:cut], 0)
 
 
 def test_nan_breaks_a_lower_bound_as_in_pydantic() -> None:
@@ -180,6 +197,8 @@ def test_models_with_other_validators_fall_back() -> None:
             return value.upper()
 
     assert compile_builder(Shouting) is None
+    schema = {"type": "record", "name": "Shouting", "fields": [{"name": "name", "type": "string"}]}
+    assert compile_decoder(schema, Shouting) is None
 
 
 def test_observe_many_equals_single_observations() -> None:
