@@ -10,6 +10,7 @@ import io
 import json
 import struct
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +115,6 @@ class AvroCodec:
         # Generated readers for writer schemas laid out exactly as the reader's own schema
         # (the usual case); any other writer goes through fastavro's schema resolution.
         self._fast_decoders: dict[int, Callable[[bytes], BaseEvent]] = {}
-        self._compiled_decoders: dict[str, _BodyDecoder | None] = {}
 
     # -- encode --------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ class AvroCodec:
                 schema_id = found
             parsed = self._reader_schemas[model.RECORD_NAME]
             header = _HEADER.pack(_MAGIC, schema_id)
-            self._writers[key] = _Writer(header, parsed, compile_writer(schema))
+            self._writers[key] = _Writer(header, parsed, _compiled_writer(model))
             self._remember_writer(schema_id, parsed, model.RECORD_NAME, schema)
         return _HEADER.unpack(self._writers[key].header)[1]  # type: ignore[no-any-return]
 
@@ -204,9 +204,7 @@ class AvroCodec:
         reader_schema = load_schema(model)
         if _layout(raw) != _layout(reader_schema):
             return
-        if name not in self._compiled_decoders:
-            self._compiled_decoders[name] = _compiled_decoder(reader_schema, model)
-        decode_body = self._compiled_decoders[name]
+        decode_body = _compiled_decoder(model)
         if decode_body is not None:
             self._fast_decoders[schema_id] = _fast_decoder(decode_body, f"{name} (id {schema_id})")
 
@@ -263,8 +261,17 @@ class AvroCodec:
             ) from exc
 
 
-def _compiled_decoder(schema: dict[str, Any], model: type[BaseEvent]) -> _BodyDecoder | None:
+# Generated code depends only on the model (its shipped schema): made once per process, shared
+# by every codec, so a new runner or publisher does not compile again.
+@cache
+def _compiled_writer(model: type[BaseEvent]) -> Callable[[bytearray, dict[str, Any]], None] | None:
+    return compile_writer(load_schema(model))
+
+
+@cache
+def _compiled_decoder(model: type[BaseEvent]) -> _BodyDecoder | None:
     """Generated code for a body: fused read and build, or read then pydantic; None: fastavro."""
+    schema = load_schema(model)
     fused = compile_decoder(schema, model)
     if fused is not None:
         return fused
