@@ -113,6 +113,14 @@ class RunnerMetrics:
         self.group = group
 
 
+def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
+    """Partitions as {topic: [numbers]}: short enough to log at every rebalance."""
+    grouped: dict[str, list[int]] = {}
+    for tp in sorted(partitions):
+        grouped.setdefault(tp.topic, []).append(tp.partition)
+    return grouped
+
+
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
     def __init__(self, runner: GroupRunner) -> None:
         self._runner = runner
@@ -124,7 +132,7 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
             _log.info(
                 "partitions revoked",
                 group=self._runner.group_id,
-                partitions=[str(tp) for tp in revoked],
+                partitions=_by_topic(revoked),
             )
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -133,7 +141,7 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
         _log.info(
             "partitions assigned",
             group=self._runner.group_id,
-            partitions=[str(tp) for tp in assigned],
+            partitions=_by_topic(assigned),
         )
         if assigned:
             self._runner.ready.set()  # before the first fetch of the new assignment
