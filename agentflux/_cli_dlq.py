@@ -20,7 +20,9 @@ __all__ = ["register"]
 _console = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
-dlq_app = typer.Typer(help="Dead-letter topics: list, show and re-drive a group's failed records.")
+dlq_app = typer.Typer(
+    help="Dead-letter topics: list, show, re-drive (or discard) a group's failed records."
+)
 
 GroupName = Annotated[
     str, typer.Option("--group", "-g", help="The shipped group: context | metrics | audit.")
@@ -124,6 +126,14 @@ def redrive_letters(
             "--offset", help="Only these records, as OFFSET or PARTITION:OFFSET (repeatable)."
         ),
     ] = None,
+    discard: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--discard",
+            help="Mark these records done without applying them, as OFFSET or PARTITION:OFFSET "
+            "(repeatable): for records that can never succeed, e.g. undecodable bytes.",
+        ),
+    ] = None,
     group_id: GroupIdOverride = None,
     store: Annotated[
         str | None,
@@ -133,16 +143,17 @@ def redrive_letters(
     """Send pending dead letters back through the group's view, once each, after a fix."""
     gid = _group_id(group, group_id)
     chosen = None if offset is None else {_parse_choice(choice) for choice in offset}
+    dropped = {_parse_choice(choice) for choice in discard or []}
 
     async def _run() -> int:
         async with open_store(store or AgentfluxSettings().store_url) as opened:
             runner = shipped_runner(group, opened, group_id=gid)
             await opened.migrate([s for view in runner.views for s in view.ddl])
             try:
-                report = await redrive(runner, offsets=chosen)
+                report = await redrive(runner, offsets=chosen, discard=dropped)
             finally:
                 await runner.close_codec()
-        for outcome in ("redriven", "already redriven", "skipped", "not selected"):
+        for outcome in ("redriven", "already redriven", "skipped", "discarded", "not selected"):
             _console.print(f"{outcome}: {report.count(outcome)}")
         for letter, error in report.failed:
             _err.print(f"[red]still failing[/red] {letter.partition}:{letter.offset}: {error}")

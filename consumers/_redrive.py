@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DeadLetter", "RedriveReport", "read_dead_letters", "redrive", "redrive_group_id"]
 
+_log = structlog.get_logger("agentflux.redrive")
 _READ_TIMEOUT_S = 60.0  # a partition that stops short of its end offset is an error, not a hang
-Outcome = Literal["redriven", "already redriven", "skipped", "failed", "not selected"]
+Outcome = Literal["redriven", "already redriven", "skipped", "discarded", "failed", "not selected"]
 
 
 def redrive_group_id(group_id: str) -> str:
@@ -159,17 +161,33 @@ async def _read_to(
 
 
 async def redrive(
-    runner: GroupRunner, *, offsets: Collection[tuple[int, int]] | None = None
+    runner: GroupRunner,
+    *,
+    offsets: Collection[tuple[int, int]] | None = None,
+    discard: Collection[tuple[int, int]] = (),
 ) -> RedriveReport:
     """Re-drive the pending dead letters of ``runner``'s group through its views and handlers.
 
     ``offsets`` chooses records as (partition, offset) pairs; by default all pending ones are
-    re-driven. The redrive group's offset advances past every record that is done (re-driven now
-    or before, or skipped as unknown), up to the first one that failed or was not chosen.
+    re-driven. Records in ``discard`` are marked done without being applied: for records that
+    can never succeed (bytes no schema decodes), so they stop holding back the ones after them.
+    The redrive group's offset advances past every record that is done (re-driven now or
+    before, skipped as unknown, discarded), up to the first one that failed or was not chosen.
     """
     letters = await read_dead_letters(runner.settings, runner.dlq_topic, runner.group_id)
     report = RedriveReport()
     for letter in letters:
+        if (letter.partition, letter.offset) in discard:
+            _log.warning(
+                "dead letter discarded, its effect will never apply",
+                group=runner.group_id,
+                dlq_partition=letter.partition,
+                dlq_offset=letter.offset,
+                event_id=letter.headers.get("event_id"),
+                error=letter.error,
+            )
+            report.outcomes.append((letter, "discarded", ""))
+            continue
         if offsets is not None and (letter.partition, letter.offset) not in offsets:
             report.outcomes.append((letter, "not selected", ""))
             continue

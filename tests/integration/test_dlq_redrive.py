@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import pytest
 from _cli import run_cli
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
+from aiokafka import AIOKafkaProducer
 
 from consumers import AuditView, GroupRunner, SqliteStore, verify_audit
 from consumers._groups import SHIPPED_GROUPS
 from consumers._redrive import read_dead_letters
-from schemas import dead_letter_topic
+from schemas import connection_kwargs, dead_letter_topic
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -146,3 +147,39 @@ async def test_redrive_is_once_per_event_even_if_offsets_are_lost(
         assert outcomes == ["redriven"] * broken + ["already redriven"] * broken
         rows = await store.rows("SELECT count(*) AS n FROM audit_log WHERE session_id = $1", victim)
         assert rows == [{"n": broken}]
+
+
+@pytest.mark.broker
+async def test_undecodable_dead_letter_is_discarded_on_request(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Bytes no schema decodes fail every re-drive until discarded; then nothing is pending."""
+    store_path = tmp_path / "audit.db"
+    group_id = f"audit-{uuid.uuid4().hex[:6]}"
+    settings, events = await publish_traffic(cluster, sessions=3, seed=33)
+    audit_topic = SHIPPED_GROUPS["audit"].topics(settings)[0]
+    async with AIOKafkaProducer(**connection_kwargs(settings), acks="all") as producer:
+        await producer.send_and_wait(audit_topic, b"\x00\x00\x00\x00\x01not avro", key=b"s")
+    async with SqliteStore(store_path) as store:
+        await store.migrate(AuditView.ddl)
+        async with _audit_runner(settings, store, group_id) as runner:
+            async with asyncio.timeout(60):
+                await runner.wait_handled(len(events_of("audit", events)))
+            assert await _pending(settings, group_id, 1) == 1
+    cli = ("--group", "audit", "--group-id", group_id, "--store", f"sqlite:///{store_path}")
+    (letter,) = await read_dead_letters(settings, dead_letter_topic(group_id), group_id)
+
+    refused = await run_cli(settings, "dlq", "redrive", *cli)
+    assert refused.code == 1
+    assert "still failing" in refused.stderr
+    assert len(await read_dead_letters(settings, dead_letter_topic(group_id), group_id)) == 1
+
+    discarded = await run_cli(
+        settings, "dlq", "redrive", *cli, "--discard", f"{letter.partition}:{letter.offset}"
+    )
+    assert discarded.code == 0, discarded.stderr
+    assert "discarded: 1" in discarded.stdout
+    assert await read_dead_letters(settings, dead_letter_topic(group_id), group_id) == []
+    async with SqliteStore(store_path) as live, SqliteStore(tmp_path / "ref.db") as reference:
+        await apply_directly("audit", reference, events)
+        assert await snapshot("audit", live, events) == await snapshot("audit", reference, events)
