@@ -165,6 +165,18 @@ def _normalized(schema: Any) -> tuple[str, dict[str, Any]]:
     raise _UnsupportedError(repr(schema))
 
 
+_LOGICAL_TYPES = frozenset({("long", "timestamp-millis"), ("string", "uuid")})
+
+
+def _kind_and_logical(schema: Any) -> tuple[str, dict[str, Any], str | None]:
+    """(type name, schema as a dict, logical type) of a type this module compiles."""
+    kind, spec = _normalized(schema)
+    logical = spec.get("logicalType")
+    if logical is not None and (kind, logical) not in _LOGICAL_TYPES:
+        raise _UnsupportedError(f"{kind} with logicalType {logical}")
+    return kind, spec, logical
+
+
 def _nullable(branches: list[Any]) -> tuple[int, int, Any]:
     """(index of null, index of the other branch, that branch) of a two-branch union with null."""
     if len(branches) != 2 or "null" not in branches:  # noqa: PLR2004  # null plus one type
@@ -194,19 +206,16 @@ def _write_text(src: _Source, indent: int, encoded: str) -> None:
 
 
 def _write(src: _Source, indent: int, schema: Any, value: str) -> None:  # noqa: C901, PLR0912  # one branch per Avro type
-    kind, spec = _normalized(schema)
-    logical = spec.get("logicalType")
+    kind, spec, logical = _kind_and_logical(schema)
     if kind == "null":
         src.emit(indent, f"if {value} is not None: raise TypeError('null expected')")
     elif kind == "boolean":
         src.emit(indent, f"out.append(1 if {value} else 0)")
     elif kind in {"int", "long"}:
         number = value
-        if kind == "long" and logical == "timestamp-millis":
+        if logical == "timestamp-millis":
             number = src.fresh("ms")
             src.emit(indent, f"{number} = _millis({value})")
-        elif logical is not None:
-            raise _UnsupportedError(f"{kind} with logicalType {logical}")
         if kind == "int":
             src.emit(indent, f"if not _INT_MIN <= {number} <= _INT_MAX:")
             src.emit(indent + 1, f"raise ValueError(f'{{{number}}} does not fit an Avro int')")
@@ -214,8 +223,6 @@ def _write(src: _Source, indent: int, schema: Any, value: str) -> None:  # noqa:
     elif kind in {"float", "double"}:
         src.emit(indent, f"out += _pack_{kind}({value})")
     elif kind in {"string", "bytes"}:
-        if logical not in {None, "uuid"} or (logical == "uuid" and kind != "string"):
-            raise _UnsupportedError(f"{kind} with logicalType {logical}")
         encoded = src.fresh("s")
         if kind == "bytes":
             src.emit(indent, f"{encoded} = bytes({value})")
@@ -301,8 +308,7 @@ def _read_bytes(src: _Source, indent: int, target: str, decode: str = "") -> Non
 
 
 def _read(src: _Source, indent: int, schema: Any, target: str) -> None:  # noqa: C901, PLR0912, PLR0915  # one branch per Avro type
-    kind, spec = _normalized(schema)
-    logical = spec.get("logicalType")
+    kind, spec, logical = _kind_and_logical(schema)
     if kind == "null":
         src.emit(indent, f"{target} = None")
     elif kind == "boolean":
@@ -311,8 +317,6 @@ def _read(src: _Source, indent: int, schema: Any, target: str) -> None:  # noqa:
         src.emit(indent, f"{target} = {target} == 1")
         src.emit(indent, "pos += 1")
     elif kind in {"int", "long"}:
-        if logical not in {None, "timestamp-millis"} or (logical and kind != "long"):
-            raise _UnsupportedError(f"{kind} with logicalType {logical}")
         _read_long(src, indent, target)
         if kind == "int":
             src.emit(indent, f"if not _INT_MIN <= {target} <= _INT_MAX:")
@@ -324,8 +328,6 @@ def _read(src: _Source, indent: int, schema: Any, target: str) -> None:  # noqa:
         src.emit(indent, f"{target} = _unpack_{kind}(data, pos)[0]")
         src.emit(indent, f"pos += {width}")
     elif kind in {"string", "bytes"}:
-        if logical not in {None, "uuid"} or (logical == "uuid" and kind != "string"):
-            raise _UnsupportedError(f"{kind} with logicalType {logical}")
         _read_bytes(src, indent, target, ".decode()" if kind == "string" else "")
         if logical == "uuid":
             src.emit(indent, f"{target} = _UUID({target})")
