@@ -59,7 +59,7 @@ status: ## Show what the local launcher runs
 bench: install ## Benchmarks against raw aiokafka, report under bench/results/
 	$(PY) -m bench.run
 
-bench-quick: install ## The benchmarks in under a minute
+bench-quick: install ## The benchmarks in under a minute of measuring (one round)
 	$(PY) -m bench.run --quick
 
 clean: ## Remove build and cache files (keeps .agentflux state)
