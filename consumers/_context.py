@@ -85,10 +85,14 @@ class ContextView:
                     sid,
                 )
             case AgentSwitchedEvent():
+                # The latest hand-over by event time wins, so one applied late (a re-driven
+                # dead letter, a replay) never takes the session back to an older agent.
                 await tx.execute(
-                    "UPDATE ctx_sessions SET current_agent = $2 WHERE session_id = $1",
+                    "UPDATE ctx_sessions SET current_agent = $2 WHERE session_id = $1 AND NOT EXISTS "
+                    "(SELECT 1 FROM ctx_handovers WHERE session_id = $1 AND at_ms > $3)",
                     sid,
                     event.to_agent,
+                    _ms(event),
                 )
                 await tx.execute(
                     "INSERT INTO ctx_handovers (session_id, event_id, at_ms, from_agent, to_agent, reason) "
@@ -115,9 +119,11 @@ class ContextView:
 
     @staticmethod
     async def _tool(tx: Transaction, sid: str, call_id: str, tool: str, status: str) -> None:
+        # A request applied after its outcome (late, re-driven) must not reopen the call.
         await tx.execute(
             "INSERT INTO ctx_tools (session_id, call_id, tool_name, status) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (session_id, call_id) DO UPDATE SET status = excluded.status",
+            "ON CONFLICT (session_id, call_id) DO UPDATE SET status = CASE "
+            "WHEN excluded.status = 'in_flight' THEN ctx_tools.status ELSE excluded.status END",
             sid,
             call_id,
             tool,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
-from consumers import Position
+from consumers import ContextView, Position, get_context
+from schemas import (
+    AgentSwitchedEvent,
+    SessionCreatedEvent,
+    ToolExecutionCompletedEvent,
+    ToolExecutionRequestedEvent,
+)
 
 if TYPE_CHECKING:
     from consumers import Store
@@ -91,3 +98,45 @@ class StoreContract:
                 raise RuntimeError("undo")
         async with store.transaction() as tx:
             assert await tx.mark_redriven("g1", "e2") is True
+
+    async def test_context_view_is_not_undone_by_late_older_events(self, store: Store) -> None:
+        """A hand-over or tool request applied late (re-driven) leaves the newer context as is."""
+        view = ContextView()
+        await store.migrate(view.ddl)
+        start = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+        def at(seconds: int) -> datetime:
+            return start + timedelta(seconds=seconds)
+
+        created = SessionCreatedEvent(
+            session_id="s", initial_agent="orchestrator", occurred_at=at(0)
+        )
+        first = AgentSwitchedEvent(
+            session_id="s", from_agent="orchestrator", to_agent="coder", occurred_at=at(1)
+        )
+        second = AgentSwitchedEvent(
+            session_id="s", from_agent="coder", to_agent="reviewer", occurred_at=at(2)
+        )
+        requested = ToolExecutionRequestedEvent(
+            session_id="s", call_id="c1", tool_name="t", agent="coder", arguments="{}",
+            occurred_at=at(3),
+        )  # fmt: skip
+        done = ToolExecutionCompletedEvent(
+            session_id="s", call_id="c1", tool_name="t", duration_ms=5, occurred_at=at(4)
+        )
+        orders = {
+            "in-order": [created, first, second, requested, done],
+            "late": [created, second, done, first, requested],  # two events re-driven late
+        }
+        for session, events in orders.items():
+            for offset, event in enumerate(events):
+                async with store.transaction() as tx:
+                    copy = event.model_copy(update={"session_id": session})
+                    await view.apply(tx, copy, Position("t", 0, offset))
+        contexts = {session: await get_context(store, session) for session in orders}
+        for context in contexts.values():
+            assert context is not None
+            context.pop("session_id")
+        assert contexts["late"] == contexts["in-order"]
+        assert contexts["late"]["current_agent"] == "reviewer"
+        assert contexts["late"]["tools_in_flight"] == []
