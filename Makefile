@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick clean
+.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,12 @@ bench: install ## Benchmarks against raw aiokafka, report under bench/results/
 
 bench-quick: install ## The benchmarks in under a minute of measuring (one round)
 	$(PY) -m bench.run --quick
+
+profile-publish: install ## Where publishing spends its time (pyinstrument call tree)
+	$(PY) -m bench.profile publish
+
+profile-consume: install ## Where consuming spends its time (pyinstrument call tree)
+	$(PY) -m bench.profile consume
 
 clean: ## Remove build and cache files (keeps .agentflux state)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

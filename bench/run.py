@@ -42,13 +42,17 @@ from schemas import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+__all__ = ["EVENTS_SEED", "generated_events", "local_or_given_cluster", "main", "make_topics"]
+
 _RESULTS = Path(__file__).parent / "results"
+EVENTS_SEED = 1  # the simulator's seed for the throughput runs: the same events every time
 _WARMUP_S = 5.0
 _QUICK_WARMUP_S = 2.0
 
 
 @contextlib.contextmanager
-def _cluster() -> Iterator[AgentfluxSettings]:
+def local_or_given_cluster() -> Iterator[AgentfluxSettings]:
+    """The cluster the environment names, or a local 1-node one for the duration."""
     if os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS") and os.environ.get("AGENTFLUX_REGISTRY_URL"):
         yield AgentfluxSettings()
         return
@@ -64,7 +68,8 @@ def _cluster() -> Iterator[AgentfluxSettings]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-async def _topics(settings: AgentfluxSettings, prefix: str, extra: list[str]) -> None:
+async def make_topics(settings: AgentfluxSettings, prefix: str, extra: list[str]) -> None:
+    """The six category topics under ``prefix`` (6 partitions each), plus ``extra`` ones."""
     admin = AIOKafkaAdminClient(**connection_kwargs(settings))
     await admin.start()
     try:
@@ -74,7 +79,8 @@ async def _topics(settings: AgentfluxSettings, prefix: str, extra: list[str]) ->
         await admin.close()
 
 
-def _events(count: int, seed: int) -> list[BaseEvent]:
+def generated_events(count: int, seed: int) -> list[BaseEvent]:
+    """``count`` events of simulated sessions (about 27 events each), the same for a seed."""
     events: list[BaseEvent] = []
     sessions = max(10, count // 27)
     while len(events) < count:
@@ -167,11 +173,11 @@ async def bench_latency(
     """
     prefix = f"{settings.topic_prefix}lat{int(rate)}."
     raw_prefix = f"{prefix}raw."
-    await _topics(settings, prefix, [])
-    await _topics(settings, raw_prefix, [])
+    await make_topics(settings, prefix, [])
+    await make_topics(settings, raw_prefix, [])
     scoped = settings.model_copy(update={"topic_prefix": prefix})
     warmup = int(rate * warmup_s)
-    events = _events(warmup + count, seed=int(rate))
+    events = generated_events(warmup + count, seed=int(rate))
     measured_ids = {str(event.event_id) for event in events[warmup:]}
     sent: dict[str, float] = {}
     latencies: list[float] = []
@@ -333,10 +339,10 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
     """Run every benchmark and return the report."""
     count = 10_000 if quick else 100_000
     rounds = 1 if quick else 3
-    with _cluster() as base:
+    with local_or_given_cluster() as base:
         settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})
-        await _topics(settings, settings.topic_prefix, [f"{settings.topic_prefix}raw-publish"])
-        events = _events(count, seed=1)
+        await make_topics(settings, settings.topic_prefix, [f"{settings.topic_prefix}raw-publish"])
+        events = generated_events(count, seed=EVENTS_SEED)
         report: dict[str, Any] = {
             "machine": {
                 "cpus": os.cpu_count(),
