@@ -18,13 +18,17 @@ from typing import TYPE_CHECKING
 from pyinstrument import Profiler
 
 from bench._measure import settle_heap
-from bench.run import EVENTS_SEED, generated_events, local_or_given_cluster, make_topics
-from consumers import GroupRunner
+from bench.run import (
+    EVENTS_SEED,
+    generated_events,
+    local_or_given_cluster,
+    make_topics,
+    noop_runner,
+)
 from producers import EventPublisher
-from schemas import EVENT_MODELS, BaseEvent, EventCategory
 
 if TYPE_CHECKING:
-    from schemas import AgentfluxSettings
+    from schemas import AgentfluxSettings, BaseEvent
 
 
 async def _publish(
@@ -47,16 +51,7 @@ async def _consume(
 ) -> None:
     await _publish(settings, events, Profiler(async_mode="disabled"))  # the data, not profiled
 
-    async def noop(_: BaseEvent) -> None:
-        return
-
-    runner = GroupRunner(
-        f"profile-{uuid.uuid4().hex[:6]}",
-        [settings.topic_prefix + category.topic for category in EventCategory],
-        settings=settings,
-        handlers=dict.fromkeys(EVENT_MODELS.values(), noop),
-        max_poll_records=2000,
-    )
+    runner = noop_runner(settings, "profile")
     settle_heap()
     async with runner:
         await asyncio.wait_for(runner.ready.wait(), 60)

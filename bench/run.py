@@ -42,7 +42,14 @@ from schemas import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["EVENTS_SEED", "generated_events", "local_or_given_cluster", "main", "make_topics"]
+__all__ = [
+    "EVENTS_SEED",
+    "generated_events",
+    "local_or_given_cluster",
+    "main",
+    "make_topics",
+    "noop_runner",
+]
 
 _RESULTS = Path(__file__).parent / "results"
 EVENTS_SEED = 1  # the simulator's seed for the throughput runs: the same events every time
@@ -127,26 +134,31 @@ async def bench_publish(
     }
 
 
+def noop_runner(settings: AgentfluxSettings, name: str) -> GroupRunner:
+    """A fresh group over the six category topics whose handlers do nothing: pure consuming."""
+
+    async def noop(_: BaseEvent) -> None:
+        return
+
+    return GroupRunner(
+        f"{name}-{uuid.uuid4().hex[:6]}",
+        [settings.topic_prefix + category.topic for category in EventCategory],
+        settings=settings,
+        handlers=dict.fromkeys(EVENT_MODELS.values(), noop),
+        max_poll_records=2000,
+    )
+
+
 async def bench_consume(settings: AgentfluxSettings, count: int, rounds: int) -> dict[str, Any]:
     """Platform runner (decode + dispatch + commit) vs a raw getmany loop with commits.
 
     Each round a fresh group of each side reads ``count`` records from the earliest offsets,
     timed from the moment its consumer has its partitions; rounds alternate the two sides.
     """
-
-    async def noop(_: BaseEvent) -> None:
-        return
-
     topics = [settings.topic_prefix + c.topic for c in EventCategory]
     pairs: list[tuple[Measurement, Measurement]] = []
     for _ in range(rounds):
-        runner = GroupRunner(
-            f"bench-{uuid.uuid4().hex[:6]}",
-            topics,
-            settings=settings,
-            handlers=dict.fromkeys(EVENT_MODELS.values(), noop),
-            max_poll_records=2000,
-        )
+        runner = noop_runner(settings, "bench")
         settle_heap()
         async with runner:
             # Timed from the assignment on, as the raw loop is: joining is not throughput.
