@@ -365,7 +365,7 @@ class GroupRunner:
         self, records: list[ConsumerRecord[bytes, bytes]]
     ) -> list[tuple[BaseEvent, Position]] | None:
         decoded: list[tuple[BaseEvent, Position]] = []
-        codec, handlers, wants_all = self.codec, self.handlers, bool(self.views)
+        codec = self.codec
         for record in records:
             value = record.value or b""
             try:
@@ -375,7 +375,7 @@ class GroupRunner:
                     event = await codec.decode(value)
             except CodecError:
                 return None
-            if isinstance(event, BaseEvent) and (wants_all or type(event) in handlers):
+            if isinstance(event, BaseEvent) and self._wants(event):
                 where = Position(record.topic, record.partition, record.offset, record.timestamp)
                 decoded.append((event, where))
         return decoded
@@ -409,10 +409,9 @@ class GroupRunner:
             return records, None  # the per-record path dead-letters the undecodable record
         started = time.perf_counter()
         done = 0
-        handlers = self.handlers  # no store, so no views: _effects would only call the handler
         for event, position in decoded:
             try:
-                await handlers[type(event)](event)
+                await self._effects(None, event, position)
             except Exception as exc:  # noqa: BLE001  # its first attempt; the per-record path retries
                 self._account(position.topic, done, 0, time.perf_counter() - started)
                 return [r for r in records if r.offset >= position.offset], exc

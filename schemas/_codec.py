@@ -201,8 +201,7 @@ class AvroCodec:
         model = self._models.get(name)
         if model is None:
             return
-        reader_schema = load_schema(model)
-        if _layout(raw) != _layout(reader_schema):
+        if _layout(raw) != _shipped_layout(model):
             return
         decode_body = _compiled_decoder(model)
         if decode_body is not None:
@@ -216,7 +215,7 @@ class AvroCodec:
             return fast(data)
         if schema_id not in self._by_id:
             return None
-        return self.decode_known(data)
+        return self._decode_resolving(schema_id, data)
 
     async def decode(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Read a framed record into its model, or an :class:`UnknownEvent` for a foreign type."""
@@ -226,12 +225,14 @@ class AvroCodec:
 
     def decode_known(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Like :meth:`decode` when the writer's schema id was seen before: no I/O."""
-        schema_id = self.schema_id_of(data)
-        fast = self._fast_decoders.get(schema_id)
-        if fast is not None:
-            return fast(data)
-        if schema_id not in self._by_id:
+        event = self.decode_cached(data)
+        if event is None:
+            schema_id = self.schema_id_of(data)
             raise CodecError(f"schema id {schema_id} not fetched yet; await decode() first")
+        return event
+
+    def _decode_resolving(self, schema_id: int, data: bytes) -> BaseEvent | UnknownEvent:
+        """Decode through fastavro's schema resolution (other writer layouts, foreign types)."""
         writer, record_name = self._by_id[schema_id]
         model = self._models.get(record_name)
         body = io.BytesIO(data)
@@ -259,6 +260,12 @@ class AvroCodec:
             raise CorruptPayloadError(
                 f"{record_name} (id {schema_id}): decoded values are invalid: {exc}"
             ) from exc
+
+
+@cache
+def _shipped_layout(model: type[BaseEvent]) -> Any:
+    """The layout of a model's shipped schema, read from the package once per process."""
+    return _layout(load_schema(model))
 
 
 # Generated code depends only on the model (its shipped schema): made once per process, shared
