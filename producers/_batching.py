@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
 __all__ = ["Batcher"]
+
+_log = structlog.get_logger("agentflux.publisher")
 
 TopicPartition = tuple[str, int]
 _KEY_CACHE_SIZE = 100_000
@@ -63,6 +66,9 @@ class Batcher:
         self._open: dict[TopicPartition, _OpenBatch] = {}
         self._full: dict[TopicPartition, list[_OpenBatch]] = {}
         self._draining: dict[TopicPartition, asyncio.Task[None]] = {}
+        # aiokafka refreshes cluster metadata every metadata_max_age_ms (and on errors); a topic
+        # that gained partitions is then partitioned over all of them, as Java producers do.
+        producer.client.cluster.add_listener(self._metadata_updated)
 
     def known_partition(self, topic: str, key: bytes) -> int | None:
         """The partition of a key seen before, without awaiting anything (the hot path)."""
@@ -84,6 +90,24 @@ class Batcher:
             self._by_key.clear()  # sessions come and go; start over rather than grow unbounded
         partition = self._by_key[topic, key] = int(self._partitioner(key, partitions, partitions))
         return partition
+
+    def _metadata_updated(self, cluster: Any) -> None:
+        grown: dict[str, tuple[int, int]] = {}
+        for topic, known in self._partitions.items():
+            current = cluster.partitions_for_topic(topic)
+            if current and len(current) > len(known):
+                self._partitions[topic] = sorted(current)
+                grown[topic] = (len(known), len(current))
+        if grown:
+            self._by_key = {tk: p for tk, p in self._by_key.items() if tk[0] not in grown}
+            for topic, (before, after) in grown.items():
+                # Kafka keeps no key order across a partition change: say so where it happens.
+                _log.warning(
+                    "topic gained partitions: sessions may move to the new ones",
+                    topic=topic,
+                    partitions_before=before,
+                    partitions_after=after,
+                )
 
     def append(
         self,

@@ -8,7 +8,10 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog.testing
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from conftest import create_topic, read_to_end
 
@@ -128,6 +131,38 @@ async def test_send_waits_while_max_in_flight_records_are_unacknowledged(cluster
         await (await fourth)
     records = await _read_all(settings, 4)
     assert [header_map(r.headers)["event_id"] for r in records] == [str(e.event_id) for e in events]
+
+
+@pytest.mark.broker
+async def test_added_partitions_are_used_after_a_metadata_refresh(cluster: Cluster) -> None:
+    """A topic grown from 2 to 6 partitions gets keys by murmur2 over all 6, without a restart."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=2)
+    sessions = [f"session-{n}" for n in range(40)]
+
+    def one_each() -> list[AgentSwitchedEvent]:
+        return [AgentSwitchedEvent(session_id=s, from_agent="a", to_agent="b") for s in sessions]
+
+    # A short metadata age: aiokafka (like Java's producer) sees new partitions on its refresh.
+    async with EventPublisher(settings, metadata_max_age_ms=300) as publisher:
+        before = await publisher.publish_many(one_each())
+        assert {result.partition for result in before} == {0, 1}
+        admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+        await admin.start()
+        try:
+            await admin.create_partitions({topic: NewPartitions(total_count=6)})
+        finally:
+            await admin.close()
+        with structlog.testing.capture_logs() as logs:
+            deadline = asyncio.get_running_loop().time() + 30
+            while max(result.partition for result in await publisher.publish_many(one_each())) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "new partitions never used"
+                await asyncio.sleep(0.1)  # aiokafka's metadata refresh runs on its own schedule
+        after = await publisher.publish_many(one_each())
+    java = DefaultPartitioner()
+    expected = [java(s.encode(), list(range(6)), list(range(6))) for s in sessions]
+    assert [result.partition for result in after] == expected
+    assert [log["partitions_after"] for log in logs if "partitions_after" in log] == [6]
 
 
 @pytest.mark.broker
