@@ -39,7 +39,7 @@ from schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from producers._protocols import Transport
 
@@ -52,28 +52,43 @@ _MODELS = ("gpt-4.1", "claude-sonnet", "llama-70b")
 
 
 class RateLimiter:
-    """A token bucket: ``acquire`` waits so that on average ``rate`` calls pass per second."""
+    """Paces calls to ``rate`` per second on average, letting at most ``burst`` pass at once.
 
-    def __init__(self, rate: float | None, burst: int = 100) -> None:
-        """``rate`` None means unlimited."""
-        self._rate = rate
-        self._burst = burst
-        self._tokens = float(burst)
-        self._last = time.monotonic()
+    A virtual schedule (the generic cell rate algorithm): each call is due one interval after
+    the previous one. A sleep that overshoots (the event loop wakes a millisecond late, say) is
+    made up by the next calls passing at once, so the long-run rate holds; idle time banks at
+    most ``burst`` calls. ``burst=1`` paces strictly and falls below ``rate`` when the loop
+    oversleeps.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int = 100,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``rate`` None means unlimited; ``clock`` is for tests."""
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be positive, not {rate}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst}")
+        self._interval = 0.0 if rate is None else 1 / rate
+        self._slack = (burst - 1) * self._interval  # how far behind schedule a call may start
+        self._clock = clock
+        self._due = clock() - self._slack  # starts idle: a first burst may pass at once
+
+    def delay(self) -> float:
+        """Take the next slot on the schedule; how long to wait for it (0: go now)."""
+        now = self._clock()
+        due = max(self._due, now - self._slack)
+        self._due = due + self._interval
+        return max(0.0, due - now)
 
     async def acquire(self) -> None:
-        """Take one token, waiting for it if the bucket is empty."""
-        if self._rate is None:
-            return
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens < 1:
-            await asyncio.sleep((1 - self._tokens) / self._rate)  # pacing, not a readiness wait
-            self._last = time.monotonic()
-            self._tokens = 0
-        else:
-            self._tokens -= 1
+        """Wait for the next slot on the schedule."""
+        if self._interval and (wait := self.delay()) > 0:
+            await asyncio.sleep(wait)  # pacing, not a readiness wait
 
 
 class _Story:
