@@ -175,7 +175,37 @@ class EventPublisher:
         Invalid events raise here, before anything is queued. Waits while ``max_in_flight``
         records are unacknowledged (backpressure).
         """
-        return (await self._queue(event))[1]
+        queued = self._queue_now(event)
+        if queued is None:
+            queued = await self._queue(event)
+        return queued[1]
+
+    def _queue_now(
+        self, event: BaseEvent
+    ) -> tuple[tuple[str, int], asyncio.Future[PublishResult]] | None:
+        """The steady-state path without awaiting: None when anything needs the full path.
+
+        The full path (``_queue``) registers a schema, looks up a new topic's partitions, waits
+        for room and turns encoding failures into typed errors; a coroutine per step costs
+        more than the rest of this path.
+        """
+        if (
+            self._revalidate
+            or self._in_flight >= self._max_in_flight
+            or not self._started
+            or self._closed
+        ):
+            return None
+        topic = self.topic_for(event)
+        try:
+            value = self.codec.encode_known(event, topic)
+        except CodecError:
+            return None
+        key = event.session_id.encode()
+        partition = self._batcher.known_partition(topic, key)
+        if partition is None:
+            return None
+        return self._append((topic, partition), key, value, event)
 
     async def _queue(
         self, event: BaseEvent
@@ -191,6 +221,11 @@ class EventPublisher:
         tp = (topic, partition)
         while self._in_flight >= self._max_in_flight:
             await self._wait_for_room()
+        return self._append(tp, key, value, event)
+
+    def _append(
+        self, tp: tuple[str, int], key: bytes, value: bytes, event: BaseEvent
+    ) -> tuple[tuple[str, int], asyncio.Future[PublishResult]]:
         self._in_flight += 1
         result = self._batcher.append(tp, key, value, event_headers(event, _traceparent()))
         self._pending.add(result)
@@ -209,7 +244,7 @@ class EventPublisher:
 
     async def publish(self, event: BaseEvent) -> PublishResult:
         """Publish one event and wait until the broker has it (or raise a typed error)."""
-        tp, pending = await self._queue(event)
+        tp, pending = self._queue_now(event) or await self._queue(event)
         self._batcher.submit(tp)  # the caller waits: no linger for its batch
         try:
             return await asyncio.wait_for(asyncio.shield(pending), self._publish_timeout_s)

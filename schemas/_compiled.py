@@ -41,6 +41,7 @@ __all__ = [
     "compile_decoder",
     "compile_reader",
     "compile_writer",
+    "uuid_bytes",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -102,6 +103,25 @@ def _millis(value: datetime | int) -> int:
     return value
 
 
+_last_uuid_bytes: tuple[object, bytes] = (None, b"")
+
+
+def uuid_bytes(value: uuid.UUID | str) -> bytes:
+    """The canonical text of a UUID, encoded; the last one is remembered.
+
+    Publishing writes an event's id twice (the Avro body, then the ``event_id``/``ce_id``
+    headers); formatting a UUID costs ~1 µs, so the second time is a lookup. A tuple is swapped
+    in whole, so threads never see a mismatched pair.
+    """
+    global _last_uuid_bytes  # noqa: PLW0603  # a one-entry memo, replaced atomically
+    last_value, last_bytes = _last_uuid_bytes
+    if value is last_value:
+        return last_bytes
+    encoded = str(value).encode()
+    _last_uuid_bytes = (value, encoded)
+    return encoded
+
+
 def _uuid(text: str) -> uuid.UUID:
     # uuid.UUID() parses every spelling it accepts; the canonical one is built directly.
     if len(text) == _CANONICAL_UUID_LENGTH and text[8] == text[13] == text[18] == text[23] == "-":
@@ -121,6 +141,7 @@ _GLOBALS: dict[str, Any] = {
     "_unpack_double": _DOUBLE.unpack_from,
     "_unpack_float": _FLOAT.unpack_from,
     "_UUID": _uuid,
+    "_uuid_bytes": uuid_bytes,
     "_EPOCH": _EPOCH,
     "_timedelta": timedelta,
     "_INT_MIN": _INT_MIN,
@@ -227,7 +248,7 @@ def _write(src: _Source, indent: int, schema: Any, value: str) -> None:  # noqa:
         if kind == "bytes":
             src.emit(indent, f"{encoded} = bytes({value})")
         elif logical == "uuid":
-            src.emit(indent, f"{encoded} = str({value}).encode()")
+            src.emit(indent, f"{encoded} = _uuid_bytes({value})")
         else:
             src.emit(indent, f"{encoded} = {value}.encode()")
         _write_text(src, indent, encoded)

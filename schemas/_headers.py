@@ -10,6 +10,8 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING
 
+from schemas._compiled import uuid_bytes
+
 if TYPE_CHECKING:
     from schemas._models import BaseEvent
 
@@ -63,7 +65,7 @@ _CONTENT_TYPE = CONTENT_TYPE.encode()
 
 def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
     """The headers of one event record, in a stable order (built on every publish: kept lean)."""
-    event_id = str(event.event_id).encode()
+    event_id = uuid_bytes(event.event_id)  # formatted once per event: the body had it first
     event_type, ce_type = _type_headers(type(event))
     session = event.session_id.encode()
     return [

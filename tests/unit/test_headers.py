@@ -37,3 +37,12 @@ def test_fresh_traceparents_are_well_formed_and_distinct() -> None:
     assert all(_TRACEPARENT.match(value) for value in made)
     assert len(set(made)) == len(made)
     assert len({value[3:35] for value in made}) == len(made)  # trace ids alone are unique too
+
+
+def test_event_id_headers_match_each_event_when_ids_alternate() -> None:
+    """The remembered UUID text never leaks into another event's event_id and ce_id headers."""
+    first = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
+    second = AgentSwitchedEvent(session_id="s", from_agent="b", to_agent="a")
+    for event in [first, second, first, first, second]:
+        headers = header_map(event_headers(event, new_traceparent()))
+        assert headers["event_id"] == headers["ce_id"] == str(event.event_id)
