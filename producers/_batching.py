@@ -2,9 +2,16 @@
 
 aiokafka's ``send()`` costs several times more CPU per record than appending to a batch
 builder (futures, metadata checks and the accumulator for every record). The publisher appends
-to aiokafka's own :class:`BatchBuilder` instead and hands full (or lingered) batches to
-``send_batch``: same wire format, same idempotent producer (sequence numbers are assigned when
-the sender drains a batch), and a partition's batches are submitted in the order they closed.
+to aiokafka's own :class:`BatchBuilder` instead and hands lingered (or full) batches to
+``send_batch``: same wire format, same idempotent producer, and a partition's batches are
+submitted in the order they were started.
+
+A handed-over batch stays open: until the producer's sender takes it (when the previous
+request to its broker is answered), new records keep joining it, as they would join the
+accumulator's batch with ``send()``. Closing it at hand-over sent those records one request
+later and doubled the acknowledgement latency under load. The moment the sender takes the batch
+is its "drained" signal in aiokafka's accumulator, which also fixes the batch's sequence number
+for the idempotent producer; not one record is appended after it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,28 @@ class _OpenBatch:
     entries: list[tuple[asyncio.Future[PublishResult], int]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     due: bool = False  # lingered long enough, or someone waits for it
+    claimed: bool = False  # the drain task hands it over (or did)
+    taken: asyncio.Future[None] | None = None  # done once the producer's sender took it
+    sealed: bool = False  # no more records, whatever the producer does
+
+    def joinable(self) -> bool:
+        """Whether a record may still be appended: not sealed and not taken by the sender."""
+        return not self.sealed and (self.taken is None or not self.taken.done())
+
+
+def _taken_signal(producer: AIOKafkaProducer, tp: TopicPartition, builder: Any) -> Any:
+    """The accumulator's future that completes when the sender takes ``builder``, or None.
+
+    aiokafka has no public handle for it; if its internals change, batches are simply no
+    longer joined after hand-over (the behaviour of a closed batch), never joined too late.
+    """
+    try:
+        queued = producer._message_accumulator._batches.get(tp)  # noqa: SLF001  # see above
+        if queued and queued[-1]._builder is builder:  # noqa: SLF001
+            return queued[-1]._drain_waiter  # noqa: SLF001
+    except AttributeError:
+        pass
+    return None
 
 
 class Batcher:
@@ -117,12 +146,19 @@ class Batcher:
         headers: list[tuple[str, bytes]],
     ) -> asyncio.Future[PublishResult]:
         """Add a record to its partition's open batch; the future resolves when it is acked."""
-        batch = self._open.get(tp) or self._start(tp)
-        appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
-        if appended is None:  # full: queue it for the producer and start the next one
-            self._close(tp, batch)
-            self._full.setdefault(tp, []).append(batch)
-            self._drain_soon(tp)
+        batch = self._open.get(tp)
+        if (
+            batch is None
+            or not batch.joinable()
+            or (
+                appended := batch.builder.append(
+                    timestamp=None, key=key, value=value, headers=headers
+                )
+            )
+            is None
+        ):  # no batch, or full, or taken by the sender: a new batch takes the record
+            if batch is not None:
+                self._leave(tp, batch)
             batch = self._start(tp)
             appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
         result: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
@@ -130,33 +166,43 @@ class Batcher:
         return result
 
     def submit(self, tp: TopicPartition) -> None:
-        """Send the partition's open batch as soon as the producer takes it (no more linger)."""
+        """Hand the partition's open batch over now (no more linger); it still takes records."""
         batch = self._open.get(tp)
-        if batch is not None:
+        if batch is not None and not batch.claimed:
             batch.due = True
             self._drain_soon(tp)
 
     async def flush(self) -> None:
-        """Submit every open batch and wait until the producer has them all."""
-        while self._open or self._draining:
+        """Hand every batch over and wait until the producer has them all."""
+        while self._draining or any(not batch.claimed for batch in self._open.values()):
             for tp in list(self._open):
                 self.submit(tp)
             await asyncio.gather(*list(self._draining.values()))
 
     def _start(self, tp: TopicPartition) -> _OpenBatch:
         batch = _OpenBatch(self._producer.create_batch())
-        batch.timer = asyncio.get_running_loop().call_later(
-            self._linger_s, self._linger_over, tp, batch
-        )
         self._open[tp] = batch
+        if self._linger_s > 0:
+            batch.timer = asyncio.get_running_loop().call_later(
+                self._linger_s, self._linger_over, tp, batch
+            )
+        else:
+            # No linger: due at once. The drain task starts on the next loop iteration, so the
+            # records appended until then still join this batch; a timer would add a hop.
+            self._linger_over(tp, batch)
         return batch
 
-    def _close(self, tp: TopicPartition, batch: _OpenBatch) -> None:
+    def _leave(self, tp: TopicPartition, batch: _OpenBatch) -> None:
+        """Stop appending to ``batch``; one not claimed yet queues for the drain task."""
         if self._open.get(tp) is batch:
             del self._open[tp]
         if batch.timer is not None:
             batch.timer.cancel()
-        batch.builder.close()  # a closed builder is drained at once, with no second linger
+        batch.sealed = True
+        batch.builder.close()  # a closed builder is sent at once, whatever the producer lingers
+        if not batch.claimed:
+            self._full.setdefault(tp, []).append(batch)
+            self._drain_soon(tp)
 
     def _linger_over(self, tp: TopicPartition, batch: _OpenBatch) -> None:
         batch.due = True
@@ -166,32 +212,40 @@ class Batcher:
         if tp not in self._draining:
             self._draining[tp] = asyncio.get_running_loop().create_task(self._drain(tp))
 
+    def _next_to_hand_over(self, tp: TopicPartition) -> _OpenBatch | None:
+        full = self._full.get(tp)
+        if full:
+            return full.pop(0)  # started before the open one
+        batch = self._open.get(tp)
+        if batch is None or not batch.due or batch.claimed:
+            return None
+        return batch
+
     async def _drain(self, tp: TopicPartition) -> None:
         topic, partition = tp
         try:
-            while True:
-                full = self._full.get(tp)
-                if full:
-                    batch = full.pop(0)
-                else:
-                    lingering = self._open.get(tp)
-                    if lingering is None or not lingering.due:
-                        return
-                    batch = lingering
-                    self._close(tp, batch)
+            while (batch := self._next_to_hand_over(tp)) is not None:
+                batch.claimed = True
                 try:
                     # Waits while the producer still holds this partition's previous batch.
                     delivery = await self._producer.send_batch(
                         batch.builder, topic, partition=partition
                     )
                 except KafkaError as exc:
+                    self._leave(tp, batch)
                     self._settle(batch, tp, None, exc)
                     continue
+                if not batch.sealed:
+                    batch.taken = _taken_signal(self._producer, tp, batch.builder)
+                    if batch.taken is None:
+                        self._leave(tp, batch)
                 delivery.add_done_callback(lambda done, sent=batch: self._delivered(sent, tp, done))
         finally:
             del self._draining[tp]
 
     def _delivered(self, batch: _OpenBatch, tp: TopicPartition, done: asyncio.Future[Any]) -> None:
+        if self._open.get(tp) is batch:
+            del self._open[tp]  # delivered, so long taken: the next record starts a new batch
         if done.cancelled():
             self._settle(batch, tp, None, asyncio.CancelledError())
         elif (error := done.exception()) is not None:

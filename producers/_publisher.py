@@ -91,9 +91,11 @@ class EventPublisher:
         self._own_registry = codec is None
         self.codec = codec or AvroCodec(RegistryClient.from_settings(self.settings))
         options = _PRODUCER_DEFAULTS | producer_overrides
-        # The publisher lingers itself (see _batching); the batches it hands over are closed,
-        # so aiokafka sends them at once.
-        self._producer = AIOKafkaProducer(**connection_kwargs(self.settings), **options)
+        # The publisher lingers itself (see _batching); aiokafka must send what it is handed at
+        # once, so its own linger is 0.
+        self._producer = AIOKafkaProducer(
+            **connection_kwargs(self.settings), **(options | {"linger_ms": 0})
+        )
         self._batcher = Batcher(
             self._producer, linger_s=options["linger_ms"] / 1000, on_settled=self._settled
         )
