@@ -1,0 +1,109 @@
+"""The publisher's batcher over aiokafka's real accumulator: joining, order, offsets."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka.producer.message_accumulator import MessageAccumulator
+from aiokafka.structs import TopicPartition
+
+from producers._batching import Batcher
+from producers._protocols import PublishResult
+
+_TP = ("events", 0)
+
+
+class _Cluster:
+    """One broker (node 0) leads every partition."""
+
+    def add_listener(self, listener: object) -> None:
+        """Metadata updates are not part of these tests."""
+
+    def leader_for_partition(self, tp: TopicPartition) -> int:  # noqa: ARG002  # one leader
+        """Node 0, always."""
+        return 0
+
+
+class _Producer:
+    """The part of AIOKafkaProducer the batcher uses, over aiokafka's own accumulator.
+
+    ``take`` does what the producer's sender does when its broker is free: drain the ready
+    batches (fixing their sequence numbers); ``ack`` answers a taken batch.
+    """
+
+    def __init__(self, batch_size: int = 16_384) -> None:
+        self.client = SimpleNamespace(cluster=_Cluster())
+        self._message_accumulator = MessageAccumulator(self.client.cluster, batch_size, 0, 30)
+
+    def create_batch(self) -> Any:
+        return self._message_accumulator.create_builder()
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> Any:
+        tp = TopicPartition(topic, partition)
+        return await self._message_accumulator.add_batch(builder, tp, 30)
+
+    def take(self) -> Any:
+        drained, _ = self._message_accumulator.drain_by_nodes(ignore_nodes=set())
+        return drained[0][TopicPartition(*_TP)] if drained else None
+
+
+async def _settle_loop() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)  # let the batcher's drain task run its steps
+
+
+def _batcher(producer: _Producer) -> Batcher:
+    return Batcher(producer, linger_s=0, on_settled=lambda _: None)  # type: ignore[arg-type]
+
+
+async def test_records_join_a_handed_over_batch_until_the_sender_takes_it() -> None:
+    """Appended after hand-over but before the sender takes it: same batch, consecutive offsets."""
+    producer = _Producer()
+    batcher = _batcher(producer)
+    first = batcher.append(_TP, b"k", b"1", [])
+    await _settle_loop()  # handed over, the broker still busy: not taken yet
+    second = batcher.append(_TP, b"k", b"2", [])
+    taken = producer.take()
+    third = batcher.append(_TP, b"k", b"3", [])  # after the take: must not join
+    assert taken.record_count == 2
+    taken.get_data_buffer()
+    taken.done(base_offset=100)
+    await _settle_loop()
+    assert await first == PublishResult("events", 0, 100)
+    assert await second == PublishResult("events", 0, 101)
+    assert not third.done()
+    await _settle_loop()
+    later = producer.take()
+    assert later.record_count == 1
+    later.done(base_offset=102)
+    assert await third == PublishResult("events", 0, 102)
+
+
+async def test_full_batches_go_in_the_order_they_were_started() -> None:
+    """Batches that fill up while the producer holds one are handed over oldest first."""
+    producer = _Producer(batch_size=256)
+    batcher = _batcher(producer)
+    results = [batcher.append(_TP, b"k", bytes([n]) * 60, []) for n in range(12)]
+    await _settle_loop()
+    offset = 0
+    while (taken := producer.take()) is not None:
+        taken.get_data_buffer()
+        taken.done(base_offset=offset)
+        offset += taken.record_count
+        await _settle_loop()
+    assert offset == len(results)
+    assert [(await result).offset for result in results] == list(range(len(results)))
+
+
+async def test_flush_hands_over_a_lingering_batch() -> None:
+    """flush() submits batches still lingering, so the producer holds every record."""
+    producer = _Producer()
+    batcher = Batcher(producer, linger_s=60, on_settled=lambda _: None)  # type: ignore[arg-type]
+    pending = batcher.append(_TP, b"k", b"v", [])
+    await asyncio.wait_for(batcher.flush(), 5)
+    taken = producer.take()
+    assert taken.record_count == 1
+    taken.done(base_offset=7)
+    assert (await pending).offset == 7
