@@ -246,9 +246,7 @@ class GroupRunner:
                 if not batches:
                     continue
                 async with self.batch_lock:
-                    await asyncio.gather(
-                        *(self._partition(records) for records in batches.values())
-                    )
+                    await self._partitions(batches)
                     for tp, records in batches.items():
                         self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
                     self._commit_soon()
@@ -345,6 +343,14 @@ class GroupRunner:
                 )
 
     # -- handling ------------------------------------------------------------------------------
+
+    async def _partitions(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        if len(batches) == 1:  # the common case at low rates: no task, no event-loop hop
+            await self._partition(next(iter(batches.values())))
+        else:  # concurrently: one partition's handler I/O does not hold up the others
+            await asyncio.gather(*(self._partition(records) for records in batches.values()))
 
     async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         # Fast paths: a store-backed batch applies in one transaction; a handler-only batch runs

@@ -55,19 +55,29 @@ class _OpenBatch:
         return not self.sealed and (self.taken is None or not self.taken.done())
 
 
-def _taken_signal(producer: AIOKafkaProducer, tp: TopicPartition, builder: Any) -> Any:
-    """The accumulator's future that completes when the sender takes ``builder``, or None.
+def _in_producer(
+    producer: AIOKafkaProducer, tp: TopicPartition, builder: Any
+) -> tuple[asyncio.Future[None], asyncio.Future[Any]] | None:
+    """(taken, delivered) futures of a builder just handed over, or None if not found.
 
-    aiokafka has no public handle for it; if its internals change, batches are simply no
-    longer joined after hand-over (the behaviour of a closed batch), never joined too late.
+    ``taken`` completes when the producer's sender takes the batch; ``delivered`` is the
+    delivery future itself (``send_batch`` returns a shield of it: one more event-loop hop per
+    batch). aiokafka has no public handle for either; if its internals change, batches are
+    simply no longer joined after hand-over (as a closed batch), never joined too late.
     """
     try:
         queued = producer._message_accumulator._batches.get(tp)  # noqa: SLF001  # see above
         if queued and queued[-1]._builder is builder:  # noqa: SLF001
-            return queued[-1]._drain_waiter  # noqa: SLF001
+            return queued[-1]._drain_waiter, queued[-1].future  # noqa: SLF001
     except AttributeError:
         pass
     return None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome as seen (its twin is the one handled)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Batcher:
@@ -235,10 +245,13 @@ class Batcher:
                     self._leave(tp, batch)
                     self._settle(batch, tp, None, exc)
                     continue
-                if not batch.sealed:
-                    batch.taken = _taken_signal(self._producer, tp, batch.builder)
-                    if batch.taken is None:
-                        self._leave(tp, batch)
+                found = _in_producer(self._producer, tp, batch.builder)
+                if found is None:
+                    self._leave(tp, batch)
+                else:
+                    batch.taken = found[0]
+                    delivery.add_done_callback(_retrieve)
+                    delivery = found[1]
                 delivery.add_done_callback(lambda done, sent=batch: self._delivered(sent, tp, done))
         finally:
             del self._draining[tp]
