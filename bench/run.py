@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agentflux._local import LocalCluster
+from bench._latency import ConsumerProcess
 from bench._measure import Measurement, percentile, settle_heap, side_by_side
 from bench._raw import raw_consume, raw_publish, raw_publish_batched
 from consumers import ContextView, GroupRunner, SqliteStore
@@ -211,11 +212,13 @@ async def bench_latency(
 ) -> dict[str, Any]:
     """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms.
 
-    Both sides use the six category topics (36 partitions), linger 0 and lz4, and commit after
-    handling (the raw loop after each batch, the runner in the background every 100 ms); the raw
-    side sends the platform's pre-encoded bytes and headers and reads with a getmany loop. Each
-    side first sends ``warmup_s`` seconds of traffic at the same rate, not measured: a fresh
-    partition's first seconds on the broker (leader election, metadata) are not steady state.
+    The consumer runs in its own process on each side (:mod:`bench._latency`), as a group's
+    service does in production. Both sides use the six category topics (36 partitions), linger 0
+    and lz4, and commit after handling (the raw loop after each batch, the runner in the
+    background every 100 ms); the raw side sends the platform's pre-encoded bytes and headers
+    with ``send()`` and reads with a getmany loop. Each side first sends ``warmup_s`` seconds of
+    traffic at the same rate, not measured: a fresh partition's first seconds on the broker
+    (leader election, metadata) are not steady state.
     """
     prefix = f"{settings.topic_prefix}lat{int(rate)}."
     raw_prefix = f"{prefix}raw."
@@ -225,22 +228,12 @@ async def bench_latency(
     warmup = int(rate * warmup_s)
     events = generated_events(warmup + count, seed=int(rate))
     sent: dict[str, float] = {}
-    latencies: list[float] = []
-
-    async def measure(event: BaseEvent) -> None:
-        started = sent.get(str(event.event_id))
-        if started is not None:
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    runner = GroupRunner(
-        f"lat-{uuid.uuid4().hex[:6]}",
-        [prefix + c.topic for c in EventCategory],
-        settings=scoped,
-        handlers=dict.fromkeys(EVENT_MODELS.values(), measure),
-    )
+    topics = [prefix + c.topic for c in EventCategory]
     settle_heap()
-    async with runner, EventPublisher(scoped, linger_ms=0) as publisher:
-        await asyncio.wait_for(runner.ready.wait(), 60)
+    async with (
+        ConsumerProcess("platform", scoped, topics, len(events)) as consumer,
+        EventPublisher(scoped, linger_ms=0) as publisher,
+    ):
 
         async def send(event: BaseEvent, measured: bool) -> None:  # noqa: FBT001  # _paced's callback
             if measured:
@@ -248,7 +241,7 @@ async def bench_latency(
             await publisher.send(event)
 
         achieved = await _paced(rate, events, warmup, send)
-        await runner.wait_handled(len(events))
+        latencies = _latencies(sent, await consumer.received())
         records = [
             (
                 raw_prefix + e.topic.removeprefix(prefix),
@@ -277,6 +270,14 @@ async def bench_latency(
     }
 
 
+def _latencies(sent: dict[str, float], received: dict[str, float]) -> list[float]:
+    """Milliseconds from send to receipt of every measured event (all must have arrived)."""
+    missing = sent.keys() - received.keys()
+    if missing:
+        raise RuntimeError(f"{len(missing)} measured events never reached the consumer")
+    return [(received[event_id] - started) * 1000 for event_id, started in sent.items()]
+
+
 async def _raw_latency(
     settings: AgentfluxSettings,
     topics: list[str],
@@ -284,13 +285,6 @@ async def _raw_latency(
     records: list[_RawRecord],
     warmup: int,
 ) -> tuple[list[float], float]:
-    consumer = AIOKafkaConsumer(
-        *topics,
-        **connection_kwargs(settings),
-        group_id=f"rawlat-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",  # fresh topics: everything is what we are about to send
-        enable_auto_commit=False,
-    )
     producer = AIOKafkaProducer(
         **connection_kwargs(settings),
         acks="all",
@@ -298,42 +292,21 @@ async def _raw_latency(
         linger_ms=0,
         compression_type="lz4",
     )
-    await consumer.start()
-    await producer.start()
-    sent: dict[bytes, float] = {}
-    latencies: list[float] = []
-    try:
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=100)
+    sent: dict[str, float] = {}
+    async with ConsumerProcess("raw", settings, topics, len(records)) as consumer:
+        await producer.start()
+        try:
 
-        async def consume() -> None:
-            received = 0
-            while received < len(records):
-                batches = await consumer.getmany(timeout_ms=100)
-                for batch in batches.values():
-                    for record in batch:
-                        received += 1
-                        event_id = next(v for k, v in record.headers if k == "event_id")
-                        started = sent.get(event_id)
-                        if started is not None:
-                            latencies.append((time.perf_counter() - started) * 1000)
-                if batches:
-                    await consumer.commit()
+            async def send(record: _RawRecord, measured: bool) -> None:  # noqa: FBT001  # _paced's callback
+                topic, key, value, headers = record
+                if measured:
+                    sent[dict(headers)["event_id"].decode()] = time.perf_counter()
+                await producer.send(topic, value, key=key, headers=headers)
 
-        reader = asyncio.create_task(consume())
-
-        async def send(record: _RawRecord, measured: bool) -> None:  # noqa: FBT001  # _paced's callback
-            topic, key, value, headers = record
-            if measured:
-                sent[dict(headers)["event_id"]] = time.perf_counter()
-            await producer.send(topic, value, key=key, headers=headers)
-
-        achieved = await _paced(rate, records, warmup, send)
-        await asyncio.wait_for(reader, 120)
-    finally:
-        await producer.stop()
-        await consumer.stop()
-    return latencies, achieved
+            achieved = await _paced(rate, records, warmup, send)
+        finally:
+            await producer.stop()
+        return _latencies(sent, await consumer.received()), achieved
 
 
 async def bench_rebuild(

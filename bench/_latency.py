@@ -1,0 +1,136 @@
+"""The latency benchmark's consumers, each in its own process, as consumer groups run in production.
+
+The publishing side (the runtime) and the consuming side (a group's service) are different
+processes in production; in one Python thread each side's CPU would delay the other's event
+loop and the figure would measure that. Send and receive times are both ``time.perf_counter()``
+(CLOCK_MONOTONIC on Linux, one clock for every process on the machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from aiokafka import AIOKafkaConsumer
+
+from consumers import GroupRunner
+from schemas import EVENT_MODELS, AgentfluxSettings, BaseEvent, connection_kwargs
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from types import TracebackType
+
+__all__ = ["ConsumerProcess"]
+
+Kind = Literal["platform", "raw"]
+_READY = "ready"
+_START_TIMEOUT_S = 120.0
+
+
+async def _platform(
+    settings: AgentfluxSettings, topics: list[str], expected: int, conn: Connection
+) -> dict[str, float]:
+    received: dict[str, float] = {}
+
+    async def note(event: BaseEvent) -> None:
+        received[str(event.event_id)] = time.perf_counter()
+
+    runner = GroupRunner(
+        f"lat-{uuid.uuid4().hex[:6]}",
+        topics,
+        settings=settings,
+        handlers=dict.fromkeys(EVENT_MODELS.values(), note),
+    )
+    async with runner:
+        await runner.ready.wait()
+        conn.send(_READY)
+        await runner.wait_handled(expected)
+    return received
+
+
+async def _raw(
+    settings: AgentfluxSettings, topics: list[str], expected: int, conn: Connection
+) -> dict[str, float]:
+    received: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(
+        *topics,
+        **connection_kwargs(settings),
+        group_id=f"rawlat-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",  # fresh topics: everything is what is about to be sent
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        conn.send(_READY)
+        while len(received) < expected:
+            batches = await consumer.getmany(timeout_ms=100)
+            for batch in batches.values():
+                for record in batch:
+                    event_id = next(v for k, v in record.headers if k == "event_id")
+                    received[event_id.decode()] = time.perf_counter()
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+    return received
+
+
+def _child(
+    kind: Kind, settings: dict[str, Any], topics: list[str], expected: int, conn: Connection
+) -> None:
+    consume = _platform if kind == "platform" else _raw
+    conn.send(asyncio.run(consume(AgentfluxSettings(**settings), topics, expected, conn)))
+
+
+class ConsumerProcess:
+    """A platform runner or a raw ``getmany`` loop over ``topics`` in a child process.
+
+    Entering returns once the child's consumer has its partitions; :meth:`received` waits for
+    ``expected`` events and returns when each arrived, by event id.
+    """
+
+    def __init__(
+        self, kind: Kind, settings: AgentfluxSettings, topics: list[str], expected: int
+    ) -> None:
+        """Prepare the child; nothing runs before entering."""
+        context = multiprocessing.get_context("spawn")  # no forked event loop or sockets
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(
+            target=_child,
+            args=(kind, settings.model_dump(), topics, expected, child_conn),
+            daemon=True,
+        )
+
+    async def _receive(self, timeout_s: float) -> Any:
+        if not await asyncio.to_thread(self._conn.poll, timeout_s):
+            raise TimeoutError(f"the consumer process sent nothing within {timeout_s:.0f} s")
+        return self._conn.recv()
+
+    async def __aenter__(self) -> Self:
+        """Start the child and wait until its consumer is assigned its partitions."""
+        self._process.start()
+        if await self._receive(_START_TIMEOUT_S) != _READY:
+            raise RuntimeError("the consumer process did not report ready")
+        return self
+
+    async def received(self, timeout_s: float = 120.0) -> dict[str, float]:
+        """Receive times (``perf_counter``) by event id, once every expected event arrived."""
+        times: dict[str, float] = await self._receive(timeout_s)
+        return times
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Wait for the child to finish (stop it if it hangs)."""
+        await asyncio.to_thread(self._process.join, 30)
+        if self._process.is_alive():
+            self._process.kill()
+            await asyncio.to_thread(self._process.join)
