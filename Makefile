@@ -59,7 +59,7 @@ status: ## Show what the local launcher runs
 bench: install ## Benchmarks against raw aiokafka, report under bench/results/
 	$(PY) -m bench.run
 
-bench-quick: install ## The benchmarks in under a minute of measuring (one round)
+bench-quick: install ## The benchmarks in under a minute, a local cluster's start included (one round)
 	$(PY) -m bench.run --quick
 
 profile-publish: install ## Where publishing spends its time (pyinstrument call tree)
