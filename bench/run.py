@@ -423,7 +423,9 @@ def cli() -> None:
     """Parse arguments, run, write the report files, print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="one round of smaller runs: under a minute, a local cluster's start included"
+        "--quick",
+        action="store_true",
+        help="one round of smaller runs: under a minute, a local cluster's start included",
     )
     args = parser.parse_args()
     report = asyncio.run(main(args.quick))
