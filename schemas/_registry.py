@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 import structlog
@@ -18,6 +18,7 @@ from schemas._errors import (
 from schemas._types import COMPATIBILITY_LEVELS
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Hashable
     from types import TracebackType
 
     from schemas._settings import AgentfluxSettings
@@ -28,6 +29,7 @@ _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _NOT_FOUND_CODES = {40401, 40402, 40403}
 _SUBJECTS_PAGE = 1000
 _log = structlog.get_logger("agentflux.registry")
+T = TypeVar("T")
 
 
 def canonical(schema: str | dict[str, Any]) -> str:
@@ -64,6 +66,7 @@ class RegistryClient:
         )
         self._by_id: dict[int, str] = {}
         self._ids: dict[tuple[str, str], int] = {}
+        self._in_flight: dict[Hashable, asyncio.Future[Any]] = {}
 
     @classmethod
     def from_settings(cls, settings: AgentfluxSettings) -> RegistryClient:
@@ -96,6 +99,26 @@ class RegistryClient:
         await self._http.aclose()
 
     # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _once(self, key: Hashable, ask: Callable[[], Awaitable[T]]) -> T:
+        """Ask the registry once for callers that want the same answer at the same time.
+
+        A consumer's partitions meet a new schema id together, and a runtime's sessions publish
+        a new event type together: without this, each asked the registry itself. Every caller
+        gets the answer or the error; an error is not remembered, the next caller asks again.
+        A caller cancelled while waiting leaves the request to the others.
+        """
+        pending = self._in_flight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(ask())
+            self._in_flight[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(pending)
+
+    def _settle(self, key: Hashable, done: asyncio.Future[Any]) -> None:
+        self._in_flight.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: callers that all left must not leave it unreported
 
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
         delay = 0.1
@@ -142,34 +165,48 @@ class RegistryClient:
         key = (subject, canonical(schema))
         if key in self._ids:
             return self._ids[key]
-        answer = await self._request(
-            "POST", f"/subjects/{subject}/versions", {"schema": key[1], "schemaType": "AVRO"}
-        )
-        schema_id = int(answer["id"])
-        self._ids[key] = schema_id
-        self._by_id[schema_id] = key[1]
-        return schema_id
+
+        async def ask() -> int:
+            answer = await self._request(
+                "POST", f"/subjects/{subject}/versions", {"schema": key[1], "schemaType": "AVRO"}
+            )
+            schema_id = int(answer["id"])
+            self._ids[key] = schema_id
+            self._by_id[schema_id] = key[1]
+            return schema_id
+
+        return await self._once(("register", *key), ask)
 
     async def lookup(self, subject: str, schema: str | dict[str, Any]) -> int | None:
         """The id of ``schema`` if it is registered under ``subject``, else None."""
         key = (subject, canonical(schema))
         if key in self._ids:
             return self._ids[key]
-        try:
-            answer = await self._request(
-                "POST", f"/subjects/{subject}", {"schema": key[1], "schemaType": "AVRO"}
-            )
-        except SchemaNotFoundError:
-            return None
-        self._ids[key] = int(answer["id"])
-        return self._ids[key]
+
+        async def ask() -> int | None:
+            try:
+                answer = await self._request(
+                    "POST", f"/subjects/{subject}", {"schema": key[1], "schemaType": "AVRO"}
+                )
+            except SchemaNotFoundError:
+                return None
+            self._ids[key] = int(answer["id"])
+            return self._ids[key]
+
+        return await self._once(("lookup", *key), ask)
 
     async def get_schema(self, schema_id: int) -> str:
         """The schema text of a global id (cached: ids never change meaning)."""
-        if schema_id not in self._by_id:
+        if schema_id in self._by_id:
+            return self._by_id[schema_id]
+
+        async def ask() -> str:
             answer = await self._request("GET", f"/schemas/ids/{schema_id}")
-            self._by_id[schema_id] = answer["schema"]
-        return self._by_id[schema_id]
+            text: str = answer["schema"]
+            self._by_id[schema_id] = text
+            return text
+
+        return await self._once(("schema", schema_id), ask)
 
     async def get_versions(self, subject: str) -> list[int]:
         """The version numbers registered under ``subject`` ([] if none)."""
