@@ -25,11 +25,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumers._records import Position
 from schemas import (
+    EVENT_MODELS,
     AgentfluxSettings,
     AvroCodec,
     BaseEvent,
     CodecError,
     RegistryClient,
+    RegistryError,
+    RegistryUnavailableError,
     UnknownEvent,
     connection_kwargs,
     dead_letter_topic,
@@ -110,7 +113,17 @@ class RunnerMetrics:
         self.latency = Histogram(
             "agentflux_handler_seconds", "Handler latency", labels, registry=self.registry
         )
+        self.registry_waits = Counter(
+            "agentflux_registry_waits",
+            "Times a record waited for an unreachable schema registry (never dead-lettered for it)",
+            ["group"],
+            registry=self.registry,
+        )
         self.group = group
+
+
+class _StoppedWaiting(Exception):  # noqa: N818  # a signal inside the runner, never raised out of it
+    """The runner was asked to stop while a record waited for the registry: leave its batch."""
 
 
 def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
@@ -223,6 +236,7 @@ class GroupRunner:
         if self.store is not None:
             await self.store.migrate([statement for view in self.views for statement in view.ddl])
         await self._ensure_dead_letter_topic()
+        await self._prefetch_schemas()
         # Clients are made here, not in __init__: a runner used only to re-drive never opens them.
         self._consumer = AIOKafkaConsumer(
             **connection_kwargs(self.settings),
@@ -246,9 +260,10 @@ class GroupRunner:
                 if not batches:
                     continue
                 async with self.batch_lock:
-                    await self._partitions(batches)
-                    for tp, records in batches.items():
-                        self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+                    try:
+                        await self._partitions(batches)
+                    except _StoppedWaiting:
+                        break  # the waiting partition's offsets stay uncommitted: read again later
                     self._commit_soon()
                 self._update_lag(batches)
             async with self.batch_lock:
@@ -326,6 +341,61 @@ class GroupRunner:
         finally:
             await admin.close()
 
+    def _wanted_models_on_topics(self) -> list[tuple[type[BaseEvent], str]]:
+        models = EVENT_MODELS.values() if self.views else self.handlers.keys()
+        prefix = self.settings.topic_prefix
+        return [
+            (model, prefix + model.EVENT_TYPE.category.topic)
+            for model in models
+            if prefix + model.EVENT_TYPE.category.topic in self.topics
+        ]
+
+    async def _prefetch_schemas(self) -> None:
+        """Learn the wanted types' schema ids before joining the group.
+
+        A cold start's first batch then need not stop to ask the registry type by type. An
+        unreachable registry is only logged here: records wait for it when they need it.
+        """
+        wanted = self._wanted_models_on_topics()
+        try:
+            # Bounded by one request's timeout: a hung registry must not hold the start up.
+            found = await asyncio.wait_for(
+                self.codec.prefetch(wanted), self.settings.registry_timeout_s
+            )
+        except (RegistryError, TimeoutError) as exc:
+            _log.warning(
+                "schemas not prefetched: records will wait for the registry when they need it",
+                group=self.group_id,
+                error=str(exc) or type(exc).__name__,
+            )
+            return
+        _log.info("schemas prefetched", group=self.group_id, found=found, wanted=len(wanted))
+
+    async def _decode_waiting(self, value: bytes) -> BaseEvent | UnknownEvent:
+        """Decode, waiting out an unreachable registry with backoff until it answers.
+
+        The record is not at fault, so it is neither dead-lettered nor skipped, and its
+        partition does not move past it. Raises :class:`_StoppedWaiting` if the runner is
+        stopped meanwhile; other registry errors (a refused request) are raised as they are.
+        """
+        delay = self.backoff_s
+        while True:
+            try:
+                return await self.codec.decode(value)
+            except RegistryUnavailableError as exc:
+                self.metrics.registry_waits.labels(self.group_id).inc()
+                _log.warning(
+                    "schema registry unreachable, the record waits for it",
+                    group=self.group_id,
+                    retry_in_s=delay,
+                    error=str(exc),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                if self._stopping.is_set():
+                    raise _StoppedWaiting from exc
+                delay = min(self.max_backoff_s, delay * 2)
+
     async def wait_handled(self, count: int) -> None:
         """Return once at least ``count`` records were handled (wrap it in a timeout)."""
         while self.handled < count:
@@ -347,10 +417,23 @@ class GroupRunner:
     async def _partitions(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        """Handle each partition's records; mark the handled ones' offsets for the next commit."""
         if len(batches) == 1:  # the common case at low rates: no task, no event-loop hop
-            await self._partition(next(iter(batches.values())))
-        else:  # concurrently: one partition's handler I/O does not hold up the others
-            await asyncio.gather(*(self._partition(records) for records in batches.values()))
+            tp, records = next(iter(batches.items()))
+            await self._partition(records)
+            self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+            return
+        # Concurrently: one partition's handler I/O does not hold up the others. Every partition
+        # finishes before a failure is raised, and the ones that were handled get committed.
+        outcomes = await asyncio.gather(
+            *(self._partition(records) for records in batches.values()), return_exceptions=True
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        for (tp, records), outcome in zip(batches.items(), outcomes, strict=True):
+            if outcome is None:
+                self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        if failures:
+            raise failures[0]
 
     async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         # Fast paths: a store-backed batch applies in one transaction; a handler-only batch runs
@@ -378,7 +461,7 @@ class GroupRunner:
                 # No await for writer schemas seen before: the common case, by far.
                 event = codec.decode_cached(value)
                 if event is None:
-                    event = await codec.decode(value)
+                    event = await self._decode_waiting(value)
             except CodecError:
                 return None
             if isinstance(event, BaseEvent) and self._wants(event):
@@ -464,7 +547,7 @@ class GroupRunner:
         """Handle one record with retries; ``failed`` is the error of an attempt already made."""
         position = Position(record.topic, record.partition, record.offset, record.timestamp)
         try:
-            event = await self.codec.decode(record.value or b"")
+            event = await self._decode_waiting(record.value or b"")
         except CodecError as exc:
             self._log_for(record).warning("undecodable record", error=str(exc))
             await self._dead_letter(record, exc, attempts=1)

@@ -6,6 +6,7 @@ body. Subjects follow the topic-record name strategy: ``<topic>-<record full nam
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import struct
@@ -139,6 +140,26 @@ class AvroCodec:
             self._writers[key] = _Writer(header, parsed, _compiled_writer(model))
             self._remember_writer(schema_id, parsed, model.RECORD_NAME, schema)
         return _HEADER.unpack(self._writers[key].header)[1]  # type: ignore[no-any-return]
+
+    async def prefetch(self, models_on_topics: Iterable[tuple[type[BaseEvent], str]]) -> int:
+        """Learn the ids of these models' shipped schemas on these topics before a record needs one.
+
+        A consumer starting cold otherwise stops at its first record of each type to ask the
+        registry, partition by partition. Looks up only, never registers: a schema not
+        registered yet is left to be fetched when its first record comes. Returns how many ids
+        were found; raises :class:`~schemas.RegistryError` if the registry cannot answer.
+        """
+
+        async def one(model: type[BaseEvent], topic: str) -> bool:
+            schema = load_schema(model)
+            found = await self.registry.lookup(subject_name(topic, model.RECORD_NAME), schema)
+            if found is not None:
+                parsed = self._reader_schemas[model.RECORD_NAME]
+                self._remember_writer(found, parsed, model.RECORD_NAME, schema)
+            return found is not None
+
+        wanted = [(m, t) for m, t in models_on_topics if m.RECORD_NAME in self._models]
+        return sum(await asyncio.gather(*(one(model, topic) for model, topic in wanted)))
 
     async def encode(self, event: BaseEvent, topic: str | None = None) -> bytes:
         """Frame ``event`` for ``topic`` (default: its category topic)."""

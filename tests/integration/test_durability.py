@@ -1,16 +1,19 @@
-"""The publisher on the 3-node cluster under failure: a killed leader, a crashed registry."""
+"""Publisher and runner on the 3-node cluster under failure: a killed leader, a crashed registry."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from conftest import create_topic, read_to_end
 
+from consumers import GroupRunner
 from producers import (
     AgentProcessingStartedEvent,
     AgentSwitchedEvent,
@@ -18,9 +21,11 @@ from producers import (
     PublishResult,
     SchemaRegistrationError,
 )
-from schemas import header_map
+from schemas import BaseEvent, connection_kwargs, dead_letter_topic, header_map
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from conftest import Cluster
 
     from schemas import AgentfluxSettings
@@ -47,6 +52,19 @@ async def _read_all(settings: AgentfluxSettings, topic: str) -> dict[str, list[s
     for record in await read_to_end(settings, [topic]):
         by_session[(record.key or b"").decode()].append(header_map(record.headers)["event_id"])
     return by_session
+
+
+@contextlib.asynccontextmanager
+async def _registry_down(cluster: Cluster, settings: AgentfluxSettings) -> AsyncIterator[None]:
+    """The registry crashed (SIGKILL) for the block, and started again after it, however it ends."""
+    await asyncio.to_thread(cluster.stop_registry)
+    try:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(httpx.TransportError):
+                await http.get(f"{settings.registry_url}/subjects")
+        yield
+    finally:
+        await asyncio.to_thread(cluster.start_registry)
 
 
 def _acknowledged(
@@ -102,18 +120,12 @@ async def test_registry_crash_cached_schemas_flow_new_schema_fails_clearly(
     async with EventPublisher(settings) as publisher:
         await send(publisher, 100)  # registers and caches the schema
         await publisher.flush()
-        await asyncio.to_thread(cluster3.stop_registry)
-        try:
-            async with httpx.AsyncClient() as http:
-                with pytest.raises(httpx.TransportError):
-                    await http.get(f"{settings.registry_url}/subjects")
+        async with _registry_down(cluster3, settings):
             await send(publisher, 2000)  # cached schema: no registry needed
             await publisher.flush()
             new_type = AgentSwitchedEvent(session_id="s-1", from_agent="coder", to_agent="reviewer")
             with pytest.raises(SchemaRegistrationError, match="unavailable"):
                 await publisher.publish(new_type)
-        finally:
-            await asyncio.to_thread(cluster3.start_registry)
         switched = await publisher.publish(new_type)  # the registry is back: it goes through
         sent.append((new_type.session_id, str(new_type.event_id), _done(switched)))
 
@@ -126,3 +138,85 @@ def _done(result: PublishResult) -> asyncio.Future[PublishResult]:
     future: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
     future.set_result(result)
     return future
+
+
+def _agent_events(count: int) -> list[BaseEvent]:
+    """Two event types of 20 sessions, alternating: two schemas for a consumer to know."""
+    return [
+        AgentProcessingStartedEvent(session_id=f"s-{i % 20}", agent="coder")
+        if i % 2
+        else AgentSwitchedEvent(session_id=f"s-{i % 20}", from_agent="coder", to_agent="tester")
+        for i in range(count)
+    ]
+
+
+def _waits(runner: GroupRunner) -> float:
+    """How often the runner's records have waited for the registry (its Prometheus counter)."""
+    value = runner.metrics.registry.get_sample_value(
+        "agentflux_registry_waits_total", {"group": runner.group_id}
+    )
+    return value or 0.0
+
+
+async def _until_waiting(runner: GroupRunner) -> None:
+    async with asyncio.timeout(120):
+        while _waits(runner) < 2:  # waited, then waited again: not one slow answer
+            assert not runner.finished, "the runner stopped instead of waiting for the registry"
+            await asyncio.sleep(0.05)  # poll interval of the runner's own counter
+
+
+async def _committed(settings: AgentfluxSettings, group: str) -> dict[object, object]:
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        return dict(await admin.list_consumer_group_offsets(group))
+    finally:
+        await admin.close()
+
+
+async def test_registry_crash_runner_waits_for_it_then_cached_schemas_flow(
+    cluster3: Cluster,
+) -> None:
+    """A cold runner without a registry waits (no dead letter, no crash); once warm, it needs none."""
+    settings, topic = await _durable_topic(cluster3)
+    settings = settings.model_copy(update={"registry_retries": 1, "registry_timeout_s": 2.0})
+    handled: list[str] = []
+
+    async def note(event: BaseEvent) -> None:
+        handled.append(str(event.event_id))
+
+    def runner(group: str) -> GroupRunner:
+        handlers = {AgentProcessingStartedEvent: note, AgentSwitchedEvent: note}
+        return GroupRunner(group, [topic], settings=settings, handlers=handlers, max_backoff_s=0.5)
+
+    before, during = _agent_events(200), _agent_events(300)
+    waiting, stopped = (
+        runner(f"wait-{uuid.uuid4().hex[:6]}"),
+        runner(f"stop-{uuid.uuid4().hex[:6]}"),
+    )
+    async with EventPublisher(settings) as publisher:
+        for event in before:
+            await publisher.send(event)
+        await publisher.flush()
+        async with contextlib.AsyncExitStack() as running:
+            async with _registry_down(cluster3, settings):
+                await running.enter_async_context(waiting)  # runs on after the block
+                async with stopped:  # stopped while its records wait: leaves, committing nothing
+                    await asyncio.gather(_until_waiting(waiting), _until_waiting(stopped))
+                assert (waiting.handled, stopped.handled) == (0, 0)
+                assert await _committed(settings, stopped.group_id) == {}
+            async with asyncio.timeout(120):
+                await waiting.wait_handled(len(before))  # the registry is back
+            waits = _waits(waiting)
+
+            async with _registry_down(cluster3, settings):
+                for event in during:  # both sides have the two schemas cached
+                    await publisher.send(event)
+                await publisher.flush()
+                async with asyncio.timeout(60):
+                    await waiting.wait_handled(len(before) + len(during))
+            assert _waits(waiting) == waits  # no record of the second outage waited
+
+    published = [str(event.event_id) for event in before + during]
+    assert Counter(handled) == Counter(published)  # each handled once, none dead-lettered
+    assert await read_to_end(settings, [dead_letter_topic(waiting.group_id)]) == []
