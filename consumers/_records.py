@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Position"]
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """The place of one record in the log."""
+class Position(NamedTuple):
+    """The place of one record in the log (a tuple: made for every record a view applies)."""
 
     topic: str
     partition: int

@@ -452,8 +452,9 @@ class GroupRunner:
 
     async def _decode_all(
         self, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> list[tuple[BaseEvent, Position]] | None:
-        decoded: list[tuple[BaseEvent, Position]] = []
+    ) -> list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]] | None:
+        """The wanted events of a batch with their records; None if any record is undecodable."""
+        decoded: list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]] = []
         codec = self.codec
         for record in records:
             value = record.value or b""
@@ -465,8 +466,7 @@ class GroupRunner:
             except CodecError:
                 return None
             if isinstance(event, BaseEvent) and self._wants(event):
-                where = Position(record.topic, record.partition, record.offset, record.timestamp)
-                decoded.append((event, where))
+                decoded.append((event, record))
         return decoded
 
     def _account(self, topic: str, handled: int, skipped: int, elapsed: float) -> None:
@@ -498,12 +498,13 @@ class GroupRunner:
             return records, None  # the per-record path dead-letters the undecodable record
         started = time.perf_counter()
         done = 0
-        for event, position in decoded:
+        handlers = self.handlers  # no views here: an event's effect is its type's handler alone
+        for event, record in decoded:
             try:
-                await self._effects(None, event, position)
+                await handlers[type(event)](event)  # decoded only if wanted: it has a handler
             except Exception as exc:  # noqa: BLE001  # its first attempt; the per-record path retries
-                self._account(position.topic, done, 0, time.perf_counter() - started)
-                return [r for r in records if r.offset >= position.offset], exc
+                self._account(record.topic, done, 0, time.perf_counter() - started)
+                return [r for r in records if r.offset >= record.offset], exc
             done += 1
         skipped = len(records) - len(decoded)
         self._account(records[-1].topic, done, skipped, time.perf_counter() - started)
@@ -520,10 +521,13 @@ class GroupRunner:
         try:
             async with self.store.transaction() as tx:
                 applied = await tx.position(self.group_id, last.topic, last.partition)
-                for event, position in decoded:
-                    if applied is not None and position.offset <= applied:
+                for event, record in decoded:
+                    if applied is not None and record.offset <= applied:
                         already += 1
                         continue  # redelivered or replayed: already in the store
+                    position = Position(
+                        record.topic, record.partition, record.offset, record.timestamp
+                    )
                     await self._effects(tx, event, position)
                 await tx.record_position(
                     self.group_id, Position(last.topic, last.partition, last.offset)
