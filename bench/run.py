@@ -18,6 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import timeit
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -357,6 +358,16 @@ async def _count(settings: AgentfluxSettings, topics: list[str]) -> int:
         await consumer.stop()
 
 
+def _yardstick_us() -> float:
+    """Microseconds for ``sum(range(1000))``, best of 5: how fast this machine runs Python.
+
+    Virtual machines of one kind differ by 2x and more; this puts figures from two of them side
+    by side.
+    """
+    timer = timeit.Timer("sum(range(1000))")
+    return round(min(timer.repeat(repeat=5, number=2000)) / 2000 * 1e6, 2)
+
+
 async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
     """Run every benchmark and return the report."""
     count = 10_000 if quick else 100_000
@@ -370,6 +381,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
+                "sum_range_1000_us": _yardstick_us(),
             },
             "mode": "quick" if quick else "full",
             "rounds": rounds,
@@ -393,7 +405,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# agentflux benchmarks ({report['mode']})",
         "",
-        f"Machine: {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, {report['machine']['platform']}.",
+        f"Machine: {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, {report['machine']['platform']};",
+        f"`sum(range(1000))` in {report['machine']['sum_range_1000_us']} µs (a yardstick of the machine's speed).",
         "Command: `make bench` (or `make bench-quick`). Same broker, same run, platform vs raw aiokafka;",
         "throughput figures: one round of each side."
         if report["rounds"] == 1
