@@ -122,8 +122,12 @@ class RunnerMetrics:
         self.group = group
 
 
-class _StoppedWaiting(Exception):  # noqa: N818  # a signal inside the runner, never raised out of it
-    """The runner was asked to stop while a record waited for the registry: leave its batch."""
+class _BatchLeft(Exception):  # noqa: N818  # a signal inside the runner, never raised out of it
+    """A record waited for the registry when the runner was stopped or lost its partitions.
+
+    The batch is left unfinished and its partition uncommitted: whoever reads the partition
+    next starts at its committed offset (a rebalance gives every partition a fresh position).
+    """
 
 
 def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
@@ -139,14 +143,7 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Wait for the batch in flight to finish and commit before the partitions move away.
-        async with self._runner.batch_lock:
-            await self._runner.commit_now()
-            _log.info(
-                "partitions revoked",
-                group=self._runner.group_id,
-                partitions=_by_topic(revoked),
-            )
+        await self._runner.give_up_partitions(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         # Start at the committed offsets, never at the store's: after a replay the group must
@@ -205,6 +202,8 @@ class GroupRunner:
         self.metrics = metrics or RunnerMetrics(group_id)
         self.batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        # Set: a record waiting for the registry leaves its batch (stopping, or a rebalance).
+        self._leave_batch = asyncio.Event()
         self._consumer_options = {
             "group_id": group_id,
             "group_instance_id": group_instance_id,
@@ -226,6 +225,23 @@ class GroupRunner:
     def stop(self) -> None:
         """Ask the runner to finish the batch in flight, commit, and leave the group."""
         self._stopping.set()
+        self._leave_batch.set()
+
+    async def give_up_partitions(self, revoked: Iterable[TopicPartition]) -> None:
+        """Before a rebalance: finish (or leave, if it waits for the registry) the batch, commit.
+
+        A batch waiting out a registry outage would otherwise hold the group's rebalance up until
+        the broker evicted this member, and then be handled twice: by this member once the
+        registry is back, and by the partitions' new owner.
+        """
+        self._leave_batch.set()
+        try:
+            async with self.batch_lock:
+                await self.commit_now()
+        finally:
+            if not self._stopping.is_set():
+                self._leave_batch.clear()
+        _log.info("partitions revoked", group=self.group_id, partitions=_by_topic(revoked))
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
@@ -257,15 +273,8 @@ class GroupRunner:
                 batches = await self._consumer.getmany(timeout_ms=200)
                 if self._consumer.assignment():
                     self.ready.set()
-                if not batches:
-                    continue
-                async with self.batch_lock:
-                    try:
-                        await self._partitions(batches)
-                    except _StoppedWaiting:
-                        break  # the waiting partition's offsets stay uncommitted: read again later
-                    self._commit_soon()
-                self._update_lag(batches)
+                if batches:
+                    await self._handle_fetched(batches)
             async with self.batch_lock:
                 await self.commit_now()
         finally:
@@ -277,6 +286,17 @@ class GroupRunner:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             log.info("runner stopped", handled=self.handled)
+
+    async def _handle_fetched(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        async with self.batch_lock:
+            try:
+                await self._partitions(batches)
+            except _BatchLeft:
+                return  # stopping, or its partitions go to a rebalance: they restart from commits
+            self._commit_soon()
+        self._update_lag(batches)
 
     def _commit_soon(self) -> None:
         """Commit handled offsets in the background, so the next fetch does not wait for it.
@@ -375,8 +395,9 @@ class GroupRunner:
         """Decode, waiting out an unreachable registry with backoff until it answers.
 
         The record is not at fault, so it is neither dead-lettered nor skipped, and its
-        partition does not move past it. Raises :class:`_StoppedWaiting` if the runner is
-        stopped meanwhile; other registry errors (a refused request) are raised as they are.
+        partition does not move past it. Raises :class:`_BatchLeft` if the runner is stopped or
+        its partitions are revoked meanwhile; other registry errors (a refused request) are
+        raised as they are.
         """
         delay = self.backoff_s
         while True:
@@ -390,10 +411,11 @@ class GroupRunner:
                     retry_in_s=delay,
                     error=str(exc),
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                if self._stopping.is_set():
-                    raise _StoppedWaiting from exc
+                if not self._leave_batch.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._leave_batch.wait(), delay)
+                if self._leave_batch.is_set():
+                    raise _BatchLeft from exc
                 delay = min(self.max_backoff_s, delay * 2)
 
     async def wait_handled(self, count: int) -> None:

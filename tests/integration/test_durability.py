@@ -174,10 +174,16 @@ async def _committed(settings: AgentfluxSettings, group: str) -> dict[object, ob
         await admin.close()
 
 
+async def _all_handled(handled: list[str], count: int) -> None:
+    """Return once the handlers of every runner sharing ``handled`` saw ``count`` events."""
+    while len(handled) < count:
+        await asyncio.sleep(0.05)  # poll interval of the test's own list
+
+
 async def test_registry_crash_runner_waits_for_it_then_cached_schemas_flow(
     cluster3: Cluster,
 ) -> None:
-    """A cold runner without a registry waits (no dead letter, no crash); once warm, it needs none."""
+    """Without a registry a cold group waits (no dead letter, no crash, rebalances go on); warm, it needs none."""
     settings, topic = await _durable_topic(cluster3)
     settings = settings.model_copy(update={"registry_retries": 1, "registry_timeout_s": 2.0})
     handled: list[str] = []
@@ -189,11 +195,10 @@ async def test_registry_crash_runner_waits_for_it_then_cached_schemas_flow(
         handlers = {AgentProcessingStartedEvent: note, AgentSwitchedEvent: note}
         return GroupRunner(group, [topic], settings=settings, handlers=handlers, max_backoff_s=0.5)
 
+    group = f"wait-{uuid.uuid4().hex[:6]}"
+    waiting, joining = runner(group), runner(group)
+    stopped = runner(f"stop-{uuid.uuid4().hex[:6]}")
     before, during = _agent_events(200), _agent_events(300)
-    waiting, stopped = (
-        runner(f"wait-{uuid.uuid4().hex[:6]}"),
-        runner(f"stop-{uuid.uuid4().hex[:6]}"),
-    )
     async with EventPublisher(settings) as publisher:
         for event in before:
             await publisher.send(event)
@@ -205,18 +210,27 @@ async def test_registry_crash_runner_waits_for_it_then_cached_schemas_flow(
                     await asyncio.gather(_until_waiting(waiting), _until_waiting(stopped))
                 assert (waiting.handled, stopped.handled) == (0, 0)
                 assert await _committed(settings, stopped.group_id) == {}
+                # A member joining mid-outage: the waiting batch is left, so the rebalance goes on
+                # at once and no member handles a batch whose partition it no longer owns.
+                await running.enter_async_context(joining)
+                async with asyncio.timeout(60):
+                    await joining.ready.wait()
+                assert not waiting.finished
+                assert handled == []
             async with asyncio.timeout(120):
-                await waiting.wait_handled(len(before))  # the registry is back
-            waits = _waits(waiting)
+                await _all_handled(handled, len(before))  # the registry is back
+            waits = _waits(waiting) + _waits(joining)
 
             async with _registry_down(cluster3, settings):
                 for event in during:  # both sides have the two schemas cached
                     await publisher.send(event)
                 await publisher.flush()
                 async with asyncio.timeout(60):
-                    await waiting.wait_handled(len(before) + len(during))
-            assert _waits(waiting) == waits  # no record of the second outage waited
+                    await _all_handled(handled, len(before) + len(during))
+            assert _waits(waiting) + _waits(joining) == waits  # none of the second outage waited
+            assert waiting.handled > 0  # after the rebalance both members handle their share
+            assert joining.handled > 0
 
     published = [str(event.event_id) for event in before + during]
     assert Counter(handled) == Counter(published)  # each handled once, none dead-lettered
-    assert await read_to_end(settings, [dead_letter_topic(waiting.group_id)]) == []
+    assert await read_to_end(settings, [dead_letter_topic(group)]) == []
