@@ -245,30 +245,35 @@ class GroupRunner:
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
-        loop = asyncio.get_running_loop()
-        if install_signal_handlers:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop)
-        if self.store is not None:
-            await self.store.migrate([statement for view in self.views for statement in view.ddl])
-        await self._ensure_dead_letter_topic()
-        await self._prefetch_schemas()
-        # Clients are made here, not in __init__: a runner used only to re-drive never opens them.
-        self._consumer = AIOKafkaConsumer(
-            **connection_kwargs(self.settings),
-            **self._consumer_options,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        self._dlq = AIOKafkaProducer(
-            **connection_kwargs(self.settings), acks="all", enable_idempotence=True
-        )
-        await self._dlq.start()
-        self._consumer.subscribe(self.topics, listener=_Revocations(self))
-        await self._consumer.start()
         log = _log.bind(group=self.group_id, topics=self.topics)
-        log.info("runner started")
-        try:
+        # Whatever was opened is closed, last first, even when a start or a stop fails (a client
+        # left open keeps its broker connections for the life of the process).
+        async with contextlib.AsyncExitStack() as opened:
+            opened.callback(lambda: log.info("runner stopped", handled=self.handled))
+            if install_signal_handlers:
+                self._handle_signals(opened)
+            opened.push_async_callback(self.close_codec)
+            if self.store is not None:
+                await self.store.migrate([sql for view in self.views for sql in view.ddl])
+            await self._ensure_dead_letter_topic()
+            await self._prefetch_schemas()
+            # Clients are made here, not in __init__: a runner used only to re-drive opens none.
+            self._dlq = AIOKafkaProducer(
+                **connection_kwargs(self.settings), acks="all", enable_idempotence=True
+            )
+            opened.push_async_callback(self._dlq.stop)
+            await self._dlq.start()
+            self._consumer = AIOKafkaConsumer(
+                **connection_kwargs(self.settings),
+                **self._consumer_options,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
+            # Leaving: the handled batches are committed below; stop() leaves the group.
+            opened.push_async_callback(self._consumer.stop)
+            self._consumer.subscribe(self.topics, listener=_Revocations(self))
+            await self._consumer.start()
+            log.info("runner started")
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
                 if self._consumer.assignment():
@@ -277,15 +282,13 @@ class GroupRunner:
                     await self._handle_fetched(batches)
             async with self.batch_lock:
                 await self.commit_now()
-        finally:
-            # Leaving: the handled batches were committed above; stop() leaves the group.
-            await self._consumer.stop()
-            await self._dlq.stop()
-            await self.close_codec()
-            if install_signal_handlers:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
-            log.info("runner stopped", handled=self.handled)
+
+    def _handle_signals(self, opened: contextlib.AsyncExitStack) -> None:
+        """SIGTERM and SIGINT stop the runner until ``opened`` closes."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+            opened.callback(loop.remove_signal_handler, sig)
 
     async def _handle_fetched(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]

@@ -227,3 +227,21 @@ async def test_consumer_killed_mid_batch_ends_with_the_same_view(
         assert await snapshot(group, live, events) == await snapshot(group, reference, events)
         if group == "audit":
             assert await verify_audit(live) == []
+
+
+@pytest.mark.broker
+async def test_a_runner_failing_to_start_closes_what_it_opened(
+    cluster: Cluster, new_topic: str
+) -> None:
+    """A start that fails half-way closes the dead-letter producer and registry client it opened."""
+    runner = GroupRunner(
+        f"bad-{uuid.uuid4().hex[:6]}",
+        [new_topic],
+        settings=cluster.settings,
+        handlers={},
+        max_poll_records=0,  # refused by the consumer, made after the producer started
+    )
+    with pytest.raises(ValueError, match="max_poll_records"):
+        await runner.run()
+    assert runner._dlq._closed
+    assert runner.codec.registry._http.is_closed
