@@ -366,12 +366,8 @@ class GroupRunner:
 
     def _wanted_models_on_topics(self) -> list[tuple[type[BaseEvent], str]]:
         models = EVENT_MODELS.values() if self.views else self.handlers.keys()
-        prefix = self.settings.topic_prefix
-        return [
-            (model, prefix + model.EVENT_TYPE.category.topic)
-            for model in models
-            if prefix + model.EVENT_TYPE.category.topic in self.topics
-        ]
+        on_topics = ((m, self.settings.topic_prefix + m.EVENT_TYPE.category.topic) for m in models)
+        return [(model, topic) for model, topic in on_topics if topic in self.topics]
 
     async def _prefetch_schemas(self) -> None:
         """Learn the wanted types' schema ids before joining the group.
