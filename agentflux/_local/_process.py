@@ -35,32 +35,48 @@ def spawn(
     return process.pid
 
 
-def _reap(pid: int) -> None:
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
-        del _children[pid]
+def _state(stat_file: Path) -> str | None:
+    """The scheduler state letter in a ``/proc`` stat file, ``None`` once it is gone."""
+    try:
+        return stat_file.read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 def is_running(pid: int | None, marker: str) -> bool:
     """Whether ``pid`` is alive and is our process (its command line contains ``marker``).
 
-    The marker guards against a recycled pid: a pid file may outlive its process.
+    A JVM's main thread exits before its shutdown hooks finish: the process then reads as a zombie
+    while its other threads still write logs and hold the data directory's lock, so it runs until
+    every thread is gone. The marker guards against a recycled pid: a pid file may outlive its
+    process.
     """
     if pid is None:
         return False
-    _reap(pid)
+    child = _children.get(pid)
+    if child is None:
+        return _process_running(pid, marker)
+    if child.poll() is None:  # our own child: the kernel's word, and waiting reaps it
+        return True
+    del _children[pid]
+    return False
+
+
+def _process_running(pid: int, marker: str) -> bool:
+    """:func:`is_running` for a process another Python process started (read from ``/proc``)."""
+    threads = [_state(stat) for stat in Path(f"/proc/{pid}/task").glob("*/stat")]
+    if not any(state not in {None, "Z", "X"} for state in threads):
+        return False
+    if _state(Path(f"/proc/{pid}/stat")) in {"Z", "X"}:
+        return True  # the main thread is gone and so is the command line; the rest shuts down
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    if state in {"Z", "X"}:
         return False
     if not cmdline.strip():
         # The java launcher re-executes itself; mid-exec the command line reads empty. A user
         # process (one with an executable, unlike a kernel thread) is alive, not gone.
-        return pid in _children or Path(f"/proc/{pid}/exe").exists()
+        return Path(f"/proc/{pid}/exe").exists()
     return marker in cmdline
 
 

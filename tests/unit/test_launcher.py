@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +144,43 @@ def test_a_jvm_counts_as_running_while_it_re_executes(tmp_path: Path) -> None:
         finally:
             stop(pid, marker, kill=True)
         assert not is_running(pid, marker)
+
+
+_MAIN_THREAD_EXITS_FIRST = """
+import ctypes, sys, threading, time
+threading.Thread(target=time.sleep, args=(float(sys.argv[1]),)).start()
+ctypes.CDLL(None).pthread_exit(None)  # as a JVM's main thread does before its shutdown hooks end
+"""
+
+
+def _main_thread_gone(pid: int) -> None:
+    """Wait until the process's main thread has exited while another one still runs."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + 10
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the main thread never exited"
+        time.sleep(0.01)
+
+
+def test_a_process_runs_until_its_last_thread_ends(tmp_path: Path) -> None:
+    """A spawned server whose main thread exited first is running until its last thread ends."""
+    marker = str(tmp_path)
+    command = [sys.executable, "-c", _MAIN_THREAD_EXITS_FIRST, "1.5", marker]
+    pid = spawn(command, log_file=tmp_path / "out.log", cwd=tmp_path)
+    _main_thread_gone(pid)
+    assert is_running(pid, marker)
+    stop(pid, marker)  # SIGTERM ends every thread; stop returns once all are gone
+    assert not is_running(pid, marker)
+
+
+def test_a_process_started_elsewhere_runs_until_its_last_thread_ends(tmp_path: Path) -> None:
+    """Read from /proc (no handle of ours), a zombie main thread with a live thread is running."""
+    marker = str(tmp_path)
+    with subprocess.Popen([sys.executable, "-c", _MAIN_THREAD_EXITS_FIRST, "0.5", marker]) as other:
+        _main_thread_gone(other.pid)
+        assert is_running(other.pid, marker)
+        deadline = time.monotonic() + 10
+        while is_running(other.pid, marker):  # the sleeping thread ends by itself
+            assert time.monotonic() < deadline, "a finished process still reads as running"
+            time.sleep(0.05)
+        assert other.wait(timeout=10) == 0  # an unreaped zombie, whose threads are all gone
