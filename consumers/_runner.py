@@ -238,6 +238,8 @@ class GroupRunner:
         try:
             async with self.batch_lock:
                 await self.commit_now()
+        except KafkaError as exc:  # e.g. the coordinator moved: the new owners re-read the rest
+            _log.warning("commit before a rebalance failed", group=self.group_id, error=repr(exc))
         finally:
             if not self._stopping.is_set():
                 self._leave_batch.clear()
@@ -325,6 +327,18 @@ class GroupRunner:
 
     async def _commit_once(self) -> None:
         offsets, self._uncommitted = self._uncommitted, {}
+        # A commit that failed while its partitions were revoked leaves offsets this member may no
+        # longer commit (aiokafka refuses the whole commit then); their new owner re-reads them.
+        assigned = self._consumer.assignment()
+        if not assigned.issuperset(offsets):
+            _log.warning(
+                "handled offsets of partitions no longer assigned are not committed",
+                group=self.group_id,
+                partitions=_by_topic(tp for tp in offsets if tp not in assigned),
+            )
+            offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+            if not offsets:
+                return
         try:
             await self._consumer.commit(offsets)
         except KafkaError:

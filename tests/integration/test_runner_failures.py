@@ -9,14 +9,16 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 from conftest import create_topic
 
+from agentflux._offsets import group_lag
 from consumers import GroupRunner, SqliteStore, verify_audit
 from producers import AgentProcessingStartedEvent, AgentSwitchedEvent, EventPublisher
 from schemas import BaseEvent, connection_kwargs, header_map
@@ -245,3 +247,67 @@ async def test_a_runner_failing_to_start_closes_what_it_opened(
         await runner.run()
     assert runner._dlq._closed
     assert runner.codec.registry._http.is_closed
+
+
+async def _until_all_committed(settings: AgentfluxSettings, group: str, partitions: int) -> None:
+    """Return once the group has committed every partition up to its end (asks the broker)."""
+    async with asyncio.timeout(60):
+        while True:
+            rows = await group_lag(settings, [group])
+            if len(rows) == partitions and all(row.lag == 0 for row in rows):
+                return
+            await asyncio.sleep(0.1)  # between two questions to the broker
+
+
+@pytest.mark.broker
+async def test_a_commit_failing_at_a_rebalance_does_not_stop_later_commits(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revocation commit that fails: the member goes on committing what it handles afterwards."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:8]}."})
+    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=2)
+    group = f"commits-{uuid.uuid4().hex[:6]}"
+    handled: set[str] = set()
+
+    async def remember(event: BaseEvent) -> None:
+        handled.add(str(event.event_id))
+
+    def member() -> GroupRunner:
+        return GroupRunner(
+            group, [topic], settings=settings, handlers={AgentSwitchedEvent: remember}
+        )
+
+    async def publish(sessions: str) -> list[str]:
+        events = [
+            AgentSwitchedEvent(session_id=f"{sessions}-{i % 20}", from_agent="a", to_agent="b")
+            for i in range(60)
+        ]
+        async with EventPublisher(settings) as publisher:
+            for event in events:
+                await publisher.send(event)
+        return [str(event.event_id) for event in events]
+
+    refusing = True
+    first, second = member(), member()
+    async with first:
+        async with asyncio.timeout(60):
+            await first.ready.wait()
+        commit = first._consumer.commit
+
+        async def refused_while_asked(offsets: Any = None) -> None:
+            if refusing:  # as when the group's coordinator moves mid-rebalance
+                raise CommitFailedError("injected: the coordinator moved")
+            await commit(offsets)
+
+        monkeypatch.setattr(first._consumer, "commit", refused_while_asked)
+        published = await publish("before")
+        async with asyncio.timeout(60):
+            await first.wait_handled(len(published))  # handled on both partitions, uncommitted
+        async with second:  # the rebalance: the first member's commit of both partitions fails
+            async with asyncio.timeout(60):
+                await second.ready.wait()
+            refusing = False
+            published += await publish("after")
+            await _until_all_committed(settings, group, partitions=2)
+        assert first.handled > len(published) // 2  # it kept handling after the rebalance
+    assert handled == set(published)
