@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 from aiokafka.structs import TopicPartition
 from conftest import create_topic
 
@@ -311,3 +311,34 @@ async def test_a_commit_failing_at_a_rebalance_does_not_stop_later_commits(
             await _until_all_committed(settings, group, partitions=2)
         assert first.handled > len(published) // 2  # it kept handling after the rebalance
     assert handled == set(published)
+
+
+@pytest.mark.broker
+async def test_a_consumer_stop_cut_short_inside_aiokafka_still_closes_every_connection(
+    cluster: Cluster, new_topic: str
+) -> None:
+    """A consumer stop cut short by a fetch's stray cancellation: the runner closes the rest."""
+    runner = GroupRunner(
+        f"cut-{uuid.uuid4().hex[:6]}", [new_topic], settings=cluster.settings, handlers={}
+    )
+    async with runner:
+        async with asyncio.timeout(60):
+            await runner.ready.wait()
+        consumer = runner._consumer
+
+        async def send_to_a_broker_that_is_down() -> None:
+            raise KafkaConnectionError
+
+        async def fetch_retrying_after_a_failure() -> None:
+            # aiokafka's fetch of a broker that is down: its backoff sleep sits in an ``except``
+            # clause, so a cancellation escapes Fetcher.close (aio-libs/aiokafka issue 647).
+            try:
+                await send_to_a_broker_that_is_down()
+            except KafkaConnectionError:
+                await asyncio.sleep(60)
+
+        consumer._fetcher._pending_tasks.add(asyncio.create_task(fetch_retrying_after_a_failure()))
+    client = consumer._client
+    assert [conn for conn in client._conns.values() if conn.connected()] == []
+    assert client._sync_task is None  # the metadata task that would reconnect is gone
+    assert runner._task.exception() is None  # the run ended normally, not cancelled
