@@ -17,7 +17,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import TopicPartition
 
 from consumers._commits import commit_as_group
-from schemas import connection_kwargs
+from schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -149,7 +149,7 @@ async def group_lag(settings: AgentfluxSettings, groups: Iterable[str]) -> list[
             )
         return rows
     finally:
-        await probe.stop()
+        await stop_consumer(probe)
         await admin.close()
 
 
@@ -240,7 +240,7 @@ async def plan_replay(
         moves = {tp: (committed.get(tp), offset) for tp, offset in sorted(targets.items())}
         return ReplayPlan(group=group, moves=moves)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
         await admin.close()
 
 

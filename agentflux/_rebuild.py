@@ -34,7 +34,7 @@ from agentflux._offsets import (
 )
 from consumers import PostgresStore, SqliteStore
 from consumers._groups import SHIPPED_GROUPS, shipped_runner
-from schemas import connection_kwargs
+from schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -123,7 +123,7 @@ async def rebuild_view(
         begins = await probe.beginning_offsets(partitions)
         ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
     finally:
-        await probe.stop()
+        await stop_consumer(probe)
     total = sum(ends[tp] - begins[tp] for tp in partitions)
     group_id = f"agentflux.rebuild.{name}.{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
@@ -173,7 +173,7 @@ async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
             await admin.delete_topics([topic])
         return int(count)
     finally:
-        await probe.stop()
+        await stop_consumer(probe)
         await admin.close()
 
 

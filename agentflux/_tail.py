@@ -22,6 +22,7 @@ from schemas import (
     RegistryClient,
     UnknownEvent,
     connection_kwargs,
+    stop_consumer,
 )
 
 if TYPE_CHECKING:
@@ -141,4 +142,4 @@ async def tail_events(  # noqa: PLR0913  # every filter is its own keyword
                             continue
                         yield item
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
-from schemas import connection_kwargs
+from schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,4 +39,4 @@ async def commit_as_group(
         committer.assign(list(offsets))
         await committer.commit({tp: OffsetAndMetadata(o, note) for tp, o in offsets.items()})
     finally:
-        await committer.stop()
+        await stop_consumer(committer)

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from consumers._commits import commit_as_group
-from schemas import CodecError, connection_kwargs, header_map
+from schemas import CodecError, connection_kwargs, header_map, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -131,7 +131,7 @@ async def read_dead_letters(
                 await _read_to(consumer, tp, ends[tp], done, letters)
         return letters
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def _read_to(

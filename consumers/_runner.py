@@ -37,6 +37,7 @@ from schemas import (
     connection_kwargs,
     dead_letter_topic,
     load_topics,
+    stop_consumer,
 )
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ class GroupRunner:
                 auto_offset_reset="earliest",
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
-            opened.push_async_callback(self._stop_consumer)
+            opened.push_async_callback(stop_consumer, self._consumer)
             self._consumer.subscribe(self.topics, listener=_Revocations(self))
             await self._consumer.start()
             log.info("runner started")
@@ -284,31 +285,6 @@ class GroupRunner:
                     await self._handle_fetched(batches)
             async with self.batch_lock:
                 await self.commit_now()
-
-    async def _stop_consumer(self) -> None:
-        """Stop the consumer, and close its connections even when aiokafka's stop is cut short.
-
-        While a broker is down, aiokafka's fetcher retries a fetch after a backoff sleep; stopping
-        it cancels that sleep, and the cancellation escapes ``Fetcher.close`` (aio-libs/aiokafka
-        issue 647). The consumer is then marked closed with its client open: every broker
-        connection, and the metadata task that keeps reconnecting, outlive the runner.
-        """
-        consumer = self._consumer
-        try:
-            await consumer.stop()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # this task is being cancelled: not aiokafka's stray cancellation
-            _log.warning("consumer stop cut short, closing its connections", group=self.group_id)
-            # The fetch tasks left running would reconnect after the client closed.
-            pending: set[asyncio.Task[Any]] = getattr(
-                getattr(consumer, "_fetcher", None), "_pending_tasks", set()
-            )
-            for fetch in pending:
-                fetch.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            await consumer._client.close()  # noqa: SLF001  # what stop() did not reach
 
     def _handle_signals(self, opened: contextlib.AsyncExitStack) -> None:
         """SIGTERM and SIGINT stop the runner until ``opened`` closes."""

@@ -15,7 +15,7 @@ from schemas._errors import (
     UnknownSchemaIdError,
 )
 from schemas._headers import CONTENT_TYPE, HEADER_DOCS, event_headers, header_map, new_traceparent
-from schemas._kafka import connection_kwargs
+from schemas._kafka import connection_kwargs, stop_consumer
 from schemas._models import (
     EVENT_MODELS,
     AgentErrorOccurredEvent,
@@ -113,5 +113,6 @@ __all__ = [
     "load_schema",
     "load_topics",
     "new_traceparent",
+    "stop_consumer",
     "subject_name",
 ]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
     from schemas._settings import AgentfluxSettings
 
-__all__ = ["connection_kwargs"]
+__all__ = ["connection_kwargs", "stop_consumer"]
+
+_log = structlog.get_logger("agentflux.kafka")
 
 
 def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
@@ -38,3 +45,28 @@ def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
             settings.sasl_password.get_secret_value() if settings.sasl_password else None
         )
     return kwargs
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop ``consumer``, and close its connections even when aiokafka's stop is cut short.
+
+    While a broker is down, aiokafka's fetcher retries a fetch after a backoff sleep; stopping
+    it cancels that sleep, and the cancellation escapes ``Fetcher.close`` (aio-libs/aiokafka
+    issue 647). The consumer is then marked closed with its client open: every broker
+    connection, and the metadata task that keeps reconnecting, outlive it.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this task is being cancelled: not aiokafka's stray cancellation
+        _log.warning("consumer stop cut short inside aiokafka, closing its connections")
+        # The fetch tasks left running would reconnect after the client closed.
+        pending: set[asyncio.Task[Any]] = getattr(
+            getattr(consumer, "_fetcher", None), "_pending_tasks", set()
+        )
+        for fetch in pending:
+            fetch.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await consumer._client.close()  # noqa: SLF001  # what stop() did not reach
