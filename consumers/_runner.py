@@ -315,16 +315,29 @@ class GroupRunner:
 
     async def _background_commits(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while self._uncommitted:
-                wait = self._last_commit + self._commit_interval_s - loop.time()
-                if wait > 0 and not self._commit_wanted.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._commit_wanted.wait(), wait)
+        backoff = 0.0  # after a failed commit, up to max_backoff_s; a commit that works resets it
+        while self._uncommitted:
+            wait = self._last_commit + max(self._commit_interval_s, backoff) - loop.time()
+            if wait > 0 and not self._commit_wanted.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._commit_wanted.wait(), wait)
+            try:
                 await self._commit_once()
-                self._last_commit = loop.time()
-        except KafkaError as exc:  # e.g. a rebalance under way: the offsets wait for the next one
-            _log.warning("commit failed, will retry", group=self.group_id, error=repr(exc))
+            except KafkaError as exc:  # e.g. a rebalance under way
+                if self._commit_wanted.is_set():
+                    return  # commit_now waits for this task, then commits (or fails) itself
+                # Retried without waiting for more records: an idle partition's handled offsets
+                # would otherwise stay uncommitted (and be handled again after a crash).
+                backoff = min(self.max_backoff_s, max(self.backoff_s, backoff * 2))
+                _log.warning(
+                    "commit failed, will retry",
+                    group=self.group_id,
+                    error=repr(exc),
+                    retry_in_s=backoff,
+                )
+            else:
+                backoff = 0.0
+            self._last_commit = loop.time()
 
     async def _commit_once(self) -> None:
         offsets, self._uncommitted = self._uncommitted, {}

@@ -342,3 +342,52 @@ async def test_a_consumer_stop_cut_short_inside_aiokafka_still_closes_every_conn
     assert [conn for conn in client._conns.values() if conn.connected()] == []
     assert client._sync_task is None  # the metadata task that would reconnect is gone
     assert runner._task.exception() is None  # the run ended normally, not cancelled
+
+
+@pytest.mark.broker
+async def test_a_refused_commit_is_retried_with_no_new_record_to_trigger_it(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits refused for a while, then accepted: an idle partition's offsets get committed."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"q{uuid.uuid4().hex[:8]}."})
+    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=1)
+    group = f"retry-{uuid.uuid4().hex[:6]}"
+
+    async def ignore(_event: BaseEvent) -> None:
+        pass
+
+    runner = GroupRunner(
+        group,
+        [topic],
+        settings=settings,
+        handlers={AgentSwitchedEvent: ignore},
+        backoff_s=0.05,
+        max_backoff_s=0.2,
+    )
+    refusals = 0
+    refused_twice = asyncio.Event()
+    async with runner:
+        async with asyncio.timeout(60):
+            await runner.ready.wait()
+        commit = runner._consumer.commit
+
+        async def refused_twice_then_accepted(offsets: Any = None) -> None:
+            nonlocal refusals
+            if refusals < 2:  # refused, then refused on the retry too
+                refusals += 1
+                if refusals == 2:
+                    refused_twice.set()
+                raise CommitFailedError("injected: a rebalance is under way")
+            await commit(offsets)
+
+        monkeypatch.setattr(runner._consumer, "commit", refused_twice_then_accepted)
+        events = [
+            AgentSwitchedEvent(session_id=f"s-{i}", from_agent="a", to_agent="b") for i in range(10)
+        ]
+        async with EventPublisher(settings) as publisher:
+            for event in events:
+                await publisher.send(event)
+        async with asyncio.timeout(60):
+            await runner.wait_handled(len(events))
+            await refused_twice.wait()  # retried on its own: nothing new was published
+        await _until_all_committed(settings, group, partitions=1)
