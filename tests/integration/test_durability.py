@@ -10,21 +10,25 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from _traffic import apply_directly, events_of, snapshot
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import create_topic, read_to_end
 
-from consumers import GroupRunner
+from consumers import GroupRunner, SqliteStore
+from consumers._groups import SHIPPED_GROUPS
 from producers import (
     AgentProcessingStartedEvent,
     AgentSwitchedEvent,
     EventPublisher,
     PublishResult,
     SchemaRegistrationError,
+    Simulator,
 )
-from schemas import BaseEvent, connection_kwargs, dead_letter_topic, header_map
+from schemas import BaseEvent, EventCategory, connection_kwargs, dead_letter_topic, header_map
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from conftest import Cluster
 
@@ -234,3 +238,53 @@ async def test_registry_crash_runner_waits_for_it_then_cached_schemas_flow(
     published = [str(event.event_id) for event in before + during]
     assert Counter(handled) == Counter(published)  # each handled once, none dead-lettered
     assert await read_to_end(settings, [dead_letter_topic(group)]) == []
+
+
+async def test_leader_killed_while_the_context_group_consumes_ends_with_the_same_view(
+    cluster3: Cluster, tmp_path: Path
+) -> None:
+    """SIGKILL a partition leader mid-consumption, restart it: the view equals the reference."""
+    settings = cluster3.settings.model_copy(update={"topic_prefix": f"k{uuid.uuid4().hex[:8]}."})
+    spec = SHIPPED_GROUPS["context"]
+    topics = spec.topics(settings)
+    for category in EventCategory:  # the simulator publishes to all six
+        await create_topic(
+            settings,
+            settings.topic_prefix + category.topic,
+            partitions=3,
+            replication_factor=3,
+            configs={"min.insync.replicas": "2"},
+        )
+    events = list(Simulator(sessions=300, seed=21).events())
+    async with EventPublisher(settings) as publisher:
+        for event in events:
+            await publisher.send(event)
+    expected = len(events_of("context", events))
+    victim = await cluster3.leader_of(topics[0], 0)
+
+    async with SqliteStore(tmp_path / "live.db") as live:
+        runner = GroupRunner(
+            f"context-{uuid.uuid4().hex[:6]}",
+            topics,
+            settings=settings,
+            views=[spec.view()],
+            store=live,
+            max_poll_records=50,  # many small batches: the kill lands mid-stream
+        )
+        try:
+            async with runner:
+                async with asyncio.timeout(120):
+                    await runner.wait_handled(expected // 4)
+                assert runner.handled < expected  # the kill comes before the end
+                await asyncio.to_thread(cluster3.kill_node, victim)
+                async with asyncio.timeout(180):
+                    while runner.handled - runner.redelivered < expected:  # each applied once
+                        await runner.wait_handled(runner.handled + 1)
+        finally:
+            await asyncio.to_thread(cluster3.start_node, victim)
+        async with SqliteStore(tmp_path / "reference.db") as reference:
+            await apply_directly("context", reference, events)
+            assert await snapshot("context", live, events) == await snapshot(
+                "context", reference, events
+            )
+    assert await read_to_end(settings, [dead_letter_topic(runner.group_id)]) == []
