@@ -47,11 +47,17 @@ async def _dead_letters(
     return found
 
 
+async def _agent_topic(cluster: Cluster, partitions: int) -> tuple[AgentfluxSettings, str]:
+    """Settings with a topic prefix of their own, and its agent topic (where agent events go)."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+    topic = settings.topic_prefix + "agent.events"
+    return settings, await create_topic(settings, topic, partitions=partitions)
+
+
 @pytest.mark.broker
 async def test_failing_handler_dead_letters_and_partition_flows(cluster: Cluster) -> None:
     """A handler that always fails sends its records to the DLQ with failure headers; others flow."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"d{uuid.uuid4().hex[:8]}."})
-    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=1)
+    settings, topic = await _agent_topic(cluster, partitions=1)
     events: list[BaseEvent] = []
     for i in range(3):
         events.append(AgentSwitchedEvent(session_id="s1", from_agent="a", to_agent=f"b{i}"))
@@ -103,8 +109,7 @@ async def test_failing_handler_dead_letters_and_partition_flows(cluster: Cluster
 @pytest.mark.broker
 async def test_poison_records_are_dead_lettered_at_once(cluster: Cluster) -> None:
     """Random bytes, an unknown schema id and a truncated payload go straight to the DLQ."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"p{uuid.uuid4().hex[:8]}."})
-    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=1)
+    settings, topic = await _agent_topic(cluster, partitions=1)
     good = AgentProcessingStartedEvent(session_id="s1", agent="coder")
     async with EventPublisher(settings) as publisher:
         framed = await publisher.codec.encode(good, topic)
@@ -264,8 +269,7 @@ async def test_a_commit_failing_at_a_rebalance_does_not_stop_later_commits(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A revocation commit that fails: the member goes on committing what it handles afterwards."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:8]}."})
-    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=2)
+    settings, topic = await _agent_topic(cluster, partitions=2)
     group = f"commits-{uuid.uuid4().hex[:6]}"
     handled: set[str] = set()
 
@@ -349,8 +353,7 @@ async def test_a_refused_commit_is_retried_with_no_new_record_to_trigger_it(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Commits refused for a while, then accepted: an idle partition's offsets get committed."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"q{uuid.uuid4().hex[:8]}."})
-    topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=1)
+    settings, topic = await _agent_topic(cluster, partitions=1)
     group = f"retry-{uuid.uuid4().hex[:6]}"
 
     async def ignore(_event: BaseEvent) -> None:
