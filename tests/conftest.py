@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.structs import TopicPartition
 
 from agentflux._local import LocalCluster
@@ -236,6 +238,35 @@ async def create_topic(
 async def new_topic(cluster: Cluster, topic_name: str) -> str:
     """A fresh 3-partition topic on the shared cluster."""
     return await create_topic(cluster.settings, topic_name)
+
+
+def _open_kafka_connections() -> dict[int, AIOKafkaConnection]:
+    """Every aiokafka broker connection still open in this process, after a full collection."""
+    gc.collect()
+    return {
+        id(found): found
+        for found in gc.get_objects()
+        if isinstance(found, AIOKafkaConnection) and found.connected()
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_connection_left_open(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A broker test fails if it leaves a connection open: some client was never (fully) stopped.
+
+    Checked per test, so the test that leaked is named; otherwise the leak surfaces only as
+    ResourceWarnings when the garbage collector meets the sockets, often at the session's end.
+    """
+    if not {"cluster", "cluster3"} & set(request.fixturenames):
+        yield
+        return
+    before = _open_kafka_connections()
+    yield
+    left = [conn for key, conn in _open_kafka_connections().items() if key not in before]
+    for conn in left:
+        with contextlib.suppress(RuntimeError):  # its event loop may be closed already
+            conn.close()  # so the next tests do not inherit it
+    assert not left, f"connections left open: {left}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
