@@ -139,6 +139,13 @@ def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
     return grouped
 
 
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Return once ``event`` is set or ``seconds`` have passed, whichever comes first."""
+    if seconds > 0 and not event.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
     def __init__(self, runner: GroupRunner) -> None:
         self._runner = runner
@@ -222,6 +229,13 @@ class GroupRunner:
         self._progress = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        """The pause before retry ``attempt`` (1, 2, ...): doubling from ``backoff_s``, capped.
+
+        Handler retries, registry waits and commit retries all pace themselves with it.
+        """
+        return min(self.max_backoff_s, self.backoff_s * 2.0 ** min(attempt - 1, 32))
 
     def stop(self) -> None:
         """Ask the runner to finish the batch in flight, commit, and leave the group."""
@@ -315,12 +329,10 @@ class GroupRunner:
 
     async def _background_commits(self) -> None:
         loop = asyncio.get_running_loop()
-        backoff = 0.0  # after a failed commit, up to max_backoff_s; a commit that works resets it
+        failures = 0  # in a row; a commit that works resets it
+        pause = self._commit_interval_s  # after failures: their backoff, when it is longer
         while self._uncommitted:
-            wait = self._last_commit + max(self._commit_interval_s, backoff) - loop.time()
-            if wait > 0 and not self._commit_wanted.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._commit_wanted.wait(), wait)
+            await _wait_at_most(self._commit_wanted, self._last_commit + pause - loop.time())
             try:
                 await self._commit_once()
             except KafkaError as exc:  # e.g. a rebalance under way
@@ -328,15 +340,16 @@ class GroupRunner:
                     return  # commit_now waits for this task, then commits (or fails) itself
                 # Retried without waiting for more records: an idle partition's handled offsets
                 # would otherwise stay uncommitted (and be handled again after a crash).
-                backoff = min(self.max_backoff_s, max(self.backoff_s, backoff * 2))
+                failures += 1
+                pause = max(self._commit_interval_s, self._backoff(failures))
                 _log.warning(
                     "commit failed, will retry",
                     group=self.group_id,
                     error=repr(exc),
-                    retry_in_s=backoff,
+                    retry_in_s=pause,
                 )
             else:
-                backoff = 0.0
+                failures, pause = 0, self._commit_interval_s
             self._last_commit = loop.time()
 
     async def _commit_once(self) -> None:
@@ -426,11 +439,13 @@ class GroupRunner:
         its partitions are revoked meanwhile; other registry errors (a refused request) are
         raised as they are.
         """
-        delay = self.backoff_s
+        attempt = 0
         while True:
             try:
                 return await self.codec.decode(value)
             except RegistryUnavailableError as exc:
+                attempt += 1
+                delay = self._backoff(attempt)
                 self.metrics.registry_waits.labels(self.group_id).inc()
                 _log.warning(
                     "schema registry unreachable, the record waits for it",
@@ -438,12 +453,9 @@ class GroupRunner:
                     retry_in_s=delay,
                     error=str(exc),
                 )
-                if not self._leave_batch.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._leave_batch.wait(), delay)
+                await _wait_at_most(self._leave_batch, delay)
                 if self._leave_batch.is_set():
                     raise _BatchLeft from exc
-                delay = min(self.max_backoff_s, delay * 2)
 
     async def wait_handled(self, count: int) -> None:
         """Return once at least ``count`` records were handled (wrap it in a timeout)."""
@@ -620,7 +632,7 @@ class GroupRunner:
                     log.exception("handler gave up", attempts=attempt, error=repr(exc))
                     await self._dead_letter(record, exc, attempts=attempt)
                     return
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                delay = self._backoff(attempt)
                 log.warning(
                     "handler failed, retrying", attempt=attempt, delay_s=delay, error=repr(exc)
                 )
