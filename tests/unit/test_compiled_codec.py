@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import uuid
 from datetime import UTC
 from typing import Any
 
@@ -20,6 +21,8 @@ from schemas import EVENT_MODELS, BaseEvent, MetricsPerformanceMeasuredEvent
 from schemas._codec import load_schema
 from schemas._compiled import (
     ConstraintError,
+    _native,
+    _native_decoder,
     compile_builder,
     compile_decoder,
     compile_reader,
@@ -27,6 +30,7 @@ from schemas._compiled import (
 )
 
 _MODELS = list(EVENT_MODELS.values())
+_DECODERS = pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 _READ_ERRORS = (IndexError, EOFError, ValueError, UnicodeDecodeError, struct.error)
 
 # Lengths around the models' limits (1, 128, 256), so both sides of each bound are drawn.
@@ -92,10 +96,11 @@ def test_every_event_schema_and_model_compiles(model: type[BaseEvent]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@_DECODERS
 @pytest.mark.parametrize("model", _MODELS, ids=lambda m: m.__name__)
 @given(data=st.data())
 def test_generated_code_matches_fastavro_and_pydantic(
-    model: type[BaseEvent], data: st.DataObject
+    model: type[BaseEvent], native: bool, data: st.DataObject
 ) -> None:
     """Same bytes as fastavro, same records back; builder and decoder accept what pydantic does."""
     record = data.draw(_record(model))
@@ -125,7 +130,7 @@ def test_generated_code_matches_fastavro_and_pydantic(
     except ConstraintError:
         built = None
     assert (built is None) == (validated is None), (built, validated)
-    decoder = compile_decoder(schema, model)
+    decoder = compile_decoder(schema, model, native=native)
     assert decoder is not None
     if validated is None:
         with pytest.raises(ConstraintError):
@@ -140,13 +145,14 @@ def test_generated_code_matches_fastavro_and_pydantic(
 
 
 @settings(max_examples=30, deadline=None)
+@_DECODERS
 @pytest.mark.parametrize("model", _MODELS[:6], ids=lambda m: m.__name__)
 @given(data=st.data())
-def test_every_truncation_raises(model: type[BaseEvent], data: st.DataObject) -> None:
+def test_every_truncation_raises(model: type[BaseEvent], native: bool, data: st.DataObject) -> None:
     """A body cut short anywhere raises one of the read errors the codec turns into its own."""
     encoded = _fastavro_bytes(model, data.draw(_record(model)))
     schema = load_schema(model)
-    reader, decoder = compile_reader(schema), compile_decoder(schema, model)
+    reader, decoder = compile_reader(schema), compile_decoder(schema, model, native=native)
     assert reader is not None
     assert decoder is not None
     cut = data.draw(st.integers(0, len(encoded) - 1))
@@ -154,6 +160,106 @@ def test_every_truncation_raises(model: type[BaseEvent], data: st.DataObject) ->
         reader(encoded[:cut], 0)
     with pytest.raises(_READ_ERRORS):
         decoder(encoded[:cut], 0)
+
+
+def test_the_native_decoder_is_built_for_every_event() -> None:
+    """The C extension is built here, and every shipped event decodes through it, not Python."""
+    assert _native is not None
+    for model in _MODELS:
+        decoder = compile_decoder(load_schema(model), model)
+        assert getattr(decoder, "__self__", None).__class__ is _native.Decoder, model
+
+
+def _outcome(decoder: Any, data: bytes) -> tuple[str, Any]:
+    try:
+        event, end = decoder(data, 0)
+    except ConstraintError:
+        return "constraint", None
+    except (*_READ_ERRORS, OverflowError):
+        return "unreadable", None
+    return "event", (event, end, event.model_fields_set, [type(v) for v in vars(event).values()])
+
+
+@settings(max_examples=80, deadline=None)
+@pytest.mark.parametrize("model", _MODELS, ids=lambda m: m.__name__)
+@given(data=st.data())
+def test_native_and_python_decoders_agree_on_any_bytes(
+    model: type[BaseEvent], data: st.DataObject
+) -> None:
+    """On valid, mutated and random bodies the C and Python decoders give the same outcome."""
+    schema = load_schema(model)
+    valid = _fastavro_bytes(model, data.draw(_record(model)))
+    body = data.draw(
+        st.one_of(
+            st.just(valid),
+            st.binary(max_size=300),
+            st.builds(
+                lambda at, byte: valid[:at] + bytes([byte]) + valid[at + 1 :],
+                st.integers(0, len(valid) - 1),
+                st.integers(0, 255),
+            ),
+            st.builds(lambda extra: valid + extra, st.binary(min_size=1, max_size=4)),
+        )
+    )
+    native, python = compile_decoder(schema, model), compile_decoder(schema, model, native=False)
+    native_kind, native_value = _outcome(native, body)
+    python_kind, python_value = _outcome(python, body)
+    assert native_kind == python_kind
+    assert native_value == python_value
+
+
+def test_native_decoder_reads_every_value_shape() -> None:
+    """Arrays, maps with multi-block counts, nullable values, floats and non-canonical UUIDs."""
+
+    class Shapes(BaseModel):
+        model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+        numbers: list[int]
+        labels: dict[str, str]
+        ratio: float | None
+        flag: bool
+        raw: bytes
+        ident: uuid.UUID
+
+    schema = {
+        "type": "record",
+        "name": "Shapes",
+        "fields": [
+            {"name": "numbers", "type": {"type": "array", "items": "long"}},
+            {"name": "labels", "type": {"type": "map", "values": "string"}},
+            {"name": "ratio", "type": ["null", "float"]},
+            {"name": "flag", "type": "boolean"},
+            {"name": "raw", "type": "bytes"},
+            {"name": "ident", "type": {"type": "string", "logicalType": "uuid"}},
+        ],
+    }
+    ident = uuid.uuid4()
+    record = {
+        "numbers": [1, -(2**63), 2**63 - 1],
+        "labels": {"a": "x", "é": "y"},
+        "ratio": 0.5,
+        "flag": True,
+        "raw": b"\x00\xff",
+        "ident": ident.hex.upper(),  # not the canonical spelling: parsed by uuid.UUID
+    }
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), record)
+    body = buffer.getvalue()
+    decoder = _native_decoder(schema, Shapes)
+    assert decoder is not None
+    event, end = decoder(body, 0)
+    assert end == len(body)
+    assert vars(event) == record | {"ident": ident}
+    assert event == Shapes.model_validate(record | {"ident": ident})
+    # A block with a negative count (followed by its byte size), as other writers may write.
+    blocked = {"type": "record", "name": "B", "fields": [schema["fields"][0]]}
+
+    class Blocked(BaseModel):
+        model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+        numbers: list[int]
+
+    blocked_decoder = _native_decoder(blocked, Blocked)
+    assert blocked_decoder is not None
+    assert blocked_decoder(bytes([3, 2, 4, 6, 0]), 0)[0].numbers == [2, 3]
 
 
 def test_nan_breaks_a_lower_bound_as_in_pydantic() -> None:

@@ -1,0 +1,17 @@
+# Types of the C extension built from _native.c.
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+class Decoder:
+    def __init__(
+        self,
+        ops: tuple[tuple[Any, ...], ...],
+        checks: tuple[tuple[Any, ...], ...],
+        model: type[BaseModel],
+        constraint_error: type[Exception],
+        parse_uuid: Callable[[str], Any],
+    ) -> None: ...
+    def decode(self, data: bytes, pos: int, /) -> tuple[BaseModel, int]: ...
