@@ -516,18 +516,19 @@ class GroupRunner:
     ) -> list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]] | None:
         """The wanted events of a batch with their records; None if any record is undecodable."""
         decoded: list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]] = []
-        codec = self.codec
-        for record in records:
-            value = record.value or b""
-            try:
-                # No await for writer schemas seen before: the common case, by far.
-                event = codec.decode_cached(value)
+        every_event, handlers = bool(self.views), self.handlers
+        try:
+            # No await for writer schemas seen before: the common case, by far.
+            events = self.codec.decode_many_cached([record.value or b"" for record in records])
+            for record, cached in zip(records, events, strict=True):
+                event = cached
                 if event is None:
-                    event = await self._decode_waiting(value)
-            except CodecError:
-                return None
-            if isinstance(event, BaseEvent) and self._wants(event):
-                decoded.append((event, record))
+                    event = await self._decode_waiting(record.value or b"")
+                # _wants, inlined: it runs for every event of every batch.
+                if isinstance(event, BaseEvent) and (every_event or type(event) in handlers):
+                    decoded.append((event, record))
+        except CodecError:
+            return None
         return decoded
 
     def _account(self, topic: str, handled: int, skipped: int, elapsed: float) -> None:

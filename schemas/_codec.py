@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from pydantic import ValidationError
 
-from schemas._compiled import ConstraintError, compile_decoder, compile_reader, compile_writer
+from schemas._compiled import (
+    ConstraintError,
+    compile_decoder,
+    compile_reader,
+    compile_writer,
+    decode_framed,
+    native_decoder_behind,
+)
 from schemas._errors import (
     CodecError,
     CorruptPayloadError,
@@ -29,7 +36,7 @@ from schemas._errors import (
 from schemas._models import EVENT_MODELS, BaseEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     _BodyDecoder = Callable[[bytes, int], tuple[Any, int]]
 
@@ -116,6 +123,8 @@ class AvroCodec:
         # Generated readers for writer schemas laid out exactly as the reader's own schema
         # (the usual case); any other writer goes through fastavro's schema resolution.
         self._fast_decoders: dict[int, Callable[[bytes], BaseEvent]] = {}
+        # The C decoders among them, by schema id: a consumer's batch is decoded in one call.
+        self._native_decoders: dict[int, Any] = {}
 
     # -- encode --------------------------------------------------------------------------------
 
@@ -227,6 +236,9 @@ class AvroCodec:
         decode_body = _compiled_decoder(model)
         if decode_body is not None:
             self._fast_decoders[schema_id] = _fast_decoder(decode_body, f"{name} (id {schema_id})")
+            native = native_decoder_behind(decode_body)
+            if native is not None:
+                self._native_decoders[schema_id] = native
 
     def decode_cached(self, data: bytes) -> BaseEvent | UnknownEvent | None:
         """Like :meth:`decode` with no I/O: None while the writer's schema is not fetched yet."""
@@ -237,6 +249,20 @@ class AvroCodec:
         if schema_id not in self._by_id:
             return None
         return self._decode_resolving(schema_id, data)
+
+    def decode_many_cached(self, values: Sequence[bytes]) -> list[BaseEvent | UnknownEvent | None]:
+        """:meth:`decode_cached` of each value (a consumer's batch); raises the first error.
+
+        The usual records (writer schemas laid out as the models', seen before) are decoded
+        in C in one call; any other takes :meth:`decode_cached`'s path, which also raises the
+        typed error of a record that does not decode.
+        """
+        events, misses = decode_framed(self._native_decoders, values)
+        if misses:
+            for index, event in enumerate(events):
+                if event is None:
+                    events[index] = self.decode_cached(values[index])
+        return events
 
     async def decode(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Read a framed record into its model, or an :class:`UnknownEvent` for a foreign type."""

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover  # a source checkout without a compiler
     _native = None
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from pydantic import BaseModel
     from pydantic.fields import FieldInfo
@@ -48,6 +48,8 @@ __all__ = [
     "compile_decoder",
     "compile_reader",
     "compile_writer",
+    "decode_framed",
+    "native_decoder_behind",
     "uuid_bytes",
 ]
 
@@ -683,3 +685,20 @@ def _native_decoder(
         return None
     decode: Callable[[bytes, int], tuple[BaseModel, int]] = decoder.decode
     return decode
+
+
+def native_decoder_behind(decode: Callable[..., Any]) -> Any | None:
+    """The C ``Decoder`` whose method ``decode`` is (from :func:`compile_decoder`), or None."""
+    owner = getattr(decode, "__self__", None)
+    return owner if _native is not None and isinstance(owner, _native.Decoder) else None
+
+
+def decode_framed(decoders: dict[int, Any], values: Sequence[bytes]) -> tuple[list[Any], int]:
+    """(events, misses): framed values decoded in C by the decoder of their schema id.
+
+    None (counted in misses) where the id has no decoder here, the frame is foreign, or the body
+    does not decode exactly; the caller's slower path handles those and names their errors.
+    """
+    if _native is None:
+        return [None] * len(values), len(values)
+    return typing.cast("tuple[list[Any], int]", _native.decode_framed(decoders, values))

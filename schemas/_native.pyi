@@ -1,6 +1,6 @@
 # Types of the C extension built from _native.c.
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,3 +15,7 @@ class Decoder:
         parse_uuid: Callable[[str], Any],
     ) -> None: ...
     def decode(self, data: bytes, pos: int, /) -> tuple[BaseModel, int]: ...
+
+def decode_framed(
+    decoders: dict[int, Any], values: Sequence[bytes], /
+) -> tuple[list[BaseModel | None], int]: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 import struct
@@ -17,7 +18,12 @@ from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from consumers._runner import observe_many
-from schemas import EVENT_MODELS, BaseEvent, MetricsPerformanceMeasuredEvent
+from schemas import (
+    EVENT_MODELS,
+    AgentSwitchedEvent,
+    BaseEvent,
+    MetricsPerformanceMeasuredEvent,
+)
 from schemas._codec import load_schema
 from schemas._compiled import (
     ConstraintError,
@@ -27,6 +33,8 @@ from schemas._compiled import (
     compile_decoder,
     compile_reader,
     compile_writer,
+    decode_framed,
+    native_decoder_behind,
 )
 
 _MODELS = list(EVENT_MODELS.values())
@@ -260,6 +268,74 @@ def test_native_decoder_reads_every_value_shape() -> None:
     blocked_decoder = _native_decoder(blocked, Blocked)
     assert blocked_decoder is not None
     assert blocked_decoder(bytes([3, 2, 4, 6, 0]), 0)[0].numbers == [2, 3]
+
+
+def _framed(schema_id: int, body: bytes, magic: int = 0) -> bytes:
+    return struct.pack(">bI", magic, schema_id) + body
+
+
+def test_a_batch_decodes_in_one_call_and_leaves_every_other_record_to_the_slow_path() -> None:
+    """decode_framed decodes records of known ids; foreign, unknown, short and bad ones are None."""
+    switched = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
+    measured = MetricsPerformanceMeasuredEvent(session_id="s", operation="op", duration_ms=2.5)
+    bodies = {}
+    for event in (switched, measured):
+        writer = compile_writer(load_schema(type(event)))
+        assert writer is not None
+        out = bytearray()
+        writer(out, vars(event))
+        bodies[type(event)] = bytes(out)
+    decoders = {
+        7: native_decoder_behind(
+            compile_decoder(load_schema(AgentSwitchedEvent), AgentSwitchedEvent)
+        ),
+        9: native_decoder_behind(
+            compile_decoder(
+                load_schema(MetricsPerformanceMeasuredEvent), MetricsPerformanceMeasuredEvent
+            )
+        ),
+    }
+    values = [
+        _framed(7, bodies[AgentSwitchedEvent]),
+        _framed(9, bodies[MetricsPerformanceMeasuredEvent]),
+        _framed(7, bodies[AgentSwitchedEvent]),
+        _framed(8, bodies[AgentSwitchedEvent]),  # an id with no decoder here
+        _framed(7, bodies[AgentSwitchedEvent], magic=1),  # not Confluent's frame
+        _framed(7, bodies[AgentSwitchedEvent][:-3]),  # truncated
+        _framed(7, bodies[AgentSwitchedEvent] + b"\x00"),  # a trailing byte
+        b"\x00\x00",  # shorter than the header
+        _framed(9, bodies[AgentSwitchedEvent]),  # another type's body
+    ]
+    events, misses = decode_framed(decoders, values)
+    assert events[:3] == [switched, measured, switched]
+    assert events[3:] == [None] * 6
+    assert misses == 6
+
+
+def test_decoded_events_stay_out_of_the_cyclic_gc_and_behave_as_models() -> None:
+    """Events from C are untracked (no GC traversal) yet compare, hash, copy and dump normally."""
+    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b", reason="why")
+    schema = load_schema(AgentSwitchedEvent)
+    writer, decoder = compile_writer(schema), compile_decoder(schema, AgentSwitchedEvent)
+    assert writer is not None
+    assert decoder is not None
+    out = bytearray()
+    writer(out, vars(event))
+    decoded, _ = decoder(bytes(out), 0)
+    assert not gc.is_tracked(decoded)
+    assert not gc.is_tracked(vars(decoded))
+    assert not gc.is_tracked(decoded.event_id)
+    assert decoded == event
+    assert hash(decoded) == hash(event)
+    assert decoded.model_dump() == event.model_dump()
+    copied = decoded.model_copy(update={"reason": "other"})
+    assert copied.reason == "other"
+    assert decoded.reason == "why"
+    assert decoded.model_fields_set == set(
+        AgentSwitchedEvent.model_fields
+    )  # as model_validate sets
+    gc.collect()
+    assert decoded == event
 
 
 def test_nan_breaks_a_lower_bound_as_in_pydantic() -> None:
