@@ -72,7 +72,8 @@ typedef struct {
     Py_ssize_t check_count;
     Check *checks;         /* one per model field, in model order */
     PyObject *model;
-    PyObject *field_names; /* tuple: the instance's fields set */
+    PyObject *field_names; /* frozenset: copied into each instance's fields set (a merge of
+                            * tables, no hashing or resizing as from a tuple) */
     PyObject *constraint_error;
     PyObject *parse_uuid;  /* Python fallback for a UUID not in canonical hex form */
 } Decoder;
@@ -444,29 +445,43 @@ apply_check(Decoder *self, const Check *check, PyObject **slot)
     return 0;
 }
 
+/* The model instance holding the checked values (values[check->source] for each check). */
 static PyObject *
-build_instance(Decoder *self, PyObject *fields)
+build_instance(Decoder *self, PyObject **values)
 {
     PyObject *instance = PyBaseObject_Type.tp_new((PyTypeObject *)self->model, empty_tuple, NULL);
     if (instance == NULL) return NULL;
-    PyObject *fields_set = PySet_New(self->field_names);
-    if (fields_set == NULL || PyObject_GenericSetAttr(instance, str_dict, fields) < 0 ||
-        PyObject_GenericSetAttr(instance, str_fields_set, fields_set) < 0 ||
+    PyObject *fields = NULL, *fields_set = NULL;
+    fields = _PyDict_NewPresized(self->check_count);  /* no resize while filling it */
+    if (fields == NULL) goto error;
+    for (Py_ssize_t i = 0; i < self->check_count; i++) {
+        const Check *check = &self->checks[i];
+        if (PyDict_SetItem(fields, check->name, values[check->source]) < 0) goto error;
+    }
+    /* A dict of its own, set whole, as pydantic's validator does: not the instance's inline
+     * values, whose keys the class shares only until its first ~20 instances exist. */
+    if (PyObject_GenericSetAttr(instance, str_dict, fields) < 0) goto error;
+    fields_set = PySet_New(self->field_names);
+    if (fields_set == NULL || PyObject_GenericSetAttr(instance, str_fields_set, fields_set) < 0 ||
         PyObject_GenericSetAttr(instance, str_extra, Py_None) < 0 ||
         PyObject_GenericSetAttr(instance, str_private, Py_None) < 0) {
-        Py_XDECREF(fields_set);
-        Py_DECREF(instance);
-        return NULL;
+        goto error;
     }
     /* Out of the cyclic GC's sight (msgspec's gc=False structs do the same): a frozen event, its
-     * field dict, its fields set and its UUID hold only immutable values and cannot form a
-     * cycle, and a consumer's batch keeps thousands alive, whose every young-generation
-     * collection would otherwise traverse them: ~4 us of each event's ~12 us in a batch. */
+     * fields, its fields set and its UUID hold only immutable values and cannot form a cycle,
+     * and a consumer's batch keeps thousands alive, whose every young-generation collection
+     * would otherwise traverse them: ~4 us of each event's ~12 us in a batch. */
     PyObject_GC_UnTrack(fields_set);
     PyObject_GC_UnTrack(fields);
     PyObject_GC_UnTrack(instance);
     Py_DECREF(fields_set);
+    Py_XDECREF(fields);
     return instance;
+error:
+    Py_XDECREF(fields_set);
+    Py_XDECREF(fields);
+    Py_DECREF(instance);
+    return NULL;
 }
 
 /* -- the Decoder type ----------------------------------------------------------------------- */
@@ -639,6 +654,8 @@ Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
         PyTuple_SET_ITEM(self->field_names, i, Py_NewRef(self->checks[i].name));
     }
+    Py_SETREF(self->field_names, PyFrozenSet_New(self->field_names));
+    if (self->field_names == NULL) goto error;
     return (PyObject *)self;
 error:
     if (!PyErr_Occurred()) PyErr_NoMemory();
@@ -652,7 +669,7 @@ decode_body(Decoder *self, const unsigned char *data, Py_ssize_t size, Py_ssize_
             Py_ssize_t *end)
 {
     Reader reader = {data, start, size};
-    PyObject *fields = NULL, *instance = NULL;
+    PyObject *instance = NULL;
     PyObject *small[32] = {NULL};
     PyObject **values = self->field_count <= 32
                             ? small
@@ -662,23 +679,16 @@ decode_body(Decoder *self, const unsigned char *data, Py_ssize_t size, Py_ssize_
         values[i] = read_value(&reader, self->ops[i], self->parse_uuid);
         if (values[i] == NULL) goto done;
     }
-    fields = PyDict_New();
-    if (fields == NULL) goto done;
     for (Py_ssize_t i = 0; i < self->check_count; i++) {
-        const Check *check = &self->checks[i];
-        if (apply_check(self, check, &values[check->source]) < 0 ||
-            PyDict_SetItem(fields, check->name, values[check->source]) < 0) {
-            goto done;
-        }
+        if (apply_check(self, &self->checks[i], &values[self->checks[i].source]) < 0) goto done;
     }
-    instance = build_instance(self, fields);
+    instance = build_instance(self, values);
     *end = reader.pos;
 done:
     for (Py_ssize_t i = 0; i < self->field_count; i++) {
         Py_XDECREF(values[i]);
     }
     if (values != small) PyMem_Free(values);
-    Py_XDECREF(fields);
     return instance;
 }
 
