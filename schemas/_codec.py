@@ -193,7 +193,14 @@ class AvroCodec:
             buffer.write(writer.header)
             fastavro.schemaless_writer(buffer, writer.parsed, event.__dict__)
             return buffer.getvalue()
-        except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            struct.error,
+        ) as exc:
             raise CodecError(f"{type(event).__name__} does not fit its schema: {exc!r}") from exc
 
     # -- decode --------------------------------------------------------------------------------

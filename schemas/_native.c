@@ -42,6 +42,7 @@ static const char *const OP_NAMES[] = {
 typedef struct Op {
     int code;
     PyObject *symbols;     /* OP_ENUM: tuple of str */
+    PyObject *indexes;     /* OP_ENUM: dict symbol -> its index, for writing */
     int64_t null_index;    /* OP_NULLABLE: the branch index of null */
     struct Op *inner;      /* OP_NULLABLE, OP_MAP, OP_ARRAY: the value's op */
     /* OP_STRING, OP_TIMESTAMP_MILLIS: the last value read, handed out again when the next one is
@@ -491,6 +492,7 @@ free_op(Op *op)
 {
     if (op == NULL) return;
     Py_XDECREF(op->symbols);
+    Py_XDECREF(op->indexes);
     Py_XDECREF(op->last);
     free_op(op->inner);
     PyMem_Free(op);
@@ -533,6 +535,15 @@ parse_op(PyObject *spec, int depth)
             goto error;
         }
         op->symbols = Py_NewRef(symbols);
+        op->indexes = PyDict_New();
+        if (op->indexes == NULL) goto error;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(symbols); i++) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            int failed = index == NULL ||
+                         PyDict_SetItem(op->indexes, PyTuple_GET_ITEM(symbols, i), index) < 0;
+            Py_XDECREF(index);
+            if (failed) goto error;
+        }
     }
     else if (code == OP_NULLABLE) {
         op->null_index = PyLong_AsLongLong(PyTuple_GET_ITEM(spec, 1));
@@ -739,6 +750,342 @@ static PyTypeObject DecoderType = {
     .tp_new = Decoder_new,
 };
 
+/* -- writing -------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+    char inline_buffer[512];  /* an event's body fits: no allocation */
+} Writer;
+
+static int
+reserve(Writer *w, Py_ssize_t more)
+{
+    if (w->size + more <= w->capacity) return 0;
+    Py_ssize_t capacity = (w->size + more) * 2;
+    char *grown = PyMem_Malloc((size_t)capacity);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(grown, w->data, (size_t)w->size);
+    if (w->data != w->inline_buffer) PyMem_Free(w->data);
+    w->data = grown;
+    w->capacity = capacity;
+    return 0;
+}
+
+static int
+put_bytes(Writer *w, const char *bytes, Py_ssize_t size)
+{
+    if (reserve(w, size) < 0) return -1;
+    memcpy(w->data + w->size, bytes, (size_t)size);
+    w->size += size;
+    return 0;
+}
+
+static int
+put_long(Writer *w, int64_t value)
+{
+    if (reserve(w, 10) < 0) return -1;
+    uint64_t zigzag = ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+    while (zigzag > 0x7F) {
+        w->data[w->size++] = (char)((zigzag & 0x7F) | 0x80);
+        zigzag >>= 7;
+    }
+    w->data[w->size++] = (char)zigzag;
+    return 0;
+}
+
+static int
+put_text(Writer *w, const char *text, Py_ssize_t size)
+{
+    return put_long(w, size) < 0 ? -1 : put_bytes(w, text, size);
+}
+
+static int
+as_long(PyObject *value, int64_t *out, int is_int)
+{
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "an integer is required, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError, "%R does not fit an Avro long", value);
+        return -1;
+    }
+    if (is_int && (number < INT32_MIN || number > INT32_MAX)) {
+        PyErr_Format(PyExc_ValueError, "%R does not fit an Avro int", value);
+        return -1;
+    }
+    *out = number;
+    return 0;
+}
+
+static PyObject *epoch;  /* 1970-01-01T00:00:00+00:00, set at import */
+
+/* Milliseconds since the epoch of an aware datetime, floored as (value - epoch) // 1 ms is. */
+static int
+timestamp_millis(PyObject *value, int64_t *out)
+{
+    if (PyDateTime_DATE_GET_TZINFO(value) == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "timestamp-millis needs an aware datetime");
+        return -1;
+    }
+    PyObject *delta = PyNumber_Subtract(value, epoch);
+    if (delta == NULL) return -1;
+    *out = (int64_t)PyDateTime_DELTA_GET_DAYS(delta) * 86400000 +
+           (int64_t)PyDateTime_DELTA_GET_SECONDS(delta) * 1000 +
+           PyDateTime_DELTA_GET_MICROSECONDS(delta) / 1000;
+    Py_DECREF(delta);
+    return 0;
+}
+
+static int write_value(Writer *w, Op *op, PyObject *value, PyObject *uuid_bytes);
+
+static int
+write_container(Writer *w, Op *op, PyObject *value, PyObject *uuid_bytes)
+{
+    /* One block with the item count, then the end marker: the bytes fastavro writes. */
+    int failed = 0;
+    if (op->code == OP_MAP) {
+        PyObject *items = PyMapping_Items(value);
+        if (items == NULL) return -1;
+        Py_ssize_t count = PyList_GET_SIZE(items);
+        if (count && put_long(w, count) < 0) failed = 1;
+        for (Py_ssize_t i = 0; !failed && i < count; i++) {
+            PyObject *pair = PyList_GET_ITEM(items, i);
+            PyObject *key = PyTuple_GET_ITEM(pair, 0);
+            Py_ssize_t size;
+            const char *text = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &size) : NULL;
+            if (text == NULL) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "map keys must be str");
+                failed = 1;
+            }
+            else if (put_text(w, text, size) < 0 ||
+                     write_value(w, op->inner, PyTuple_GET_ITEM(pair, 1), uuid_bytes) < 0) {
+                failed = 1;
+            }
+        }
+        Py_DECREF(items);
+    }
+    else {
+        PyObject *items = PySequence_Fast(value, "an array must be a sequence");
+        if (items == NULL) return -1;
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+        if (count && put_long(w, count) < 0) failed = 1;
+        for (Py_ssize_t i = 0; !failed && i < count; i++) {
+            if (write_value(w, op->inner, PySequence_Fast_GET_ITEM(items, i), uuid_bytes) < 0) {
+                failed = 1;
+            }
+        }
+        Py_DECREF(items);
+    }
+    return failed ? -1 : put_long(w, 0);
+}
+
+static int
+write_value(Writer *w, Op *op, PyObject *value, PyObject *uuid_bytes)
+{
+    int64_t number;
+    Py_ssize_t size;
+    switch (op->code) {
+    case OP_NULL:
+        if (value != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "null expected");
+            return -1;
+        }
+        return 0;
+    case OP_BOOLEAN: {
+        int truth = PyObject_IsTrue(value);
+        if (truth < 0) return -1;
+        if (reserve(w, 1) < 0) return -1;
+        w->data[w->size++] = (char)truth;  /* one byte, 0 or 1 */
+        return 0;
+    }
+    case OP_TIMESTAMP_MILLIS:
+        if (PyDateTime_Check(value)) {
+            return timestamp_millis(value, &number) < 0 ? -1 : put_long(w, number);
+        }
+        /* fall through: milliseconds given as a number */
+    case OP_INT:
+    case OP_LONG:
+        return as_long(value, &number, op->code == OP_INT) < 0 ? -1 : put_long(w, number);
+    case OP_FLOAT:
+    case OP_DOUBLE: {
+        double real = PyFloat_AsDouble(value);
+        if (real == -1.0 && PyErr_Occurred()) return -1;
+        if (reserve(w, 8) < 0) return -1;
+        int packed = op->code == OP_DOUBLE ? PyFloat_Pack8(real, w->data + w->size, 1)
+                                           : PyFloat_Pack4(real, w->data + w->size, 1);
+        if (packed < 0) {
+            /* struct.pack raises struct.error here; a ValueError is what the codec expects */
+            PyErr_SetString(PyExc_ValueError, "float too large to pack in 4 bytes");
+            return -1;
+        }
+        w->size += op->code == OP_DOUBLE ? 8 : 4;
+        return 0;
+    }
+    case OP_STRING: {
+        if (!PyUnicode_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "str expected, not %.100s", Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+        return text == NULL ? -1 : put_text(w, text, size);
+    }
+    case OP_BYTES:
+    case OP_UUID: {
+        /* uuid: the caller's formatter, which remembers the last id for the headers */
+        PyObject *raw = op->code == OP_UUID ? PyObject_CallOneArg(uuid_bytes, value)
+                        : PyBytes_Check(value) ? Py_NewRef(value)
+                                               : PyObject_CallOneArg((PyObject *)&PyBytes_Type,
+                                                                     value);
+        if (raw == NULL) return -1;
+        if (!PyBytes_Check(raw)) {
+            Py_DECREF(raw);
+            PyErr_SetString(PyExc_TypeError, "bytes expected");
+            return -1;
+        }
+        int failed = put_text(w, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw));
+        Py_DECREF(raw);
+        return failed;
+    }
+    case OP_ENUM: {
+        PyObject *index = PyDict_GetItemWithError(op->indexes, value);
+        if (index == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, value);
+            return -1;
+        }
+        return put_long(w, PyLong_AsLongLong(index));
+    }
+    case OP_NULLABLE:
+        if (value == Py_None) return put_long(w, op->null_index);
+        return put_long(w, 1 - op->null_index) < 0 ? -1
+                                                   : write_value(w, op->inner, value, uuid_bytes);
+    case OP_MAP:
+    case OP_ARRAY: {
+        int truth = PyObject_IsTrue(value);
+        if (truth < 0) return -1;
+        return truth ? write_container(w, op, value, uuid_bytes) : put_long(w, 0);
+    }
+    default:
+        PyErr_SetString(PyExc_SystemError, "unknown op");
+        return -1;
+    }
+}
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t field_count;
+    Op **ops;              /* one per schema field, in schema order */
+    PyObject *names;       /* tuple: each field's name, the record's key */
+    PyObject *uuid_bytes;  /* formats a UUID field: str(value).encode(), remembered */
+} Encoder;
+
+static void
+Encoder_dealloc(Encoder *self)
+{
+    for (Py_ssize_t i = 0; self->ops != NULL && i < self->field_count; i++) {
+        free_op(self->ops[i]);
+    }
+    PyMem_Free(self->ops);
+    Py_XDECREF(self->names);
+    Py_XDECREF(self->uuid_bytes);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"ops", "names", "uuid_bytes", NULL};
+    PyObject *ops, *names, *uuid_bytes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O:Encoder", keywords, &PyTuple_Type,
+                                     &ops, &PyTuple_Type, &names, &uuid_bytes)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(ops) != PyTuple_GET_SIZE(names)) {
+        PyErr_SetString(PyExc_ValueError, "one name per op");
+        return NULL;
+    }
+    Encoder *self = (Encoder *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->names = Py_NewRef(names);
+    self->uuid_bytes = Py_NewRef(uuid_bytes);
+    self->field_count = PyTuple_GET_SIZE(ops);
+    self->ops = PyMem_Calloc(self->field_count ? self->field_count : 1, sizeof(Op *));
+    if (self->ops == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < self->field_count; i++) {
+        self->ops[i] = parse_op(PyTuple_GET_ITEM(ops, i), 0);
+        if (self->ops[i] == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+PyDoc_STRVAR(Encoder_write_doc,
+             "write(out, record): append the Avro body of a record dict to bytearray out.");
+
+static PyObject *
+Encoder_write(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyByteArray_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "write(out: bytearray, record) expected");
+        return NULL;
+    }
+    PyObject *out = args[0], *record = args[1];
+    Writer w = {NULL, 0, (Py_ssize_t)sizeof(w.inline_buffer), {0}};
+    w.data = w.inline_buffer;
+    int failed = 0;
+    for (Py_ssize_t i = 0; !failed && i < self->field_count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(self->names, i);
+        PyObject *value = PyDict_Check(record) ? Py_XNewRef(PyDict_GetItemWithError(record, name))
+                                               : PyObject_GetItem(record, name);
+        if (value == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, name);
+            failed = 1;
+            break;
+        }
+        failed = write_value(&w, self->ops[i], value, self->uuid_bytes) < 0;
+        Py_DECREF(value);
+    }
+    Py_ssize_t start = PyByteArray_GET_SIZE(out);
+    if (!failed && PyByteArray_Resize(out, start + w.size) < 0) failed = 1;
+    if (!failed) memcpy(PyByteArray_AS_STRING(out) + start, w.data, (size_t)w.size);
+    if (w.data != w.inline_buffer) PyMem_Free(w.data);
+    if (failed) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Encoder_methods[] = {
+    {"write", (PyCFunction)(void (*)(void))Encoder_write, METH_FASTCALL, Encoder_write_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(Encoder_doc,
+             "Encoder(ops, names, uuid_bytes): a record writer, the bytes fastavro writes.");
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "schemas._native.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Encoder_doc,
+    .tp_methods = Encoder_methods,
+    .tp_new = Encoder_new,
+};
+
 enum { FRAME_HEADER_SIZE = 5 };  /* magic byte 0, then the schema id, big-endian */
 
 PyDoc_STRVAR(decode_framed_doc,
@@ -809,7 +1156,41 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(uuid_text_doc,
+             "uuid_text(value) -> bytes: str(value).encode(), formatted here for a uuid.UUID.");
+
+static PyObject *
+uuid_text(PyObject *Py_UNUSED(module), PyObject *value)
+{
+    if (!Py_IS_TYPE(value, (PyTypeObject *)uuid_class)) {
+        PyObject *text = PyObject_Str(value);
+        if (text == NULL) return NULL;
+        PyObject *encoded = PyUnicode_AsUTF8String(text);
+        Py_DECREF(text);
+        return encoded;
+    }
+    PyObject *number = PyObject_GetAttr(value, str_int);
+    if (number == NULL) return NULL;
+    unsigned char raw[16];
+    int failed = !PyLong_Check(number) ||
+                 _PyLong_AsByteArray((PyLongObject *)number, raw, 16, 0, 0) < 0;
+    Py_DECREF(number);
+    if (failed) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "UUID.int is not an int");
+        return NULL;
+    }
+    static const char digits[] = "0123456789abcdef";
+    char text[36];
+    for (int byte = 0, at = 0; byte < 16; byte++) {
+        if (byte == 4 || byte == 6 || byte == 8 || byte == 10) text[at++] = '-';
+        text[at++] = digits[raw[byte] >> 4];
+        text[at++] = digits[raw[byte] & 0xF];
+    }
+    return PyBytes_FromStringAndSize(text, 36);
+}
+
 static PyMethodDef module_methods[] = {
+    {"uuid_text", (PyCFunction)uuid_text, METH_O, uuid_text_doc},
     {"decode_framed", (PyCFunction)(void (*)(void))decode_framed, METH_FASTCALL,
      decode_framed_doc},
     {NULL, NULL, 0, NULL},
@@ -851,10 +1232,15 @@ PyInit__native(void)
         str_private == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&DecoderType) < 0) return NULL;
+    if (PyType_Ready(&DecoderType) < 0 || PyType_Ready(&EncoderType) < 0) return NULL;
+    epoch = PyDateTimeAPI->DateTime_FromDateAndTime(1970, 1, 1, 0, 0, 0, 0,
+                                                    PyDateTime_TimeZone_UTC,
+                                                    PyDateTimeAPI->DateTimeType);
+    if (epoch == NULL) return NULL;
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL) return NULL;
-    if (PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0) {
+    if (PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0 ||
+        PyModule_AddObjectRef(module, "Encoder", (PyObject *)&EncoderType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

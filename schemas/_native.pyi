@@ -1,6 +1,6 @@
 # Types of the C extension built from _native.c.
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,3 +19,14 @@ class Decoder:
 def decode_framed(
     decoders: dict[int, Any], values: Sequence[bytes], /
 ) -> tuple[list[BaseModel | None], int]: ...
+
+class Encoder:
+    def __init__(
+        self,
+        ops: tuple[tuple[Any, ...], ...],
+        names: tuple[str, ...],
+        uuid_bytes: Callable[[Any], bytes],
+    ) -> None: ...
+    def write(self, out: bytearray, record: Mapping[str, Any], /) -> None: ...
+
+def uuid_text(value: object, /) -> bytes: ...

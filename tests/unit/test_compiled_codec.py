@@ -7,7 +7,7 @@ import io
 import math
 import struct
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import fastavro
@@ -115,7 +115,8 @@ def test_generated_code_matches_fastavro_and_pydantic(
     schema = load_schema(model)
     expected_bytes = _fastavro_bytes(model, record)
     written = bytearray()
-    writer, reader, builder = compile_writer(schema), compile_reader(schema), compile_builder(model)
+    writer, reader = compile_writer(schema, native=native), compile_reader(schema)
+    builder = compile_builder(model)
     assert writer is not None
     assert reader is not None
     assert builder is not None
@@ -336,6 +337,106 @@ def test_decoded_events_stay_out_of_the_cyclic_gc_and_behave_as_models() -> None
     )  # as model_validate sets
     gc.collect()
     assert decoded == event
+
+
+_WRITE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, struct.error, OverflowError)
+_EDGE_SCHEMA = {
+    "type": "record",
+    "name": "Edges",
+    "fields": [
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "f", "type": "float"},
+        {"name": "i", "type": "int"},
+        {"name": "l", "type": "long"},
+        {"name": "b", "type": "boolean"},
+        {"name": "m", "type": {"type": "map", "values": "string"}},
+        {"name": "a", "type": {"type": "array", "items": "long"}},
+        {"name": "n", "type": ["null", "string"]},
+        {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B"]}},
+        {"name": "u", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "r", "type": "bytes"},
+    ],
+}
+_EDGE_RECORD = {
+    "ts": datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC),
+    "f": 1.5,
+    "i": -(2**31),
+    "l": 2**63 - 1,
+    "b": True,
+    "m": {"k": "v", "é": "ü"},
+    "a": [0, -1, 2**40],
+    "n": None,
+    "e": "B",
+    "u": uuid.UUID(int=2**128 - 1),
+    "r": b"\x00\x01",
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"ts": datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},  # floors below the epoch
+        {"ts": datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=5, minutes=30)))},
+        {"ts": 1_700_000_000_000},  # milliseconds given as a number
+        {"ts": datetime(2026, 1, 1)},  # noqa: DTZ001  # naive: refused
+        {"f": 1e300},  # too large for a float: refused
+        {"f": "x"},
+        {"i": 2**31},
+        {"l": 2**63},
+        {"l": 1.5},
+        {"b": 0},
+        {"m": {}},
+        {"m": {1: "v"}},
+        {"a": []},
+        {"a": ("x",)},
+        {"n": "text"},
+        {"n": 3},
+        {"e": "C"},
+        {"u": "not-a-uuid-but-any-text"},
+        {"r": bytearray(b"ab")},
+        {"r": "text"},
+    ],
+    ids=repr,
+)
+def test_native_and_python_writers_agree_on_edge_values(change: dict[str, Any]) -> None:
+    """The C writer writes the Python writer's bytes, or refuses what it refuses."""
+    record = _EDGE_RECORD | change
+    outcomes = []
+    for native in (True, False):
+        writer = compile_writer(_EDGE_SCHEMA, native=native)
+        assert writer is not None
+        out = bytearray(b"head")
+        try:
+            writer(out, record)
+        except _WRITE_ERRORS as exc:
+            outcomes.append(("refused", type(exc) is KeyError))
+        else:
+            outcomes.append(("written", bytes(out)))
+    assert outcomes[0] == outcomes[1]
+    if not change:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, fastavro.parse_schema(_EDGE_SCHEMA), record)
+        assert outcomes[0] == ("written", b"head" + buffer.getvalue())
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(st.uuids(), st.text(max_size=40), st.integers()))
+def test_uuid_text_is_str_encoded(value: object) -> None:
+    """The C formatting of a UUID (and of anything else) is exactly str(value).encode()."""
+    assert _native is not None
+    assert _native.uuid_text(value) == str(value).encode()
+
+
+def test_a_missing_field_is_a_key_error_in_both_writers() -> None:
+    """A record without one of the schema's fields raises KeyError, as a dict lookup does."""
+    record = dict(_EDGE_RECORD)
+    del record["n"]
+    for native in (True, False):
+        writer = compile_writer(_EDGE_SCHEMA, native=native)
+        assert writer is not None
+        with pytest.raises(KeyError):
+            writer(bytearray(), record)
 
 
 def test_nan_breaks_a_lower_bound_as_in_pydantic() -> None:
