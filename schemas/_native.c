@@ -569,6 +569,31 @@ error:
     return NULL;
 }
 
+/* One Op per item of a tuple of descriptions (a record's fields), or NULL with an error. */
+static Op **
+parse_ops(PyObject *specs)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(specs);
+    Op **ops = PyMem_Calloc(count ? (size_t)count : 1, sizeof(Op *));
+    if (ops == NULL) return (Op **)PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        ops[i] = parse_op(PyTuple_GET_ITEM(specs, i), 0);
+        if (ops[i] == NULL) {
+            for (Py_ssize_t j = 0; j < i; j++) free_op(ops[j]);
+            PyMem_Free(ops);
+            return NULL;
+        }
+    }
+    return ops;
+}
+
+static void
+free_ops(Op **ops, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; ops != NULL && i < count; i++) free_op(ops[i]);
+    PyMem_Free(ops);
+}
+
 static Py_ssize_t
 optional_size(PyObject *value)
 {
@@ -614,10 +639,7 @@ parse_check(PyObject *spec, Check *check, Py_ssize_t field_count)
 static void
 Decoder_dealloc(Decoder *self)
 {
-    for (Py_ssize_t i = 0; self->ops != NULL && i < self->field_count; i++) {
-        free_op(self->ops[i]);
-    }
-    PyMem_Free(self->ops);
+    free_ops(self->ops, self->field_count);
     for (Py_ssize_t i = 0; self->checks != NULL && i < self->check_count; i++) {
         Check *check = &self->checks[i];
         Py_XDECREF(check->name);
@@ -650,15 +672,12 @@ Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->constraint_error = Py_NewRef(constraint_error);
     self->parse_uuid = Py_NewRef(parse_uuid);
     self->field_count = PyTuple_GET_SIZE(ops);
-    self->ops = PyMem_Calloc(self->field_count ? self->field_count : 1, sizeof(Op *));
+    self->ops = parse_ops(ops);
+    if (self->ops == NULL) goto error;
     self->check_count = PyTuple_GET_SIZE(checks);
     self->checks = PyMem_Calloc(self->check_count ? self->check_count : 1, sizeof(Check));
     self->field_names = PyTuple_New(self->check_count);
-    if (self->ops == NULL || self->checks == NULL || self->field_names == NULL) goto error;
-    for (Py_ssize_t i = 0; i < self->field_count; i++) {
-        self->ops[i] = parse_op(PyTuple_GET_ITEM(ops, i), 0);
-        if (self->ops[i] == NULL) goto error;
-    }
+    if (self->checks == NULL || self->field_names == NULL) goto error;
     for (Py_ssize_t i = 0; i < self->check_count; i++) {
         if (parse_check(PyTuple_GET_ITEM(checks, i), &self->checks[i], self->field_count) < 0) {
             goto error;
@@ -991,10 +1010,7 @@ typedef struct {
 static void
 Encoder_dealloc(Encoder *self)
 {
-    for (Py_ssize_t i = 0; self->ops != NULL && i < self->field_count; i++) {
-        free_op(self->ops[i]);
-    }
-    PyMem_Free(self->ops);
+    free_ops(self->ops, self->field_count);
     Py_XDECREF(self->names);
     Py_XDECREF(self->uuid_bytes);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1018,17 +1034,10 @@ Encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->names = Py_NewRef(names);
     self->uuid_bytes = Py_NewRef(uuid_bytes);
     self->field_count = PyTuple_GET_SIZE(ops);
-    self->ops = PyMem_Calloc(self->field_count ? self->field_count : 1, sizeof(Op *));
+    self->ops = parse_ops(ops);
     if (self->ops == NULL) {
         Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < self->field_count; i++) {
-        self->ops[i] = parse_op(PyTuple_GET_ITEM(ops, i), 0);
-        if (self->ops[i] == NULL) {
-            Py_DECREF(self);
-            return NULL;
-        }
+        return NULL;
     }
     return (PyObject *)self;
 }
