@@ -467,15 +467,17 @@ def _length_and_bound(name: str, metadata: list[Any]) -> dict[str, Any]:
     """The length bounds and lower bound a field's annotations carry (one of each at most)."""
     found: dict[str, Any] = {}
     for item in metadata:
-        if isinstance(item, StringConstraints) and "min_length" not in found:
+        if isinstance(item, StringConstraints):
             unused = {k for k, v in vars(item).items() if v is not None} - {
                 "min_length",
                 "max_length",
             }
-            if unused:
-                raise _UnsupportedError(f"{name}: string constraints {unused}")
+            if unused or "min_length" in found:
+                raise _UnsupportedError(f"{name}: string constraints {item!r}")
             found |= {"min_length": item.min_length or 0, "max_length": item.max_length}
-        elif isinstance(item, annotated_types.Ge) and "ge" not in found:
+        elif isinstance(item, annotated_types.Ge):
+            if "ge" in found:
+                raise _UnsupportedError(f"{name}: a second lower bound")
             found["ge"] = item.ge
         elif not (isinstance(item, Strict) and item.strict is False):
             raise _UnsupportedError(f"{name}: constraint {item!r}")
