@@ -10,14 +10,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench._measure import Measurement
-from schemas import connection_kwargs
+from schemas import connection_kwargs, install_fast_lz4
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from schemas import AgentfluxSettings
 
-__all__ = ["raw_consume", "raw_publish", "raw_publish_batched"]
+__all__ = ["raw_consume", "raw_producer", "raw_publish", "raw_publish_batched"]
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
@@ -35,12 +35,14 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             self.at, self.cpu_at = time.perf_counter(), time.process_time()
 
 
-def _producer(settings: AgentfluxSettings) -> AIOKafkaProducer:
+def raw_producer(settings: AgentfluxSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A plain aiokafka producer with the platform's durability and compression settings."""
+    install_fast_lz4()  # the same LZ4 compressor as the platform's publisher: same work to do
     return AIOKafkaProducer(
         **connection_kwargs(settings),
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        linger_ms=linger_ms,
         compression_type="lz4",
     )
 
@@ -51,7 +53,7 @@ async def raw_publish(
     records: Sequence[Record],
 ) -> Measurement:
     """Send pre-encoded records one by one with ``send()``, acks=all and idempotence, then flush."""
-    producer = _producer(settings)
+    producer = raw_producer(settings)
     await producer.start()
     try:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -76,7 +78,7 @@ async def raw_publish_batched(
     One open ``BatchBuilder`` per partition, full ones handed to ``send_batch`` (what the
     platform's publisher does, minus encoding and headers); partitions computed before timing.
     """
-    producer = _producer(settings)
+    producer = raw_producer(settings)
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))

@@ -23,13 +23,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agentflux._local import LocalCluster
 from bench._latency import ConsumerProcess
 from bench._measure import Measurement, percentile, settle_heap, side_by_side
-from bench._raw import raw_consume, raw_publish, raw_publish_batched
+from bench._raw import raw_consume, raw_producer, raw_publish, raw_publish_batched
 from consumers import ContextView, GroupRunner, SqliteStore
 from producers import EventPublisher, RateLimiter, Simulator
 from schemas import (
@@ -286,13 +286,7 @@ async def _raw_latency(
     records: list[_RawRecord],
     warmup: int,
 ) -> tuple[list[float], float]:
-    producer = AIOKafkaProducer(
-        **connection_kwargs(settings),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=0,
-        compression_type="lz4",
-    )
+    producer = raw_producer(settings, linger_ms=0)
     sent: dict[str, float] = {}
     async with ConsumerProcess("raw", settings, topics, len(records)) as consumer:
         await producer.start()

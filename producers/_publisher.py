@@ -28,6 +28,7 @@ from schemas import (
     RegistryError,
     connection_kwargs,
     event_headers,
+    install_fast_lz4,
     new_traceparent,
 )
 
@@ -91,6 +92,8 @@ class EventPublisher:
         self._own_registry = codec is None
         self.codec = codec or AvroCodec(RegistryClient.from_settings(self.settings))
         options = _PRODUCER_DEFAULTS | producer_overrides
+        if options["compression_type"] == "lz4":
+            install_fast_lz4()  # as Java producers compress LZ4; aiokafka alone uses LZ4-HC
         # The publisher lingers itself (see _batching); aiokafka must send what it is handed at
         # once, so its own linger is 0.
         self._producer = AIOKafkaProducer(

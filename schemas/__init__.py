@@ -16,6 +16,7 @@ from schemas._errors import (
 )
 from schemas._headers import CONTENT_TYPE, HEADER_DOCS, event_headers, header_map, new_traceparent
 from schemas._kafka import connection_kwargs, stop_consumer
+from schemas._lz4 import fast_lz4_encode, install_fast_lz4
 from schemas._models import (
     EVENT_MODELS,
     AgentErrorOccurredEvent,
@@ -109,7 +110,9 @@ __all__ = [
     "dead_letter_topic",
     "event_headers",
     "event_model",
+    "fast_lz4_encode",
     "header_map",
+    "install_fast_lz4",
     "load_schema",
     "load_topics",
     "new_traceparent",
