@@ -10,7 +10,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING
 
-from schemas._compiled import uuid_bytes
+from schemas._compiled import utc_text, uuid_bytes
 
 if TYPE_CHECKING:
     from schemas._models import BaseEvent
@@ -77,7 +77,7 @@ def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]
         ("ce_id", event_id),
         ("ce_source", event.source.encode()),
         ("ce_type", ce_type),
-        ("ce_time", event.occurred_at.isoformat().replace("+00:00", "Z").encode()),
+        ("ce_time", utc_text(event.occurred_at)),
         ("ce_subject", session),
         ("content-type", _CONTENT_TYPE),
     ]

@@ -83,7 +83,8 @@ typedef struct {
 static PyObject *empty_tuple;
 static PyObject *uuid_class;
 static PyObject *uuid_safety_unknown;
-static PyObject *str_int, *str_is_safe, *str_dict, *str_fields_set, *str_extra, *str_private;
+static PyObject *str_int, *str_is_safe, *str_dict, *str_fields_set, *str_extra, *str_private,
+    *str_utcoffset;
 
 /* -- reading -------------------------------------------------------------------------------- */
 
@@ -1198,8 +1199,41 @@ uuid_text(PyObject *Py_UNUSED(module), PyObject *value)
     return PyBytes_FromStringAndSize(text, 36);
 }
 
+PyDoc_STRVAR(utc_text_doc,
+             "utc_text(value) -> bytes | None: value.isoformat() with 'Z' for +00:00, encoded, for\n"
+             "a datetime in UTC; None for any other value (naive, another offset, a subclass).");
+
+static PyObject *
+utc_text(PyObject *Py_UNUSED(module), PyObject *value)
+{
+    if (!PyDateTime_CheckExact(value)) Py_RETURN_NONE;
+    PyObject *tzinfo = PyDateTime_DATE_GET_TZINFO(value);
+    if (tzinfo == Py_None) Py_RETURN_NONE;
+    if (tzinfo != PyDateTime_TimeZone_UTC) {  /* e.g. pydantic's own UTC: ask for its offset */
+        PyObject *offset = PyObject_CallMethodOneArg(tzinfo, str_utcoffset, value);
+        if (offset == NULL) return NULL;
+        int utc = PyDelta_Check(offset) && PyDateTime_DELTA_GET_DAYS(offset) == 0 &&
+                  PyDateTime_DELTA_GET_SECONDS(offset) == 0 &&
+                  PyDateTime_DELTA_GET_MICROSECONDS(offset) == 0;
+        Py_DECREF(offset);
+        if (!utc) Py_RETURN_NONE;
+    }
+    char text[32];
+    int micro = PyDateTime_DATE_GET_MICROSECOND(value);
+    int length = snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d",
+                          PyDateTime_GET_YEAR(value), PyDateTime_GET_MONTH(value),
+                          PyDateTime_GET_DAY(value), PyDateTime_DATE_GET_HOUR(value),
+                          PyDateTime_DATE_GET_MINUTE(value), PyDateTime_DATE_GET_SECOND(value));
+    if (micro) {  /* isoformat writes the fraction only when there is one */
+        length += snprintf(text + length, sizeof text - (size_t)length, ".%06d", micro);
+    }
+    text[length++] = 'Z';
+    return PyBytes_FromStringAndSize(text, length);
+}
+
 static PyMethodDef module_methods[] = {
     {"uuid_text", (PyCFunction)uuid_text, METH_O, uuid_text_doc},
+    {"utc_text", (PyCFunction)utc_text, METH_O, utc_text_doc},
     {"decode_framed", (PyCFunction)(void (*)(void))decode_framed, METH_FASTCALL,
      decode_framed_doc},
     {NULL, NULL, 0, NULL},
@@ -1236,9 +1270,10 @@ PyInit__native(void)
     str_fields_set = PyUnicode_InternFromString("__pydantic_fields_set__");
     str_extra = PyUnicode_InternFromString("__pydantic_extra__");
     str_private = PyUnicode_InternFromString("__pydantic_private__");
+    str_utcoffset = PyUnicode_InternFromString("utcoffset");
     if (uuid_safety_unknown == NULL || empty_tuple == NULL || str_int == NULL ||
         str_is_safe == NULL || str_dict == NULL || str_fields_set == NULL || str_extra == NULL ||
-        str_private == NULL) {
+        str_private == NULL || str_utcoffset == NULL) {
         return NULL;
     }
     if (PyType_Ready(&DecoderType) < 0 || PyType_Ready(&EncoderType) < 0) return NULL;

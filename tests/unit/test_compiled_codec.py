@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import TzInfo
 
 from consumers._runner import observe_many
 from schemas import (
@@ -35,6 +36,7 @@ from schemas._compiled import (
     compile_writer,
     decode_framed,
     native_decoder_behind,
+    utc_text,
 )
 
 _MODELS = list(EVENT_MODELS.values())
@@ -426,6 +428,29 @@ def test_uuid_text_is_str_encoded(value: object) -> None:
     """The C formatting of a UUID (and of anything else) is exactly str(value).encode()."""
     assert _native is not None
     assert _native.uuid_text(value) == str(value).encode()
+
+
+class _LaterDatetime(datetime):
+    """A datetime subclass, which may format itself differently: never formatted in C."""
+
+
+_ZONES = [UTC, timezone(timedelta(0)), TzInfo(0), timezone(timedelta(hours=2)), TzInfo(-3600)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.datetimes(timezones=st.sampled_from(_ZONES) | st.none()),
+    subclass=st.booleans(),
+)
+def test_utc_text_is_isoformat_with_z(value: datetime, subclass: bool) -> None:
+    """Any datetime's header text is its isoformat with Z for UTC; C formats exactly UTC ones."""
+    if subclass:
+        value = _LaterDatetime.combine(value.date(), value.timetz())
+    expected = value.isoformat().replace("+00:00", "Z").encode()
+    assert utc_text(value) == expected
+    assert _native is not None
+    in_c = value.utcoffset() == timedelta(0) and not subclass
+    assert _native.utc_text(value) == (expected if in_c else None)
 
 
 def test_a_missing_field_is_a_key_error_in_both_writers() -> None:
