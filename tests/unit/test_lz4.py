@@ -9,7 +9,8 @@ import pytest
 from aiokafka.codec import lz4_decode, lz4_encode
 from aiokafka.record import default_records
 
-from schemas import fast_lz4_encode, install_fast_lz4
+from producers import EventPublisher
+from schemas import AgentfluxSettings, fast_lz4_encode, install_fast_lz4
 
 _LZ4 = 3  # the batch attribute's compression bits
 _HEADER = 61  # bytes before the (compressed) records of a v2 batch
@@ -69,3 +70,22 @@ def test_install_reports_an_aiokafka_without_the_encoder(monkeypatch: pytest.Mon
     """If aiokafka stops looking the encoder up where expected, installing says so, not raises."""
     monkeypatch.delattr(default_records, "lz4_encode")
     assert not install_fast_lz4()
+
+
+@pytest.mark.parametrize(("compression", "fast"), [("lz4", True), ("zstd", False)])
+async def test_a_publisher_compressing_lz4_installs_the_fast_compressor(
+    compression: str,
+    fast: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An lz4 publisher puts the fast compressor in aiokafka's builders; another leaves them."""
+    for module_name, _ in _BUILDERS.values():
+        monkeypatch.setattr(importlib.import_module(module_name), "lz4_encode", lz4_encode)
+    publisher = EventPublisher(
+        AgentfluxSettings(bootstrap_servers="127.0.0.1:9", registry_url="http://127.0.0.1:9"),
+        compression_type=compression,
+    )
+    await publisher.close()  # never started: closes the clients it made
+    for module_name, _ in _BUILDERS.values():
+        encoder = importlib.import_module(module_name).lz4_encode
+        assert (encoder is fast_lz4_encode) is fast
