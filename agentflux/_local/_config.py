@@ -88,6 +88,9 @@ def registry_environment(
     return {
         "APICURIO_STORAGE_KIND": "kafkasql",
         "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": bootstrap_servers,
+        # Its start polls the journal and snapshot topics until a poll comes back empty; each
+        # empty poll waits this long (5 s by default, ~15 of the registry's ~31 s start here).
+        "APICURIO_KAFKASQL_CONSUMER_POLL_TIMEOUT": "500",
         "QUARKUS_HTTP_HOST": "127.0.0.1",
         "QUARKUS_HTTP_PORT": str(http_port),
         # Quarkus opens a management interface on 0.0.0.0:9000 by default; keep it private.
