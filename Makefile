@@ -59,7 +59,7 @@ status: ## Show what the local launcher runs
 bench: install ## Benchmarks against raw aiokafka, report under bench/results/
 	$(PY) -m bench.run
 
-bench-quick: install ## The benchmarks, one round (~30 s against a running cluster; a local one's start adds 10-40 s)
+bench-quick: install ## The benchmarks, one round (~30 s against a running cluster, ~50 s starting a local one)
 	$(PY) -m bench.run --quick
 
 profile-publish: install ## Where publishing spends its time (pyinstrument call tree)
