@@ -126,8 +126,8 @@ _last_uuid_bytes: tuple[object, bytes] = (None, b"")
 def utc_text(value: datetime) -> bytes:
     """RFC 3339 text of a datetime, ``Z`` for UTC: ``isoformat()`` with ``+00:00`` replaced.
 
-    Every published event's ``ce_time`` header; ~2.4 µs in Python, ~0.3 µs in C (for UTC
-    values; any other offset, or a naive value, takes the Python expression).
+    Every published event's ``ce_time`` header: ~2.4 µs in Python, ~0.8 µs formatted in C
+    (UTC values; any other offset, a naive value or a subclass takes the Python expression).
     """
     text = None if _native is None else _native.utc_text(value)
     return text if text is not None else value.isoformat().replace("+00:00", "Z").encode()
