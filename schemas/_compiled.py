@@ -685,6 +685,20 @@ def _native_op(schema: Any) -> tuple[Any, ...]:
     raise _UnsupportedError(f"type {kind}")
 
 
+def _key_sharing_dict(names: tuple[str, ...]) -> dict[str, Any]:
+    """A dict of ``names`` (all None) whose copies share its keys table (a CPython split dict).
+
+    An instance's ``__dict__`` materialised from its attributes is such a dict; ``dict.copy``
+    of it makes another one on the same keys. The C decoder copies it for every event instead
+    of building (and later freeing) a keys table per event. Elsewhere it is a plain dict.
+    """
+    holder = type("_Fields", (), {})()  # a class of its own: its keys are exactly these
+    for name in names:
+        setattr(holder, name, None)
+    fields: dict[str, Any] = holder.__dict__
+    return fields
+
+
 def _native_decoder(
     schema: Mapping[str, Any], model: type[BaseModel]
 ) -> Callable[[bytes, int], tuple[BaseModel, int]] | None:
@@ -712,7 +726,8 @@ def _native_decoder(
                     rules.validators,
                 )
             )
-        decoder = _native.Decoder(ops, tuple(checks), model, ConstraintError, _uuid)
+        template = _key_sharing_dict(tuple(model.model_fields))
+        decoder = _native.Decoder(ops, tuple(checks), model, ConstraintError, _uuid, template)
     except (_UnsupportedError, ValueError):  # ValueError: a shape only Python reads (null items)
         return None
     decode: Callable[[bytes, int], tuple[BaseModel, int]] = decoder.decode

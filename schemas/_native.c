@@ -75,6 +75,8 @@ typedef struct {
     PyObject *model;
     PyObject *field_names; /* frozenset: copied into each instance's fields set (a merge of
                             * tables, no hashing or resizing as from a tuple) */
+    PyObject *fields_template; /* dict of the model's field names in order: each instance's
+                                * __dict__ is a copy (see build_instance) */
     PyObject *constraint_error;
     PyObject *parse_uuid;  /* Python fallback for a UUID not in canonical hex form */
 } Decoder;
@@ -454,7 +456,10 @@ build_instance(Decoder *self, PyObject **values)
     PyObject *instance = PyBaseObject_Type.tp_new((PyTypeObject *)self->model, empty_tuple, NULL);
     if (instance == NULL) return NULL;
     PyObject *fields = NULL, *fields_set = NULL;
-    fields = _PyDict_NewPresized(self->check_count);  /* no resize while filling it */
+    /* A copy of the template, its values then replaced in place: when the template is a
+     * key-sharing ("split") dict, as _compiled makes it, every copy shares its keys table
+     * instead of building and freeing one of its own (perf: ~10 % of decoding). */
+    fields = PyDict_Copy(self->fields_template);
     if (fields == NULL) goto error;
     for (Py_ssize_t i = 0; i < self->check_count; i++) {
         const Check *check = &self->checks[i];
@@ -652,6 +657,7 @@ Decoder_dealloc(Decoder *self)
     PyMem_Free(self->checks);
     Py_XDECREF(self->model);
     Py_XDECREF(self->field_names);
+    Py_XDECREF(self->fields_template);
     Py_XDECREF(self->constraint_error);
     Py_XDECREF(self->parse_uuid);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -660,15 +666,18 @@ Decoder_dealloc(Decoder *self)
 static PyObject *
 Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"ops", "checks", "model", "constraint_error", "parse_uuid", NULL};
-    PyObject *ops, *checks, *model, *constraint_error, *parse_uuid;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!OO:Decoder", keywords, &PyTuple_Type,
+    static char *keywords[] = {"ops",        "checks",          "model", "constraint_error",
+                               "parse_uuid", "fields_template", NULL};
+    PyObject *ops, *checks, *model, *constraint_error, *parse_uuid, *fields_template;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!OOO!:Decoder", keywords, &PyTuple_Type,
                                      &ops, &PyTuple_Type, &checks, &PyType_Type, &model,
-                                     &constraint_error, &parse_uuid)) {
+                                     &constraint_error, &parse_uuid, &PyDict_Type,
+                                     &fields_template)) {
         return NULL;
     }
     Decoder *self = (Decoder *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
+    self->fields_template = Py_NewRef(fields_template);
     self->model = Py_NewRef(model);
     self->constraint_error = Py_NewRef(constraint_error);
     self->parse_uuid = Py_NewRef(parse_uuid);
@@ -684,6 +693,20 @@ Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             goto error;
         }
         PyTuple_SET_ITEM(self->field_names, i, Py_NewRef(self->checks[i].name));
+    }
+    /* The template holds exactly the model's fields, in the model's order: a copy then has no
+     * key the model lacks, and iterates as pydantic's own __dict__ does. */
+    Py_ssize_t at = 0, i = 0;
+    PyObject *key, *unused;
+    int same = PyDict_GET_SIZE(fields_template) == self->check_count;
+    while (same && PyDict_Next(fields_template, &at, &key, &unused)) {
+        same = PyUnicode_Check(key) && PyUnicode_Compare(key, self->checks[i++].name) == 0;
+    }
+    if (!same) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "fields_template must hold the model's fields in order");
+        }
+        goto error;
     }
     Py_SETREF(self->field_names, PyFrozenSet_New(self->field_names));
     if (self->field_names == NULL) goto error;

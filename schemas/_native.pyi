@@ -13,6 +13,7 @@ class Decoder:
         model: type[BaseModel],
         constraint_error: type[Exception],
         parse_uuid: Callable[[str], Any],
+        fields_template: dict[str, Any],
     ) -> None: ...
     def decode(self, data: bytes, pos: int, /) -> tuple[BaseModel, int]: ...
 

@@ -24,6 +24,7 @@ from schemas import (
     AgentSwitchedEvent,
     BaseEvent,
     MetricsPerformanceMeasuredEvent,
+    _compiled,
 )
 from schemas._codec import load_schema
 from schemas._compiled import (
@@ -339,6 +340,43 @@ def test_decoded_events_stay_out_of_the_cyclic_gc_and_behave_as_models() -> None
     )  # as model_validate sets
     gc.collect()
     assert decoded == event
+
+
+def test_decoded_events_have_dicts_of_their_own_in_field_order() -> None:
+    """Each C-decoded event's __dict__ is its own (sharing only keys), ordered as the model's."""
+    schema = load_schema(AgentSwitchedEvent)
+    writer, decoder = compile_writer(schema), compile_decoder(schema, AgentSwitchedEvent)
+    assert writer is not None
+    assert decoder is not None
+    decoded = []
+    for reason in ("one", "two"):
+        out = bytearray()
+        event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b", reason=reason)
+        writer(out, vars(event))
+        decoded.append(decoder(bytes(out), 0)[0])
+    first, second = decoded
+    assert vars(first) is not vars(second)
+    assert (first.reason, second.reason) == ("one", "two")
+    assert list(vars(first)) == list(AgentSwitchedEvent.model_fields)
+    vars(first)["reason"] = "changed"  # against the model's will: still only its own dict
+    assert second.reason == "two"
+    assert compile_decoder(schema, AgentSwitchedEvent) is not None  # the template is untouched
+    assert decoder(bytes(out), 0)[0].reason == "two"
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [lambda names: names[:-1], lambda names: (*names[1:], names[0]), lambda names: (*names, "x")],
+    ids=["missing", "reordered", "extra"],
+)
+def test_the_c_decoder_refuses_a_template_unlike_the_model(
+    wrong: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template with other keys, or another order, than the model's fields is refused."""
+    schema = load_schema(AgentSwitchedEvent)
+    assert _native_decoder(schema, AgentSwitchedEvent) is not None
+    monkeypatch.setattr(_compiled, "_key_sharing_dict", lambda names: dict.fromkeys(wrong(names)))
+    assert _native_decoder(schema, AgentSwitchedEvent) is None  # refused: Python decodes
 
 
 _WRITE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, struct.error, OverflowError)
