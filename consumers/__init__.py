@@ -9,6 +9,7 @@ A team's own group::
 
 from consumers._audit import AuditView, get_audit_log, verify_audit
 from consumers._context import ContextView, get_context
+from consumers._fetching import install_lazy_headers, lazy_headers
 from consumers._metrics import (
     MetricsView,
     get_agent_avg_duration,
@@ -38,6 +39,8 @@ __all__ = [
     "get_context",
     "get_metrics",
     "get_tool_success_rate",
+    "install_lazy_headers",
+    "lazy_headers",
     "open_store",
     "render_prometheus",
     "verify_audit",

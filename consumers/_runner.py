@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from consumers._fetching import install_lazy_headers, lazy_headers
 from consumers._records import Position
 from schemas import (
     EVENT_MODELS,
@@ -280,11 +281,15 @@ class GroupRunner:
             )
             opened.push_async_callback(self._dlq.stop)
             await self._dlq.start()
+            # Records without their headers until asked (the runner reads them only to
+            # dead-letter a record): a quarter of consuming's CPU less. See _fetching.
+            install_lazy_headers()
             self._consumer = AIOKafkaConsumer(
                 **connection_kwargs(self.settings),
                 **self._consumer_options,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                key_deserializer=lazy_headers,
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
             opened.push_async_callback(stop_consumer, self._consumer)

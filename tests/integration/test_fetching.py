@@ -1,0 +1,72 @@
+"""A marked consumer reads from the real broker exactly what a plain aiokafka consumer reads."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from conftest import read_to_end
+
+from consumers import install_lazy_headers, lazy_headers
+from schemas import connection_kwargs
+
+if TYPE_CHECKING:
+    from conftest import Cluster
+
+_FIELDS = ("topic", "partition", "offset", "timestamp", "timestamp_type", "key", "value")
+
+
+async def _read_marked(cluster: Cluster, topic: str, expected: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        **connection_kwargs(cluster.settings),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        key_deserializer=lazy_headers,
+        max_poll_records=37,  # many partial takes of the fetched batches
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(120):
+            while len(records) < expected:
+                batches = await consumer.getmany(timeout_ms=1000)
+                records.extend(r for batch in batches.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.mark.broker
+async def test_marked_consumer_reads_what_aiokafka_reads(cluster: Cluster, new_topic: str) -> None:
+    """Compressed and plain batches from the broker: same records, headers read on demand."""
+    sent = 0
+    for compression in ("lz4", None):
+        producer = AIOKafkaProducer(
+            **connection_kwargs(cluster.settings), compression_type=compression, linger_ms=20
+        )
+        await producer.start()
+        try:
+            for n in range(400):
+                headers = [("n", str(n).encode()), ("codec", str(compression).encode())]
+                await producer.send(
+                    new_topic, b"value-%d" % n * (n % 9), key=b"s%d" % (n % 13), headers=headers
+                )
+            await producer.flush()
+            sent += 400
+        finally:
+            await producer.stop()
+    assert install_lazy_headers()
+    marked = await _read_marked(cluster, new_topic, sent)
+    plain = await read_to_end(cluster.settings, [new_topic])
+
+    def key(record: Any) -> tuple[int, int]:
+        return record.partition, record.offset
+
+    assert len(marked) == len(plain) == sent
+    assert {type(r).__name__ for r in marked} == {"Record"}
+    for ours, theirs in zip(sorted(marked, key=key), sorted(plain, key=key), strict=True):
+        assert [getattr(ours, f) for f in _FIELDS] == [getattr(theirs, f) for f in _FIELDS]
+        assert ours.headers == tuple(theirs.headers)
