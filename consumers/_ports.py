@@ -20,7 +20,12 @@ class Transaction(ABC):
 
     @abstractmethod
     async def execute(self, sql: str, *args: Any) -> None:
-        """Run a statement."""
+        """Run a statement.
+
+        An adapter may hold statements and send them with the next read or the commit (the
+        SQLite one does): a statement the database refuses then raises there, and the whole
+        transaction rolls back either way.
+        """
 
     @abstractmethod
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:

@@ -53,6 +53,41 @@ class StoreContract:
         assert await store.rows("SELECT k FROM contract_items") == []
         assert await store.positions("g") == {}
 
+    async def test_a_failing_statement_fails_the_transaction_and_undoes_it(
+        self, store: Store
+    ) -> None:
+        """A statement the database refuses raises (at the call or the commit); nothing stays."""
+        await store.migrate(_DDL)
+        with pytest.raises(Exception, match=r"(?i)not[ -]?null"):  # noqa: PT012  # raised at the call or the commit: the whole transaction is the subject
+            async with store.transaction() as tx:
+                await tx.execute("INSERT INTO contract_items (k, v) VALUES ($1, $2)", "c", 1)
+                await tx.record_position("g", Position("t", 0, 3))
+                await tx.execute("INSERT INTO contract_items (k, v) VALUES ($1, $2)", "d", None)
+        assert await store.rows("SELECT k FROM contract_items") == []
+        assert await store.positions("g") == {}
+
+    async def test_reads_see_the_transactions_own_writes(self, store: Store) -> None:
+        """Within a transaction, a read returns what its earlier statements wrote."""
+        await store.migrate(_DDL)
+        async with store.transaction() as tx:
+            for n in range(5):
+                await tx.execute(
+                    "INSERT INTO contract_items (k, v) VALUES ($1, $2)", f"k{n}", n * 10
+                )
+            await tx.execute("UPDATE contract_items SET v = v + 1 WHERE k = $1", "k4")
+            rows = await tx.fetch("SELECT k, v FROM contract_items ORDER BY k")
+        assert rows == [{"k": f"k{n}", "v": n * 10 + (n == 4)} for n in range(5)]
+
+    async def test_many_statements_in_one_transaction_all_commit(self, store: Store) -> None:
+        """A transaction of thousands of statements commits every one of them."""
+        await store.migrate(_DDL)
+        async with store.transaction() as tx:
+            for n in range(2500):
+                await tx.execute("INSERT INTO contract_items (k, v) VALUES ($1, $2)", f"m{n}", n)
+        assert await store.rows("SELECT COUNT(*) AS n, SUM(v) AS s FROM contract_items") == [
+            {"n": 2500, "s": sum(range(2500))}
+        ]
+
     async def test_positions_are_per_group_and_partition(self, store: Store) -> None:
         """Recorded offsets upsert per (group, topic, partition) and read back."""
         async with store.transaction() as tx:

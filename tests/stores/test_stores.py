@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class TestSqliteStore(StoreContract):
-    """SQLite (aiosqlite, WAL) honours the store contract."""
+    """SQLite (its own thread, WAL) honours the store contract."""
 
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
