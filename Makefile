@@ -56,10 +56,10 @@ down: ## Stop everything the local launcher started
 status: ## Show what the local launcher runs
 	$(BIN)/agentflux status
 
-bench: install ## Benchmarks against raw aiokafka, report under bench/results/
+bench: install ## Benchmarks against raw aiokafka (~2.5 min), report under bench/results/
 	$(PY) -m bench.run
 
-bench-quick: install ## The benchmarks, one round (~30 s against a running cluster, ~50 s starting a local one)
+bench-quick: install ## The benchmarks, one round (~20 s against a running cluster, ~30 s starting a local one)
 	$(PY) -m bench.run --quick
 
 profile-publish: install ## Where publishing spends its time (pyinstrument call tree)
