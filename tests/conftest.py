@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -191,6 +191,29 @@ async def read_to_end(
         ends = await consumer.end_offsets(partitions)
         async with asyncio.timeout(120):
             while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                batches = await consumer.getmany(timeout_ms=1000)
+                records.extend(r for batch in batches.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def consume_count(
+    settings: AgentfluxSettings, topic: str, expected: int, **options: Any
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least ``expected`` records of ``topic`` from its earliest offsets (no group)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        **connection_kwargs(settings),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **options,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(120):
+            while len(records) < expected:
                 batches = await consumer.getmany(timeout_ms=1000)
                 records.extend(r for batch in batches.values() for r in batch)
     finally:

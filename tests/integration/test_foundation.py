@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -14,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
+from conftest import consume_count
 
 from agentflux._local._process import is_running
 from schemas import connection_kwargs
@@ -31,25 +31,6 @@ _SCHEMA = {
 _JSON = "application/vnd.schemaregistry.v1+json"
 
 
-async def _consume(cluster: Cluster, topic: str, expected: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        **connection_kwargs(cluster.settings),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        async with asyncio.timeout(120):
-            while len(values) < expected:
-                batches = await consumer.getmany(timeout_ms=1000)
-                values.extend(r.value for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
-    return values
-
-
 @pytest.mark.broker
 async def test_produce_and_consume(cluster: Cluster, new_topic: str) -> None:
     """Records sent with acks=all come back from the broker in order, per key."""
@@ -63,7 +44,7 @@ async def test_produce_and_consume(cluster: Cluster, new_topic: str) -> None:
         await producer.flush()
     finally:
         await producer.stop()
-    values = await _consume(cluster, new_topic, 50)
+    values = [r.value for r in await consume_count(cluster.settings, new_topic, 50)]
     assert values == [str(i).encode() for i in range(50)]
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from conftest import read_to_end
+from aiokafka import AIOKafkaProducer
+from conftest import consume_count, read_to_end
 
 from consumers import install_lazy_headers, lazy_headers
 from schemas import connection_kwargs
@@ -16,27 +15,6 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
 _FIELDS = ("topic", "partition", "offset", "timestamp", "timestamp_type", "key", "value")
-
-
-async def _read_marked(cluster: Cluster, topic: str, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        **connection_kwargs(cluster.settings),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        key_deserializer=lazy_headers,
-        max_poll_records=37,  # many partial takes of the fetched batches
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        async with asyncio.timeout(120):
-            while len(records) < expected:
-                batches = await consumer.getmany(timeout_ms=1000)
-                records.extend(r for batch in batches.values() for r in batch)
-    finally:
-        await consumer.stop()
-    return records
 
 
 @pytest.mark.broker
@@ -59,7 +37,13 @@ async def test_marked_consumer_reads_what_aiokafka_reads(cluster: Cluster, new_t
         finally:
             await producer.stop()
     assert install_lazy_headers()
-    marked = await _read_marked(cluster, new_topic, sent)
+    marked = await consume_count(
+        cluster.settings,
+        new_topic,
+        sent,
+        key_deserializer=lazy_headers,
+        max_poll_records=37,  # many partial takes of the fetched batches
+    )
     plain = await read_to_end(cluster.settings, [new_topic])
 
     def key(record: Any) -> tuple[int, int]:
