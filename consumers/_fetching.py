@@ -92,6 +92,8 @@ class _KeepsBytes:
 class _PartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]  # aiokafka is untyped
     """aiokafka's ``PartitionRecords``, reading a marked consumer's records in C."""
 
+    next_fetch_offset: int  # set by aiokafka's __init__; the consumer's position comes from it
+
     def _unpack_records(self) -> Iterator[Any]:
         if (
             self._key_deserializer is lazy_headers
@@ -101,8 +103,6 @@ class _PartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]  # aio
         ):
             return self._read_lazily(self._records.data)
         return super()._unpack_records()  # type: ignore[no-any-return]
-
-    next_fetch_offset: int
 
     def _read_lazily(self, data: bytes) -> Iterator[Any]:
         # The loop of aiokafka's _unpack_records over the batches, with the records read in C.
