@@ -70,6 +70,7 @@ class _SqliteTransaction(Transaction):
         self._store = store
         self._pending: list[Statement] = [("BEGIN IMMEDIATE", ())]
         self.begun = False  # BEGIN was sent: a failure must roll back in the database too
+        self._failed: BaseException | None = None  # as PostgreSQL, no statement after a failure
 
     async def execute(self, sql: str, *args: Any) -> None:
         self._pending.append((_sqlite_sql(sql), args))
@@ -80,9 +81,16 @@ class _SqliteTransaction(Transaction):
         return await self._send((_sqlite_sql(sql), args))
 
     async def _send(self, query: Statement | None) -> list[dict[str, Any]]:
+        if self._failed is not None:
+            # Rolled back in SQLite: anything sent now would run outside any transaction.
+            raise RuntimeError("the transaction failed and was rolled back") from self._failed
         statements, self._pending = self._pending, []
         self.begun = True
-        rows: list[dict[str, Any]] = await self._store.call(_run_statements, statements, query)
+        try:
+            rows: list[dict[str, Any]] = await self._store.call(_run_statements, statements, query)
+        except BaseException as exc:
+            self._failed = exc
+            raise
         return rows
 
     async def commit(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,16 @@ class StoreContract:
                 await tx.execute("INSERT INTO contract_items (k, v) VALUES ($1, $2)", "d", None)
         assert await store.rows("SELECT k FROM contract_items") == []
         assert await store.positions("g") == {}
+
+    async def test_a_transaction_that_failed_cannot_go_on(self, store: Store) -> None:
+        """After a refused query, later statements do not run on their own: nothing is stored."""
+        await store.migrate(_DDL)
+        with pytest.raises(Exception):  # noqa: B017, PT011, PT012  # each adapter raises its own driver's error; the block as a whole fails
+            async with store.transaction() as tx:
+                with contextlib.suppress(Exception):
+                    await tx.fetch("SELECT * FROM no_such_table")
+                await tx.execute("INSERT INTO contract_items (k, v) VALUES ($1, $2)", "e", 1)
+        assert await store.rows("SELECT k FROM contract_items") == []
 
     async def test_reads_see_the_transactions_own_writes(self, store: Store) -> None:
         """Within a transaction, a read returns what its earlier statements wrote."""
