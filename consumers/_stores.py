@@ -53,9 +53,13 @@ def _run_statements(
         names = [column[0] for column in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+        _rollback(connection)
         raise
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 class _SqliteTransaction(Transaction):
@@ -150,11 +154,6 @@ class SqliteStore(Store):
                     await self.call(_rollback)
                 raise
             await tx.commit()
-
-
-def _rollback(connection: sqlite3.Connection) -> None:
-    if connection.in_transaction:
-        connection.execute("ROLLBACK")
 
 
 class _PostgresTransaction(Transaction):
