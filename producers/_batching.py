@@ -19,6 +19,7 @@ in the internals read here shows as a failing test.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from producers._errors import BrokerUnavailableError
+from producers._event_batch import EventBatchBuilder, HeaderValue, new_event_batch
 from producers._protocols import PublishResult
 
 if TYPE_CHECKING:
@@ -44,8 +46,9 @@ _KEY_CACHE_SIZE = 100_000
 
 @dataclass(slots=True)
 class _OpenBatch:
-    builder: Any  # aiokafka.producer.message_accumulator.BatchBuilder (untyped)
-    entries: list[tuple[asyncio.Future[PublishResult], int]] = field(default_factory=list)
+    builder: EventBatchBuilder
+    # One per record, in record order: a record's offset in its batch is its index here.
+    entries: list[asyncio.Future[PublishResult]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     due: bool = False  # lingered long enough, or someone waits for it
     claimed: bool = False  # the drain task hands it over (or did)
@@ -90,15 +93,25 @@ class Batcher:
     grow with the load the way aiokafka's own accumulator lets them.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  # each is an independent, documented setting
         self,
         producer: AIOKafkaProducer,
         *,
+        header_names: tuple[str, ...],
+        batch_size: int,
+        compression_type: str | None,
         linger_s: float,
-        on_settled: Callable[[asyncio.Future[PublishResult]], None],
+        on_settled: Callable[[list[asyncio.Future[PublishResult]]], None],
     ) -> None:
-        """Batch for ``producer``; ``on_settled`` runs once per record, acked or failed."""
+        """Batch for ``producer``; ``on_settled`` gets each batch's records once, acked or failed.
+
+        Every record carries ``header_names`` (its values given to :meth:`append`); batches
+        hold up to ``batch_size`` bytes before ``compression_type`` (the producer's settings).
+        """
         self._producer = producer
+        self._new_batch = functools.partial(
+            new_event_batch, header_names, batch_size, compression_type
+        )
         self._linger_s = linger_s
         self._on_settled = on_settled
         self._partitioner = DefaultPartitioner()
@@ -155,26 +168,22 @@ class Batcher:
         tp: TopicPartition,
         key: bytes,
         value: bytes,
-        headers: list[tuple[str, bytes]],
+        header_values: tuple[HeaderValue, ...],
     ) -> asyncio.Future[PublishResult]:
         """Add a record to its partition's open batch; the future resolves when it is acked."""
         batch = self._open.get(tp)
         if (
             batch is None
             or not batch.joinable()
-            or (
-                appended := batch.builder.append(
-                    timestamp=None, key=key, value=value, headers=headers
-                )
-            )
-            is None
+            or batch.builder.append_record(key, value, header_values) is None
         ):  # no batch, or full, or taken by the sender: a new batch takes the record
             if batch is not None:
                 self._leave(tp, batch)
             batch = self._start(tp)
-            appended = batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
+            # A new batch always takes its first record, whatever its size (as aiokafka's).
+            batch.builder.append_record(key, value, header_values)
         result: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
-        batch.entries.append((result, appended.offset))
+        batch.entries.append(result)
         return result
 
     def submit(self, tp: TopicPartition) -> None:
@@ -192,7 +201,7 @@ class Batcher:
             await asyncio.gather(*list(self._draining.values()))
 
     def _start(self, tp: TopicPartition) -> _OpenBatch:
-        batch = _OpenBatch(self._producer.create_batch())
+        batch = _OpenBatch(self._new_batch())
         self._open[tp] = batch
         if self._linger_s > 0:
             batch.timer = asyncio.get_running_loop().call_later(
@@ -272,7 +281,7 @@ class Batcher:
         self, batch: _OpenBatch, tp: TopicPartition, base: int | None, error: BaseException | None
     ) -> None:
         topic, partition = tp
-        for result, relative in batch.entries:
+        for relative, result in enumerate(batch.entries):
             if not result.done():
                 if base is None:
                     result.set_exception(
@@ -282,4 +291,4 @@ class Batcher:
                     )
                 else:
                     result.set_result(PublishResult(topic, partition, base + relative))
-            self._on_settled(result)
+        self._on_settled(batch.entries)

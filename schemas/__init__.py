@@ -14,7 +14,15 @@ from schemas._errors import (
     SchemaResolutionError,
     UnknownSchemaIdError,
 )
-from schemas._headers import CONTENT_TYPE, HEADER_DOCS, event_headers, header_map, new_traceparent
+from schemas._headers import (
+    CONTENT_TYPE,
+    HEADER_DOCS,
+    HEADER_NAMES,
+    event_header_values,
+    event_headers,
+    header_map,
+    new_traceparent,
+)
 from schemas._kafka import connection_kwargs, stop_consumer
 from schemas._lz4 import fast_lz4_encode, install_fast_lz4
 from schemas._models import (
@@ -62,6 +70,7 @@ __all__ = [
     "CONTENT_TYPE",
     "EVENT_MODELS",
     "HEADER_DOCS",
+    "HEADER_NAMES",
     "AgentErrorOccurredEvent",
     "AgentProcessingCompletedEvent",
     "AgentProcessingStartedEvent",
@@ -108,6 +117,7 @@ __all__ = [
     "canonical",
     "connection_kwargs",
     "dead_letter_topic",
+    "event_header_values",
     "event_headers",
     "event_model",
     "fast_lz4_encode",

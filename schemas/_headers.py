@@ -12,10 +12,27 @@ from typing import TYPE_CHECKING
 
 from schemas._compiled import utc_text, uuid_bytes
 
+_native: types.ModuleType | None
+try:  # the C extension, built with the package
+    from schemas import _native
+except ImportError:  # pragma: no cover  # a source checkout without a compiler
+    _native = None
+
 if TYPE_CHECKING:
+    import types
+    from collections.abc import Callable
+
     from schemas._models import BaseEvent
 
-__all__ = ["CONTENT_TYPE", "HEADER_DOCS", "event_headers", "header_map", "new_traceparent"]
+__all__ = [
+    "CONTENT_TYPE",
+    "HEADER_DOCS",
+    "HEADER_NAMES",
+    "event_header_values",
+    "event_headers",
+    "header_map",
+    "new_traceparent",
+]
 
 CONTENT_TYPE = "application/avro"
 
@@ -40,8 +57,8 @@ _fresh_traceparents: list[str] = []
 os.register_at_fork(after_in_child=_fresh_traceparents.clear)
 
 
-def new_traceparent() -> str:
-    """A fresh W3C traceparent (version 00, sampled) for an event published outside any span."""
+def _python_traceparent() -> str:
+    """A fresh W3C traceparent (version 00, sampled): the path without the C extension."""
     if not _fresh_traceparents:
         # One getrandom() call per 1024 ids: per-event syscalls showed up in publish profiles.
         random = os.urandom(24 * _TRACEPARENT_BATCH).hex()
@@ -50,6 +67,19 @@ def new_traceparent() -> str:
             for at in range(0, len(random), 48)
         )
     return _fresh_traceparents.pop()
+
+
+new_traceparent: Callable[[], str]
+"""A fresh W3C traceparent (version 00, sampled) for an event published outside any span.
+
+Formatted in C when the extension is built (~0.1 µs against ~0.5 µs), from the same pool of
+``os.urandom`` bytes fetched 1024 ids at a time.
+"""
+if _native is None:
+    new_traceparent = _python_traceparent
+else:
+    new_traceparent = _native.new_traceparent
+    os.register_at_fork(after_in_child=_native.forget_traceparents)
 
 
 @cache
@@ -63,23 +93,38 @@ _SPEC_VERSION = b"1.0"
 _CONTENT_TYPE = CONTENT_TYPE.encode()
 
 
-def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
-    """The headers of one event record, in a stable order (built on every publish: kept lean)."""
+# The header names, in the order every event record carries them (HEADER_DOCS explains each).
+HEADER_NAMES: tuple[str, ...] = tuple(HEADER_DOCS)
+
+
+def event_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str, ...]:
+    """The values of :data:`HEADER_NAMES` for one event: bytes, or str to be written as UTF-8.
+
+    The publisher's record writer takes them as they are (built on every publish: kept lean);
+    :func:`event_headers` pairs them with their names.
+    """
     event_id = uuid_bytes(event.event_id)  # formatted once per event: the body had it first
     event_type, ce_type = _type_headers(type(event))
-    session = event.session_id.encode()
+    return (
+        event_type,
+        event_id,
+        event.correlation_id or "",
+        traceparent,
+        _SPEC_VERSION,
+        event_id,
+        event.source,
+        ce_type,
+        utc_text(event.occurred_at),
+        event.session_id,
+        _CONTENT_TYPE,
+    )
+
+
+def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
+    """The headers of one event record as (name, bytes) pairs, in :data:`HEADER_NAMES` order."""
     return [
-        ("event_type", event_type),
-        ("event_id", event_id),
-        ("correlation_id", (event.correlation_id or "").encode()),
-        ("traceparent", traceparent.encode()),
-        ("ce_specversion", _SPEC_VERSION),
-        ("ce_id", event_id),
-        ("ce_source", event.source.encode()),
-        ("ce_type", ce_type),
-        ("ce_time", utc_text(event.occurred_at)),
-        ("ce_subject", session),
-        ("content-type", _CONTENT_TYPE),
+        (name, value.encode() if isinstance(value, str) else value)
+        for name, value in zip(HEADER_NAMES, event_header_values(event, traceparent), strict=True)
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,13 @@ from producers import (
     ToolExecutionCompletedEvent,
 )
 from schemas import (
+    HEADER_NAMES,
     AgentfluxSettings,
     AvroCodec,
     EventCategory,
     RegistryClient,
     connection_kwargs,
+    event_headers,
     header_map,
 )
 
@@ -163,6 +166,31 @@ async def test_added_partitions_are_used_after_a_metadata_refresh(cluster: Clust
     expected = [java(s.encode(), list(range(6)), list(range(6))) for s in sessions]
     assert [result.partition for result in after] == expected
     assert [log["partitions_after"] for log in logs if "partitions_after" in log] == [6]
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("compression", [None, "gzip", "snappy", "lz4", "zstd"])
+async def test_the_broker_takes_the_publishers_batches_in_every_codec(
+    cluster: Cluster, compression: str | None
+) -> None:
+    """The publisher's own batches, each codec: the broker stores every record as written."""
+    settings = await _prefixed(cluster)
+    events = list(Simulator(sessions=20, seed=3).events())
+    before = int(time.time() * 1000)
+    async with EventPublisher(settings, compression_type=compression) as publisher:
+        results = await publisher.publish_many(events)
+    after = int(time.time() * 1000)
+    by_place = {(r.topic, r.partition, r.offset): e for r, e in zip(results, events, strict=True)}
+    records = await _read_all(settings, len(events))
+    assert len(records) == len(events)
+    for record in records:
+        event = by_place[record.topic, record.partition, record.offset]
+        assert record.key == event.session_id.encode()
+        assert before <= record.timestamp <= after
+        stored = dict(record.headers)
+        traceparent = stored["traceparent"].decode()
+        assert list(stored) == list(HEADER_NAMES)
+        assert record.headers == tuple(event_headers(event, traceparent))
 
 
 @pytest.mark.broker

@@ -33,12 +33,9 @@ class _Producer:
     batches (fixing their sequence numbers); ``ack`` answers a taken batch.
     """
 
-    def __init__(self, batch_size: int = 16_384) -> None:
+    def __init__(self) -> None:
         self.client = SimpleNamespace(cluster=_Cluster())
-        self._message_accumulator = MessageAccumulator(self.client.cluster, batch_size, 0, 30)
-
-    def create_batch(self) -> Any:
-        return self._message_accumulator.create_builder()
+        self._message_accumulator = MessageAccumulator(self.client.cluster, 16_384, 0, 30)
 
     async def send_batch(self, builder: Any, topic: str, *, partition: int) -> Any:
         tp = TopicPartition(topic, partition)
@@ -54,19 +51,26 @@ async def _settle_loop() -> None:
         await asyncio.sleep(0)  # let the batcher's drain task run its steps
 
 
-def _batcher(producer: _Producer) -> Batcher:
-    return Batcher(producer, linger_s=0, on_settled=lambda _: None)  # type: ignore[arg-type]
+def _batcher(producer: _Producer, *, linger_s: float = 0, batch_size: int = 16_384) -> Batcher:
+    return Batcher(
+        producer,  # type: ignore[arg-type]
+        header_names=(),
+        batch_size=batch_size,
+        compression_type=None,
+        linger_s=linger_s,
+        on_settled=lambda _: None,
+    )
 
 
 async def test_records_join_a_handed_over_batch_until_the_sender_takes_it() -> None:
     """Appended after hand-over but before the sender takes it: same batch, consecutive offsets."""
     producer = _Producer()
     batcher = _batcher(producer)
-    first = batcher.append(_TP, b"k", b"1", [])
+    first = batcher.append(_TP, b"k", b"1", ())
     await _settle_loop()  # handed over, the broker still busy: not taken yet
-    second = batcher.append(_TP, b"k", b"2", [])
+    second = batcher.append(_TP, b"k", b"2", ())
     taken = producer.take()
-    third = batcher.append(_TP, b"k", b"3", [])  # after the take: must not join
+    third = batcher.append(_TP, b"k", b"3", ())  # after the take: must not join
     assert taken.record_count == 2
     taken.get_data_buffer()
     taken.done(base_offset=100)
@@ -83,9 +87,9 @@ async def test_records_join_a_handed_over_batch_until_the_sender_takes_it() -> N
 
 async def test_full_batches_go_in_the_order_they_were_started() -> None:
     """Batches that fill up while the producer holds one are handed over oldest first."""
-    producer = _Producer(batch_size=256)
-    batcher = _batcher(producer)
-    results = [batcher.append(_TP, b"k", bytes([n]) * 60, []) for n in range(12)]
+    producer = _Producer()
+    batcher = _batcher(producer, batch_size=256)
+    results = [batcher.append(_TP, b"k", bytes([n]) * 60, ()) for n in range(12)]
     await _settle_loop()
     offset = 0
     while (taken := producer.take()) is not None:
@@ -100,8 +104,8 @@ async def test_full_batches_go_in_the_order_they_were_started() -> None:
 async def test_flush_hands_over_a_lingering_batch() -> None:
     """flush() submits batches still lingering, so the producer holds every record."""
     producer = _Producer()
-    batcher = Batcher(producer, linger_s=60, on_settled=lambda _: None)  # type: ignore[arg-type]
-    pending = batcher.append(_TP, b"k", b"v", [])
+    batcher = _batcher(producer, linger_s=60)
+    pending = batcher.append(_TP, b"k", b"v", ())
     await asyncio.wait_for(batcher.flush(), 5)
     taken = producer.take()
     assert taken.record_count == 1

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from schemas import AgentSwitchedEvent, event_headers, header_map, new_traceparent
+from schemas import (
+    HEADER_DOCS,
+    HEADER_NAMES,
+    AgentSwitchedEvent,
+    _headers,
+    event_header_values,
+    event_headers,
+    header_map,
+    new_traceparent,
+)
 
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
 
@@ -46,3 +56,42 @@ def test_event_id_headers_match_each_event_when_ids_alternate() -> None:
     for event in [first, second, first, first, second]:
         headers = header_map(event_headers(event, new_traceparent()))
         assert headers["event_id"] == headers["ce_id"] == str(event.event_id)
+
+
+def test_python_and_c_traceparents_have_the_same_form() -> None:
+    """The pure-Python traceparent (no compiler) is as well formed and as fresh as the C one."""
+    made = [_headers._python_traceparent() for _ in range(3000)]  # the fallback
+    assert all(_TRACEPARENT.match(value) for value in made)
+    assert len(set(made)) == len(made)
+
+
+def test_a_forked_child_never_repeats_its_parents_traceparents() -> None:
+    """After fork, parent and child draw different ids (the child drops the inherited pool)."""
+    new_traceparent()  # the pool is filled: the child would inherit the same next ids
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover  # the child only reports and exits
+        os.write(writer, new_traceparent().encode())
+        os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(child, 0)
+    from_child = os.read(reader, 100).decode()
+    os.close(reader)
+    assert status == 0
+    assert _TRACEPARENT.match(from_child)
+    assert from_child != new_traceparent()
+
+
+def test_header_values_pair_with_the_header_names() -> None:
+    """event_headers is HEADER_NAMES with the values the publisher writes, str as UTF-8."""
+    event = AgentSwitchedEvent(
+        session_id="sëssion", from_agent="a", to_agent="b", correlation_id="c-1"
+    )
+    traceparent = new_traceparent()
+    values = event_header_values(event, traceparent)
+    assert len(values) == len(HEADER_NAMES) == len(HEADER_DOCS)
+    assert event_headers(event, traceparent) == [
+        (name, value.encode() if isinstance(value, str) else value)
+        for name, value in zip(HEADER_NAMES, values, strict=True)
+    ]
+    assert header_map(event_headers(event, traceparent))["ce_subject"] == "sëssion"
