@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from schemas import BaseEvent
@@ -11,9 +10,12 @@ if TYPE_CHECKING:
 __all__ = ["PublishResult", "Transport"]
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """Where the broker (or the in-memory transport) stored an event."""
+class PublishResult(NamedTuple):
+    """Where the broker (or the in-memory transport) stored an event.
+
+    A named tuple (immutable, and built once per published event: half the cost of a frozen
+    dataclass on the publish hot path).
+    """
 
     topic: str
     partition: int

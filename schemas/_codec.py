@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from schemas._compiled import (
     ConstraintError,
     compile_decoder,
+    compile_encoder,
     compile_reader,
-    compile_writer,
     decode_framed,
     native_decoder_behind,
 )
@@ -81,7 +81,7 @@ class UnknownEvent:
 class _Writer:
     header: bytes
     parsed: Any
-    write: Callable[[bytearray, dict[str, Any]], None] | None  # generated; None: use fastavro
+    encode: Callable[[bytes, dict[str, Any]], bytes] | None  # compiled; None: use fastavro
 
 
 _LAYOUT_IRRELEVANT = frozenset({"doc", "default", "aliases", "order"})
@@ -146,7 +146,7 @@ class AvroCodec:
                 schema_id = found
             parsed = self._reader_schemas[model.RECORD_NAME]
             header = _HEADER.pack(_MAGIC, schema_id)
-            self._writers[key] = _Writer(header, parsed, _compiled_writer(model))
+            self._writers[key] = _Writer(header, parsed, _compiled_encoder(model))
             self._remember_writer(schema_id, parsed, model.RECORD_NAME, schema)
         return _HEADER.unpack(self._writers[key].header)[1]  # type: ignore[no-any-return]
 
@@ -185,10 +185,8 @@ class AvroCodec:
             )
         # The model's attributes already have Avro's Python types (UUID, aware datetime, str).
         try:
-            if writer.write is not None:
-                out = bytearray(writer.header)
-                writer.write(out, event.__dict__)
-                return bytes(out)
+            if writer.encode is not None:
+                return writer.encode(writer.header, event.__dict__)
             buffer = io.BytesIO()
             buffer.write(writer.header)
             fastavro.schemaless_writer(buffer, writer.parsed, event.__dict__)
@@ -325,8 +323,8 @@ def _shipped_layout(model: type[BaseEvent]) -> Any:
 # Generated code depends only on the model (its shipped schema): made once per process, shared
 # by every codec, so a new runner or publisher does not compile again.
 @cache
-def _compiled_writer(model: type[BaseEvent]) -> Callable[[bytearray, dict[str, Any]], None] | None:
-    return compile_writer(load_schema(model))
+def _compiled_encoder(model: type[BaseEvent]) -> Callable[[bytes, dict[str, Any]], bytes] | None:
+    return compile_encoder(load_schema(model))
 
 
 @cache

@@ -51,6 +51,7 @@ __all__ = [
     "ConstraintError",
     "compile_builder",
     "compile_decoder",
+    "compile_encoder",
     "compile_reader",
     "compile_writer",
     "decode_framed",
@@ -322,16 +323,9 @@ def compile_writer(
     """
     if schema.get("type") != "record":
         return None
-    if native and _native is not None:
-        try:
-            ops = tuple(_native_op(field["type"]) for field in schema["fields"])
-            names = tuple(field["name"] for field in schema["fields"])
-            encoder = _native.Encoder(ops, names, uuid_bytes)
-        except (_UnsupportedError, ValueError):  # ValueError: a shape only Python writes
-            pass
-        else:
-            write: Callable[[bytearray, Mapping[str, Any]], None] = encoder.write
-            return write
+    if native and (encoder := _native_encoder(schema)) is not None:
+        write: Callable[[bytearray, Mapping[str, Any]], None] = encoder.write
+        return write
     src = _Source()
     src.emit(0, "def write(out, record):")
     try:
@@ -344,6 +338,44 @@ def compile_writer(
     src.emit(1, "return None")
     writer: Callable[[bytearray, Mapping[str, Any]], None] = src.function("write")
     return writer
+
+
+def compile_encoder(
+    schema: Mapping[str, Any], *, native: bool = True
+) -> Callable[[bytes, Mapping[str, Any]], bytes] | None:
+    """``encode(prefix, record)``: ``prefix`` then a record dict's Avro body, as one bytes object.
+
+    The publish hot path (the prefix is the registry framing). In C, the body is written once,
+    straight into the result; the generated Python writer appends to a bytearray, then copies.
+    None if the schema is not supported (fastavro then).
+    """
+    if schema.get("type") != "record":
+        return None
+    if native and (encoder := _native_encoder(schema)) is not None:
+        encode: Callable[[bytes, Mapping[str, Any]], bytes] = encoder.encode
+        return encode
+    write = compile_writer(schema, native=False)
+    if write is None:
+        return None
+
+    def encode_in_python(prefix: bytes, record: Mapping[str, Any]) -> bytes:
+        out = bytearray(prefix)
+        write(out, record)
+        return bytes(out)
+
+    return encode_in_python
+
+
+def _native_encoder(schema: Mapping[str, Any]) -> Any:
+    """The C encoder of a record schema, or None (no extension, or a shape only Python writes)."""
+    if _native is None:
+        return None
+    try:
+        ops = tuple(_native_op(field["type"]) for field in schema["fields"])
+        names = tuple(field["name"] for field in schema["fields"])
+        return _native.Encoder(ops, names, uuid_bytes)
+    except (_UnsupportedError, ValueError):  # ValueError: a shape only Python writes
+        return None
 
 
 # -- readers -------------------------------------------------------------------------------------

@@ -1070,6 +1070,25 @@ Encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* The record's fields into w, in schema order; -1 with an exception set on failure. */
+static int
+encode_fields(Encoder *self, PyObject *record, Writer *w)
+{
+    for (Py_ssize_t i = 0; i < self->field_count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(self->names, i);
+        PyObject *value = PyDict_Check(record) ? Py_XNewRef(PyDict_GetItemWithError(record, name))
+                                               : PyObject_GetItem(record, name);
+        if (value == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, name);
+            return -1;
+        }
+        int failed = write_value(w, self->ops[i], value, self->uuid_bytes) < 0;
+        Py_DECREF(value);
+        if (failed) return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(Encoder_write_doc,
              "write(out, record): append the Avro body of a record dict to bytearray out.");
 
@@ -1080,22 +1099,10 @@ Encoder_write(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "write(out: bytearray, record) expected");
         return NULL;
     }
-    PyObject *out = args[0], *record = args[1];
+    PyObject *out = args[0];
     Writer w = {NULL, 0, (Py_ssize_t)sizeof(w.inline_buffer), {0}};
     w.data = w.inline_buffer;
-    int failed = 0;
-    for (Py_ssize_t i = 0; !failed && i < self->field_count; i++) {
-        PyObject *name = PyTuple_GET_ITEM(self->names, i);
-        PyObject *value = PyDict_Check(record) ? Py_XNewRef(PyDict_GetItemWithError(record, name))
-                                               : PyObject_GetItem(record, name);
-        if (value == NULL) {
-            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, name);
-            failed = 1;
-            break;
-        }
-        failed = write_value(&w, self->ops[i], value, self->uuid_bytes) < 0;
-        Py_DECREF(value);
-    }
+    int failed = encode_fields(self, args[1], &w) < 0;
     Py_ssize_t start = PyByteArray_GET_SIZE(out);
     if (!failed && PyByteArray_Resize(out, start + w.size) < 0) failed = 1;
     if (!failed) memcpy(PyByteArray_AS_STRING(out) + start, w.data, (size_t)w.size);
@@ -1104,8 +1111,32 @@ Encoder_write(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(Encoder_encode_doc,
+             "encode(prefix, record) -> bytes: prefix (e.g. the registry framing) then the Avro\n"
+             "body of a record dict, as one bytes object (no intermediate bytearray).");
+
+static PyObject *
+Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "encode(prefix: bytes, record) expected");
+        return NULL;
+    }
+    Writer w = {NULL, 0, (Py_ssize_t)sizeof(w.inline_buffer), {0}};
+    w.data = w.inline_buffer;
+    Py_ssize_t prefix = PyBytes_GET_SIZE(args[0]);
+    PyObject *encoded = NULL;
+    if (put_bytes(&w, PyBytes_AS_STRING(args[0]), prefix) == 0 &&
+        encode_fields(self, args[1], &w) == 0) {
+        encoded = PyBytes_FromStringAndSize(w.data, w.size);
+    }
+    if (w.data != w.inline_buffer) PyMem_Free(w.data);
+    return encoded;
+}
+
 static PyMethodDef Encoder_methods[] = {
     {"write", (PyCFunction)(void (*)(void))Encoder_write, METH_FASTCALL, Encoder_write_doc},
+    {"encode", (PyCFunction)(void (*)(void))Encoder_encode, METH_FASTCALL, Encoder_encode_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,6 +33,7 @@ from schemas._compiled import (
     _native_decoder,
     compile_builder,
     compile_decoder,
+    compile_encoder,
     compile_reader,
     compile_writer,
     decode_framed,
@@ -440,12 +441,14 @@ _EDGE_RECORD = {
     ids=repr,
 )
 def test_native_and_python_writers_agree_on_edge_values(change: dict[str, Any]) -> None:
-    """The C writer writes the Python writer's bytes, or refuses what it refuses."""
+    """The C writer writes the Python writer's bytes, or refuses what it refuses; encoders too."""
     record = _EDGE_RECORD | change
     outcomes = []
     for native in (True, False):
         writer = compile_writer(_EDGE_SCHEMA, native=native)
+        encoder = compile_encoder(_EDGE_SCHEMA, native=native)
         assert writer is not None
+        assert encoder is not None
         out = bytearray(b"head")
         try:
             writer(out, record)
@@ -453,7 +456,11 @@ def test_native_and_python_writers_agree_on_edge_values(change: dict[str, Any]) 
             outcomes.append(("refused", type(exc) is KeyError))
         else:
             outcomes.append(("written", bytes(out)))
-    assert outcomes[0] == outcomes[1]
+        try:  # the one-call encoder: the same bytes, or the same refusal
+            outcomes.append(("written", encoder(b"head", record)))
+        except _WRITE_ERRORS as exc:
+            outcomes.append(("refused", type(exc) is KeyError))
+    assert outcomes[0] == outcomes[1] == outcomes[2] == outcomes[3]
     if not change:
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, fastavro.parse_schema(_EDGE_SCHEMA), record)
