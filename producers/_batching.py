@@ -220,6 +220,7 @@ class Batcher:
             del self._open[tp]
         if batch.timer is not None:
             batch.timer.cancel()
+            batch.timer = None
         batch.sealed = True
         batch.builder.close()  # a closed builder is sent at once, whatever the producer lingers
         if not batch.claimed:
@@ -227,6 +228,10 @@ class Batcher:
             self._drain_soon(tp)
 
     def _linger_over(self, tp: TopicPartition, batch: _OpenBatch) -> None:
+        # A timer that ran keeps its arguments, this batch among them: batch -> timer -> batch
+        # would be a reference cycle, and the batch's records (futures, results) would wait for
+        # a full garbage collection to be freed (they made most of its work, and its pauses).
+        batch.timer = None
         batch.due = True
         self._drain_soon(tp)
 

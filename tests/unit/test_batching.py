@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -111,3 +113,23 @@ async def test_flush_hands_over_a_lingering_batch() -> None:
     assert taken.record_count == 1
     taken.done(base_offset=7)
     assert (await pending).offset == 7
+
+
+async def test_a_delivered_batch_is_freed_without_the_garbage_collector() -> None:
+    """No reference cycle holds a settled batch: its records' futures go when no one holds them."""
+    producer = _Producer()
+    batcher = _batcher(producer, linger_s=0.001)  # a linger timer that fires
+    gc.disable()  # only reference counting may free the future now
+    try:
+        pending = batcher.append(_TP, b"k", b"v", ())
+        watched = weakref.ref(pending)
+        while (taken := producer.take()) is None:
+            await asyncio.sleep(0.001)  # the linger timer runs, the batch is handed over
+        taken.get_data_buffer()
+        taken.done(base_offset=5)
+        assert (await pending).offset == 5
+        await _settle_loop()
+        del pending, taken
+        assert watched() is None
+    finally:
+        gc.enable()
