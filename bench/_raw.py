@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench._measure import Measurement
+from producers import PUBLISHER_BATCH_SIZE
 from schemas import connection_kwargs, install_fast_lz4
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
 
 def raw_producer(settings: AgentfluxSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
-    """A plain aiokafka producer with the platform's durability and compression settings."""
+    """A plain aiokafka producer with the platform's durability, compression and batch size."""
     install_fast_lz4()  # the same LZ4 compressor as the platform's publisher: same work to do
     return AIOKafkaProducer(
         **connection_kwargs(settings),
@@ -44,6 +45,7 @@ def raw_producer(settings: AgentfluxSettings, *, linger_ms: int = 5) -> AIOKafka
         enable_idempotence=True,
         linger_ms=linger_ms,
         compression_type="lz4",
+        max_batch_size=PUBLISHER_BATCH_SIZE,  # aiokafka's default is 16 KiB
     )
 
 

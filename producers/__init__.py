@@ -15,7 +15,7 @@ from producers._errors import (
 )
 from producers._memory import InMemoryTransport, PublishedRecord
 from producers._protocols import PublishResult, Transport
-from producers._publisher import EventPublisher
+from producers._publisher import PUBLISHER_BATCH_SIZE, EventPublisher
 from producers._simulator import RateLimiter, Simulator
 from schemas import (
     AgentErrorOccurredEvent,
@@ -49,6 +49,7 @@ from schemas import (
 event_bus = EventBus()
 
 __all__ = [
+    "PUBLISHER_BATCH_SIZE",
     "AgentErrorOccurredEvent",
     "AgentProcessingCompletedEvent",
     "AgentProcessingStartedEvent",

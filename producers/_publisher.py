@@ -41,9 +41,12 @@ if TYPE_CHECKING:
     from producers._protocols import PublishResult
     from schemas import BaseEvent
 
-__all__ = ["EventPublisher"]
+__all__ = ["PUBLISHER_BATCH_SIZE", "EventPublisher"]
 
 _log = structlog.get_logger("agentflux.publisher")
+
+PUBLISHER_BATCH_SIZE = 262_144
+"""The publisher's default ``max_batch_size`` (bytes of records before compression)."""
 
 # Durable and ordered by default: every replica in sync acknowledges, retries never duplicate.
 _PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -51,7 +54,7 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable_idempotence": True,
     "compression_type": "lz4",
     "linger_ms": 5,
-    "max_batch_size": 262_144,
+    "max_batch_size": PUBLISHER_BATCH_SIZE,
     "request_timeout_ms": 30_000,
     "retry_backoff_ms": 100,
 }
