@@ -1225,10 +1225,33 @@ error:
 }
 
 PyDoc_STRVAR(uuid_text_doc,
-             "uuid_text(value) -> bytes: str(value).encode(), formatted here for a uuid.UUID.");
+             "uuid_text(value) -> bytes: str(value).encode(), formatted here for a uuid.UUID.\n"
+             "The last value is remembered: publishing formats an event's id three times (the body,\n"
+             "then two headers), so the second and third time are a comparison.");
+
+static PyObject *last_uuid = NULL;      /* the value formatted last (held: its id stays unique) */
+static PyObject *last_uuid_text = NULL; /* and its text */
+
+static PyObject *format_uuid(PyObject *value);
 
 static PyObject *
 uuid_text(PyObject *Py_UNUSED(module), PyObject *value)
+{
+    if (value == last_uuid) return Py_NewRef(last_uuid_text);
+    PyObject *text = format_uuid(value);
+    if (text == NULL) return NULL;
+    /* Both set before either old one is released (a release may run Python code): no thread
+     * ever sees a value paired with another value's text. */
+    PyObject *old_uuid = last_uuid, *old_text = last_uuid_text;
+    last_uuid = Py_NewRef(value);
+    last_uuid_text = Py_NewRef(text);
+    Py_XDECREF(old_uuid);
+    Py_XDECREF(old_text);
+    return text;
+}
+
+static PyObject *
+format_uuid(PyObject *value)
 {
     if (!Py_IS_TYPE(value, (PyTypeObject *)uuid_class)) {
         PyObject *text = PyObject_Str(value);

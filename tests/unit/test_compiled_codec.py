@@ -475,6 +475,16 @@ def test_uuid_text_is_str_encoded(value: object) -> None:
     assert _native.uuid_text(value) == str(value).encode()
 
 
+def test_uuid_text_remembers_only_the_last_value() -> None:
+    """The memo answers the value formatted last (the same bytes) and never another value's."""
+    assert _native is not None
+    first, second = uuid.uuid4(), uuid.uuid4()
+    text = _native.uuid_text(first)
+    assert _native.uuid_text(first) is text
+    for value in (second, first, second, str(second), second):
+        assert _native.uuid_text(value) == str(value).encode()
+
+
 class _LaterDatetime(datetime):
     """A datetime subclass, which may format itself differently: never formatted in C."""
 
