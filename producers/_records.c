@@ -234,6 +234,12 @@ writer_append(RecordWriter *self, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_RETURN_NONE;
     }
+    /* The result first: once the record is written, nothing may fail (the caller would not
+     * know the record is in the batch). */
+    PyObject *offset = PyLong_FromLong(self->count);
+    if (offset == NULL) {
+        goto failed;
+    }
     if (self->size + required > self->capacity) {
         Py_ssize_t capacity = self->capacity ? self->capacity : 4096;
         while (capacity < self->size + required) {
@@ -241,6 +247,7 @@ writer_append(RecordWriter *self, PyObject *const *args, Py_ssize_t nargs)
         }
         char *grown = PyMem_Realloc(self->data, (size_t)capacity);
         if (grown == NULL) {
+            Py_DECREF(offset);
             PyErr_NoMemory();
             goto failed;
         }
@@ -270,7 +277,8 @@ writer_append(RecordWriter *self, PyObject *const *args, Py_ssize_t nargs)
     else if (timestamp > self->max_timestamp) {
         self->max_timestamp = timestamp;
     }
-    return PyLong_FromLong(self->count++);
+    self->count++;
+    return offset;
 
 failed:
     if (headers != small) {
