@@ -25,7 +25,7 @@ from aiokafka import codec as kafka_codecs
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.util import calc_crc32c
 
-from schemas import fast_lz4_encode
+from schemas import fast_lz4_encode, header_pairs
 
 _records: types.ModuleType | None
 try:
@@ -162,10 +162,7 @@ class _AiokafkaEventBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is un
         timestamp: int | None = None,
     ) -> int | None:
         """Add a record; its offset in the batch, or None when the batch is full or closed."""
-        headers = [
-            (name, header.encode() if isinstance(header, str) else header)
-            for name, header in zip(self._header_names, header_values, strict=True)
-        ]
+        headers = header_pairs(self._header_names, header_values)
         appended = self.append(timestamp=timestamp, key=key, value=value, headers=headers)
         return None if appended is None else int(appended.offset)
 

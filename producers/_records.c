@@ -21,6 +21,8 @@
  * tracked by the garbage collector. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -35,7 +37,7 @@ typedef struct {
     long long first_timestamp;
     long long max_timestamp;
     int count;
-    int closed;                 /* no more records: append returns None */
+    char closed;                /* no more records: append returns None (T_BOOL: a char) */
 } RecordWriter;
 
 static inline uint64_t
@@ -300,36 +302,6 @@ writer_close(RecordWriter *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *
-writer_get_closed(RecordWriter *self, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(self->closed);
-}
-
-static PyObject *
-writer_get_count(RecordWriter *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromLong(self->count);
-}
-
-static PyObject *
-writer_get_size(RecordWriter *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromSsize_t(self->size);
-}
-
-static PyObject *
-writer_get_first_timestamp(RecordWriter *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromLongLong(self->first_timestamp);
-}
-
-static PyObject *
-writer_get_max_timestamp(RecordWriter *self, void *Py_UNUSED(closure))
-{
-    return PyLong_FromLongLong(self->max_timestamp);
-}
-
 static PyMethodDef writer_methods[] = {
     {"append", (PyCFunction)(void (*)(void))writer_append, METH_FASTCALL,
      "append(key, value, header_values, timestamp=None, /): the record's offset delta, or None "
@@ -339,15 +311,16 @@ static PyMethodDef writer_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef writer_getset[] = {
-    {"closed", (getter)writer_get_closed, NULL, "Whether records are refused.", NULL},
-    {"count", (getter)writer_get_count, NULL, "Records written.", NULL},
-    {"size", (getter)writer_get_size, NULL, "Bytes of records written.", NULL},
-    {"first_timestamp", (getter)writer_get_first_timestamp, NULL,
-     "The first record's timestamp (ms), 0 before any.", NULL},
-    {"max_timestamp", (getter)writer_get_max_timestamp, NULL,
-     "The latest record timestamp (ms), 0 before any.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+/* Read-only attributes, straight from the struct. */
+static PyMemberDef writer_members[] = {
+    {"closed", T_BOOL, offsetof(RecordWriter, closed), READONLY, "Whether records are refused."},
+    {"count", T_INT, offsetof(RecordWriter, count), READONLY, "Records written."},
+    {"size", T_PYSSIZET, offsetof(RecordWriter, size), READONLY, "Bytes of records written."},
+    {"first_timestamp", T_LONGLONG, offsetof(RecordWriter, first_timestamp), READONLY,
+     "The first record's timestamp (ms), 0 before any."},
+    {"max_timestamp", T_LONGLONG, offsetof(RecordWriter, max_timestamp), READONLY,
+     "The latest record timestamp (ms), 0 before any."},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyTypeObject RecordWriterType = {
@@ -360,7 +333,7 @@ static PyTypeObject RecordWriterType = {
     .tp_init = (initproc)writer_init,
     .tp_dealloc = (destructor)writer_dealloc,
     .tp_methods = writer_methods,
-    .tp_getset = writer_getset,
+    .tp_members = writer_members,
 };
 
 static struct PyModuleDef records_module = {

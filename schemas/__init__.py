@@ -21,6 +21,7 @@ from schemas._headers import (
     event_header_values,
     event_headers,
     header_map,
+    header_pairs,
     new_traceparent,
 )
 from schemas._kafka import connection_kwargs, stop_consumer
@@ -122,6 +123,7 @@ __all__ = [
     "event_model",
     "fast_lz4_encode",
     "header_map",
+    "header_pairs",
     "install_fast_lz4",
     "load_schema",
     "load_topics",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from schemas._compiled import utc_text, uuid_bytes
 
@@ -31,6 +31,7 @@ __all__ = [
     "event_header_values",
     "event_headers",
     "header_map",
+    "header_pairs",
     "new_traceparent",
 ]
 
@@ -93,6 +94,8 @@ _SPEC_VERSION = b"1.0"
 _CONTENT_TYPE = CONTENT_TYPE.encode()
 
 
+_Null = TypeVar("_Null", bound=None)  # None where the values may hold it (a null header)
+
 # The header names, in the order every event record carries them (HEADER_DOCS explains each).
 HEADER_NAMES: tuple[str, ...] = tuple(HEADER_DOCS)
 
@@ -120,12 +123,19 @@ def event_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str
     )
 
 
-def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
-    """The headers of one event record as (name, bytes) pairs, in :data:`HEADER_NAMES` order."""
+def header_pairs(
+    names: tuple[str, ...], values: tuple[bytes | str | _Null, ...]
+) -> list[tuple[str, bytes | _Null]]:
+    """(name, value) pairs as Kafka clients take headers: str values encoded as UTF-8."""
     return [
         (name, value.encode() if isinstance(value, str) else value)
-        for name, value in zip(HEADER_NAMES, event_header_values(event, traceparent), strict=True)
+        for name, value in zip(names, values, strict=True)
     ]
+
+
+def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
+    """The headers of one event record as (name, bytes) pairs, in :data:`HEADER_NAMES` order."""
+    return header_pairs(HEADER_NAMES, event_header_values(event, traceparent))
 
 
 def header_map(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> dict[str, str]:
