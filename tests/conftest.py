@@ -89,11 +89,8 @@ class Cluster:
         consumer = AIOKafkaConsumer(**connection_kwargs(self.settings))
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()
-            leader = consumer._client.cluster.leader_for_partition(TopicPartition(topic, partition))
-            assert leader is not None, f"no leader for {topic}/{partition}"
-            assert leader >= 0, f"no leader for {topic}/{partition}"
-            return int(leader)
+            # Asked until known: one metadata request can go to a node not answering yet.
+            return (await leaders_known(consumer, topic))[partition]
         finally:
             await consumer.stop()
 
@@ -241,20 +238,29 @@ async def create_topic(
     consumer = AIOKafkaConsumer(**connection_kwargs(settings))
     await consumer.start()
     try:
-        for _ in range(200):
-            await consumer._client.force_metadata_update()
-            ids = consumer._client.cluster.partitions_for_topic(name) or set()
-            leaders = [
-                consumer._client.cluster.leader_for_partition(TopicPartition(name, p)) for p in ids
-            ]
-            if len(ids) == partitions and all(
-                leader is not None and leader >= 0 for leader in leaders
-            ):
-                return name
-            await asyncio.sleep(0.05)  # poll interval between metadata requests
-        pytest.fail(f"topic {name} has no leader for every partition")
+        await leaders_known(consumer, name, partitions)
     finally:
         await consumer.stop()
+    return name
+
+
+async def leaders_known(
+    consumer: AIOKafkaConsumer, topic: str, partitions: int | None = None
+) -> dict[int, int]:
+    """Each partition's leader node, asking the cluster until every one (of ``partitions``) has one."""
+    for _ in range(200):
+        await consumer._client.force_metadata_update()
+        cluster = consumer._client.cluster
+        ids = cluster.partitions_for_topic(topic) or set()
+        leaders = {p: cluster.leader_for_partition(TopicPartition(topic, p)) for p in ids}
+        if (
+            ids
+            and (partitions is None or len(ids) == partitions)
+            and all(leader is not None and leader >= 0 for leader in leaders.values())
+        ):
+            return {p: int(leader) for p, leader in leaders.items()}
+        await asyncio.sleep(0.05)  # poll interval between metadata requests
+    pytest.fail(f"topic {topic} has no leader for every partition")
 
 
 @pytest.fixture
