@@ -20,16 +20,19 @@ from consumers._metrics import (
 from consumers._ports import Store, Transaction, View
 from consumers._records import Position
 from consumers._runner import GroupRunner, RunnerMetrics
+from consumers._sessions import FetchSession, SessionFetchRequest, install_fetch_sessions
 from consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [
     "AuditView",
     "ContextView",
+    "FetchSession",
     "GroupRunner",
     "MetricsView",
     "Position",
     "PostgresStore",
     "RunnerMetrics",
+    "SessionFetchRequest",
     "SqliteStore",
     "Store",
     "Transaction",
@@ -39,6 +42,7 @@ __all__ = [
     "get_context",
     "get_metrics",
     "get_tool_success_rate",
+    "install_fetch_sessions",
     "install_lazy_headers",
     "lazy_headers",
     "open_store",

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumers._fetching import install_lazy_headers, lazy_headers
 from consumers._records import Position
+from consumers._sessions import install_fetch_sessions
 from schemas import (
     EVENT_MODELS,
     AgentfluxSettings,
@@ -284,6 +285,9 @@ class GroupRunner:
             # Records without their headers until asked (the runner reads them only to
             # dead-letter a record): a quarter of consuming's CPU less. See _fetching.
             install_lazy_headers()
+            # Fetches that name only what changed: most of a consumer's CPU at low rates across
+            # many partitions. See _sessions.
+            install_fetch_sessions()
             self._consumer = AIOKafkaConsumer(
                 **connection_kwargs(self.settings),
                 **self._consumer_options,
