@@ -19,16 +19,20 @@ runner's) a fetcher that keeps one :class:`FetchSession` per broker and sends it
 response handling reads offsets from, while the bytes sent are the session's difference. A
 session error from the broker (session unknown or evicted, wrong epoch), a failed or cancelled
 request and a broker speaking Fetch older than v7 all fall back to a full fetch, which starts
-a new session, as the Java consumer does. Unmarked consumers get aiokafka's fetcher unchanged.
+a new session, as the Java consumer does. Stopping the consumer ends its sessions (a last fetch
+at epoch -1), so brokers free their slots at once. Unmarked consumers get aiokafka's fetcher.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.consumer import consumer as _consumer
 from aiokafka.consumer import fetcher as _fetcher
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.structs import TopicPartition
 
@@ -47,6 +51,7 @@ _INITIAL_EPOCH = 0  # a full fetch that creates a session (and closes the one it
 _SESSIONLESS_EPOCH = -1  # a full fetch outside any session (aiokafka's)
 _MAX_EPOCH = 2**31 - 1
 _FETCH_SESSION_ID_NOT_FOUND = 70
+_CLOSE_TIMEOUT_S = 1.0  # closing is a courtesy: the broker evicts idle sessions anyway
 _NO_ERROR = 0
 
 # (fetch offset, max bytes) of one partition: what the broker keeps for it in a session.
@@ -74,8 +79,8 @@ class FetchSession:
         self, wanted: dict[TopicPartition, PartitionFetch]
     ) -> tuple[int, int, dict[TopicPartition, PartitionFetch], list[TopicPartition]]:
         """Session id, epoch, partitions to send and to forget, for a fetch of ``wanted``."""
-        if self.epoch == _INITIAL_EPOCH:
-            return self.id, _INITIAL_EPOCH, wanted, []
+        if self.epoch in {_INITIAL_EPOCH, _SESSIONLESS_EPOCH}:
+            return self.id, self.epoch, wanted, []
         changed = {tp: fetch for tp, fetch in wanted.items() if self.partitions.get(tp) != fetch}
         forgotten = [tp for tp in self.partitions if tp not in wanted]
         return self.id, self.epoch, changed, forgotten
@@ -84,6 +89,9 @@ class FetchSession:
         self, wanted: dict[TopicPartition, PartitionFetch], error_code: int, session_id: int
     ) -> None:
         """The broker answered a session fetch of ``wanted`` with this top-level outcome."""
+        if self.epoch == _SESSIONLESS_EPOCH:  # the session is closed, whatever the answer
+            self.reset(forget_id=True)
+            return
         if error_code != _NO_ERROR:
             # Session unknown (evicted, broker restarted): ask for a new one. Any other error
             # (e.g. a wrong epoch): a full fetch that closes this session and opens another.
@@ -96,6 +104,11 @@ class FetchSession:
                 return
         self.partitions = dict(wanted)
         self.epoch = 1 if self.epoch == _MAX_EPOCH else self.epoch + 1
+
+    def close(self) -> None:
+        """Make the next fetch the one that ends the session (epoch -1, nothing fetched)."""
+        self.epoch = _SESSIONLESS_EPOCH
+        self.partitions = {}
 
     def reset(self, *, forget_id: bool = False) -> None:
         """Send the next fetch in full (after a failure the broker's state is not known)."""
@@ -176,6 +189,8 @@ class _SessionClient:
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        # Read for every partition of every fetch; aiokafka's client keeps one for its life.
+        self.cluster = client.cluster
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -212,6 +227,30 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
                 for node_id, request in requests
             ]
         return (requests, *rest)
+
+    async def close(self) -> None:
+        """Stop fetching, then end each broker's session so its slot is free at once."""
+        await super().close()
+        if not self._sessions:
+            return
+        sessions, self._sessions = self._sessions, {}
+        await asyncio.gather(
+            *(
+                self._end(node_id, session)
+                for node_id, session in sessions.items()
+                if session.id != _NO_SESSION and session.supported
+            )
+        )
+
+    async def _end(self, node_id: int, session: FetchSession) -> None:
+        # Best effort within a second: a broker that is gone has no session to free, and a
+        # session left open is evicted by the broker once idle (two minutes by default).
+        session.close()
+        request = SessionFetchRequest(
+            FetchRequest(0, 0, self._fetch_max_bytes, self._isolation_level, []), session
+        )
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            await asyncio.wait_for(self._client.send(node_id, request), _CLOSE_TIMEOUT_S)
 
     def _session(self, node_id: int) -> FetchSession:
         assert self._sessions is not None  # noqa: S101  # only marked consumers get here

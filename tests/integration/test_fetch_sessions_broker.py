@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.protocol.fetch import FetchRequest
 from conftest import create_topic
 
 from consumers import (
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 _PARTITIONS = 12
 _INVALID_FETCH_SESSION_EPOCH = 71
+_FETCH_SESSION_ID_NOT_FOUND = 70
 
 
 @pytest.fixture
@@ -102,12 +104,12 @@ async def test_fetches_after_the_first_name_only_what_moved(
     plain = await _consumer(cluster, sessions_topic)
     try:
         assert await _round_trips(producer, marked, sessions_topic, 0, 40) == _expected(0, 40)
-        session = _session_of(marked)
+        session_id = _session_of(marked).id
         assert plain._fetcher._sessions is None  # unmarked: aiokafka's fetches
     finally:
         await marked.stop()
         await plain.stop()
-    assert session.id != 0
+    assert session_id != 0
     assert sent[0] == (0, _PARTITIONS)  # the full fetch that opened the session
     incremental = [named for epoch, named in sent if epoch > 0]
     assert len(incremental) >= 39  # one per record at least, bar one the opening fetch brought
@@ -139,9 +141,35 @@ async def test_a_session_the_broker_refuses_is_opened_again(
         first_id = first.id
         first.epoch += 1000  # as if answers had been lost: the broker holds another epoch
         assert await _round_trips(producer, consumer, sessions_topic, 10, 20) == _expected(10, 20)
-        assert consumer.assignment()
+        second_id, second_epoch = first.id, first.epoch
     finally:
         await consumer.stop()
     assert _INVALID_FETCH_SESSION_EPOCH in errors
-    assert first.id not in {0, first_id}  # a new session replaced the refused one
-    assert first.epoch > 1
+    assert second_id not in {0, first_id}  # a new session replaced the refused one
+    assert second_epoch > 1
+
+
+@pytest.mark.broker
+async def test_stopping_ends_the_session_on_the_broker(
+    cluster: Cluster, sessions_topic: str, producer: AIOKafkaProducer
+) -> None:
+    """After stop the broker no longer knows the session: its slot is free at once."""
+    assert install_lazy_headers()
+    assert install_fetch_sessions()
+    consumer = await _consumer(cluster, sessions_topic, key_deserializer=lazy_headers)
+    try:
+        await _round_trips(producer, consumer, sessions_topic, 0, 3)
+        ((node_id, session),) = consumer._fetcher._sessions.items()
+        session_id = session.id
+    finally:
+        await consumer.stop()
+    assert session_id != 0
+    probe = FetchSession()
+    probe.id, probe.epoch = session_id, 1000  # an open session would answer "wrong epoch" (71)
+    other = await _consumer(cluster, sessions_topic)  # for its client only
+    try:
+        request = SessionFetchRequest(FetchRequest(0, 0, 1024, 0, []), probe)
+        response = await other._client.send(node_id, request)
+    finally:
+        await other.stop()
+    assert response.error_code == _FETCH_SESSION_ID_NOT_FOUND

@@ -183,3 +183,13 @@ def test_install_is_idempotent() -> None:
     """Installing twice keeps the one session fetcher."""
     assert install_fetch_sessions()
     assert install_fetch_sessions()
+
+
+def test_closing_fetch_ends_the_session() -> None:
+    """A closed session's next fetch is epoch -1 with nothing in it; after it, no session."""
+    session = FetchSession()
+    _open(session, {A0: (5, 100)})
+    session.close()
+    assert session.request_for({}) == (42, -1, {}, [])
+    session.answered({}, 0, 0)
+    assert (session.id, session.epoch, session.partitions) == (0, 0, {})
