@@ -3,7 +3,9 @@
 The publishing side (the runtime) and the consuming side (a group's service) are different
 processes in production; in one Python thread each side's CPU would delay the other's event
 loop and the figure would measure that. Send and receive times are both ``time.perf_counter()``
-(CLOCK_MONOTONIC on Linux, one clock for every process on the machine).
+(CLOCK_MONOTONIC on Linux, one clock for every process on the machine). Each child also reports
+the CPU it spent from its assignment to its last event: at a fixed rate, what a consumer costs
+the machine (two cores here, shared by the broker, the publisher and the consumer).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _START_TIMEOUT_S = 120.0
 
 async def _platform(
     settings: AgentfluxSettings, topics: list[str], expected: int, conn: Connection
-) -> dict[str, float]:
+) -> tuple[dict[str, float], float]:
     received: dict[str, float] = {}
 
     async def note(event: BaseEvent) -> None:
@@ -47,13 +49,15 @@ async def _platform(
     async with runner:
         await runner.ready.wait()
         conn.send(_READY)
+        cpu = time.process_time()
         await runner.wait_handled(expected)
-    return received
+        cpu = time.process_time() - cpu
+    return received, cpu
 
 
 async def _raw(
     settings: AgentfluxSettings, topics: list[str], expected: int, conn: Connection
-) -> dict[str, float]:
+) -> tuple[dict[str, float], float]:
     received: dict[str, float] = {}
     consumer = AIOKafkaConsumer(
         *topics,
@@ -67,6 +71,7 @@ async def _raw(
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
         conn.send(_READY)
+        cpu = time.process_time()
         while len(received) < expected:
             batches = await consumer.getmany(timeout_ms=100)
             for batch in batches.values():
@@ -75,9 +80,10 @@ async def _raw(
                     received[event_id.decode()] = time.perf_counter()
             if batches:
                 await consumer.commit()
+        cpu = time.process_time() - cpu
     finally:
         await consumer.stop()
-    return received
+    return received, cpu
 
 
 def _child(
@@ -91,7 +97,7 @@ class ConsumerProcess:
     """A platform runner or a raw ``getmany`` loop over ``topics`` in a child process.
 
     Entering returns once the child's consumer has its partitions; :meth:`received` waits for
-    ``expected`` events and returns when each arrived, by event id.
+    ``expected`` events and returns when each arrived, by event id, and the child's CPU seconds.
     """
 
     def __init__(
@@ -118,10 +124,11 @@ class ConsumerProcess:
             raise RuntimeError("the consumer process did not report ready")
         return self
 
-    async def received(self, timeout_s: float = 120.0) -> dict[str, float]:
-        """Receive times (``perf_counter``) by event id, once every expected event arrived."""
-        times: dict[str, float] = await self._receive(timeout_s)
-        return times
+    async def received(self, timeout_s: float = 120.0) -> tuple[dict[str, float], float]:
+        """Receive times (``perf_counter``) by event id once all arrived, and the CPU seconds."""
+        times: dict[str, float]
+        times, cpu = await self._receive(timeout_s)
+        return times, cpu
 
     async def __aexit__(
         self,

@@ -241,8 +241,11 @@ async def bench_latency(
                 sent[str(event.event_id)] = time.perf_counter()
             await publisher.send(event)
 
+        publisher_cpu = time.process_time()
         achieved = await _paced(rate, events, warmup, send)
-        latencies = _latencies(sent, await consumer.received())
+        publisher_cpu = time.process_time() - publisher_cpu
+        received, consumer_cpu = await consumer.received()
+        latencies = _latencies(sent, received)
         records = [
             (
                 raw_prefix + e.topic.removeprefix(prefix),
@@ -253,9 +256,10 @@ async def bench_latency(
             for e in events
         ]
     settle_heap()
-    raw, raw_achieved = await _raw_latency(
+    raw, raw_achieved, raw_cpu = await _raw_latency(
         settings, [raw_prefix + c.topic for c in EventCategory], rate, records, warmup
     )
+    per_event = 1e6 / len(events)
     return {
         "rate": rate,
         "events": count,
@@ -268,6 +272,11 @@ async def bench_latency(
         "raw_p50_ms": round(percentile(raw, 0.5), 2),
         "raw_p99_ms": round(percentile(raw, 0.99), 2),
         "raw_p999_ms": round(percentile(raw, 0.999), 2),
+        # CPU per event at this rate (warm-up included), each side's publisher and consumer.
+        "platform_publisher_cpu_us": round(publisher_cpu * per_event, 1),
+        "platform_consumer_cpu_us": round(consumer_cpu * per_event, 1),
+        "raw_publisher_cpu_us": round(raw_cpu[0] * per_event, 1),
+        "raw_consumer_cpu_us": round(raw_cpu[1] * per_event, 1),
     }
 
 
@@ -285,7 +294,8 @@ async def _raw_latency(
     rate: float,
     records: list[_RawRecord],
     warmup: int,
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, tuple[float, float]]:
+    """Latencies, achieved rate, and (producer, consumer) CPU seconds of the raw side."""
     producer = raw_producer(settings, linger_ms=0)
     sent: dict[str, float] = {}
     async with ConsumerProcess("raw", settings, topics, len(records)) as consumer:
@@ -298,10 +308,13 @@ async def _raw_latency(
                     sent[dict(headers)["event_id"].decode()] = time.perf_counter()
                 await producer.send(topic, value, key=key, headers=headers)
 
+            producer_cpu = time.process_time()
             achieved = await _paced(rate, records, warmup, send)
+            producer_cpu = time.process_time() - producer_cpu
         finally:
             await producer.stop()
-        return _latencies(sent, await consumer.received()), achieved
+        received, consumer_cpu = await consumer.received()
+        return _latencies(sent, received), achieved, (producer_cpu, consumer_cpu)
 
 
 async def bench_rebuild(
@@ -417,7 +430,9 @@ def _markdown(report: dict[str, Any]) -> str:
     lines.extend(
         f"| end-to-end latency at {int(lat['rate'])}/s, p50 / p99 / p99.9 ms | {lat['platform_p50_ms']} / {lat['platform_p99_ms']} / "
         f"{lat['platform_p999_ms']} | {lat['raw_p50_ms']} / {lat['raw_p99_ms']} / {lat['raw_p999_ms']} | |\n"
-        f"| rate achieved in that run, events/s | {lat['platform_achieved_rate']} | {lat['raw_achieved_rate']} | |"
+        f"| rate achieved in that run, events/s | {lat['platform_achieved_rate']} | {lat['raw_achieved_rate']} | |\n"
+        f"| CPU per event at that rate, publisher / consumer µs | {lat['platform_publisher_cpu_us']} / {lat['platform_consumer_cpu_us']} | "
+        f"{lat['raw_publisher_cpu_us']} / {lat['raw_consumer_cpu_us']} | |"
         for lat in report["latency"]
     )
     lines.append(
