@@ -21,7 +21,7 @@ import time
 import timeit
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -218,7 +218,12 @@ async def bench_consume(settings: AgentfluxSettings, count: int, rounds: int) ->
 
 
 async def bench_latency(
-    settings: AgentfluxSettings, rate: float, count: int, warmup_s: float = _WARMUP_S
+    settings: AgentfluxSettings,
+    rate: float,
+    count: int,
+    warmup_s: float = _WARMUP_S,
+    *,
+    pairs: int = 2,
 ) -> dict[str, Any]:
     """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms.
 
@@ -226,17 +231,67 @@ async def bench_latency(
     service does in production. Both sides use the six category topics (36 partitions), linger 0
     and lz4, and commit after handling (the raw loop after each batch, the runner in the
     background every 100 ms); the raw side sends the platform's pre-encoded bytes and headers
-    with ``send()`` and reads with a getmany loop. Each side first sends ``warmup_s`` seconds of
+    with ``send()`` and reads with a getmany loop. Each run first sends ``warmup_s`` seconds of
     traffic at the same rate, not measured: a fresh partition's first seconds on the broker
-    (leader election, metadata) are not steady state.
+    (leader election, metadata) are not steady state. Each side runs ``pairs`` times on fresh
+    topics, in the order platform, raw, raw, platform, ...: one run each in a fixed order had
+    measured the order and the machine's moment as much as the code. Percentiles are over all
+    of a side's measured events; CPU figures are the runs' mean.
     """
-    prefix = f"{settings.topic_prefix}lat{int(rate)}."
-    raw_prefix = f"{prefix}raw."
+    events = generated_events(int(rate * warmup_s) + count, seed=int(rate))
+    platform: list[_LatencyRun] = []
+    raw: list[_LatencyRun] = []
+    for pair in range(pairs):
+        run_platform = _platform_latency(settings, rate, events, warmup_s, pair)
+        if pair % 2:
+            raw.append(await _raw_latency(settings, rate, events, warmup_s, pair))
+            platform.append(await run_platform)
+        else:
+            platform.append(await run_platform)
+            raw.append(await _raw_latency(settings, rate, events, warmup_s, pair))
+    return {
+        "rate": rate,
+        "events": count,
+        "warmup_events": int(rate * warmup_s),
+        "runs_per_side": pairs,
+        **_latency_figures("platform", platform),
+        **_latency_figures("raw", raw),
+    }
+
+
+class _LatencyRun(NamedTuple):
+    latencies_ms: list[float]
+    achieved_rate: float
+    publisher_cpu_us: float  # per event sent, warm-up included
+    consumer_cpu_us: float
+
+
+def _latency_figures(side: str, runs: list[_LatencyRun]) -> dict[str, Any]:
+    pooled = [ms for run in runs for ms in run.latencies_ms]
+    return {
+        f"{side}_achieved_rate": round(statistics.mean(run.achieved_rate for run in runs)),
+        f"{side}_p50_ms": round(percentile(pooled, 0.5), 2),
+        f"{side}_p99_ms": round(percentile(pooled, 0.99), 2),
+        f"{side}_p999_ms": round(percentile(pooled, 0.999), 2),
+        f"{side}_p99_ms_by_run": [round(percentile(run.latencies_ms, 0.99), 2) for run in runs],
+        f"{side}_publisher_cpu_us": round(statistics.mean(r.publisher_cpu_us for r in runs), 1),
+        f"{side}_consumer_cpu_us": round(statistics.mean(r.consumer_cpu_us for r in runs), 1),
+    }
+
+
+async def _latency_topics(settings: AgentfluxSettings, rate: float, name: str) -> str:
+    """A fresh set of the six category topics for one run; their prefix."""
+    prefix = f"{settings.topic_prefix}lat{int(rate)}.{name}."
     await make_topics(settings, prefix, [])
-    await make_topics(settings, raw_prefix, [])
+    return prefix
+
+
+async def _platform_latency(
+    settings: AgentfluxSettings, rate: float, events: list[BaseEvent], warmup_s: float, run: int
+) -> _LatencyRun:
+    prefix = await _latency_topics(settings, rate, f"platform{run}")
     scoped = settings.model_copy(update={"topic_prefix": prefix})
     warmup = int(rate * warmup_s)
-    events = generated_events(warmup + count, seed=int(rate))
     sent: dict[str, float] = {}
     topics = [prefix + c.topic for c in EventCategory]
     settle_heap()
@@ -254,39 +309,10 @@ async def bench_latency(
         achieved = await _paced(rate, events, warmup, send)
         publisher_cpu = time.process_time() - publisher_cpu
         received, consumer_cpu = await consumer.received()
-        latencies = _latencies(sent, received)
-        records = [
-            (
-                raw_prefix + e.topic.removeprefix(prefix),
-                e.session_id.encode(),
-                publisher.codec.encode_known(e, publisher.topic_for(e)),
-                event_headers(e, new_traceparent()),
-            )
-            for e in events
-        ]
-    settle_heap()
-    raw, raw_achieved, raw_cpu = await _raw_latency(
-        settings, [raw_prefix + c.topic for c in EventCategory], rate, records, warmup
-    )
     per_event = 1e6 / len(events)
-    return {
-        "rate": rate,
-        "events": count,
-        "warmup_events": warmup,
-        "platform_achieved_rate": round(achieved),
-        "raw_achieved_rate": round(raw_achieved),
-        "platform_p50_ms": round(percentile(latencies, 0.5), 2),
-        "platform_p99_ms": round(percentile(latencies, 0.99), 2),
-        "platform_p999_ms": round(percentile(latencies, 0.999), 2),
-        "raw_p50_ms": round(percentile(raw, 0.5), 2),
-        "raw_p99_ms": round(percentile(raw, 0.99), 2),
-        "raw_p999_ms": round(percentile(raw, 0.999), 2),
-        # CPU per event at this rate (warm-up included), each side's publisher and consumer.
-        "platform_publisher_cpu_us": round(publisher_cpu * per_event, 1),
-        "platform_consumer_cpu_us": round(consumer_cpu * per_event, 1),
-        "raw_publisher_cpu_us": round(raw_cpu[0] * per_event, 1),
-        "raw_consumer_cpu_us": round(raw_cpu[1] * per_event, 1),
-    }
+    return _LatencyRun(
+        _latencies(sent, received), achieved, publisher_cpu * per_event, consumer_cpu * per_event
+    )
 
 
 def _latencies(sent: dict[str, float], received: dict[str, float]) -> list[float]:
@@ -298,15 +324,26 @@ def _latencies(sent: dict[str, float], received: dict[str, float]) -> list[float
 
 
 async def _raw_latency(
-    settings: AgentfluxSettings,
-    topics: list[str],
-    rate: float,
-    records: list[_RawRecord],
-    warmup: int,
-) -> tuple[list[float], float, tuple[float, float]]:
-    """Latencies, achieved rate, and (producer, consumer) CPU seconds of the raw side."""
+    settings: AgentfluxSettings, rate: float, events: list[BaseEvent], warmup_s: float, run: int
+) -> _LatencyRun:
+    """The platform's pre-encoded records sent with ``send()``, read by a raw getmany loop."""
+    prefix = await _latency_topics(settings, rate, f"raw{run}")
+    async with EventPublisher(settings) as encoder:  # only its codec: the bytes the platform sends
+        for event in {type(event): event for event in events}.values():
+            await encoder.codec.encode(event, encoder.topic_for(event))
+        records = [
+            (
+                prefix + event.topic,
+                event.session_id.encode(),
+                encoder.codec.encode_known(event, encoder.topic_for(event)),
+                event_headers(event, new_traceparent()),
+            )
+            for event in events
+        ]
     producer = raw_producer(settings, linger_ms=0)
     sent: dict[str, float] = {}
+    settle_heap()
+    topics = [prefix + c.topic for c in EventCategory]
     async with ConsumerProcess("raw", settings, topics, len(records)) as consumer:
         await producer.start()
         try:
@@ -318,12 +355,15 @@ async def _raw_latency(
                 await producer.send(topic, value, key=key, headers=headers)
 
             producer_cpu = time.process_time()
-            achieved = await _paced(rate, records, warmup, send)
+            achieved = await _paced(rate, records, int(rate * warmup_s), send)
             producer_cpu = time.process_time() - producer_cpu
         finally:
             await producer.stop()
         received, consumer_cpu = await consumer.received()
-        return _latencies(sent, received), achieved, (producer_cpu, consumer_cpu)
+    per_event = 1e6 / len(records)
+    return _LatencyRun(
+        _latencies(sent, received), achieved, producer_cpu * per_event, consumer_cpu * per_event
+    )
 
 
 async def bench_rebuild(
@@ -405,7 +445,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         }
         report["consume"] = await bench_consume(settings, count, rounds)
         report["latency"] = [
-            await bench_latency(settings, 1000, 2000, _QUICK_WARMUP_S)
+            await bench_latency(settings, 1000, 2000, _QUICK_WARMUP_S, pairs=1)
             if quick
             else await bench_latency(settings, 1000, 20_000)
         ]
@@ -439,7 +479,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines.extend(
         f"| end-to-end latency at {int(lat['rate'])}/s, p50 / p99 / p99.9 ms | {lat['platform_p50_ms']} / {lat['platform_p99_ms']} / "
         f"{lat['platform_p999_ms']} | {lat['raw_p50_ms']} / {lat['raw_p99_ms']} / {lat['raw_p999_ms']} | |\n"
-        f"| rate achieved in that run, events/s | {lat['platform_achieved_rate']} | {lat['raw_achieved_rate']} | |\n"
+        f"| rate achieved (mean of {lat['runs_per_side']} runs each, percentiles over all), events/s | {lat['platform_achieved_rate']} | {lat['raw_achieved_rate']} | |\n"
         f"| CPU per event at that rate, publisher / consumer µs | {lat['platform_publisher_cpu_us']} / {lat['platform_consumer_cpu_us']} | "
         f"{lat['raw_publisher_cpu_us']} / {lat['raw_consumer_cpu_us']} | |"
         for lat in report["latency"]
