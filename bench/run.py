@@ -70,20 +70,23 @@ async def _paced(
     items: Sequence[T],
     warmup: int,
     send: Callable[[T, bool], Awaitable[None]],
-) -> float:
-    """Send ``items`` at ``rate``/s (the first ``warmup`` unmeasured); the rate achieved after them.
+) -> tuple[float, float]:
+    """Send ``items`` at ``rate``/s (the first ``warmup`` unmeasured).
 
+    Returns the rate achieved after the warm-up and this process's CPU seconds over all items.
     5 ms worth of events may catch up after a late wake-up of the event loop: strict pacing
     (burst 1) lost every oversleep and ran at ~45 % of the nominal rate.
     """
     pacer = RateLimiter(rate, burst=max(2, int(rate * 0.005)))
+    cpu = time.process_time()
     measured_from = time.perf_counter()
     for index, item in enumerate(items):
         await pacer.acquire()
         if index == warmup:
             measured_from = time.perf_counter()
         await send(item, index >= warmup)
-    return (len(items) - warmup) / (time.perf_counter() - measured_from)
+    achieved = (len(items) - warmup) / (time.perf_counter() - measured_from)
+    return achieved, time.process_time() - cpu
 
 
 @contextlib.contextmanager
@@ -239,20 +242,20 @@ async def bench_latency(
     of a side's measured events; CPU figures are the runs' mean.
     """
     events = generated_events(int(rate * warmup_s) + count, seed=int(rate))
+    records = await _encoded(settings, events)
+    warmup = int(rate * warmup_s)
     platform: list[_LatencyRun] = []
     raw: list[_LatencyRun] = []
     for pair in range(pairs):
-        run_platform = _platform_latency(settings, rate, events, warmup_s, pair)
-        if pair % 2:
-            raw.append(await _raw_latency(settings, rate, events, warmup_s, pair))
-            platform.append(await run_platform)
-        else:
-            platform.append(await run_platform)
-            raw.append(await _raw_latency(settings, rate, events, warmup_s, pair))
+        for side in ("raw", "platform") if pair % 2 else ("platform", "raw"):
+            if side == "platform":
+                platform.append(await _platform_latency(settings, rate, events, warmup, pair))
+            else:
+                raw.append(await _raw_latency(settings, rate, records, warmup, pair))
     return {
         "rate": rate,
         "events": count,
-        "warmup_events": int(rate * warmup_s),
+        "warmup_events": warmup,
         "runs_per_side": pairs,
         **_latency_figures("platform", platform),
         **_latency_figures("raw", raw),
@@ -264,6 +267,27 @@ class _LatencyRun(NamedTuple):
     achieved_rate: float
     publisher_cpu_us: float  # per event sent, warm-up included
     consumer_cpu_us: float
+
+    @classmethod
+    def of(
+        cls,
+        sent: dict[str, float],
+        paced: tuple[float, float],
+        received: dict[str, float],
+        consumer_cpu_s: float,
+    ) -> _LatencyRun:
+        """One run's figures: send times, ``_paced``'s result, receive times, the consumer's CPU."""
+        achieved, publisher_cpu_s = paced
+        missing = sent.keys() - received.keys()
+        if missing:
+            raise RuntimeError(f"{len(missing)} measured events never reached the consumer")
+        per_event = 1e6 / len(received)
+        return cls(
+            [(received[event_id] - started) * 1000 for event_id, started in sent.items()],
+            achieved,
+            publisher_cpu_s * per_event,
+            consumer_cpu_s * per_event,
+        )
 
 
 def _latency_figures(side: str, runs: list[_LatencyRun]) -> dict[str, Any]:
@@ -286,12 +310,27 @@ async def _latency_topics(settings: AgentfluxSettings, rate: float, name: str) -
     return prefix
 
 
+async def _encoded(settings: AgentfluxSettings, events: list[BaseEvent]) -> list[_RawRecord]:
+    """The bytes and headers the platform sends for ``events``, by category topic (no prefix)."""
+    async with EventPublisher(settings) as encoder:  # only its codec
+        for event in {type(event): event for event in events}.values():
+            await encoder.codec.encode(event, encoder.topic_for(event))
+        return [
+            (
+                event.topic,
+                event.session_id.encode(),
+                encoder.codec.encode_known(event, encoder.topic_for(event)),
+                event_headers(event, new_traceparent()),
+            )
+            for event in events
+        ]
+
+
 async def _platform_latency(
-    settings: AgentfluxSettings, rate: float, events: list[BaseEvent], warmup_s: float, run: int
+    settings: AgentfluxSettings, rate: float, events: list[BaseEvent], warmup: int, run: int
 ) -> _LatencyRun:
     prefix = await _latency_topics(settings, rate, f"platform{run}")
     scoped = settings.model_copy(update={"topic_prefix": prefix})
-    warmup = int(rate * warmup_s)
     sent: dict[str, float] = {}
     topics = [prefix + c.topic for c in EventCategory]
     settle_heap()
@@ -305,41 +344,15 @@ async def _platform_latency(
                 sent[str(event.event_id)] = time.perf_counter()
             await publisher.send(event)
 
-        publisher_cpu = time.process_time()
-        achieved = await _paced(rate, events, warmup, send)
-        publisher_cpu = time.process_time() - publisher_cpu
-        received, consumer_cpu = await consumer.received()
-    per_event = 1e6 / len(events)
-    return _LatencyRun(
-        _latencies(sent, received), achieved, publisher_cpu * per_event, consumer_cpu * per_event
-    )
-
-
-def _latencies(sent: dict[str, float], received: dict[str, float]) -> list[float]:
-    """Milliseconds from send to receipt of every measured event (all must have arrived)."""
-    missing = sent.keys() - received.keys()
-    if missing:
-        raise RuntimeError(f"{len(missing)} measured events never reached the consumer")
-    return [(received[event_id] - started) * 1000 for event_id, started in sent.items()]
+        paced = await _paced(rate, events, warmup, send)
+        return _LatencyRun.of(sent, paced, *await consumer.received())
 
 
 async def _raw_latency(
-    settings: AgentfluxSettings, rate: float, events: list[BaseEvent], warmup_s: float, run: int
+    settings: AgentfluxSettings, rate: float, records: list[_RawRecord], warmup: int, run: int
 ) -> _LatencyRun:
     """The platform's pre-encoded records sent with ``send()``, read by a raw getmany loop."""
     prefix = await _latency_topics(settings, rate, f"raw{run}")
-    async with EventPublisher(settings) as encoder:  # only its codec: the bytes the platform sends
-        for event in {type(event): event for event in events}.values():
-            await encoder.codec.encode(event, encoder.topic_for(event))
-        records = [
-            (
-                prefix + event.topic,
-                event.session_id.encode(),
-                encoder.codec.encode_known(event, encoder.topic_for(event)),
-                event_headers(event, new_traceparent()),
-            )
-            for event in events
-        ]
     producer = raw_producer(settings, linger_ms=0)
     sent: dict[str, float] = {}
     settle_heap()
@@ -352,18 +365,12 @@ async def _raw_latency(
                 topic, key, value, headers = record
                 if measured:
                     sent[dict(headers)["event_id"].decode()] = time.perf_counter()
-                await producer.send(topic, value, key=key, headers=headers)
+                await producer.send(prefix + topic, value, key=key, headers=headers)
 
-            producer_cpu = time.process_time()
-            achieved = await _paced(rate, records, int(rate * warmup_s), send)
-            producer_cpu = time.process_time() - producer_cpu
+            paced = await _paced(rate, records, warmup, send)
         finally:
             await producer.stop()
-        received, consumer_cpu = await consumer.received()
-    per_event = 1e6 / len(records)
-    return _LatencyRun(
-        _latencies(sent, received), achieved, producer_cpu * per_event, consumer_cpu * per_event
-    )
+        return _LatencyRun.of(sent, paced, *await consumer.received())
 
 
 async def bench_rebuild(
