@@ -28,13 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.consumer import consumer as _consumer
 from aiokafka.consumer import fetcher as _fetcher
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.fetch import FetchRequest
-from aiokafka.structs import TopicPartition
 
 from consumers._fetching import lazy_headers
 
@@ -54,6 +54,9 @@ _FETCH_SESSION_ID_NOT_FOUND = 70
 _CLOSE_TIMEOUT_S = 1.0  # closing is a courtesy: the broker evicts idle sessions anyway
 _NO_ERROR = 0
 
+# (topic, partition): a plain tuple, equal to aiokafka's TopicPartition and several times
+# cheaper to make (every assigned partition is keyed on every fetch: ~28 -> ~8 µs for 36).
+Partition = tuple[str, int]
 # (fetch offset, max bytes) of one partition: what the broker keeps for it in a session.
 PartitionFetch = tuple[int, int]
 
@@ -72,12 +75,12 @@ class FetchSession:
         """A consumer starts without a session."""
         self.id = _NO_SESSION
         self.epoch = _INITIAL_EPOCH
-        self.partitions: dict[TopicPartition, PartitionFetch] = {}
+        self.partitions: dict[Partition, PartitionFetch] = {}
         self.supported = True
 
     def request_for(
-        self, wanted: dict[TopicPartition, PartitionFetch]
-    ) -> tuple[int, int, dict[TopicPartition, PartitionFetch], list[TopicPartition]]:
+        self, wanted: dict[Partition, PartitionFetch]
+    ) -> tuple[int, int, dict[Partition, PartitionFetch], list[Partition]]:
         """Session id, epoch, partitions to send and to forget, for a fetch of ``wanted``."""
         if self.epoch in {_INITIAL_EPOCH, _SESSIONLESS_EPOCH}:
             return self.id, self.epoch, wanted, []
@@ -86,7 +89,7 @@ class FetchSession:
         return self.id, self.epoch, changed, forgotten
 
     def answered(
-        self, wanted: dict[TopicPartition, PartitionFetch], error_code: int, session_id: int
+        self, wanted: dict[Partition, PartitionFetch], error_code: int, session_id: int
     ) -> None:
         """The broker answered a session fetch of ``wanted`` with this top-level outcome."""
         if self.epoch == _SESSIONLESS_EPOCH:  # the session is closed, whatever the answer
@@ -136,8 +139,8 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is un
             rack_id=request._rack_id,  # noqa: SLF001
         )
         self.session = session
-        self.wanted: dict[TopicPartition, PartitionFetch] = {
-            TopicPartition(topic, partition): (offset, max_bytes)
+        self.wanted: dict[Partition, PartitionFetch] = {
+            (topic, partition): (offset, max_bytes)
             for topic, partitions in request.topics
             for partition, offset, max_bytes in partitions
         }
@@ -160,10 +163,9 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is un
             session_id,
             epoch,
             _by_topic(
-                (tp, _partition_fetch(tp.partition, fetch, version))
-                for tp, fetch in changed.items()
+                (tp, _partition_fetch(tp[1], fetch, version)) for tp, fetch in changed.items()
             ),
-            _by_topic((tp, tp.partition) for tp in forgotten),
+            _by_topic((tp, tp[1]) for tp in forgotten),
         ]
         if version >= _RACK_VERSION:
             args.append(self._rack_id)
@@ -177,10 +179,10 @@ def _partition_fetch(partition: int, fetch: PartitionFetch, version: int) -> tup
     return (partition, offset, -1, max_bytes)
 
 
-def _by_topic(items: Iterable[tuple[TopicPartition, Any]]) -> list[tuple[str, list[Any]]]:
+def _by_topic(items: Iterable[tuple[Partition, Any]]) -> list[tuple[str, list[Any]]]:
     grouped: dict[str, list[Any]] = {}
     for tp, item in items:
-        grouped.setdefault(tp.topic, []).append(item)
+        grouped.setdefault(tp[0], []).append(item)
     return list(grouped.items())
 
 
@@ -214,16 +216,16 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
 
     def __init__(self, client: Any, subscriptions: Any, **kwargs: Any) -> None:
         super().__init__(client, subscriptions, **kwargs)
-        self._sessions: dict[int, FetchSession] | None = None
+        self._sessions: defaultdict[int, FetchSession] | None = None  # by broker node id
         if kwargs.get("key_deserializer") is lazy_headers:
-            self._sessions = {}
+            self._sessions = defaultdict(FetchSession)
             self._client = _SessionClient(client)  # the fetch routine reads it once it runs
 
     def _get_actions_per_node(self, assignment: Any) -> tuple[Any, ...]:
         requests, *rest = super()._get_actions_per_node(assignment)
         if self._sessions is not None:
             requests = [
-                (node_id, SessionFetchRequest(request, self._session(node_id)))
+                (node_id, SessionFetchRequest(request, self._sessions[node_id]))
                 for node_id, request in requests
             ]
         return (requests, *rest)
@@ -233,7 +235,7 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
         await super().close()
         if not self._sessions:
             return
-        sessions, self._sessions = self._sessions, {}
+        sessions, self._sessions = self._sessions, defaultdict(FetchSession)
         await asyncio.gather(
             *(
                 self._end(node_id, session)
@@ -251,13 +253,6 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
         )
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
             await asyncio.wait_for(self._client.send(node_id, request), _CLOSE_TIMEOUT_S)
-
-    def _session(self, node_id: int) -> FetchSession:
-        assert self._sessions is not None  # noqa: S101  # only marked consumers get here
-        session = self._sessions.get(node_id)
-        if session is None:
-            session = self._sessions[node_id] = FetchSession()
-        return session
 
 
 def install_fetch_sessions() -> bool:
