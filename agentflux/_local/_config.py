@@ -14,11 +14,11 @@ if TYPE_CHECKING:
 __all__ = [
     "NodePorts",
     "available_cpus",
+    "broker_threads",
     "new_cluster_id",
     "registry_environment",
     "render_log4j",
     "render_server",
-    "request_threads",
 ]
 
 
@@ -41,19 +41,22 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def request_threads(cpus: int, nodes: int) -> dict[str, int]:
-    """Broker request thread pools for ``nodes`` nodes sharing ``cpus`` CPUs.
+def broker_threads(cpus: int, nodes: int) -> dict[str, int]:
+    """Broker thread pools for ``nodes`` nodes sharing ``cpus`` CPUs.
 
-    Kafka's defaults (3 network and 8 I/O threads per broker) suit a server of its own. A local
-    cluster shares a laptop's or a CI runner's few cores with its clients; there every request
-    hops between more threads than cores, and each hop may wait for one. On 2 CPUs, 1 network
-    and 2 I/O threads cut the end-to-end p99 at 1k events/s from 9-17 ms to 5-12 ms (bench
-    latency runs, both clients alike). The defaults return at 8 CPUs per node.
+    Kafka's defaults (3 network, 8 I/O and 4 group coordinator threads per broker) suit a
+    server of its own. A local cluster shares a laptop's or a CI runner's few cores with its
+    clients; there every request hops between more threads than cores, and each hop may wait
+    for one. On 2 CPUs, 1 network and 2 I/O threads took the end-to-end p99 at 1k events/s
+    from 9-17 ms to 5-12 ms (latency bench, both clients alike, runs alternating on one
+    broker). The defaults return at 8 CPUs per node.
     """
     per_node = max(1, cpus // nodes)
     return {
         "num.network.threads": min(3, max(1, per_node // 2)),
         "num.io.threads": min(8, max(2, per_node)),
+        # Kafka 4's group coordinator runs on threads of its own (4 by default).
+        "group.coordinator.threads": min(4, max(1, per_node // 2)),
     }
 
 
@@ -96,7 +99,7 @@ def render_server(
         # A restarted node takes its partitions back, as the failure tests expect.
         "auto.leader.rebalance.enable": "true",
         "leader.imbalance.check.interval.seconds": 5,
-        **request_threads(cpus or available_cpus(), len(voters)),
+        **broker_threads(cpus or available_cpus(), len(voters)),
     }
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 

@@ -15,10 +15,10 @@ import yaml
 from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
 from agentflux._local._config import (
     NodePorts,
+    broker_threads,
     new_cluster_id,
     registry_environment,
     render_server,
-    request_threads,
 )
 from agentflux._local._java import JavaNotFoundError
 from agentflux._local._ports import free_ports, port_is_open
@@ -58,22 +58,29 @@ def test_three_node_config_has_rf3_and_min_isr2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cpus", "nodes", "network", "io"),
-    [(2, 1, 1, 2), (2, 3, 1, 2), (4, 1, 2, 4), (16, 1, 3, 8), (64, 3, 3, 8)],
+    ("cpus", "nodes", "threads"),
+    [
+        (2, 1, ("1", "2", "1")),
+        (2, 3, ("1", "2", "1")),
+        (4, 1, ("2", "4", "2")),
+        (16, 1, ("3", "8", "4")),
+        (64, 3, ("3", "8", "4")),
+    ],
 )
-def test_request_threads_follow_the_cpus(
-    tmp_path: Path, cpus: int, nodes: int, network: int, io: int
+def test_broker_threads_follow_the_cpus(
+    tmp_path: Path, cpus: int, nodes: int, threads: tuple[str, str, str]
 ) -> None:
-    """Each node gets request threads for its share of the CPUs, Kafka's defaults at most."""
+    """Each node gets thread pools for its share of the CPUs, Kafka's defaults at most."""
     voters = [NodePorts(i, 1000 + i, 2000 + i) for i in range(1, nodes + 1)]
     props = _properties(render_server(voters[0], voters, tmp_path, cpus=cpus))
-    assert (props["num.network.threads"], props["num.io.threads"]) == (str(network), str(io))
+    pools = ("num.network.threads", "num.io.threads", "group.coordinator.threads")
+    assert tuple(props[pool] for pool in pools) == threads
 
 
-def test_request_threads_default_to_this_process_cpus(tmp_path: Path) -> None:
+def test_broker_threads_default_to_this_process_cpus(tmp_path: Path) -> None:
     """Without a count the pools follow the CPUs this process may run on."""
     node = NodePorts(1, 9092, 9093)
-    expected = request_threads(len(os.sched_getaffinity(0)), 1)
+    expected = broker_threads(len(os.sched_getaffinity(0)), 1)
     props = _properties(render_server(node, [node], tmp_path))
     assert props["num.io.threads"] == str(expected["num.io.threads"])
 
