@@ -211,6 +211,12 @@ class _SessionClient:
         return response
 
 
+def _forget_departed(sessions: dict[int, FetchSession], cluster: Any) -> None:
+    """Drop the sessions of brokers gone from ``cluster``'s metadata (their state went too)."""
+    for node_id in [node_id for node_id in sessions if cluster.broker_metadata(node_id) is None]:
+        del sessions[node_id]
+
+
 class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is untyped
     """aiokafka's fetcher, with a fetch session per broker for consumers marked to use them."""
 
@@ -220,6 +226,13 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
         if kwargs.get("key_deserializer") is lazy_headers:
             self._sessions = defaultdict(FetchSession)
             self._client = _SessionClient(client)  # the fetch routine reads it once it runs
+            client.cluster.add_listener(self._metadata_updated)
+
+    def _metadata_updated(self, cluster: Any) -> None:
+        # A broker that left the cluster (scaled in, replaced) keeps no session for us; one
+        # that comes back under its id starts a new session at the next fetch.
+        if self._sessions:
+            _forget_departed(self._sessions, cluster)
 
     def _get_actions_per_node(self, assignment: Any) -> tuple[Any, ...]:
         requests, *rest = super()._get_actions_per_node(assignment)
@@ -233,6 +246,9 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
     async def close(self) -> None:
         """Stop fetching, then end each broker's session so its slot is free at once."""
         await super().close()
+        if self._sessions is None:
+            return
+        self._client.cluster.remove_listener(self._metadata_updated)
         if not self._sessions:
             return
         sessions, self._sessions = self._sessions, defaultdict(FetchSession)

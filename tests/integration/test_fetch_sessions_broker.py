@@ -161,8 +161,11 @@ async def test_stopping_ends_the_session_on_the_broker(
         await _round_trips(producer, consumer, sessions_topic, 0, 3)
         ((node_id, session),) = consumer._fetcher._sessions.items()
         session_id = session.id
+        listeners = consumer._client.cluster._listeners  # how departed brokers are noticed
+        assert consumer._fetcher._metadata_updated in listeners
     finally:
         await consumer.stop()
+    assert consumer._fetcher._metadata_updated not in listeners  # the fetcher is not kept alive
     assert session_id != 0
     probe = FetchSession()
     probe.id, probe.epoch = session_id, 1000  # an open session would answer "wrong epoch" (71)

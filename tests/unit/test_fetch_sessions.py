@@ -6,16 +6,18 @@ import io
 from typing import Any
 
 import pytest
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.protocol.fetch import (
     FetchRequest,
     FetchRequest_v4,
     FetchRequest_v8,
     FetchRequest_v11,
 )
+from aiokafka.protocol.metadata import MetadataResponse_v0
 from aiokafka.structs import TopicPartition
 
 from consumers import FetchSession, SessionFetchRequest, install_fetch_sessions
-from consumers._sessions import _SessionClient
+from consumers._sessions import _forget_departed, _SessionClient
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
 _SESSION_ID_NOT_FOUND, _INVALID_EPOCH = 70, 71
@@ -193,3 +195,15 @@ def test_closing_fetch_ends_the_session() -> None:
     assert session.request_for({}) == (42, -1, {}, [])
     session.answered({}, 0, 0)
     assert (session.id, session.epoch, session.partitions) == (0, 0, {})
+
+
+def test_sessions_of_brokers_gone_from_the_metadata_are_dropped() -> None:
+    """A broker that left the cluster's metadata takes its session along; the others stay."""
+    cluster = ClusterMetadata()
+    cluster.update_metadata(MetadataResponse_v0([(1, "h", 1), (2, "h", 2)], []))
+    sessions = {1: FetchSession(), 2: FetchSession()}
+    _forget_departed(sessions, cluster)
+    assert set(sessions) == {1, 2}
+    cluster.update_metadata(MetadataResponse_v0([(2, "h", 2)], []))
+    _forget_departed(sessions, cluster)
+    assert set(sessions) == {2}
