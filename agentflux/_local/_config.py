@@ -37,8 +37,13 @@ def new_cluster_id() -> str:
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (a container's or taskset's share, not the host's)."""
-    return len(os.sched_getaffinity(0))
+    """The CPUs this process may run on (a container's or taskset's share, not the host's).
+
+    macOS has no affinity call: there, every CPU of the machine.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def broker_threads(cpus: int, nodes: int) -> dict[str, int]:

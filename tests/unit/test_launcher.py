@@ -15,6 +15,7 @@ import yaml
 from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
 from agentflux._local._config import (
     NodePorts,
+    available_cpus,
     broker_threads,
     new_cluster_id,
     registry_environment,
@@ -83,6 +84,13 @@ def test_broker_threads_default_to_this_process_cpus(tmp_path: Path) -> None:
     expected = broker_threads(len(os.sched_getaffinity(0)), 1)
     props = _properties(render_server(node, [node], tmp_path))
     assert props["num.io.threads"] == str(expected["num.io.threads"])
+
+
+def test_cpus_without_an_affinity_call_are_the_machine_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the OS has no affinity call (macOS), the machine's CPU count is used."""
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert available_cpus() == 6
 
 
 def test_cluster_id_is_kafka_shaped() -> None:
