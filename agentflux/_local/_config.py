@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -11,15 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = [
-    "NodePorts",
-    "available_cpus",
-    "broker_threads",
-    "new_cluster_id",
-    "registry_environment",
-    "render_log4j",
-    "render_server",
-]
+__all__ = ["NodePorts", "new_cluster_id", "registry_environment", "render_log4j", "render_server"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,42 +27,8 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (a container's or taskset's share, not the host's).
-
-    macOS has no affinity call: there, every CPU of the machine.
-    """
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def broker_threads(cpus: int, nodes: int) -> dict[str, int]:
-    """Broker thread pools for ``nodes`` nodes sharing ``cpus`` CPUs.
-
-    Kafka's defaults (3 network, 8 I/O and 4 group coordinator threads per broker) suit a
-    server of its own. A local cluster shares a laptop's or a CI runner's few cores with its
-    clients; there every request hops between more threads than cores, and each hop may wait
-    for one. On 2 CPUs, 1 network and 2 I/O threads took the end-to-end p99 at 1k events/s
-    from 9-17 ms to 5-12 ms (latency bench, both clients alike, runs alternating on one
-    broker). The defaults return at 8 CPUs per node.
-    """
-    per_node = max(1, cpus // nodes)
-    return {
-        "num.network.threads": min(3, max(1, per_node // 2)),
-        "num.io.threads": min(8, max(2, per_node)),
-        # Kafka 4's group coordinator runs on threads of its own (4 by default).
-        "group.coordinator.threads": min(4, max(1, per_node // 2)),
-    }
-
-
-def render_server(
-    node: NodePorts, voters: list[NodePorts], log_dir: Path, *, cpus: int | None = None
-) -> str:
-    """``server.properties`` of one KRaft node that is both broker and controller.
-
-    ``cpus``: the CPUs the whole cluster shares (default: those this process may use).
-    """
+def render_server(node: NodePorts, voters: list[NodePorts], log_dir: Path) -> str:
+    """``server.properties`` of one KRaft node that is both broker and controller."""
     replication = min(3, len(voters))
     min_isr = 2 if replication >= 3 else 1  # noqa: PLR2004  # 3 replicas tolerate one loss
     quorum = ",".join(f"{v.node_id}@127.0.0.1:{v.controller}" for v in voters)
@@ -104,7 +61,6 @@ def render_server(
         # A restarted node takes its partitions back, as the failure tests expect.
         "auto.leader.rebalance.enable": "true",
         "leader.imbalance.check.interval.seconds": 5,
-        **broker_threads(cpus or available_cpus(), len(voters)),
     }
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 

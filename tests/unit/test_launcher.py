@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,14 +12,7 @@ import pytest
 import yaml
 
 from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
-from agentflux._local._config import (
-    NodePorts,
-    available_cpus,
-    broker_threads,
-    new_cluster_id,
-    registry_environment,
-    render_server,
-)
+from agentflux._local._config import NodePorts, new_cluster_id, registry_environment, render_server
 from agentflux._local._java import JavaNotFoundError
 from agentflux._local._ports import free_ports, port_is_open
 from agentflux._local._process import is_running, spawn, stop
@@ -56,41 +48,6 @@ def test_three_node_config_has_rf3_and_min_isr2(tmp_path: Path) -> None:
         "2@127.0.0.1:2002",
         "3@127.0.0.1:2003",
     ]
-
-
-@pytest.mark.parametrize(
-    ("cpus", "nodes", "threads"),
-    [
-        (2, 1, ("1", "2", "1")),
-        (2, 3, ("1", "2", "1")),
-        (4, 1, ("2", "4", "2")),
-        (16, 1, ("3", "8", "4")),
-        (64, 3, ("3", "8", "4")),
-    ],
-)
-def test_broker_threads_follow_the_cpus(
-    tmp_path: Path, cpus: int, nodes: int, threads: tuple[str, str, str]
-) -> None:
-    """Each node gets thread pools for its share of the CPUs, Kafka's defaults at most."""
-    voters = [NodePorts(i, 1000 + i, 2000 + i) for i in range(1, nodes + 1)]
-    props = _properties(render_server(voters[0], voters, tmp_path, cpus=cpus))
-    pools = ("num.network.threads", "num.io.threads", "group.coordinator.threads")
-    assert tuple(props[pool] for pool in pools) == threads
-
-
-def test_broker_threads_default_to_this_process_cpus(tmp_path: Path) -> None:
-    """Without a count the pools follow the CPUs this process may run on."""
-    node = NodePorts(1, 9092, 9093)
-    expected = broker_threads(len(os.sched_getaffinity(0)), 1)
-    props = _properties(render_server(node, [node], tmp_path))
-    assert props["num.io.threads"] == str(expected["num.io.threads"])
-
-
-def test_cpus_without_an_affinity_call_are_the_machine_s(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where the OS has no affinity call (macOS), the machine's CPU count is used."""
-    monkeypatch.delattr(os, "sched_getaffinity")
-    monkeypatch.setattr(os, "cpu_count", lambda: 6)
-    assert available_cpus() == 6
 
 
 def test_cluster_id_is_kafka_shaped() -> None:
