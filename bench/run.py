@@ -450,7 +450,10 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
             "rounds": rounds,
             "publish": await bench_publish(settings, events, rounds),
         }
+        # The machine's speed drifts within a run on a shared VM: taken after each part too.
+        yardsticks = report["machine"]["sum_range_1000_us_after"] = {"publish": _yardstick_us()}
         report["consume"] = await bench_consume(settings, count, rounds)
+        yardsticks["consume"] = _yardstick_us()
         report["latency"] = [
             await bench_latency(settings, 1000, 2000, _QUICK_WARMUP_S, pairs=1)
             if quick
@@ -458,6 +461,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         ]
         if not quick:
             report["latency"].append(await bench_latency(settings, 10_000, 50_000))
+        yardsticks["latency"] = _yardstick_us()
         with tempfile.TemporaryDirectory() as directory:
             report["rebuild"] = await bench_rebuild(settings, count, Path(directory))
     return report
@@ -469,7 +473,10 @@ def _markdown(report: dict[str, Any]) -> str:
         f"# agentflux benchmarks ({report['mode']})",
         "",
         f"Machine: {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, {report['machine']['platform']};",
-        f"`sum(range(1000))` in {report['machine']['sum_range_1000_us']} µs (a yardstick of the machine's speed).",
+        f"`sum(range(1000))` in {report['machine']['sum_range_1000_us']} µs (a yardstick of the machine's speed);",
+        "after publish / consume / latency: "
+        + " / ".join(f"{us}" for us in report["machine"]["sum_range_1000_us_after"].values())
+        + " µs.",
         "Command: `make bench` (or `make bench-quick`). Same broker, same run, platform vs raw aiokafka;",
         "throughput figures: one round of each side."
         if report["rounds"] == 1
