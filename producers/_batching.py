@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -47,8 +47,9 @@ _KEY_CACHE_SIZE = 100_000
 @dataclass(slots=True)
 class _OpenBatch:
     builder: EventBatchBuilder
-    # One per record, in record order: a record's offset in its batch is its index here.
-    entries: list[asyncio.Future[PublishResult]] = field(default_factory=list)
+    # One per record, in record order: a record's offset in its batch is its index here. None:
+    # a record queued without a result of its own (EventPublisher.enqueue).
+    entries: list[asyncio.Future[PublishResult] | None] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     due: bool = False  # lingered long enough, or someone waits for it
     claimed: bool = False  # the drain task hands it over (or did)
@@ -101,9 +102,13 @@ class Batcher:
         batch_size: int,
         compression_type: str | None,
         linger_s: float,
-        on_settled: Callable[[list[asyncio.Future[PublishResult]]], None],
+        on_settled: Callable[[list[asyncio.Future[PublishResult] | None]], None],
+        on_unreported_failure: Callable[[TopicPartition, int, BaseException], None],
     ) -> None:
         """Batch for ``producer``; ``on_settled`` gets each batch's records once, acked or failed.
+
+        ``on_unreported_failure`` hears of records without a result of their own that failed
+        (topic-partition, how many, why): no future carries their error.
 
         Every record carries ``header_names`` (its values given to :meth:`append`); batches
         hold up to ``batch_size`` bytes before ``compression_type`` (the producer's settings).
@@ -114,6 +119,7 @@ class Batcher:
         )
         self._linger_s = linger_s
         self._on_settled = on_settled
+        self._on_unreported_failure = on_unreported_failure
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._by_key: dict[tuple[str, bytes], int] = {}  # murmur2 is pure Python in aiokafka
@@ -163,14 +169,42 @@ class Batcher:
                     partitions_after=after,
                 )
 
+    @overload
     def append(
         self,
         tp: TopicPartition,
         key: bytes,
         value: bytes,
         header_values: tuple[HeaderValue, ...],
-    ) -> asyncio.Future[PublishResult]:
-        """Add a record to its partition's open batch; the future resolves when it is acked."""
+        *,
+        result: Literal[True] = True,
+    ) -> asyncio.Future[PublishResult]: ...
+
+    @overload
+    def append(
+        self,
+        tp: TopicPartition,
+        key: bytes,
+        value: bytes,
+        header_values: tuple[HeaderValue, ...],
+        *,
+        result: Literal[False],
+    ) -> None: ...
+
+    def append(
+        self,
+        tp: TopicPartition,
+        key: bytes,
+        value: bytes,
+        header_values: tuple[HeaderValue, ...],
+        *,
+        result: bool = True,
+    ) -> asyncio.Future[PublishResult] | None:
+        """Add a record to its partition's open batch; the future resolves when it is acked.
+
+        ``result=False``: no future (None), the cheapest record; a failure goes to
+        ``on_unreported_failure``.
+        """
         batch = self._open.get(tp)
         if (
             batch is None
@@ -182,10 +216,13 @@ class Batcher:
             batch = self._start(tp)
             # A new batch always takes its first record, whatever its size (as aiokafka's).
             batch.builder.append_record(key, value, header_values)
+        if not result:
+            batch.entries.append(None)
+            return None
         # The future type itself: loop.create_future() is one more Python call per record.
-        result: asyncio.Future[PublishResult] = asyncio.Future(loop=asyncio.get_running_loop())
-        batch.entries.append(result)
-        return result
+        future: asyncio.Future[PublishResult] = asyncio.Future(loop=asyncio.get_running_loop())
+        batch.entries.append(future)
+        return future
 
     def submit(self, tp: TopicPartition) -> None:
         """Hand the partition's open batch over now (no more linger); it still takes records."""
@@ -287,8 +324,11 @@ class Batcher:
         self, batch: _OpenBatch, tp: TopicPartition, base: int | None, error: BaseException | None
     ) -> None:
         topic, partition = tp
+        unreported = 0
         for relative, result in enumerate(batch.entries):
-            if not result.done():
+            if result is None:
+                unreported += 1
+            elif not result.done():
                 if base is None:
                     result.set_exception(
                         BrokerUnavailableError(
@@ -297,4 +337,6 @@ class Batcher:
                     )
                 else:
                     result.set_result(PublishResult(topic, partition, base + relative))
+        if base is None and unreported:
+            self._on_unreported_failure(tp, unreported, error or asyncio.CancelledError())
         self._on_settled(batch.entries)

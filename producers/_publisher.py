@@ -60,6 +60,10 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+# An event ready to append: its topic-partition, key, encoded value, and the event (headers).
+_Record = tuple[tuple[str, int], bytes, bytes, "BaseEvent"]
+
+
 def _traceparent() -> str:
     # The current OpenTelemetry span when there is one; checked directly, the propagator API
     # costs more than the rest of the headers together. An empty context (the common case
@@ -114,6 +118,7 @@ class EventPublisher:
             compression_type=options["compression_type"],
             linger_s=options["linger_ms"] / 1000,
             on_settled=self._settled,
+            on_unreported_failure=self._unreported_failure,
         )
         # A plain counter, not asyncio.Semaphore: in Python 3.11 its acquire() builds a generator
         # on every call, which showed up in publish profiles.
@@ -121,6 +126,9 @@ class EventPublisher:
         self._in_flight = 0
         self._room: asyncio.Future[None] | None = None
         self._pending: set[asyncio.Future[Any]] = set()
+        # Records queued by enqueue() that the broker did not take, not yet raised by flush().
+        self._unreported_failures = 0
+        self._last_unreported_error: BaseException | None = None
         self._topics: dict[type[BaseEvent], str] = {}
         self._publish_timeout_s = publish_timeout_s
         self._connect_timeout_s = connect_timeout_s
@@ -197,17 +205,26 @@ class EventPublisher:
         Invalid events raise here, before anything is queued. Waits while ``max_in_flight``
         records are unacknowledged (backpressure).
         """
-        queued = self._queue_now(event)
-        if queued is None:
-            queued = await self._queue(event)
-        return queued[1]
+        return self._append(self._ready_now(event) or await self._ready(event))
 
-    def _queue_now(
-        self, event: BaseEvent
-    ) -> tuple[tuple[str, int], asyncio.Future[PublishResult]] | None:
+    async def enqueue(self, event: BaseEvent) -> None:
+        """Queue ``event`` without a result of its own: the cheapest way to publish many.
+
+        As :meth:`send` (refused before anything is queued when invalid, waits for room), but
+        no future per event: a record the broker does not take is logged at once, and the next
+        :meth:`flush` (or :meth:`close`) raises :class:`BrokerUnavailableError` saying how many
+        such records failed. Nothing fails unseen.
+        """
+        tp, key, value, event = self._ready_now(event) or await self._ready(event)
+        self._batcher.append(
+            tp, key, value, event_header_values(event, _traceparent()), result=False
+        )
+        self._in_flight += 1
+
+    def _ready_now(self, event: BaseEvent) -> _Record | None:
         """The steady-state path without awaiting: None when anything needs the full path.
 
-        The full path (``_queue``) registers a schema, looks up a new topic's partitions, waits
+        The full path (``_ready``) registers a schema, looks up a new topic's partitions, waits
         for room and turns encoding failures into typed errors; a coroutine per step costs
         more than the rest of this path.
         """
@@ -227,11 +244,9 @@ class EventPublisher:
         partition = self._batcher.known_partition(topic, key)
         if partition is None:
             return None
-        return self._append((topic, partition), key, value, event)
+        return (topic, partition), key, value, event
 
-    async def _queue(
-        self, event: BaseEvent
-    ) -> tuple[tuple[str, int], asyncio.Future[PublishResult]]:
+    async def _ready(self, event: BaseEvent) -> _Record:
         if not self._started or self._closed:
             raise PublishError("the publisher is not started (or already closed)")
         topic = self.topic_for(event)
@@ -240,25 +255,34 @@ class EventPublisher:
         partition = self._batcher.known_partition(topic, key)
         if partition is None:
             partition = await self._batcher.partition_for(topic, key)
-        tp = (topic, partition)
         while self._in_flight >= self._max_in_flight:
             await self._wait_for_room()
-        return self._append(tp, key, value, event)
+        return (topic, partition), key, value, event
 
-    def _append(
-        self, tp: tuple[str, int], key: bytes, value: bytes, event: BaseEvent
-    ) -> tuple[tuple[str, int], asyncio.Future[PublishResult]]:
+    def _append(self, record: _Record) -> asyncio.Future[PublishResult]:
+        tp, key, value, event = record
+        future = self._batcher.append(tp, key, value, event_header_values(event, _traceparent()))
         self._in_flight += 1
-        result = self._batcher.append(tp, key, value, event_header_values(event, _traceparent()))
-        self._pending.add(result)
-        return tp, result
+        self._pending.add(future)
+        return future
 
     async def _wait_for_room(self) -> None:
         if self._room is None or self._room.done():
             self._room = asyncio.get_running_loop().create_future()
         await self._room
 
-    def _settled(self, results: list[asyncio.Future[PublishResult]]) -> None:
+    def _unreported_failure(self, tp: tuple[str, int], count: int, error: BaseException) -> None:
+        self._unreported_failures += count
+        self._last_unreported_error = error
+        _log.error(
+            "queued records not acknowledged",
+            topic=tp[0],
+            partition=tp[1],
+            records=count,
+            error=repr(error),
+        )
+
+    def _settled(self, results: list[asyncio.Future[PublishResult] | None]) -> None:
         self._in_flight -= len(results)
         self._pending.difference_update(results)
         if self._room is not None and not self._room.done():
@@ -266,8 +290,9 @@ class EventPublisher:
 
     async def publish(self, event: BaseEvent) -> PublishResult:
         """Publish one event and wait until the broker has it (or raise a typed error)."""
-        tp, pending = self._queue_now(event) or await self._queue(event)
-        self._batcher.submit(tp)  # the caller waits: no linger for its batch
+        record = self._ready_now(event) or await self._ready(event)
+        pending = self._append(record)
+        self._batcher.submit(record[0])  # the caller waits: no linger for its batch
         try:
             return await asyncio.wait_for(asyncio.shield(pending), self._publish_timeout_s)
         except TimeoutError as exc:
@@ -290,6 +315,12 @@ class EventPublisher:
             raise PublishTimeoutError(f"flush did not complete: {exc}") from exc
         if self._pending:
             await asyncio.wait(list(self._pending))
+        if self._unreported_failures:
+            count, error = self._unreported_failures, self._last_unreported_error
+            self._unreported_failures, self._last_unreported_error = 0, None
+            raise BrokerUnavailableError(
+                f"{count} records queued with enqueue() were not acknowledged: {error!r}"
+            )
 
     async def close(self) -> None:
         """Flush what was accepted, then disconnect."""

@@ -137,6 +137,48 @@ async def test_send_waits_while_max_in_flight_records_are_unacknowledged(cluster
 
 
 @pytest.mark.broker
+async def test_enqueued_events_arrive_once_in_session_order(cluster: Cluster) -> None:
+    """enqueue() (no future per event): after flush every event is stored once, in order."""
+    settings = await _prefixed(cluster)
+    events = list(Simulator(sessions=20, seed=5).events())
+    async with EventPublisher(settings) as publisher:
+        for event in events:
+            await publisher.enqueue(event)
+        await publisher.flush()
+    records = await _read_all(settings, len(events))
+    assert len(records) == len(events)
+    published: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for event in events:
+        published[settings.topic_prefix + event.topic, event.session_id].append(str(event.event_id))
+    stored: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        assert record.key is not None
+        stored[record.topic, record.key.decode()].append(header_map(record.headers)["event_id"])
+    assert stored == published
+
+
+@pytest.mark.broker
+async def test_enqueued_records_the_broker_refuses_fail_the_flush(cluster: Cluster) -> None:
+    """Records without futures that the broker refuses are logged and raised by flush()."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
+    # A topic that takes no record as big as an event: the broker refuses every batch.
+    await create_topic(
+        settings, settings.topic_prefix + event.topic, configs={"max.message.bytes": "64"}
+    )
+    publisher = EventPublisher(settings)
+    await publisher.start()
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            await publisher.enqueue(event)
+        with pytest.raises(BrokerUnavailableError, match="3 records queued with enqueue"):
+            await publisher.flush()
+        await publisher.close()  # raised once: nothing left to report
+    failed = [log for log in logs if log["event"] == "queued records not acknowledged"]
+    assert sum(log["records"] for log in failed) == 3
+
+
+@pytest.mark.broker
 async def test_added_partitions_are_used_after_a_metadata_refresh(cluster: Cluster) -> None:
     """A topic grown from 2 to 6 partitions gets keys by murmur2 over all 6, without a restart."""
     settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})

@@ -8,9 +8,12 @@ import weakref
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.producer.message_accumulator import MessageAccumulator
 from aiokafka.structs import TopicPartition
 
+from producers import BrokerUnavailableError
 from producers._batching import Batcher
 from producers._protocols import PublishResult
 
@@ -53,7 +56,14 @@ async def _settle_loop() -> None:
         await asyncio.sleep(0)  # let the batcher's drain task run its steps
 
 
-def _batcher(producer: _Producer, *, linger_s: float = 0, batch_size: int = 16_384) -> Batcher:
+def _batcher(
+    producer: _Producer,
+    *,
+    linger_s: float = 0,
+    batch_size: int = 16_384,
+    unreported: list[tuple[Any, int, BaseException]] | None = None,
+) -> Batcher:
+    failures = [] if unreported is None else unreported
     return Batcher(
         producer,  # type: ignore[arg-type]
         header_names=(),
@@ -61,6 +71,7 @@ def _batcher(producer: _Producer, *, linger_s: float = 0, batch_size: int = 16_3
         compression_type=None,
         linger_s=linger_s,
         on_settled=lambda _: None,
+        on_unreported_failure=lambda tp, count, error: failures.append((tp, count, error)),
     )
 
 
@@ -133,3 +144,37 @@ async def test_a_delivered_batch_is_freed_without_the_garbage_collector() -> Non
         assert watched() is None
     finally:
         gc.enable()
+
+
+async def test_records_without_a_result_keep_their_place_in_the_batch() -> None:
+    """A record appended without a future still takes its offset; the others' offsets follow."""
+    producer = _Producer()
+    unreported: list[tuple[Any, int, BaseException]] = []
+    batcher = _batcher(producer, unreported=unreported)
+    first = batcher.append(_TP, b"k", b"1", ())
+    assert batcher.append(_TP, b"k", b"2", (), result=False) is None
+    third = batcher.append(_TP, b"k", b"3", ())
+    await _settle_loop()
+    taken = producer.take()
+    assert taken.record_count == 3
+    taken.get_data_buffer()
+    taken.done(base_offset=10)
+    assert [(await first).offset, (await third).offset] == [10, 12]
+    assert unreported == []
+
+
+async def test_failed_records_without_a_result_are_reported_with_their_count() -> None:
+    """A failed batch fails its futures and reports how many records had none, and why."""
+    producer = _Producer()
+    unreported: list[tuple[Any, int, BaseException]] = []
+    batcher = _batcher(producer, unreported=unreported)
+    batcher.append(_TP, b"k", b"1", (), result=False)
+    with_result = batcher.append(_TP, b"k", b"2", ())
+    batcher.append(_TP, b"k", b"3", (), result=False)
+    await _settle_loop()
+    producer.take().failure(KafkaConnectionError("broker gone"))
+    with pytest.raises(BrokerUnavailableError, match="broker gone"):
+        await with_result
+    assert [(tp, count, type(error)) for tp, count, error in unreported] == [
+        (_TP, 2, KafkaConnectionError)
+    ]
