@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.producer.message_accumulator import MessageAccumulator
 from aiokafka.structs import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from producers import BrokerUnavailableError
+from producers import BrokerUnavailableError, _records
 from producers._batching import Batcher
 from producers._protocols import PublishResult
 
@@ -29,6 +32,11 @@ class _Cluster:
     def leader_for_partition(self, tp: TopicPartition) -> int:  # noqa: ARG002  # one leader
         """Node 0, always."""
         return 0
+
+    @classmethod
+    def producer(cls) -> SimpleNamespace:
+        """A producer with this cluster and nothing else: enough to partition keys."""
+        return SimpleNamespace(client=SimpleNamespace(cluster=cls()))
 
 
 class _Producer:
@@ -178,3 +186,25 @@ async def test_failed_records_without_a_result_are_reported_with_their_count() -
     assert [(tp, count, type(error)) for tp, count, error in unreported] == [
         (_TP, 2, KafkaConnectionError)
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=64), partitions=st.integers(min_value=1, max_value=64))
+def test_keys_go_where_kafkas_default_partitioner_sends_them(key: bytes, partitions: int) -> None:
+    """Any key, any partition count: the partition aiokafka's (and Java's) partitioner picks."""
+    batcher = _batcher(_Cluster.producer())  # type: ignore[arg-type]  # partitioning only
+    batcher._partitions["events"] = list(range(partitions))  # as partition_for stores them
+    expected = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    assert batcher.known_partition("events", key) == expected
+
+
+def test_keys_of_an_unknown_topic_have_no_partition_yet() -> None:
+    """A topic whose partitions were never looked up has no known partition."""
+    batcher = _batcher(_Cluster.producer())  # type: ignore[arg-type]  # partitioning only
+    assert batcher.known_partition("new-topic", b"s-1") is None
+
+
+@given(data=st.binary(max_size=200))
+def test_c_murmur2_is_kafkas(data: bytes) -> None:
+    """The C murmur2 equals aiokafka's port of Kafka's (every length's tail included)."""
+    assert _records.murmur2(data) == murmur2(data)
