@@ -127,7 +127,7 @@ _last_uuid_bytes: tuple[object, bytes] = (None, b"")
 def utc_text(value: datetime) -> bytes:
     """RFC 3339 text of a datetime, ``Z`` for UTC: ``isoformat()`` with ``+00:00`` replaced.
 
-    Every published event's ``ce_time`` header: ~2.4 µs in Python, ~0.8 µs formatted in C
+    Every published event's ``ce_time`` header: ~2.4 µs in Python, ~0.1 µs formatted in C
     (UTC values; any other offset, a naive value or a subclass takes the Python expression).
     """
     text = None if _native is None else _native.utc_text(value)
