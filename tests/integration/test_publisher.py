@@ -67,6 +67,25 @@ async def _read_all(
     return records
 
 
+def _published_order(
+    settings: AgentfluxSettings, events: list[BaseEvent]
+) -> dict[tuple[str, str], list[str]]:
+    """Event ids by (topic, session), in publish order."""
+    published: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for event in events:
+        published[settings.topic_prefix + event.topic, event.session_id].append(str(event.event_id))
+    return published
+
+
+def _stored_order(records: list[ConsumerRecord[bytes, bytes]]) -> dict[tuple[str, str], list[str]]:
+    """Event ids by (topic, session key), in offset order."""
+    stored: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        assert record.key is not None
+        stored[record.topic, record.key.decode()].append(header_map(record.headers)["event_id"])
+    return stored
+
+
 async def _end_offsets(settings: AgentfluxSettings, topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(**connection_kwargs(settings))
     await consumer.start()
@@ -91,12 +110,9 @@ async def test_200_sessions_keep_order_keys_and_headers(cluster: Cluster) -> Non
     records = await _read_all(settings, len(events))
     assert len(records) == len(events)
 
-    published: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for event in events:
-        published[settings.topic_prefix + event.topic, event.session_id].append(str(event.event_id))
-    stored: dict[tuple[str, str], list[str]] = defaultdict(list)
+    published = _published_order(settings, events)
     partitions: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+    for record in records:
         headers = header_map(record.headers)
         assert record.key is not None
         session = record.key.decode()
@@ -106,9 +122,8 @@ async def test_200_sessions_keep_order_keys_and_headers(cluster: Cluster) -> Non
         assert headers["ce_type"] == f"dev.agentflux.{headers['event_type']}"
         assert headers["content-type"] == "application/avro"
         assert len(headers["traceparent"].split("-")) == 4
-        stored[record.topic, session].append(headers["event_id"])
         partitions[record.topic, session].add(record.partition)
-    assert stored == published  # same events, same order, per topic and session
+    assert _stored_order(records) == published  # same events, same order, per topic and session
     assert all(len(p) == 1 for p in partitions.values())
     assert len({s for _, s in published}) == 201  # 200 stories and the runtime's system session
 
@@ -147,14 +162,7 @@ async def test_enqueued_events_arrive_once_in_session_order(cluster: Cluster) ->
         await publisher.flush()
     records = await _read_all(settings, len(events))
     assert len(records) == len(events)
-    published: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for event in events:
-        published[settings.topic_prefix + event.topic, event.session_id].append(str(event.event_id))
-    stored: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        assert record.key is not None
-        stored[record.topic, record.key.decode()].append(header_map(record.headers)["event_id"])
-    assert stored == published
+    assert _stored_order(records) == _published_order(settings, events)
 
 
 @pytest.mark.broker
