@@ -56,7 +56,7 @@ down: ## Stop everything the local launcher started
 status: ## Show what the local launcher runs
 	$(BIN)/agentflux status
 
-bench: install ## Benchmarks against raw aiokafka (~3 min), report under bench/results/
+bench: install ## Benchmarks against raw aiokafka (~7 min), report under bench/results/
 	$(PY) -m bench.run
 
 bench-quick: install ## The benchmarks, one round (~20 s against a running cluster, ~30 s starting a local one)
