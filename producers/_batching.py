@@ -160,20 +160,16 @@ class Batcher:
         return partition
 
     def _metadata_updated(self, cluster: Any) -> None:
-        grown: dict[str, tuple[int, int]] = {}
         for topic, known in self._partitions.items():
             current = cluster.partitions_for_topic(topic)
             if current and len(current) > len(known):
                 self._partitions[topic] = sorted(current)
-                grown[topic] = (len(known), len(current))
-        if grown:
-            for topic, (before, after) in grown.items():
                 # Kafka keeps no key order across a partition change: say so where it happens.
                 _log.warning(
                     "topic gained partitions: sessions may move to the new ones",
                     topic=topic,
-                    partitions_before=before,
-                    partitions_after=after,
+                    partitions_before=len(known),
+                    partitions_after=len(current),
                 )
 
     @overload
