@@ -130,7 +130,7 @@ def generated_events(count: int, seed: int) -> list[BaseEvent]:
 async def bench_publish(
     settings: AgentfluxSettings, events: list[BaseEvent], rounds: int
 ) -> dict[str, Any]:
-    """Platform send()+flush vs raw aiokafka send() one by one of the same bytes and headers.
+    """Platform send() or enqueue(), then flush, vs raw aiokafka send() one by one of the same bytes.
 
     Also the transport's floor: the same pre-encoded records appended straight to aiokafka's
     batch builders (no encoding, no headers built), the least CPU any publisher on aiokafka needs.
@@ -150,18 +150,9 @@ async def bench_publish(
         for event in first_of_each.values():  # schemas registered before timing, as in steady state
             await publisher.send(event)
         await publisher.flush()
-        records = [
-            (
-                e.session_id.encode(),
-                publisher.codec.encode_known(e, publisher.topic_for(e)),
-                event_headers(e, new_traceparent()),
-            )
-            for e in events
-        ]
+        records = [record[1:] for record in await _encoded(publisher, events)]  # one raw topic
         warmup = len(events) // _PUBLISH_WARMUP_SHARE
-        for event in events[:warmup]:
-            await publisher.send(event)
-        await publisher.flush()
+        await _timed_publish(publisher, publisher.send, events[:warmup])
         await raw_publish(settings, raw_topic, records[:warmup])
         for _ in range(rounds):
             settle_heap()
@@ -256,7 +247,8 @@ async def bench_latency(
     of a side's measured events; CPU figures are the runs' mean.
     """
     events = generated_events(int(rate * warmup_s) + count, seed=int(rate))
-    records = await _encoded(settings, events)
+    async with EventPublisher(settings) as encoder:  # only its codec
+        records = await _encoded(encoder, events)
     warmup = int(rate * warmup_s)
     platform: list[_LatencyRun] = []
     raw: list[_LatencyRun] = []
@@ -324,20 +316,19 @@ async def _latency_topics(settings: AgentfluxSettings, rate: float, name: str) -
     return prefix
 
 
-async def _encoded(settings: AgentfluxSettings, events: list[BaseEvent]) -> list[_RawRecord]:
-    """The bytes and headers the platform sends for ``events``, by category topic (no prefix)."""
-    async with EventPublisher(settings) as encoder:  # only its codec
-        for event in {type(event): event for event in events}.values():
-            await encoder.codec.encode(event, encoder.topic_for(event))
-        return [
-            (
-                event.topic,
-                event.session_id.encode(),
-                encoder.codec.encode_known(event, encoder.topic_for(event)),
-                event_headers(event, new_traceparent()),
-            )
-            for event in events
-        ]
+async def _encoded(publisher: EventPublisher, events: list[BaseEvent]) -> list[_RawRecord]:
+    """The bytes and headers ``publisher`` sends for ``events``, by category topic (no prefix)."""
+    for event in {type(event): event for event in events}.values():
+        await publisher.codec.encode(event, publisher.topic_for(event))  # schemas known
+    return [
+        (
+            event.topic,
+            event.session_id.encode(),
+            publisher.codec.encode_known(event, publisher.topic_for(event)),
+            event_headers(event, new_traceparent()),
+        )
+        for event in events
+    ]
 
 
 async def _platform_latency(
