@@ -83,15 +83,18 @@ else:
     os.register_at_fork(after_in_child=_native.forget_traceparents)
 
 
-@cache
-def _type_headers(model: type[BaseEvent]) -> tuple[bytes, bytes]:
-    """The two headers that depend only on the event type, encoded once per model."""
-    event_type = model.EVENT_TYPE.value
-    return event_type.encode(), f"dev.agentflux.{event_type}".encode()
-
-
 _SPEC_VERSION = b"1.0"
 _CONTENT_TYPE = CONTENT_TYPE.encode()
+
+
+@cache
+def _header_constants(model: type[BaseEvent]) -> tuple[bytes, bytes, bytes, bytes]:
+    """The header values that depend only on the event type, encoded once per model.
+
+    Event type, CloudEvents type, CloudEvents spec version, content type.
+    """
+    event_type = model.EVENT_TYPE.value
+    return event_type.encode(), f"dev.agentflux.{event_type}".encode(), _SPEC_VERSION, _CONTENT_TYPE
 
 
 _Null = TypeVar("_Null", bound=None)  # None where the values may hold it (a null header)
@@ -100,27 +103,38 @@ _Null = TypeVar("_Null", bound=None)  # None where the values may hold it (a nul
 HEADER_NAMES: tuple[str, ...] = tuple(HEADER_DOCS)
 
 
-def event_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str, ...]:
-    """The values of :data:`HEADER_NAMES` for one event: bytes, or str to be written as UTF-8.
-
-    The publisher's record writer takes them as they are (built on every publish: kept lean);
-    :func:`event_headers` pairs them with their names.
-    """
+def _python_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str, ...]:
+    """:func:`event_header_values` in Python: without the C extension, or what it leaves."""
     event_id = uuid_bytes(event.event_id)  # formatted once per event: the body had it first
-    event_type, ce_type = _type_headers(type(event))
+    event_type, ce_type, spec_version, content_type = _header_constants(type(event))
     return (
         event_type,
         event_id,
         event.correlation_id or "",
         traceparent,
-        _SPEC_VERSION,
+        spec_version,
         event_id,
         event.source,
         ce_type,
         utc_text(event.occurred_at),
         event.session_id,
-        _CONTENT_TYPE,
+        content_type,
     )
+
+
+def event_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str, ...]:
+    """The values of :data:`HEADER_NAMES` for one event: bytes, or str to be written as UTF-8.
+
+    The publisher's record writer takes them as they are (built on every publish: kept lean,
+    in C when the extension is built); :func:`event_headers` pairs them with their names.
+    """
+    if _native is not None:
+        values: tuple[bytes | str, ...] | None = _native.event_header_values(
+            event.__dict__, _header_constants(type(event)), traceparent
+        )
+        if values is not None:
+            return values
+    return _python_header_values(event, traceparent)
 
 
 def header_pairs(

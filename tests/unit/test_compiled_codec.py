@@ -508,6 +508,42 @@ def test_utc_text_is_isoformat_with_z(value: datetime, subclass: bool) -> None:
     assert _native.utc_text(value) == (expected if in_c else None)
 
 
+class _RecordDict(dict[str, Any]):
+    """A dict subclass: the C encoder looks its fields up one by one."""
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    extra=st.dictionaries(
+        st.text(max_size=3).filter(lambda key: key not in _EDGE_RECORD), st.integers(), max_size=3
+    ),
+    missing=st.sampled_from([None, *_EDGE_RECORD]),
+    subclass=st.booleans(),
+    data=st.data(),
+)
+def test_the_native_encoder_reads_records_in_any_key_order(
+    extra: dict[str, int], missing: str | None, subclass: bool, data: st.DataObject
+) -> None:
+    """After learning one key order: any order, unknown keys and equal keys give fastavro's bytes."""
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(_EDGE_SCHEMA), _EDGE_RECORD)
+    expected = b"head" + buffer.getvalue()
+    encoder = compile_encoder(_EDGE_SCHEMA, native=True)
+    assert encoder is not None
+    assert encoder(b"head", _EDGE_RECORD) == expected  # the order it learns
+    fields = {key: value for key, value in _EDGE_RECORD.items() if key != missing}
+    keys = data.draw(st.permutations([*fields, *extra]))
+    # Equal keys that are other objects than the learned ones: compared by value.
+    record = {"".join(list(key)): (fields | extra)[key] for key in keys}
+    if subclass:
+        record = _RecordDict(record)
+    if missing is None:
+        assert encoder(b"head", record) == expected
+    else:
+        with pytest.raises(KeyError, match=missing):
+            encoder(b"head", record)
+
+
 def test_a_missing_field_is_a_key_error_in_both_writers() -> None:
     """A record without one of the schema's fields raises KeyError, as a dict lookup does."""
     record = dict(_EDGE_RECORD)

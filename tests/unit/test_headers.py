@@ -6,6 +6,7 @@ import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from producers import Simulator
 from schemas import (
     HEADER_DOCS,
     HEADER_NAMES,
@@ -95,3 +96,33 @@ def test_header_values_pair_with_the_header_names() -> None:
         for name, value in zip(HEADER_NAMES, values, strict=True)
     ]
     assert header_map(event_headers(event, traceparent))["ce_subject"] == "sëssion"
+
+
+def test_c_header_values_equal_the_python_ones_for_simulated_events() -> None:
+    """For a few thousand simulated events of every kind, C builds the tuple Python builds."""
+    assert _headers._native is not None
+    events = Simulator(sessions=100, seed=7).events()
+    assert len({type(event) for event in events}) > 5
+    for event in events:
+        traceparent = new_traceparent()
+        built = _headers._native.event_header_values(
+            event.__dict__, _headers._header_constants(type(event)), traceparent
+        )
+        assert built == _headers._python_header_values(event, traceparent), event
+
+
+def test_c_header_values_leave_what_python_must_judge_to_python() -> None:
+    """A missing field, a non-str correlation id or a time not in UTC: C answers None."""
+    assert _headers._native is not None
+    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
+    constants = _headers._header_constants(AgentSwitchedEvent)
+    empty = event.__dict__ | {"correlation_id": ""}  # as `correlation_id or ""` writes it
+    assert _headers._native.event_header_values(empty, constants, "t")[2] == ""
+    local = datetime(2026, 11, 25, 3, 2, 3, tzinfo=timezone(timedelta(hours=2)))
+    for changed in ({"occurred_at": local}, {"correlation_id": 5}):
+        fields = event.__dict__ | changed
+        assert _headers._native.event_header_values(fields, constants, "t") is None
+    unvalidated = AgentSwitchedEvent.model_construct(**(event.__dict__ | {"occurred_at": local}))
+    assert event_header_values(unvalidated, "t") == _headers._python_header_values(unvalidated, "t")
+    without_source = {key: value for key, value in event.__dict__.items() if key != "source"}
+    assert _headers._native.event_header_values(without_source, constants, "t") is None
