@@ -3,7 +3,7 @@
 This package depends on nothing else in the project; ``producers`` and ``consumers`` build on it.
 """
 
-from schemas._codec import AvroCodec, UnknownEvent, load_schema, subject_name
+from schemas._codec import ENCODING_ERRORS, AvroCodec, UnknownEvent, load_schema, subject_name
 from schemas._errors import (
     CodecError,
     CorruptPayloadError,
@@ -69,6 +69,7 @@ from schemas._types import EventCategory, EventType
 __all__ = [
     "COMPATIBILITY_LEVELS",
     "CONTENT_TYPE",
+    "ENCODING_ERRORS",
     "EVENT_MODELS",
     "HEADER_DOCS",
     "HEADER_NAMES",

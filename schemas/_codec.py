@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from schemas._registry import RegistryClient
 
-__all__ = ["AvroCodec", "UnknownEvent", "load_schema", "subject_name"]
+__all__ = ["ENCODING_ERRORS", "AvroCodec", "UnknownEvent", "load_schema", "subject_name"]
 
 _MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -82,6 +82,10 @@ class _Writer:
     header: bytes
     parsed: Any
     encode: Callable[[bytes, dict[str, Any]], bytes] | None  # compiled; None: use fastavro
+
+
+ENCODING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error)
+"""What the compiled encoders and fastavro raise for a value that does not fit its schema."""
 
 
 _LAYOUT_IRRELEVANT = frozenset({"doc", "default", "aliases", "order"})
@@ -191,15 +195,22 @@ class AvroCodec:
             buffer.write(writer.header)
             fastavro.schemaless_writer(buffer, writer.parsed, event.__dict__)
             return buffer.getvalue()
-        except (
-            ValueError,
-            TypeError,
-            KeyError,
-            AttributeError,
-            OverflowError,
-            struct.error,
-        ) as exc:
+        except ENCODING_ERRORS as exc:
             raise CodecError(f"{type(event).__name__} does not fit its schema: {exc!r}") from exc
+
+    def compiled_writer(
+        self, model: type[BaseEvent], topic: str
+    ) -> tuple[bytes, Callable[[bytes, dict[str, Any]], bytes]] | None:
+        """The frame header and compiled encoder of a model prepared for ``topic``, or None.
+
+        ``encode(header, event.__dict__)`` is :meth:`encode_known` without its lookups; it raises
+        one of :data:`ENCODING_ERRORS` (not :class:`CodecError`) for an event that does not fit.
+        None: not prepared yet, or written through fastavro (a schema the compiler leaves).
+        """
+        writer = self._writers.get((topic, model))
+        if writer is None or writer.encode is None:
+            return None
+        return writer.header, writer.encode
 
     # -- decode --------------------------------------------------------------------------------
 

@@ -245,7 +245,7 @@ async def test_the_broker_takes_the_publishers_batches_in_every_codec(
 
 @pytest.mark.broker
 async def test_invalid_event_leaves_topic_untouched(cluster: Cluster) -> None:
-    """Events that fail validation or the schema raise InvalidEventError and write nothing."""
+    """Events that fail validation or the schema raise InvalidEventError, first or later, and write nothing."""
     settings = await _prefixed(cluster)
     topic = settings.topic_prefix + "tool.events"
     before = await _end_offsets(settings, topic)
@@ -256,10 +256,19 @@ async def test_invalid_event_leaves_topic_untouched(cluster: Cluster) -> None:
     async with EventPublisher(settings, revalidate=True) as strict:
         with pytest.raises(InvalidEventError, match="session_id"):
             await strict.publish(unchecked)
+    fitting = ToolExecutionCompletedEvent(
+        session_id="s", call_id="c", tool_name="t", duration_ms=5, result_summary=""
+    )
     async with EventPublisher(settings) as publisher:
         with pytest.raises(InvalidEventError):
             await publisher.publish(misfit)  # caught by the Avro encoder, before any send
-    assert await _end_offsets(settings, topic) == before
+        await publisher.publish(fitting)  # its type prepared: the steady-state path from now on
+        for queue in (publisher.publish, publisher.send, publisher.enqueue):
+            with pytest.raises(InvalidEventError, match="does not fit"):
+                await queue(misfit)
+        await publisher.flush()
+    after = await _end_offsets(settings, topic)
+    assert sum(after.values()) == sum(before.values()) + 1  # the fitting event alone
 
 
 @pytest.mark.broker
