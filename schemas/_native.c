@@ -1134,7 +1134,8 @@ learn_order(Encoder *self, PyObject *record)
 /* Each field's value of a record dict into values (new references; NULL: missing), in one pass
  * over the dict. All are fetched before any is written: the values of an event built a while
  * ago are cold in the CPU's caches, and fetched one after another while writing, each miss
- * stalled the writing of the next (~45 % of encoding such events). 0, or -1 on error. */
+ * stalled the writing of the next (perf: the first touch of a value was ~30 % of the publish
+ * benchmark's encoding; with both changes ~3.3 -> ~2.7 µs a cold event). 0, or -1 on error. */
 static int
 gather_values(Encoder *self, PyObject *record, PyObject **values)
 {
