@@ -14,7 +14,7 @@ from producers._errors import (
     SchemaRegistrationError,
 )
 from producers._memory import InMemoryTransport, PublishedRecord
-from producers._protocols import PublishResult, Transport
+from producers._protocols import PublishResult, QueueingTransport, Transport
 from producers._publisher import PUBLISHER_BATCH_SIZE, EventPublisher
 from producers._simulator import RateLimiter, Simulator
 from schemas import (
@@ -72,6 +72,7 @@ __all__ = [
     "PublishResult",
     "PublishTimeoutError",
     "PublishedRecord",
+    "QueueingTransport",
     "RateLimiter",
     "SchemaRegistrationError",
     "SessionCreatedEvent",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from producers._protocols import PublishResult
 from schemas import BaseEvent, EventType, event_headers, new_traceparent
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["InMemoryTransport", "PublishedRecord"]
 
@@ -67,6 +68,23 @@ class InMemoryTransport:
         headers = tuple(event_headers(event, new_traceparent()))
         self.records.append(PublishedRecord(topic, partition, offset, key, headers, event))
         return PublishResult(topic, partition, offset)
+
+    async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
+        """Record ``event`` at once; a future already resolved to where it went."""
+        stored: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+        stored.set_result(await self.publish(event))
+        return stored
+
+    async def enqueue(self, event: BaseEvent) -> None:
+        """Record ``event`` at once (invalid events raise here, as with the Kafka publisher)."""
+        await self.publish(event)
+
+    async def publish_many(self, events: Iterable[BaseEvent]) -> list[PublishResult]:
+        """Record every event, in order."""
+        return [await self.publish(event) for event in events]
+
+    async def flush(self) -> None:
+        """Nothing is ever pending."""
 
     # -- assertion helpers -------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""The extension point of the write side: a transport that publishes events."""
+"""The extension points of the write side: transports that publish events."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Iterable
+
     from schemas import BaseEvent
 
-__all__ = ["PublishResult", "Transport"]
+__all__ = ["PublishResult", "QueueingTransport", "Transport"]
 
 
 class PublishResult(NamedTuple):
@@ -34,3 +37,25 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Flush what was accepted and release connections."""
+
+
+@runtime_checkable
+class QueueingTransport(Transport, Protocol):
+    """A transport that also queues events without waiting for each (the high-throughput path).
+
+    :class:`EventPublisher` and :class:`InMemoryTransport` both are one: code that publishes
+    through these methods is unit-tested on the in-memory transport unchanged
+    (``tests/transports`` holds the contract both pass).
+    """
+
+    async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
+        """Queue ``event`` (invalid events raise here); the future resolves once it is stored."""
+
+    async def enqueue(self, event: BaseEvent) -> None:
+        """Queue ``event`` with no result of its own; failures surface at :meth:`flush`."""
+
+    async def publish_many(self, events: Iterable[BaseEvent]) -> list[PublishResult]:
+        """Queue every event, then wait until all are stored."""
+
+    async def flush(self) -> None:
+        """Wait until everything queued is stored (or raise what was not)."""
