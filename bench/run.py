@@ -58,6 +58,12 @@ _RESULTS = Path(__file__).parent / "results"
 EVENTS_SEED = 1  # the simulator's seed for the throughput runs: the same events every time
 _WARMUP_S = 5.0
 _QUICK_WARMUP_S = 2.0
+# Before the measured latency runs, one raw run of this long, all unmeasured: the broker's JIT
+# compiles its per-request paths at low rates only after thousands of requests. `jstat
+# -compiler` on the broker after the throughput parts: 1369 methods and 21 s of compiler time
+# during the first 25 s run at 1k/s, 416 and 7 s in the next; that first run's p50 was 2-3
+# times the next one's, on either side.
+_JIT_WARMUP_S = 20.0
 _PUBLISH_WARMUP_SHARE = 5  # a fifth of the publish events, each side, before the timed rounds
 
 
@@ -225,13 +231,14 @@ async def bench_consume(settings: AgentfluxSettings, count: int, rounds: int) ->
     return {"events": count, **side_by_side(pairs)}
 
 
-async def bench_latency(
+async def bench_latency(  # noqa: PLR0913  # rate, size and three warm-up knobs, each documented
     settings: AgentfluxSettings,
     rate: float,
     count: int,
     warmup_s: float = _WARMUP_S,
     *,
     pairs: int = 2,
+    jit_warmup_s: float = _JIT_WARMUP_S,
 ) -> dict[str, Any]:
     """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms.
 
@@ -241,7 +248,9 @@ async def bench_latency(
     background every 100 ms); the raw side sends the platform's pre-encoded bytes and headers
     with ``send()`` and reads with a getmany loop. Each run first sends ``warmup_s`` seconds of
     traffic at the same rate, not measured: a fresh partition's first seconds on the broker
-    (leader election, metadata) are not steady state. Each side runs ``pairs`` times on fresh
+    (leader election, metadata) are not steady state. Before the pairs, ``jit_warmup_s`` of raw
+    traffic on topics of its own, not measured either, lets the broker's JIT compile its
+    low-rate paths (see ``_JIT_WARMUP_S``). Each side runs ``pairs`` times on fresh
     topics, in the order platform, raw, raw, platform, ...: one run each in a fixed order had
     measured the order and the machine's moment as much as the code. Percentiles are over all
     of a side's measured events; CPU figures are the runs' mean.
@@ -250,6 +259,9 @@ async def bench_latency(
     async with EventPublisher(settings) as encoder:  # only its codec
         records = await _encoded(encoder, events)
     warmup = int(rate * warmup_s)
+    jit_records = records[: int(rate * jit_warmup_s)]
+    if jit_records:
+        await _raw_latency(settings, rate, jit_records, len(jit_records), "jit")
     platform: list[_LatencyRun] = []
     raw: list[_LatencyRun] = []
     for pair in range(pairs):
@@ -257,7 +269,7 @@ async def bench_latency(
             if side == "platform":
                 platform.append(await _platform_latency(settings, rate, events, warmup, pair))
             else:
-                raw.append(await _raw_latency(settings, rate, records, warmup, pair))
+                raw.append(await _raw_latency(settings, rate, records, warmup, str(pair)))
     return {
         "rate": rate,
         "events": count,
@@ -354,9 +366,12 @@ async def _platform_latency(
 
 
 async def _raw_latency(
-    settings: AgentfluxSettings, rate: float, records: list[_RawRecord], warmup: int, run: int
+    settings: AgentfluxSettings, rate: float, records: list[_RawRecord], warmup: int, run: str
 ) -> _LatencyRun:
-    """The platform's pre-encoded records sent with ``send()``, read by a raw getmany loop."""
+    """The platform's pre-encoded records sent with ``send()``, read by a raw getmany loop.
+
+    ``run`` names the run's fresh topics; ``warmup`` records go first, unmeasured.
+    """
     prefix = await _latency_topics(settings, rate, f"raw{run}")
     producer = raw_producer(settings, linger_ms=0)
     sent: dict[str, float] = {}
@@ -460,7 +475,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         report["consume"] = await bench_consume(settings, count, rounds)
         yardsticks["consume"] = _yardstick_us()
         report["latency"] = [
-            await bench_latency(settings, 1000, 2000, _QUICK_WARMUP_S, pairs=1)
+            await bench_latency(settings, 1000, 2000, _QUICK_WARMUP_S, pairs=1, jit_warmup_s=0)
             if quick
             else await bench_latency(settings, 1000, 20_000)
         ]
