@@ -261,9 +261,10 @@ class EventPublisher:
             raise PublishError("the publisher is not started (or already closed)")
         topic = self.topic_for(event)
         value = await self._encode(event, topic)
-        compiled = self.codec.compiled_writer(type(event), topic)
-        if compiled is not None:
-            self._prepared[type(event)] = (topic, *compiled)
+        if type(event) not in self._prepared:  # once per type, not per event under backpressure
+            compiled = self.codec.compiled_writer(type(event), topic)
+            if compiled is not None:
+                self._prepared[type(event)] = (topic, *compiled)
         key = event.session_id.encode()
         partition = self._batcher.known_partition(topic, key)
         if partition is None:

@@ -1036,10 +1036,10 @@ typedef struct {
     Op **ops;              /* one per schema field, in schema order */
     PyObject *names;       /* tuple: each field's name, the record's key */
     PyObject *uuid_bytes;  /* formats a UUID field: str(value).encode(), remembered */
-    /* The key order of the first record dict written, and each key's schema field (-1: not in
-     * the schema): every instance of a model has its fields in the same order, so the next
-     * records are read in one pass over their dict, a pointer comparison per key, instead of a
-     * hash lookup per field. */
+    /* The keys of the first record dict written, in order, and each key's schema field (-1: not
+     * in the schema): every instance of a model has the same keys in the same order, so the
+     * next records are read in one pass over their dict, a pointer comparison per key, instead
+     * of a hash lookup per field. A record laid out otherwise takes the lookup per field. */
     Py_ssize_t learned_count;
     PyObject **learned_keys;
     Py_ssize_t *learned_fields;
@@ -1085,7 +1085,8 @@ Encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 
 enum { GATHERED_FIELDS_MAX = 64 };  /* records with more fields take the lookup per field */
 
-/* The schema field named key, or -1 (a model field the schema does not carry); -2 on error. */
+/* The schema field named key, or -1 (a model field the schema does not carry); -2 on error.
+ * Only while learning a model's key order: a linear search. */
 static Py_ssize_t
 field_of(Encoder *self, PyObject *key)
 {
@@ -1131,27 +1132,30 @@ learn_order(Encoder *self, PyObject *record)
     return 0;
 }
 
-/* Each field's value of a record dict into values (new references; NULL: missing), in one pass
- * over the dict. All are fetched before any is written: the values of an event built a while
- * ago are cold in the CPU's caches, and fetched one after another while writing, each miss
- * stalled the writing of the next (perf: the first touch of a value was ~30 % of the publish
- * benchmark's encoding; with both changes ~3.3 -> ~2.7 µs a cold event). 0, or -1 on error. */
+/* Each field's value of a record dict laid out as the learned one (the same key objects in the
+ * same order) into values, as new references (NULL: a field the record lacks): 1. Any other
+ * layout: 0, nothing held. All values are fetched before any is written: the values of an
+ * event built a while ago are cold in the CPU's caches, and fetched one after another while
+ * writing, each miss stalled the writing of the next (perf: the first touch of a value was
+ * ~30 % of the publish benchmark's encoding; with the single pass ~3.3 -> ~2.7 µs a cold
+ * event). -1 on error. */
 static int
 gather_values(Encoder *self, PyObject *record, PyObject **values)
 {
-    memset(values, 0, sizeof(PyObject *) * (size_t)self->field_count);
     if (self->learned_keys == NULL && learn_order(self, record) < 0) return -1;
+    if (PyDict_GET_SIZE(record) != self->learned_count) return 0;
+    memset(values, 0, sizeof(PyObject *) * (size_t)self->field_count);
     Py_ssize_t position = 0, index = 0;
     PyObject *key, *value;
     while (PyDict_Next(record, &position, &key, &value)) {
-        Py_ssize_t field = index < self->learned_count && self->learned_keys[index] == key
-                               ? self->learned_fields[index]
-                               : field_of(self, key);
-        index++;
-        if (field == -2) return -1;
-        if (field >= 0 && values[field] == NULL) values[field] = Py_NewRef(value);
+        if (key != self->learned_keys[index]) {
+            for (Py_ssize_t i = 0; i < self->field_count; i++) Py_CLEAR(values[i]);
+            return 0;
+        }
+        Py_ssize_t field = self->learned_fields[index++];
+        if (field >= 0) values[field] = Py_NewRef(value);
     }
-    return 0;
+    return 1;
 }
 
 /* The record's fields into w, in schema order; -1 with an exception set on failure. */
@@ -1159,10 +1163,10 @@ static int
 encode_fields(Encoder *self, PyObject *record, Writer *w)
 {
     PyObject *values[GATHERED_FIELDS_MAX];
-    int gathered = PyDict_CheckExact(record) && self->field_count <= GATHERED_FIELDS_MAX;
-    if (gathered && gather_values(self, record, values) < 0) {
-        for (Py_ssize_t i = 0; i < self->field_count; i++) Py_XDECREF(values[i]);
-        return -1;
+    int gathered = 0;
+    if (PyDict_CheckExact(record) && self->field_count <= GATHERED_FIELDS_MAX) {
+        gathered = gather_values(self, record, values);
+        if (gathered < 0) return -1;
     }
     int failed = 0;
     for (Py_ssize_t i = 0; i < self->field_count; i++) {
