@@ -65,6 +65,9 @@ _QUICK_WARMUP_S = 2.0
 # times the next one's, on either side.
 _JIT_WARMUP_S = 20.0
 _PUBLISH_WARMUP_SHARE = 5  # a fifth of the publish events, each side, before the timed rounds
+# Events built at a time and then published at once in the fresh-events part (~1 MB of
+# objects: they stay in the CPU's caches, as an event the runtime has just built).
+_FRESH_CHUNK = 500
 
 
 _RawRecord = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
@@ -191,6 +194,85 @@ async def _timed_publish(
         await queue(event)
     await publisher.flush()
     return Measurement.since(started, cpu, len(events))
+
+
+async def _publish_fresh(
+    chunks: Iterator[list[T]],
+    queue: Callable[[T], Awaitable[object]],
+    flush: Callable[[], Awaitable[object]],
+) -> float:
+    """CPU seconds of publishing each chunk right after it was built, then of the final flush.
+
+    Building is not counted (it runs while the event loop waits: no publishing work then).
+    """
+    cpu = 0.0
+    for chunk in chunks:
+        started = time.process_time()
+        for item in chunk:
+            await queue(item)
+        cpu += time.process_time() - started
+    started = time.process_time()
+    await flush()
+    return cpu + time.process_time() - started
+
+
+async def bench_publish_fresh(
+    settings: AgentfluxSettings, count: int, rounds: int
+) -> dict[str, Any]:
+    """CPU per event of events published right after they are built, as the runtime does.
+
+    The throughput rounds publish events built long before (100k of them, cold in the CPU's
+    caches: perf put most of the encoder's own time on the first touch of each value, and the
+    same path costs ~40 % less on warm events). Here each chunk of ``_FRESH_CHUNK`` events is
+    built by the simulator (fresh objects) and published at once: platform ``send()`` and
+    ``enqueue()`` on topics of their own, raw ``send()`` of the same chunk's pre-encoded
+    records (encoded while building, not counted). Rounds alternate the three; medians.
+    """
+    prefix = f"{settings.topic_prefix}fresh."
+    await make_topics(settings, prefix, [])
+    scoped = settings.model_copy(update={"topic_prefix": prefix})
+    raw_topic = f"{settings.topic_prefix}raw-publish"
+    cpu: dict[str, list[float]] = {"send": [], "enqueue": [], "raw": []}
+    seeds = iter(range(EVENTS_SEED + 1_000_000, EVENTS_SEED + 2_000_000, _FRESH_CHUNK))
+
+    published = count // _FRESH_CHUNK * _FRESH_CHUNK
+
+    def chunks() -> Iterator[list[BaseEvent]]:
+        for _ in range(count // _FRESH_CHUNK):
+            yield generated_events(_FRESH_CHUNK, seed=next(seeds))
+
+    async with EventPublisher(scoped) as publisher:
+        for event in {type(event): event for event in generated_events(2000, seed=0)}.values():
+            await publisher.send(event)  # schemas registered and topics known before timing
+        await publisher.flush()
+        producer = raw_producer(settings)
+        await producer.start()
+        try:
+
+            async def raw_send(record: _RawRecord) -> object:
+                _, key, value, headers = record
+                return await producer.send(raw_topic, value, key=key, headers=headers)
+
+            for _ in range(rounds):
+                for name, queue in (("send", publisher.send), ("enqueue", publisher.enqueue)):
+                    settle_heap()
+                    spent = await _publish_fresh(chunks(), queue, publisher.flush)
+                    cpu[name].append(spent / published)
+                settle_heap()
+                records = (_known_records(publisher, chunk) for chunk in chunks())
+                cpu["raw"].append(
+                    await _publish_fresh(records, raw_send, producer.flush) / published
+                )
+        finally:
+            await producer.stop()
+    medians = {name: round(statistics.median(spent) * 1e6, 1) for name, spent in cpu.items()}
+    return {
+        "events": published,
+        "chunk": _FRESH_CHUNK,
+        "platform_send_cpu_us_per_event": medians["send"],
+        "platform_enqueue_cpu_us_per_event": medians["enqueue"],
+        "raw_cpu_us_per_event": medians["raw"],
+    }
 
 
 def noop_runner(settings: AgentfluxSettings, name: str) -> GroupRunner:
@@ -332,6 +414,11 @@ async def _encoded(publisher: EventPublisher, events: list[BaseEvent]) -> list[_
     """The bytes and headers ``publisher`` sends for ``events``, by category topic (no prefix)."""
     for event in {type(event): event for event in events}.values():
         await publisher.codec.encode(event, publisher.topic_for(event))  # schemas known
+    return _known_records(publisher, events)
+
+
+def _known_records(publisher: EventPublisher, events: list[BaseEvent]) -> list[_RawRecord]:
+    """:func:`_encoded` for events whose schemas ``publisher`` has registered: no awaiting."""
     return [
         (
             event.topic,
@@ -469,6 +556,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
             "mode": "quick" if quick else "full",
             "rounds": rounds,
             "publish": await bench_publish(settings, events, rounds),
+            "publish_fresh": await bench_publish_fresh(settings, count // 2, rounds),
         }
         # The machine's speed drifts within a run on a shared VM: taken after each part too.
         yardsticks = report["machine"]["sum_range_1000_us_after"] = {"publish": _yardstick_us()}
@@ -489,6 +577,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
 
 def _markdown(report: dict[str, Any]) -> str:
     pub, con, reb = report["publish"], report["consume"], report["rebuild"]
+    fresh = report["publish_fresh"]
     lines = [
         f"# agentflux benchmarks ({report['mode']})",
         "",
@@ -509,6 +598,7 @@ def _markdown(report: dict[str, Any]) -> str:
         f"| publish with `enqueue()` (no future per event), events/s | {pub['enqueue']['platform_events_per_s']} | {pub['enqueue']['raw_events_per_s']} | {pub['enqueue']['ratio']} |",
         f"| publish with `enqueue()`, CPU µs/event | {pub['enqueue']['platform_cpu_us_per_event']} | {pub['enqueue']['raw_cpu_us_per_event']} | |",
         f"| publish floor: the same records into aiokafka's batch builder, events/s / CPU µs/event | | {pub['floor_events_per_s']} / {pub['floor_cpu_us_per_event']} | |",
+        f"| publish CPU of events just built (published {fresh['chunk']} at a time as built, {fresh['events']} events), `send()` / `enqueue()` µs/event | {fresh['platform_send_cpu_us_per_event']} / {fresh['platform_enqueue_cpu_us_per_event']} | {fresh['raw_cpu_us_per_event']} | |",
         f"| consume, events/s ({con['events']} events) | {con['platform_events_per_s']} | {con['raw_events_per_s']} | {con['ratio']} |",
         f"| consume CPU, µs/event | {con['platform_cpu_us_per_event']} | {con['raw_cpu_us_per_event']} | |",
     ]

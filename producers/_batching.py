@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from aiokafka import AIOKafkaProducer
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "key_partition"]
 
 _log = structlog.get_logger("agentflux.publisher")
 
@@ -45,11 +45,24 @@ _KEY_CACHE_SIZE = 100_000
 
 # Kafka's default partitioner hashes keys with murmur2; in C ~0.05 µs a session id, aiokafka's
 # pure-Python one ~2.6 µs (then memoized: sessions repeat).
-_murmur2: Callable[[bytes], int]
+_memoized_murmur2 = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(_python_murmur2)
+
+
+def _python_key_partition(key: bytes, partitions: list[int]) -> int:
+    """:func:`key_partition` without the C extension."""
+    hashed: int = _memoized_murmur2(key)
+    return partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
+
+
+key_partition: Callable[[bytes, list[int]], int]
+"""The partition Kafka's default partitioner gives ``key`` among a topic's sorted partitions.
+
+murmur2 of the key, its 31 low bits, modulo the partition count, as Java clients and aiokafka's.
+"""
 try:
-    from producers._records import murmur2 as _murmur2
+    from producers._records import key_partition
 except ImportError:  # no compiler
-    _murmur2 = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(_python_murmur2)
+    key_partition = _python_key_partition
 
 
 @dataclass(slots=True)
@@ -63,10 +76,6 @@ class _OpenBatch:
     claimed: bool = False  # the drain task hands it over (or did)
     taken: asyncio.Future[None] | None = None  # done once the producer's sender took it
     sealed: bool = False  # no more records, whatever the producer does
-
-    def joinable(self) -> bool:
-        """Whether a record may still be appended: not sealed and not taken by the sender."""
-        return not self.sealed and (self.taken is None or not self.taken.done())
 
 
 def _in_producer(
@@ -137,15 +146,19 @@ class Batcher:
         producer.client.cluster.add_listener(self._metadata_updated)
 
     def known_partition(self, topic: str, key: bytes) -> int | None:
-        """The partition of ``key`` in a topic whose partitions are known, without awaiting.
-
-        Kafka's default partitioner, as Java clients and aiokafka's: murmur2 of the key, its
-        31 low bits, modulo the topic's partition count. None: the topic is new here.
-        """
+        """The partition of ``key`` (:func:`key_partition`) in a known topic; None: a new one."""
         partitions = self._partitions.get(topic)
         if partitions is None:
             return None
-        return partitions[(_murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+        return key_partition(key, partitions)
+
+    def known_partitions(self, topic: str) -> list[int] | None:
+        """The topic's sorted partitions, as this batcher knows them; None: a new topic.
+
+        The same list for the batcher's life: when the topic gains partitions, the list is
+        updated in place, so holders of it partition as the batcher does.
+        """
+        return self._partitions.get(topic)
 
     async def partition_for(self, topic: str, key: bytes) -> int:
         """The partition of ``key``, looking the topic's partitions up the first time."""
@@ -162,13 +175,13 @@ class Batcher:
     def _metadata_updated(self, cluster: Any) -> None:
         for topic, known in self._partitions.items():
             current = cluster.partitions_for_topic(topic)
-            if current and len(current) > len(known):
-                self._partitions[topic] = sorted(current)
+            if current and len(current) > (before := len(known)):
+                known[:] = sorted(current)  # in place: see known_partitions
                 # Kafka keeps no key order across a partition change: say so where it happens.
                 _log.warning(
                     "topic gained partitions: sessions may move to the new ones",
                     topic=topic,
-                    partitions_before=len(known),
+                    partitions_before=before,
                     partitions_after=len(current),
                 )
 
@@ -209,9 +222,10 @@ class Batcher:
         ``on_unreported_failure``.
         """
         batch = self._open.get(tp)
-        if (
+        if (  # a record joins a batch neither sealed nor taken by the sender (no method: a call)
             batch is None
-            or not batch.joinable()
+            or batch.sealed
+            or (batch.taken is not None and batch.taken.done())
             or batch.builder.append_record(key, value, header_values) is None
         ):  # no batch, or full, or taken by the sender: a new batch takes the record
             if batch is not None:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from producers._errors import InvalidEventError
 from producers._protocols import PublishResult
-from schemas import BaseEvent, EventType, event_headers, new_traceparent
+from schemas import BaseEvent, EventType, current_traceparent, event_headers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -65,7 +65,7 @@ class InMemoryTransport:
         partition = (murmur2(key) & 0x7FFFFFFF) % self._partitions
         offset = self._offsets[topic, partition]
         self._offsets[topic, partition] += 1
-        headers = tuple(event_headers(event, new_traceparent()))
+        headers = tuple(event_headers(event, current_traceparent()))
         self.records.append(PublishedRecord(topic, partition, offset, key, headers, event))
         return PublishResult(topic, partition, offset)
 

@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING, Any, Self
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from pydantic import ValidationError
 
-from producers._batching import Batcher
+from producers._batching import Batcher, key_partition
 from producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
@@ -22,6 +20,7 @@ from producers._errors import (
     PublishTimeoutError,
     SchemaRegistrationError,
 )
+from producers._event_batch import HeaderValue
 from schemas import (
     ENCODING_ERRORS,
     HEADER_NAMES,
@@ -31,9 +30,10 @@ from schemas import (
     RegistryClient,
     RegistryError,
     connection_kwargs,
+    current_traceparent,
     event_header_values,
+    header_values_for,
     install_fast_lz4,
-    new_traceparent,
 )
 
 if TYPE_CHECKING:
@@ -62,21 +62,10 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
-# An event ready to append: its topic-partition, key, encoded value, and the event (headers).
-_Record = tuple[tuple[str, int], bytes, bytes, "BaseEvent"]
+# An event ready to append: its topic-partition, key, encoded value and header values.
+_Record = tuple[tuple[str, int], bytes, bytes, tuple[HeaderValue, ...]]
 _Encode = Callable[[bytes, dict[str, Any]], bytes]  # a compiled encoder: (frame header, fields)
-
-
-def _traceparent() -> str:
-    # The current OpenTelemetry span when there is one; checked directly, the propagator API
-    # costs more than the rest of the headers together. An empty context (the common case
-    # outside instrumented code) holds no span: one lookup instead of five calls.
-    if not otel_context.get_current():
-        return new_traceparent()
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return new_traceparent()
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+_HeaderValues = Callable[[dict[str, Any], str], tuple[HeaderValue, ...] | None]
 
 
 class EventPublisher:
@@ -133,15 +122,21 @@ class EventPublisher:
         self._unreported_failures = 0
         self._last_unreported_error: BaseException | None = None
         self._topics: dict[type[BaseEvent], str] = {}
-        # By event type, once its schema is registered: topic, frame header, compiled encoder.
-        # The steady-state path encodes with them directly (AvroCodec.compiled_writer): two
-        # Python calls and a lookup key less per event than encode_known.
-        self._prepared: dict[type[BaseEvent], tuple[str, bytes, _Encode]] = {}
+        # By event type, once its schema is registered and its topic's partitions are known:
+        # topic, frame header, compiled encoder, header values in C, the topic's partitions (the
+        # batcher's live list). The steady-state path calls them directly (compiled_writer,
+        # header_values_for, key_partition): each saves Python calls per event.
+        self._prepared: dict[
+            type[BaseEvent], tuple[str, bytes, _Encode, _HeaderValues, list[int]]
+        ] = {}
         self._publish_timeout_s = publish_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._revalidate = revalidate
         self._started = False
         self._closed = False
+        # max_in_flight while started, not closed and not revalidating, else 0: the steady
+        # path's whole admission check is one comparison with it.
+        self._steady_limit = 0
 
     async def __aenter__(self) -> Self:
         """Start on entry."""
@@ -177,6 +172,7 @@ class EventPublisher:
                 await asyncio.sleep(delay)  # backoff between connection attempts
                 delay = min(delay * 2, 5.0)
         self._started = True
+        self._steady_limit = 0 if self._revalidate else self._max_in_flight
         _log.info("publisher started", bootstrap_servers=self.settings.bootstrap_servers)
 
     def topic_for(self, event: BaseEvent) -> str:
@@ -222,10 +218,8 @@ class EventPublisher:
         :meth:`flush` (or :meth:`close`) raises :class:`BrokerUnavailableError` saying how many
         such records failed. Nothing fails unseen.
         """
-        tp, key, value, event = self._ready_now(event) or await self._ready(event)
-        self._batcher.append(
-            tp, key, value, event_header_values(event, _traceparent()), result=False
-        )
+        tp, key, value, header_values = self._ready_now(event) or await self._ready(event)
+        self._batcher.append(tp, key, value, header_values, result=False)
         self._in_flight += 1
 
     def _ready_now(self, event: BaseEvent) -> _Record | None:
@@ -235,47 +229,51 @@ class EventPublisher:
         for room and turns encoding failures into typed errors; a coroutine per step costs
         more than the rest of this path.
         """
-        if (
-            self._revalidate
-            or self._in_flight >= self._max_in_flight
-            or not self._started
-            or self._closed
-        ):
+        if self._in_flight >= self._steady_limit:
             return None
         prepared = self._prepared.get(type(event))
         if prepared is None:  # the type's first event, or a schema fastavro writes
             return None
-        topic, header, encode = prepared
+        topic, header, encode, header_values, partitions = prepared
+        fields = event.__dict__
         try:
-            value = encode(header, event.__dict__)
+            value = encode(header, fields)
         except ENCODING_ERRORS:
             return None  # the full path raises the typed error
         key = event.session_id.encode()
-        partition = self._batcher.known_partition(topic, key)
-        if partition is None:
-            return None
-        return (topic, partition), key, value, event
+        traceparent = current_traceparent()
+        return (
+            (topic, key_partition(key, partitions)),
+            key,
+            value,
+            header_values(fields, traceparent) or event_header_values(event, traceparent),
+        )
 
     async def _ready(self, event: BaseEvent) -> _Record:
         if not self._started or self._closed:
             raise PublishError("the publisher is not started (or already closed)")
         topic = self.topic_for(event)
         value = await self._encode(event, topic)
-        if type(event) not in self._prepared:  # once per type, not per event under backpressure
-            compiled = self.codec.compiled_writer(type(event), topic)
-            if compiled is not None:
-                self._prepared[type(event)] = (topic, *compiled)
         key = event.session_id.encode()
         partition = self._batcher.known_partition(topic, key)
         if partition is None:
             partition = await self._batcher.partition_for(topic, key)
+        if type(event) not in self._prepared:  # once per type, not per event under backpressure
+            compiled = self.codec.compiled_writer(type(event), topic)
+            partitions = self._batcher.known_partitions(topic)
+            if compiled is not None and partitions is not None:
+                self._prepared[type(event)] = (
+                    topic,
+                    *compiled,
+                    header_values_for(type(event)),
+                    partitions,
+                )
         while self._in_flight >= self._max_in_flight:
             await self._wait_for_room()
-        return (topic, partition), key, value, event
+        return (topic, partition), key, value, event_header_values(event, current_traceparent())
 
     def _append(self, record: _Record) -> asyncio.Future[PublishResult]:
-        tp, key, value, event = record
-        future = self._batcher.append(tp, key, value, event_header_values(event, _traceparent()))
+        future = self._batcher.append(*record)
         self._in_flight += 1
         self._pending.add(future)
         return future
@@ -341,6 +339,7 @@ class EventPublisher:
         if self._closed:
             return
         self._closed = True
+        self._steady_limit = 0
         try:
             if self._started:
                 await self.flush()

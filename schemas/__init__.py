@@ -18,10 +18,12 @@ from schemas._headers import (
     CONTENT_TYPE,
     HEADER_DOCS,
     HEADER_NAMES,
+    current_traceparent,
     event_header_values,
     event_headers,
     header_map,
     header_pairs,
+    header_values_for,
     new_traceparent,
 )
 from schemas._kafka import connection_kwargs, stop_consumer
@@ -118,6 +120,7 @@ __all__ = [
     "UnknownSchemaIdError",
     "canonical",
     "connection_kwargs",
+    "current_traceparent",
     "dead_letter_topic",
     "event_header_values",
     "event_headers",
@@ -125,6 +128,7 @@ __all__ = [
     "fast_lz4_encode",
     "header_map",
     "header_pairs",
+    "header_values_for",
     "install_fast_lz4",
     "load_schema",
     "load_topics",

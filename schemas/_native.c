@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -879,13 +880,37 @@ as_long(PyObject *value, int64_t *out, int is_int)
 
 static PyObject *epoch;  /* 1970-01-01T00:00:00+00:00, set at import */
 
+/* Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int64_t year, int month, int day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
 /* Milliseconds since the epoch of an aware datetime, floored as (value - epoch) // 1 ms is. */
 static int
 timestamp_millis(PyObject *value, int64_t *out)
 {
-    if (PyDateTime_DATE_GET_TZINFO(value) == Py_None) {
+    PyObject *tzinfo = PyDateTime_DATE_GET_TZINFO(value);
+    if (tzinfo == Py_None) {
         PyErr_SetString(PyExc_ValueError, "timestamp-millis needs an aware datetime");
         return -1;
+    }
+    if (tzinfo == PyDateTime_TimeZone_UTC && PyDateTime_CheckExact(value)) {
+        /* From the fields: the subtraction made and freed a timedelta per event. The
+         * microseconds are never negative, so their division floors as the subtraction's. */
+        int64_t days = days_from_civil(PyDateTime_GET_YEAR(value), PyDateTime_GET_MONTH(value),
+                                       PyDateTime_GET_DAY(value));
+        *out = days * 86400000 + (int64_t)PyDateTime_DATE_GET_HOUR(value) * 3600000 +
+               (int64_t)PyDateTime_DATE_GET_MINUTE(value) * 60000 +
+               (int64_t)PyDateTime_DATE_GET_SECOND(value) * 1000 +
+               PyDateTime_DATE_GET_MICROSECOND(value) / 1000;
+        return 0;
     }
     PyObject *delta = PyNumber_Subtract(value, epoch);
     if (delta == NULL) return -1;
@@ -1332,6 +1357,7 @@ PyDoc_STRVAR(uuid_text_doc,
              "The last value is remembered: publishing formats an event's id three times (the body,\n"
              "then two headers), so the second and third time are a comparison.");
 
+static Py_ssize_t uuid_int_offset = 0;  /* where uuid.UUID's `int` slot is; 0: not a slot */
 static PyObject *last_uuid = NULL;      /* the value formatted last (held: its id stays unique) */
 static PyObject *last_uuid_text = NULL; /* and its text */
 
@@ -1363,7 +1389,10 @@ format_uuid(PyObject *value)
         Py_DECREF(text);
         return encoded;
     }
-    PyObject *number = PyObject_GetAttr(value, str_int);
+    /* The slot itself when uuid.UUID keeps `int` in a slot (CPython's does): the attribute
+     * lookup through the type was a third of formatting an id. */
+    PyObject *number = uuid_int_offset ? *(PyObject **)((char *)value + uuid_int_offset) : NULL;
+    number = number ? Py_NewRef(number) : PyObject_GetAttr(value, str_int);
     if (number == NULL) return NULL;
     unsigned char raw[16];
     int failed = !PyLong_Check(number) ||
@@ -1436,9 +1465,10 @@ utc_text(PyObject *Py_UNUSED(module), PyObject *value)
 }
 
 PyDoc_STRVAR(event_header_values_doc,
-             "event_header_values(fields, constants, traceparent) -> tuple | None\n\n"
-             "The eleven header values of an event (see schemas._headers) from its field dict and\n"
-             "the model's constants (event type, CloudEvents type, spec version, content type);\n"
+             "event_header_values(constants, fields, traceparent) -> tuple | None\n\n"
+             "The eleven header values of an event (see schemas._headers) from the model's\n"
+             "constants (event type, CloudEvents type, spec version, content type) and the\n"
+             "event's field dict;\n"
              "None when a value needs the Python path (a missing field, a time not in UTC).");
 
 /* One Python frame, a dozen attribute reads and a tuple per published event were ~15 % of
@@ -1446,13 +1476,14 @@ PyDoc_STRVAR(event_header_values_doc,
 static PyObject *
 event_header_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_CheckExact(args[1]) ||
-        PyTuple_GET_SIZE(args[1]) != 4) {
+    if (nargs != 3 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != 4 ||
+        !PyDict_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError,
-                        "event_header_values(fields: dict, constants: 4-tuple, traceparent)");
+                        "event_header_values(constants: 4-tuple, fields: dict, traceparent)");
         return NULL;
     }
-    PyObject *fields = args[0], *constants = args[1], *traceparent = args[2];
+    /* The constants come first: functools.partial binds them once per model. */
+    PyObject *constants = args[0], *fields = args[1], *traceparent = args[2];
     PyObject *event_id = PyDict_GetItemWithError(fields, str_event_id);
     PyObject *correlation_id = event_id ? PyDict_GetItemWithError(fields, str_correlation_id) : NULL;
     PyObject *source = correlation_id ? PyDict_GetItemWithError(fields, str_source) : NULL;
@@ -1493,12 +1524,60 @@ event_header_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return values;
 }
 
-/* Fresh traceparents: random bytes fetched from os.urandom 1024 ids at a time (one system call
- * per 1024 events; a call per event showed up in publish profiles), formatted here. */
-#define TRACE_ID_BYTES 24  /* 16 for the trace id, 8 for the parent (span) id */
-static unsigned char trace_pool[TRACE_ID_BYTES * 1024];
-static Py_ssize_t trace_pool_used = sizeof trace_pool;  /* nothing fetched yet */
+/* Fresh traceparents: ids drawn from xoshiro256** (Blackman and Vigna), seeded from os.urandom
+ * on first use and again in a forked child (forget_traceparents). W3C trace context asks for
+ * random, unique ids, not secret ones (OpenTelemetry's Python SDK draws them from the Mersenne
+ * Twister). The pool of os.urandom bytes used before cost a getrandom() of 24 KiB per 1024 ids,
+ * ~1.4 % of publishing's CPU (perf), more than formatting. */
+static uint64_t trace_state[4];
+static int trace_seeded = 0;
 static PyObject *os_urandom;
+
+static inline uint64_t
+rotate_left(uint64_t value, int bits)
+{
+    return (value << bits) | (value >> (64 - bits));
+}
+
+static uint64_t
+next_random(void)
+{
+    uint64_t *s = trace_state;
+    uint64_t result = rotate_left(s[1] * 5, 7) * 9;
+    uint64_t shifted = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= shifted;
+    s[3] = rotate_left(s[3], 45);
+    return result;
+}
+
+static int
+seed_traceparents(void)
+{
+    PyObject *seed = PyObject_CallFunction(os_urandom, "n", (Py_ssize_t)sizeof trace_state);
+    if (seed == NULL) return -1;
+    if (!PyBytes_Check(seed) || PyBytes_GET_SIZE(seed) != (Py_ssize_t)sizeof trace_state) {
+        Py_DECREF(seed);
+        PyErr_SetString(PyExc_RuntimeError, "os.urandom returned an unexpected value");
+        return -1;
+    }
+    memcpy(trace_state, PyBytes_AS_STRING(seed), sizeof trace_state);
+    Py_DECREF(seed);
+    if (!(trace_state[0] | trace_state[1] | trace_state[2] | trace_state[3])) trace_state[0] = 1;
+    trace_seeded = 1;
+    return 0;
+}
+
+static Py_UCS1 *
+put_hex(Py_UCS1 *out, uint64_t value)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int shift = 60; shift >= 0; shift -= 4) *out++ = digits[(value >> shift) & 0xF];
+    return out;
+}
 
 PyDoc_STRVAR(new_traceparent_doc,
              "new_traceparent() -> str: a W3C traceparent (version 00, sampled) with fresh random\n"
@@ -1507,43 +1586,34 @@ PyDoc_STRVAR(new_traceparent_doc,
 static PyObject *
 new_traceparent(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
-    if (trace_pool_used + TRACE_ID_BYTES > (Py_ssize_t)sizeof trace_pool) {
-        PyObject *fresh = PyObject_CallFunction(os_urandom, "n", (Py_ssize_t)sizeof trace_pool);
-        if (fresh == NULL) return NULL;
-        if (!PyBytes_Check(fresh) || PyBytes_GET_SIZE(fresh) != (Py_ssize_t)sizeof trace_pool) {
-            Py_DECREF(fresh);
-            PyErr_SetString(PyExc_RuntimeError, "os.urandom returned an unexpected value");
-            return NULL;
-        }
-        memcpy(trace_pool, PyBytes_AS_STRING(fresh), sizeof trace_pool);
-        Py_DECREF(fresh);
-        trace_pool_used = 0;
-    }
-    const unsigned char *raw = trace_pool + trace_pool_used;
-    trace_pool_used += TRACE_ID_BYTES;
+    if (!trace_seeded && seed_traceparents() < 0) return NULL;
+    uint64_t trace_high, trace_low, parent;
+    do {  /* all-zero ids are invalid (W3C) */
+        trace_high = next_random();
+        trace_low = next_random();
+    } while (!(trace_high | trace_low));
+    do {
+        parent = next_random();
+    } while (!parent);
     PyObject *text = PyUnicode_New(55, 127);
     if (text == NULL) return NULL;
-    static const char digits[] = "0123456789abcdef";
     Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
     memcpy(out, "00-", 3);
-    out += 3;
-    for (int byte = 0; byte < TRACE_ID_BYTES; byte++) {
-        if (byte == 16) *out++ = '-';
-        *out++ = digits[raw[byte] >> 4];
-        *out++ = digits[raw[byte] & 0xF];
-    }
+    out = put_hex(put_hex(out + 3, trace_high), trace_low);
+    *out++ = '-';
+    out = put_hex(out, parent);
     memcpy(out, "-01", 3);
     return text;
 }
 
 PyDoc_STRVAR(forget_traceparents_doc,
-             "forget_traceparents(): drop the random bytes fetched (a forked child must not reuse\n"
+             "forget_traceparents(): seed the ids afresh on next use (a forked child must not draw\n"
              "its parent's).");
 
 static PyObject *
 forget_traceparents(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
-    trace_pool_used = sizeof trace_pool;
+    trace_seeded = 0;
     Py_RETURN_NONE;
 }
 
@@ -1581,6 +1651,13 @@ PyInit__native(void)
     PyObject *uuid_module = PyImport_ImportModule("uuid");
     if (uuid_module == NULL) return NULL;
     uuid_class = PyObject_GetAttrString(uuid_module, "UUID");
+    if (uuid_class != NULL && PyType_Check(uuid_class)) {
+        PyObject *slot = PyDict_GetItemString(((PyTypeObject *)uuid_class)->tp_dict, "int");
+        if (slot != NULL && Py_IS_TYPE(slot, &PyMemberDescr_Type) &&
+            ((PyMemberDescrObject *)slot)->d_member->type == T_OBJECT_EX) {
+            uuid_int_offset = ((PyMemberDescrObject *)slot)->d_member->offset;
+        }
+    }
     PyObject *safety = PyObject_GetAttrString(uuid_module, "SafeUUID");
     Py_DECREF(uuid_module);
     if (uuid_class == NULL || safety == NULL) {

@@ -10,6 +10,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from producers import InvalidEventError
 from schemas import AgentSwitchedEvent, BaseEvent, ToolExecutionCompletedEvent
@@ -122,3 +124,33 @@ class TransportContract:
         assert [r.headers["event_id"] for r in await self.stored(transport)] == [
             str(fitting.event_id).encode()
         ]
+
+    async def test_every_method_carries_the_active_spans_trace_context(
+        self, transport: QueueingTransport
+    ) -> None:
+        """Inside a span each record's traceparent names it; outside, each gets a trace of its own."""
+        span = NonRecordingSpan(
+            SpanContext(
+                trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+                span_id=0xB7AD6B7169203331,
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+        )
+        inside, outside = session_events(1, 4), session_events(1, 2)
+        with trace.use_span(span):
+            await transport.publish(inside[0])
+            await transport.send(inside[1])
+            await transport.enqueue(inside[2])
+            await transport.publish_many([inside[3]])
+        for event in outside:
+            await transport.enqueue(event)
+        await transport.flush()
+        stored = {
+            r.headers["event_id"]: r.headers["traceparent"] for r in await self.stored(transport)
+        }
+        expected = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        assert [stored[str(e.event_id).encode()] for e in inside] == [expected] * 4
+        fresh = [stored[str(e.event_id).encode()] for e in outside]
+        assert expected not in fresh
+        assert len({value[3:35] for value in fresh}) == len(fresh)

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producers import BrokerUnavailableError, _records
-from producers._batching import Batcher
+from producers._batching import Batcher, _python_key_partition, key_partition
 from producers._protocols import PublishResult
 
 _TP = ("events", 0)
@@ -196,12 +196,25 @@ def test_keys_go_where_kafkas_default_partitioner_sends_them(key: bytes, partiti
     batcher._partitions["events"] = list(range(partitions))  # as partition_for stores them
     expected = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
     assert batcher.known_partition("events", key) == expected
+    assert _python_key_partition(key, list(range(partitions))) == expected  # no compiler
 
 
 def test_keys_of_an_unknown_topic_have_no_partition_yet() -> None:
     """A topic whose partitions were never looked up has no known partition."""
     batcher = _batcher(_Cluster.producer())  # type: ignore[arg-type]  # partitioning only
     assert batcher.known_partition("new-topic", b"s-1") is None
+
+
+def test_a_topics_partition_list_grows_in_place() -> None:
+    """A topic that gains partitions grows the list known_partitions gave: holders see it."""
+    batcher = _batcher(_Cluster.producer())  # type: ignore[arg-type]  # partitioning only
+    batcher._partitions["events"] = [0, 1]  # as partition_for stores them
+    held = batcher.known_partitions("events")
+    grown = SimpleNamespace(partitions_for_topic=lambda topic: {0, 1, 2, 3} if topic else None)
+    batcher._metadata_updated(grown)
+    assert held is batcher.known_partitions("events")
+    assert held == [0, 1, 2, 3]
+    assert key_partition(b"s-1", held) == batcher.known_partition("events", b"s-1")
 
 
 @given(data=st.binary(max_size=200))

@@ -6,15 +6,20 @@ import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
+
 from producers import Simulator
 from schemas import (
     HEADER_DOCS,
     HEADER_NAMES,
     AgentSwitchedEvent,
     _headers,
+    current_traceparent,
     event_header_values,
     event_headers,
     header_map,
+    header_values_for,
     new_traceparent,
 )
 
@@ -43,11 +48,13 @@ def test_ce_time_is_the_occurred_at_instant() -> None:
 
 
 def test_fresh_traceparents_are_well_formed_and_distinct() -> None:
-    """Thousands of fresh traceparents (several refills of the id pool) are valid and unique."""
+    """Thousands of fresh traceparents are valid, their trace and parent ids unique and not zero."""
     made = [new_traceparent() for _ in range(5000)]
     assert all(_TRACEPARENT.match(value) for value in made)
-    assert len(set(made)) == len(made)
-    assert len({value[3:35] for value in made}) == len(made)  # trace ids alone are unique too
+    assert len({value[3:35] for value in made}) == len(made)  # trace ids
+    assert len({value[36:52] for value in made}) == len(made)  # parent ids
+    assert len({value[3:19] for value in made}) == len(made)  # even each half of a trace id
+    assert not any(value[3:35] == "0" * 32 or value[36:52] == "0" * 16 for value in made)
 
 
 def test_event_id_headers_match_each_event_when_ids_alternate() -> None:
@@ -67,8 +74,8 @@ def test_python_and_c_traceparents_have_the_same_form() -> None:
 
 
 def test_a_forked_child_never_repeats_its_parents_traceparents() -> None:
-    """After fork, parent and child draw different ids (the child drops the inherited pool)."""
-    new_traceparent()  # the pool is filled: the child would inherit the same next ids
+    """After fork, parent and child draw different ids (the child seeds its generator afresh)."""
+    new_traceparent()  # seeded: the child would inherit the same generator state
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover  # the child only reports and exits
@@ -105,9 +112,7 @@ def test_c_header_values_equal_the_python_ones_for_simulated_events() -> None:
     assert len({type(event) for event in events}) > 5
     for event in events:
         traceparent = new_traceparent()
-        built = _headers._native.event_header_values(
-            event.__dict__, _headers._header_constants(type(event)), traceparent
-        )
+        built = header_values_for(type(event))(event.__dict__, traceparent)
         assert built == _headers._python_header_values(event, traceparent), event
 
 
@@ -115,14 +120,32 @@ def test_c_header_values_leave_what_python_must_judge_to_python() -> None:
     """A missing field, a non-str correlation id or a time not in UTC: C answers None."""
     assert _headers._native is not None
     event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
-    constants = _headers._header_constants(AgentSwitchedEvent)
+    header_values = header_values_for(AgentSwitchedEvent)
     empty = event.__dict__ | {"correlation_id": ""}  # as `correlation_id or ""` writes it
-    assert _headers._native.event_header_values(empty, constants, "t")[2] == ""
+    assert header_values(empty, "t")[2] == ""  # type: ignore[index]  # not None: checked here
     local = datetime(2026, 11, 25, 3, 2, 3, tzinfo=timezone(timedelta(hours=2)))
     for changed in ({"occurred_at": local}, {"correlation_id": 5}):
         fields = event.__dict__ | changed
-        assert _headers._native.event_header_values(fields, constants, "t") is None
+        assert header_values(fields, "t") is None
     unvalidated = AgentSwitchedEvent.model_construct(**(event.__dict__ | {"occurred_at": local}))
     assert event_header_values(unvalidated, "t") == _headers._python_header_values(unvalidated, "t")
     without_source = {key: value for key, value in event.__dict__.items() if key != "source"}
-    assert _headers._native.event_header_values(without_source, constants, "t") is None
+    assert header_values(without_source, "t") is None
+
+
+def test_current_traceparent_names_the_active_span_and_is_fresh_outside_one() -> None:
+    """Inside a valid span: its ids and flags; outside, or in an invalid span: fresh ids."""
+    span_context = SpanContext(
+        trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(0),
+    )
+    with trace.use_span(NonRecordingSpan(span_context)):
+        assert current_traceparent() == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    with trace.use_span(NonRecordingSpan(INVALID_SPAN_CONTEXT)):
+        inside_invalid = current_traceparent()
+    outside = current_traceparent()
+    for fresh in (inside_invalid, outside):
+        assert _TRACEPARENT.match(fresh)
+    assert inside_invalid != outside
