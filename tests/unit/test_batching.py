@@ -122,6 +122,32 @@ async def test_full_batches_go_in_the_order_they_were_started() -> None:
     assert [(await result).offset for result in results] == list(range(len(results)))
 
 
+class _TwoBrokers(_Cluster):
+    """Node 0 leads the even partitions, node 1 the odd ones."""
+
+    def leader_for_partition(self, tp: TopicPartition) -> int:
+        """The partition's parity."""
+        return tp.partition % 2
+
+
+async def test_a_due_batch_takes_the_lingering_batches_of_its_broker_along() -> None:
+    """One partition's linger over: its broker's other batches go too, the other broker's wait."""
+    producer = _Producer()
+    producer.client.cluster = _TwoBrokers()
+    batcher = _batcher(producer, linger_s=60)
+    tps = [("events", partition) for partition in range(4)]
+    for tp in tps:
+        batcher.append(tp, b"k", b"v", ())
+    first = batcher._open[tps[0]]
+    assert first.timer is not None
+    first.timer.cancel()
+    batcher._linger_over(tps[0], first)  # as its timer does when the linger is over
+    await _settle_loop()
+    assert [batcher._open[tp].claimed for tp in tps] == [True, False, True, False]
+    assert [batcher._open[tp].timer is None for tp in tps] == [True, False, True, False]
+    await asyncio.wait_for(batcher.flush(), 5)  # the rest, so nothing is left lingering
+
+
 async def test_flush_hands_over_a_lingering_batch() -> None:
     """flush() submits batches still lingering, so the producer holds every record."""
     producer = _Producer()
