@@ -148,6 +148,7 @@ class Batcher:
         self._open: dict[TopicPartition, _OpenBatch] = {}
         self._full: dict[TopicPartition, list[_OpenBatch]] = {}
         self._draining: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._leaders: dict[TopicPartition, object] = {}  # see _leader
         # aiokafka refreshes cluster metadata every metadata_max_age_ms (and on errors); a topic
         # that gained partitions is then partitioned over all of them, as Java producers do.
         producer.client.cluster.add_listener(self._metadata_updated)
@@ -180,6 +181,7 @@ class Batcher:
         return partition
 
     def _metadata_updated(self, cluster: Any) -> None:
+        self._leaders.clear()  # leaders move with metadata
         for topic, known in self._partitions.items():
             current = cluster.partitions_for_topic(topic)
             if current and len(current) > (before := len(known)):
@@ -307,11 +309,15 @@ class Batcher:
                 self._drain_soon(other_tp)
 
     def _leader(self, tp: TopicPartition) -> object:
-        """The broker leading ``tp`` as the producer's metadata says (None: unknown)."""
-        leader: object = self._producer.client.cluster.leader_for_partition(
-            KafkaTopicPartition(*tp)
-        )
-        return leader
+        """The broker leading ``tp`` as the producer's metadata says (None: unknown).
+
+        Remembered until the next metadata update: a due batch asks for every open batch's.
+        """
+        if tp not in self._leaders:
+            self._leaders[tp] = self._producer.client.cluster.leader_for_partition(
+                KafkaTopicPartition(*tp)
+            )
+        return self._leaders[tp]
 
     def _drain_soon(self, tp: TopicPartition) -> None:
         if tp not in self._draining:

@@ -148,6 +148,26 @@ async def test_a_due_batch_takes_the_lingering_batches_of_its_broker_along() -> 
     await asyncio.wait_for(batcher.flush(), 5)  # the rest, so nothing is left lingering
 
 
+async def test_a_partitions_broker_is_asked_again_after_a_metadata_update() -> None:
+    """Leaders move: the broker remembered for a partition is dropped at the next update."""
+    producer = _Producer()
+    producer.client.cluster = _TwoBrokers()
+    batcher = _batcher(producer, linger_s=60)
+    tps = [("events", 0), ("events", 1)]
+    assert [batcher._leader(tp) for tp in tps] == [0, 1]
+    producer.client.cluster = _Cluster()  # node 0 now leads both
+    batcher._metadata_updated(SimpleNamespace(partitions_for_topic=lambda _: None))
+    for tp in tps:
+        batcher.append(tp, b"k", b"v", ())
+    first = batcher._open[tps[0]]
+    assert first.timer is not None
+    first.timer.cancel()
+    batcher._linger_over(tps[0], first)
+    await _settle_loop()
+    assert batcher._open[tps[1]].claimed  # the same broker now: it went along
+    await asyncio.wait_for(batcher.flush(), 5)
+
+
 async def test_flush_hands_over_a_lingering_batch() -> None:
     """flush() submits batches still lingering, so the producer holds every record."""
     producer = _Producer()
