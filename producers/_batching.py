@@ -300,6 +300,8 @@ class Batcher:
         # As Java's producer drains a broker: once one of its batches is due, every batch for
         # the same broker goes too, in the same produce request. Each partition's own timer sent
         # a request per partition at low rates (events spread over 36 partitions at 1k/s).
+        if self._linger_s <= 0:
+            return  # nothing lingers: no batch has a timer to cut short
         leader = self._leader(tp)
         for other_tp, other in self._open.items():
             if other.timer is not None and self._leader(other_tp) == leader:
