@@ -298,8 +298,8 @@ class Batcher:
         batch.due = True
         self._drain_soon(tp)
         # As Java's producer drains a broker: once one of its batches is due, every batch for
-        # the same broker goes too, in the same produce request. Each partition's own timer sent
-        # a request per partition at low rates (events spread over 36 partitions at 1k/s).
+        # the same broker goes too, in the same produce request (a timer per partition woke the
+        # producer's sender once per partition: events spread over 36 partitions at 1k/s).
         if self._linger_s <= 0:
             return  # nothing lingers: no batch has a timer to cut short
         leader = self._leader(tp)

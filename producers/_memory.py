@@ -8,9 +8,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 
+from producers._batching import key_partition
 from producers._errors import InvalidEventError
 from producers._protocols import PublishResult
 from schemas import BaseEvent, EventType, current_traceparent, event_headers
@@ -42,7 +42,7 @@ class InMemoryTransport:
 
     def __init__(self, partitions: int = 6, topic_prefix: str = "") -> None:
         """Pretend every topic has ``partitions`` partitions."""
-        self._partitions = partitions
+        self._partitions = list(range(partitions))
         self._prefix = topic_prefix
         self._offsets: dict[tuple[str, int], int] = defaultdict(int)
         self.records: list[PublishedRecord] = []
@@ -61,8 +61,7 @@ class InMemoryTransport:
             raise InvalidEventError(f"{type(event).__name__} is invalid: {exc}") from exc
         key = event.session_id.encode()
         topic = self._prefix + event.topic
-        # murmur2 as Kafka's default partitioner: the same session maps the same way.
-        partition = (murmur2(key) & 0x7FFFFFFF) % self._partitions
+        partition = key_partition(key, self._partitions)  # as the Kafka publisher partitions
         offset = self._offsets[topic, partition]
         self._offsets[topic, partition] += 1
         headers = tuple(event_headers(event, current_traceparent()))
