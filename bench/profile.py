@@ -63,7 +63,7 @@ async def _consume(
 async def main(what: str, count: int) -> Profiler:
     """Run the chosen path over ``count`` simulated events and return its profile."""
     profiler = Profiler(async_mode="disabled")
-    with local_or_given_cluster() as base:
+    with local_or_given_cluster() as (base, _):
         settings = base.model_copy(update={"topic_prefix": f"profile{uuid.uuid4().hex[:6]}."})
         await make_topics(settings, settings.topic_prefix, [])
         events = generated_events(count, seed=EVENTS_SEED)

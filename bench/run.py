@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import platform
 import shutil
@@ -28,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agentflux._local import LocalCluster
+from bench._broker import BrokerWatch, PauseOverlap
 from bench._latency import ConsumerProcess
 from bench._measure import Measurement, percentile, settle_heap, side_by_side
 from bench._raw import raw_consume, raw_producer, raw_publish, raw_publish_batched
@@ -100,17 +102,24 @@ async def _paced(
 
 
 @contextlib.contextmanager
-def local_or_given_cluster() -> Iterator[AgentfluxSettings]:
-    """The cluster the environment names, or a local 1-node one for the duration."""
+def local_or_given_cluster() -> Iterator[tuple[AgentfluxSettings, BrokerWatch | None]]:
+    """The cluster the environment names, or a local 1-node one for the duration.
+
+    With a local one, also a watch on its broker (CPU, GC pauses); None for a given cluster.
+    """
     if os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS") and os.environ.get("AGENTFLUX_REGISTRY_URL"):
-        yield AgentfluxSettings()
+        yield AgentfluxSettings(), None
         return
     state_dir = Path(tempfile.mkdtemp(prefix="agentflux-bench-"))
     local = LocalCluster(state_dir)
     try:
         state = local.up(1)
-        yield AgentfluxSettings(
-            bootstrap_servers=state.bootstrap_servers, registry_url=state.registry_url
+        (node,) = state.nodes
+        yield (
+            AgentfluxSettings(
+                bootstrap_servers=state.bootstrap_servers, registry_url=state.registry_url
+            ),
+            None if node.pid is None else BrokerWatch(node.pid, local.gc_log(node.node_id)),
         )
     finally:
         local.down()
@@ -314,7 +323,7 @@ async def bench_consume(settings: AgentfluxSettings, count: int, rounds: int) ->
     return {"events": count, **side_by_side(pairs)}
 
 
-async def bench_latency(  # noqa: PLR0913  # rate, size and three warm-up knobs, each documented
+async def bench_latency(  # noqa: PLR0913  # rate, size, three warm-up knobs, the broker watch
     settings: AgentfluxSettings,
     rate: float,
     count: int,
@@ -322,6 +331,7 @@ async def bench_latency(  # noqa: PLR0913  # rate, size and three warm-up knobs,
     *,
     pairs: int = 2,
     jit_warmup_s: float = _JIT_WARMUP_S,
+    broker: BrokerWatch | None = None,
 ) -> dict[str, Any]:
     """Publish at a fixed rate; measure publish call -> handler, platform and raw, in ms.
 
@@ -336,7 +346,9 @@ async def bench_latency(  # noqa: PLR0913  # rate, size and three warm-up knobs,
     low-rate paths (see ``_JIT_WARMUP_S``). Each side runs ``pairs`` times on fresh
     topics, in the order platform, raw, raw, platform, ...: one run each in a fixed order had
     measured the order and the machine's moment as much as the code. Percentiles are over all
-    of a side's measured events; CPU figures are the runs' mean.
+    of a side's measured events; CPU figures are the runs' mean. With a ``broker`` watch (a
+    cluster the bench started), each run also records the broker's CPU and which events a
+    broker GC pause fell into: all of them, and the run's slowest 1 %.
     """
     events = generated_events(int(rate * warmup_s) + count, seed=int(rate))
     async with EventPublisher(settings) as encoder:  # only its codec
@@ -344,15 +356,19 @@ async def bench_latency(  # noqa: PLR0913  # rate, size and three warm-up knobs,
     warmup = int(rate * warmup_s)
     jit_records = records[: int(rate * jit_warmup_s)]
     if jit_records:
-        await _raw_latency(settings, rate, jit_records, len(jit_records), "jit")
+        await _raw_latency(settings, rate, jit_records, len(jit_records), "jit", broker=None)
     platform: list[_LatencyRun] = []
     raw: list[_LatencyRun] = []
     for pair in range(pairs):
         for side in ("raw", "platform") if pair % 2 else ("platform", "raw"):
             if side == "platform":
-                platform.append(await _platform_latency(settings, rate, events, warmup, pair))
+                platform.append(
+                    await _platform_latency(settings, rate, events, warmup, pair, broker=broker)
+                )
             else:
-                raw.append(await _raw_latency(settings, rate, records, warmup, str(pair)))
+                raw.append(
+                    await _raw_latency(settings, rate, records, warmup, str(pair), broker=broker)
+                )
     return {
         "rate": rate,
         "events": count,
@@ -363,31 +379,58 @@ async def bench_latency(  # noqa: PLR0913  # rate, size and three warm-up knobs,
     }
 
 
+# A broker watch and its CPU reading when a run's publishing began.
+_BrokerReading = tuple[BrokerWatch, float]
+
+
+def _broker_reading(broker: BrokerWatch | None) -> _BrokerReading | None:
+    return None if broker is None else (broker, broker.cpu_seconds())
+
+
 class _LatencyRun(NamedTuple):
     latencies_ms: list[float]
     achieved_rate: float
     publisher_cpu_us: float  # per event sent, warm-up included
     consumer_cpu_us: float
+    broker_cpu_us: float  # NaN without a broker watch
+    broker_pauses: PauseOverlap | None
 
     @classmethod
     def of(
         cls,
         sent: dict[str, float],
         paced: tuple[float, float],
-        received: dict[str, float],
-        consumer_cpu_s: float,
+        received: tuple[dict[str, float], float],
+        broker: _BrokerReading | None,
     ) -> _LatencyRun:
-        """One run's figures: send times, ``_paced``'s result, receive times, the consumer's CPU."""
+        """One run's figures from what its parts returned.
+
+        Send times, ``_paced``'s result, the consumer's receive times and CPU, and the broker
+        reading taken before publishing.
+        """
         achieved, publisher_cpu_s = paced
-        missing = sent.keys() - received.keys()
+        received_at, consumer_cpu_s = received
+        missing = sent.keys() - received_at.keys()
         if missing:
             raise RuntimeError(f"{len(missing)} measured events never reached the consumer")
-        per_event = 1e6 / len(received)
+        per_event = 1e6 / len(received_at)
+        latencies = {
+            event_id: (received_at[event_id] - started) * 1000 for event_id, started in sent.items()
+        }
+        broker_cpu_us, pauses = math.nan, None
+        if broker is not None:
+            watch, cpu_before = broker
+            broker_cpu_us = (watch.cpu_seconds() - cpu_before) * per_event
+            cutoff = percentile(list(latencies.values()), 0.99)
+            slowest = {event_id for event_id, ms in latencies.items() if ms >= cutoff}
+            pauses = watch.overlap(sent, received_at, slowest)
         return cls(
-            [(received[event_id] - started) * 1000 for event_id, started in sent.items()],
+            list(latencies.values()),
             achieved,
             publisher_cpu_s * per_event,
             consumer_cpu_s * per_event,
+            broker_cpu_us,
+            pauses,
         )
 
 
@@ -401,6 +444,29 @@ def _latency_figures(side: str, runs: list[_LatencyRun]) -> dict[str, Any]:
         f"{side}_p99_ms_by_run": [round(percentile(run.latencies_ms, 0.99), 2) for run in runs],
         f"{side}_publisher_cpu_us": round(statistics.mean(r.publisher_cpu_us for r in runs), 1),
         f"{side}_consumer_cpu_us": round(statistics.mean(r.consumer_cpu_us for r in runs), 1),
+        **_broker_figures(side, runs),
+    }
+
+
+def _broker_figures(side: str, runs: list[_LatencyRun]) -> dict[str, Any]:
+    """The broker's CPU and GC pauses over a side's runs (nothing without a broker watch)."""
+    overlaps = [run.broker_pauses for run in runs if run.broker_pauses is not None]
+    if not overlaps:
+        return {}
+    return {
+        f"{side}_broker_cpu_us": round(statistics.mean(r.broker_cpu_us for r in runs), 1),
+        f"{side}_broker_gc": {
+            "pauses": sum(o.pauses for o in overlaps),
+            "pause_ms": round(sum(o.pause_ms for o in overlaps), 1),
+            "max_pause_ms": round(max(o.max_pause_ms for o in overlaps), 1),
+            "events_in_pause_pct": round(
+                100 * sum(o.events_in_pause for o in overlaps) / sum(o.events for o in overlaps), 2
+            ),
+            "slowest_1pct_in_pause_pct": round(
+                100 * sum(o.slowest_in_pause for o in overlaps) / sum(o.slowest for o in overlaps),
+                1,
+            ),
+        },
     }
 
 
@@ -431,8 +497,14 @@ def _known_records(publisher: EventPublisher, events: list[BaseEvent]) -> list[_
     ]
 
 
-async def _platform_latency(
-    settings: AgentfluxSettings, rate: float, events: list[BaseEvent], warmup: int, run: int
+async def _platform_latency(  # noqa: PLR0913  # _raw_latency's, for the platform
+    settings: AgentfluxSettings,
+    rate: float,
+    events: list[BaseEvent],
+    warmup: int,
+    run: int,
+    *,
+    broker: BrokerWatch | None,
 ) -> _LatencyRun:
     prefix = await _latency_topics(settings, rate, f"platform{run}")
     scoped = settings.model_copy(update={"topic_prefix": prefix})
@@ -449,12 +521,19 @@ async def _platform_latency(
                 sent[str(event.event_id)] = time.perf_counter()
             await publisher.send(event)
 
+        reading = _broker_reading(broker)
         paced = await _paced(rate, events, warmup, send)
-        return _LatencyRun.of(sent, paced, *await consumer.received())
+        return _LatencyRun.of(sent, paced, await consumer.received(), reading)
 
 
-async def _raw_latency(
-    settings: AgentfluxSettings, rate: float, records: list[_RawRecord], warmup: int, run: str
+async def _raw_latency(  # noqa: PLR0913  # the run's rate, records, warm-up, name and watch
+    settings: AgentfluxSettings,
+    rate: float,
+    records: list[_RawRecord],
+    warmup: int,
+    run: str,
+    *,
+    broker: BrokerWatch | None,
 ) -> _LatencyRun:
     """The platform's pre-encoded records sent with ``send()``, read by a raw getmany loop.
 
@@ -475,10 +554,11 @@ async def _raw_latency(
                     sent[dict(headers)["event_id"].decode()] = time.perf_counter()
                 await producer.send(prefix + topic, value, key=key, headers=headers)
 
+            reading = _broker_reading(broker)
             paced = await _paced(rate, records, warmup, send)
         finally:
             await producer.stop()
-        return _LatencyRun.of(sent, paced, *await consumer.received())
+        return _LatencyRun.of(sent, paced, await consumer.received(), reading)
 
 
 async def bench_rebuild(
@@ -539,11 +619,24 @@ def _yardstick_us() -> float:
     return round(min(timer.repeat(repeat=5, number=2000)) / 2000 * 1e6, 2)
 
 
+async def _wakeup_cpu_us(sleep_s: float, times: int = 500) -> float:
+    """CPU microseconds per ``asyncio.sleep(sleep_s)``: one event-loop wake-up on this machine.
+
+    With ``sleep_s`` 0 the loop never idles; with 0.001 it idles between wake-ups, as each
+    process of a pipeline at 1k events/s does between events. Returning from idle costs much
+    more on some virtual machines than on others: a second yardstick, for the latency rows.
+    """
+    cpu = time.process_time()
+    for _ in range(times):
+        await asyncio.sleep(sleep_s)  # the measured wake-up itself, not a readiness wait
+    return round((time.process_time() - cpu) / times * 1e6, 1)
+
+
 async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
     """Run every benchmark and return the report."""
     count = 10_000 if quick else 100_000
     rounds = 1 if quick else 3
-    with local_or_given_cluster() as base:
+    with local_or_given_cluster() as (base, broker):
         settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})
         await make_topics(settings, settings.topic_prefix, [f"{settings.topic_prefix}raw-publish"])
         events = generated_events(count, seed=EVENTS_SEED)
@@ -553,6 +646,10 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "sum_range_1000_us": _yardstick_us(),
+                "wakeup_cpu_us": {
+                    "busy_loop": await _wakeup_cpu_us(0, 5000),
+                    "after_1ms_idle": await _wakeup_cpu_us(0.001),
+                },
             },
             "mode": "quick" if quick else "full",
             "rounds": rounds,
@@ -564,12 +661,14 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         report["consume"] = await bench_consume(settings, count, rounds)
         yardsticks["consume"] = _yardstick_us()
         report["latency"] = [
-            await bench_latency(settings, 1000, 2000, _QUICK_WARMUP_S, pairs=1, jit_warmup_s=0)
+            await bench_latency(
+                settings, 1000, 2000, _QUICK_WARMUP_S, pairs=1, jit_warmup_s=0, broker=broker
+            )
             if quick
-            else await bench_latency(settings, 1000, 20_000)
+            else await bench_latency(settings, 1000, 20_000, broker=broker)
         ]
         if not quick:
-            report["latency"].append(await bench_latency(settings, 10_000, 50_000))
+            report["latency"].append(await bench_latency(settings, 10_000, 50_000, broker=broker))
         yardsticks["latency"] = _yardstick_us()
         with tempfile.TemporaryDirectory() as directory:
             report["rebuild"] = await bench_rebuild(settings, count, Path(directory))
@@ -587,6 +686,12 @@ def _markdown(report: dict[str, Any]) -> str:
         "after publish / consume / latency: "
         + " / ".join(f"{us}" for us in report["machine"]["sum_range_1000_us_after"].values())
         + " µs.",
+        (
+            "An event-loop wake-up (`asyncio.sleep`) costs "
+            f"{report['machine']['wakeup_cpu_us']['busy_loop']} µs of CPU in a loop that never "
+            f"idles, {report['machine']['wakeup_cpu_us']['after_1ms_idle']} µs after a 1 ms idle "
+            "(what each process pays per event at low rates)."
+        ),
         "Command: `make bench` (or `make bench-quick`). Same broker, same run, platform vs raw aiokafka;",
         "throughput figures: one round of each side."
         if report["rounds"] == 1
@@ -608,13 +713,35 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{lat['platform_p999_ms']} | {lat['raw_p50_ms']} / {lat['raw_p99_ms']} / {lat['raw_p999_ms']} | |\n"
         f"| rate achieved (mean of {lat['runs_per_side']} runs each, percentiles over all), events/s | {lat['platform_achieved_rate']} | {lat['raw_achieved_rate']} | |\n"
         f"| CPU per event at that rate, publisher / consumer µs | {lat['platform_publisher_cpu_us']} / {lat['platform_consumer_cpu_us']} | "
-        f"{lat['raw_publisher_cpu_us']} / {lat['raw_consumer_cpu_us']} | |"
+        f"{lat['raw_publisher_cpu_us']} / {lat['raw_consumer_cpu_us']} | |" + _broker_rows(lat)
         for lat in report["latency"]
     )
     lines.append(
         f"| rebuild of the context view into SQLite, events/s ({reb['events']} events) | {reb['events_per_s']} | | |"
     )
     return "\n".join(lines) + "\n"
+
+
+def _broker_rows(lat: dict[str, Any]) -> str:
+    """The latency runs' broker rows: CPU, GC pauses, events they fell into (if watched)."""
+    if "platform_broker_gc" not in lat:
+        return ""
+    gc = {side: lat[f"{side}_broker_gc"] for side in ("platform", "raw")}
+    return (
+        f"\n| broker CPU per event at that rate, µs | {lat['platform_broker_cpu_us']} | "
+        f"{lat['raw_broker_cpu_us']} | |\n"
+        "| broker GC pauses during the runs: count / total ms / longest ms | "
+        + " | ".join(
+            f"{gc[side]['pauses']} / {gc[side]['pause_ms']} / {gc[side]['max_pause_ms']}"
+            for side in ("platform", "raw")
+        )
+        + " | |\n| events a broker GC pause fell into: all / the slowest 1 %, % | "
+        + " | ".join(
+            f"{gc[side]['events_in_pause_pct']} / {gc[side]['slowest_1pct_in_pause_pct']}"
+            for side in ("platform", "raw")
+        )
+        + " | |"
+    )
 
 
 def cli() -> None:

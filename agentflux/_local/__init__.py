@@ -2,6 +2,7 @@
 
 from agentflux._local._artifacts import Artifacts, ArtifactsError, fetch_artifacts
 from agentflux._local._cluster import ClusterError, ClusterState, LocalCluster, NodeState
+from agentflux._local._gclog import GcPause, read_gc_pauses
 from agentflux._local._java import JavaNotFoundError, find_java
 
 __all__ = [
@@ -9,9 +10,11 @@ __all__ = [
     "ArtifactsError",
     "ClusterError",
     "ClusterState",
+    "GcPause",
     "JavaNotFoundError",
     "LocalCluster",
     "NodeState",
     "fetch_artifacts",
     "find_java",
+    "read_gc_pauses",
 ]

@@ -27,6 +27,7 @@ from agentflux._local._config import (
     render_log4j,
     render_server,
 )
+from agentflux._local._gclog import GC_LOG_NAME, gc_log_options
 from agentflux._local._java import find_java
 from agentflux._local._ports import free_ports, port_is_open
 from agentflux._local._process import is_running, spawn, stop
@@ -129,6 +130,10 @@ class LocalCluster:
     def _node_dir(self, node_id: int) -> Path:
         return self.state_dir / f"node-{node_id}"
 
+    def gc_log(self, node_id: int) -> Path:
+        """Node ``node_id``'s garbage-collection log (see :func:`read_gc_pauses`)."""
+        return self._node_dir(node_id) / GC_LOG_NAME
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _artifacts_resolved(self) -> Artifacts:
@@ -225,6 +230,7 @@ class LocalCluster:
             [
                 *base[:1],
                 *_KAFKA_JVM_OPTIONS,
+                *gc_log_options(self.gc_log(node.node_id)),
                 f"-Dagentflux.state={self._marker()}",
                 *base[1:],
                 "kafka.Kafka",
