@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick profile-publish profile-consume clean
+.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,9 @@ bench: install ## Benchmarks against raw aiokafka (~7 min), report under bench/r
 
 bench-quick: install ## The benchmarks, one round (~20 s against a running cluster, ~30 s starting a local one)
 	$(PY) -m bench.run --quick
+
+bench-sweep: install ## End-to-end latency at 250, 500, 750 and 1000 events/s, both sides (~4 min)
+	$(PY) -m bench.sweep
 
 profile-publish: install ## Where publishing spends its time (pyinstrument call tree)
 	$(PY) -m bench.profile publish

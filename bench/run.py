@@ -50,8 +50,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENTS_SEED",
+    "bench_latency",
     "generated_events",
     "local_or_given_cluster",
+    "machine_lines",
+    "machine_report",
     "main",
     "make_topics",
     "noop_runner",
@@ -632,6 +635,45 @@ async def _wakeup_cpu_us(sleep_s: float, times: int = 500) -> float:
     return round((time.process_time() - cpu) / times * 1e6, 1)
 
 
+async def machine_report() -> dict[str, Any]:
+    """The machine: CPUs, Python, OS, and its two yardsticks (Python's speed, a wake-up's CPU)."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sum_range_1000_us": _yardstick_us(),
+        "wakeup_cpu_us": {
+            "busy_loop": await _wakeup_cpu_us(0, 5000),
+            "after_1ms_idle": await _wakeup_cpu_us(0.001),
+        },
+    }
+
+
+def machine_lines(machine: dict[str, Any]) -> list[str]:
+    """:func:`machine_report`'s figures as the first lines of a markdown report."""
+    after = machine.get("sum_range_1000_us_after")
+    wakeup = machine["wakeup_cpu_us"]
+    return [
+        f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']};",
+        f"`sum(range(1000))` in {machine['sum_range_1000_us']} µs (a yardstick of the machine's "
+        "speed)" + (";" if after else "."),
+        *(
+            [
+                "after publish / consume / latency: "
+                + " / ".join(f"{us}" for us in after.values())
+                + " µs."
+            ]
+            if after
+            else []
+        ),
+        (
+            f"An event-loop wake-up (`asyncio.sleep`) costs {wakeup['busy_loop']} µs of CPU in a loop "
+            f"that never idles, {wakeup['after_1ms_idle']} µs after a 1 ms idle (what each process "
+            "pays per event at low rates)."
+        ),
+    ]
+
+
 async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
     """Run every benchmark and return the report."""
     count = 10_000 if quick else 100_000
@@ -641,16 +683,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         await make_topics(settings, settings.topic_prefix, [f"{settings.topic_prefix}raw-publish"])
         events = generated_events(count, seed=EVENTS_SEED)
         report: dict[str, Any] = {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "sum_range_1000_us": _yardstick_us(),
-                "wakeup_cpu_us": {
-                    "busy_loop": await _wakeup_cpu_us(0, 5000),
-                    "after_1ms_idle": await _wakeup_cpu_us(0.001),
-                },
-            },
+            "machine": await machine_report(),
             "mode": "quick" if quick else "full",
             "rounds": rounds,
             "publish": await bench_publish(settings, events, rounds),
@@ -681,17 +714,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# agentflux benchmarks ({report['mode']})",
         "",
-        f"Machine: {report['machine']['cpus']} CPUs, Python {report['machine']['python']}, {report['machine']['platform']};",
-        f"`sum(range(1000))` in {report['machine']['sum_range_1000_us']} µs (a yardstick of the machine's speed);",
-        "after publish / consume / latency: "
-        + " / ".join(f"{us}" for us in report["machine"]["sum_range_1000_us_after"].values())
-        + " µs.",
-        (
-            "An event-loop wake-up (`asyncio.sleep`) costs "
-            f"{report['machine']['wakeup_cpu_us']['busy_loop']} µs of CPU in a loop that never "
-            f"idles, {report['machine']['wakeup_cpu_us']['after_1ms_idle']} µs after a 1 ms idle "
-            "(what each process pays per event at low rates)."
-        ),
+        *machine_lines(report["machine"]),
         "Command: `make bench` (or `make bench-quick`). Same broker, same run, platform vs raw aiokafka;",
         "throughput figures: one round of each side."
         if report["rounds"] == 1

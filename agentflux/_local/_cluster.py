@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -22,6 +23,7 @@ from aiokafka.errors import KafkaError
 from agentflux._local._artifacts import Artifacts, fetch_artifacts
 from agentflux._local._config import (
     NodePorts,
+    kafka_jvm_options,
     new_cluster_id,
     registry_environment,
     render_log4j,
@@ -41,18 +43,6 @@ __all__ = ["ClusterError", "ClusterState", "LocalCluster", "NodeState"]
 _KAFKA_JAVA = 17
 _REGISTRY_JAVA = 21
 _STATE_FILE = "cluster.json"
-# The JVM options Kafka's own start script (kafka-run-class.sh) gives a broker: G1 aiming at
-# 20 ms pauses (the JVM's default aims at 200) and no full stop for System.gc().
-_KAFKA_JVM_OPTIONS = (
-    "-Xms256m",
-    "-Xmx768m",
-    "-server",
-    "-XX:+UseG1GC",
-    "-XX:MaxGCPauseMillis=20",
-    "-XX:InitiatingHeapOccupancyPercent=35",
-    "-XX:+ExplicitGCInvokesConcurrent",
-    "-Djava.awt.headless=true",
-)
 _CCOMPAT = "/apis/ccompat/v7"
 
 
@@ -229,7 +219,7 @@ class LocalCluster:
         node.pid = spawn(
             [
                 *base[:1],
-                *_KAFKA_JVM_OPTIONS,
+                *kafka_jvm_options(os.environ),
                 *gc_log_options(self.gc_log(node.node_id)),
                 f"-Dagentflux.state={self._marker()}",
                 *base[1:],

@@ -12,7 +12,13 @@ import pytest
 import yaml
 
 from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
-from agentflux._local._config import NodePorts, new_cluster_id, registry_environment, render_server
+from agentflux._local._config import (
+    NodePorts,
+    kafka_jvm_options,
+    new_cluster_id,
+    registry_environment,
+    render_server,
+)
 from agentflux._local._java import JavaNotFoundError
 from agentflux._local._ports import free_ports, port_is_open
 from agentflux._local._process import is_running, spawn, stop
@@ -48,6 +54,34 @@ def test_three_node_config_has_rf3_and_min_isr2(tmp_path: Path) -> None:
         "2@127.0.0.1:2002",
         "3@127.0.0.1:2003",
     ]
+
+
+def test_node_jvm_options_default_to_kafkas_collector_and_a_small_heap() -> None:
+    """Without Kafka's variables a node runs G1 at a 20 ms goal in a heap of at most 768 MB."""
+    options = kafka_jvm_options({})
+    assert options[:2] == ["-Xms256m", "-Xmx768m"]
+    assert {"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"} <= set(options)
+
+
+def test_node_jvm_options_follow_kafkas_variables() -> None:
+    """KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS replace their part; KAFKA_OPTS adds."""
+    options = kafka_jvm_options(
+        {
+            "KAFKA_HEAP_OPTS": "-Xms1g -Xmx1g -Xmn640m",
+            "KAFKA_JVM_PERFORMANCE_OPTS": "-server -XX:+UseParallelGC",
+            "KAFKA_OPTS": "-Dname='a b'",
+        }
+    )
+    assert options == [
+        "-Xms1g",
+        "-Xmx1g",
+        "-Xmn640m",
+        "-server",
+        "-XX:+UseParallelGC",
+        "-Dname=a b",
+    ]
+    only_extra = kafka_jvm_options({"KAFKA_OPTS": "-Dx=1", "KAFKA_HEAP_OPTS": ""})
+    assert only_extra == [*kafka_jvm_options({}), "-Dx=1"]  # empty counts as unset
 
 
 def test_cluster_id_is_kafka_shaped() -> None:

@@ -1,0 +1,118 @@
+"""End-to-end latency across rates, agentflux and raw aiokafka side by side.
+
+``python -m bench.sweep [--rates 250,500,750,1000] [--seconds 12] [--pairs 1]``
+
+Where a fixed rate's p99 lands on this machine as the rate grows, and what each process costs
+per event at each rate: at low rates a process's CPU goes to waking up, not to events, so the
+machine's wake-up cost (the report's second yardstick) sets how busy the cores are. Each rate
+runs as :func:`bench.run.bench_latency` does (fresh topics, warm-up traffic, platform and raw
+alternating); the broker's JIT is warmed once, before the first rate. Writes
+``bench/results/sweep.{json,md}`` (not kept in git). Uses the cluster the environment names or
+starts a local one, as ``bench.run`` does; the broker rows need a local one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.run import (
+    bench_latency,
+    local_or_given_cluster,
+    machine_lines,
+    machine_report,
+    make_topics,
+)
+
+__all__ = ["main"]
+
+_RESULTS = Path(__file__).parent / "results"
+
+
+async def main(rates: list[float], seconds: float, pairs: int) -> dict[str, Any]:
+    """Measure each of ``rates`` for ``seconds`` of events per run; return the report."""
+    with local_or_given_cluster() as (base, broker):
+        settings = base.model_copy(update={"topic_prefix": f"sweep{uuid.uuid4().hex[:6]}."})
+        await make_topics(settings, settings.topic_prefix, [])
+        report: dict[str, Any] = {"machine": await machine_report(), "latency": []}
+        for index, rate in enumerate(rates):
+            figures = await bench_latency(
+                settings,
+                rate,
+                int(rate * seconds),
+                pairs=pairs,
+                broker=broker,
+                **({} if index == 0 else {"jit_warmup_s": 0}),  # the broker warms up once
+            )
+            report["latency"].append(figures)
+    return report
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# agentflux latency sweep",
+        "",
+        *machine_lines(report["machine"]),
+        (
+            "Command: `make bench-sweep`. Publish call -> handler, ms; CPU µs per event of the "
+            "publisher / consumer / broker processes; broker GC pauses: the share of the slowest 1 % "
+            "of events a pause fell into."
+        ),
+        "",
+        (
+            "| rate, events/s | agentflux p50 / p99 / p99.9 | raw p50 / p99 / p99.9 | agentflux CPU | "
+            "raw CPU | slowest 1 % in a GC pause, agentflux / raw |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for lat in report["latency"]:
+        cells = [f"{int(lat['rate'])}"]
+        cells.extend(
+            f"{lat[f'{side}_p50_ms']} / {lat[f'{side}_p99_ms']} / {lat[f'{side}_p999_ms']}"
+            for side in ("platform", "raw")
+        )
+        cells.extend(
+            f"{lat[f'{side}_publisher_cpu_us']} / {lat[f'{side}_consumer_cpu_us']} / "
+            f"{lat.get(f'{side}_broker_cpu_us', '-')}"
+            for side in ("platform", "raw")
+        )
+        cells.append(
+            " / ".join(
+                f"{lat[f'{side}_broker_gc']['slowest_1pct_in_pause_pct']} %"
+                if f"{side}_broker_gc" in lat
+                else "-"
+                for side in ("platform", "raw")
+            )
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cli() -> None:
+    """Parse arguments, run, write the report files, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--rates",
+        default="250,500,750,1000",
+        help="comma-separated events per second, each measured in turn",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=12.0, help="measured events per run, in seconds"
+    )
+    parser.add_argument("--pairs", type=int, default=1, help="runs of each side per rate")
+    args = parser.parse_args()
+    rates = [float(rate) for rate in args.rates.split(",")]
+    report = asyncio.run(main(rates, args.seconds, args.pairs))
+    _RESULTS.mkdir(exist_ok=True)
+    (_RESULTS / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = _markdown(report)
+    (_RESULTS / "sweep.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    cli()
