@@ -6,7 +6,9 @@ Where a fixed rate's p99 lands on this machine as the rate grows, and what each 
 per event at each rate: at low rates a process's CPU goes to waking up, not to events, so the
 machine's wake-up cost (the report's second yardstick) sets how busy the cores are. Each rate
 runs as :func:`bench.run.bench_latency` does (fresh topics, warm-up traffic, platform and raw
-alternating); the broker's JIT is warmed once, before the first rate. Writes
+alternating), from the highest rate down: the broker's JIT is warmed once, for a minute at the
+highest rate (a fresh broker; the full benchmark's throughput parts warm it before its 20 s).
+Writes
 ``bench/results/sweep.{json,md}`` (not kept in git). Uses the cluster the environment names or
 starts a local one, as ``bench.run`` does; the broker rows need a local one.
 """
@@ -31,6 +33,7 @@ from bench.run import (
 __all__ = ["main"]
 
 _RESULTS = Path(__file__).parent / "results"
+_JIT_WARMUP_S = 60.0
 
 
 async def main(rates: list[float], seconds: float, pairs: int) -> dict[str, Any]:
@@ -39,16 +42,16 @@ async def main(rates: list[float], seconds: float, pairs: int) -> dict[str, Any]
         settings = base.model_copy(update={"topic_prefix": f"sweep{uuid.uuid4().hex[:6]}."})
         await make_topics(settings, settings.topic_prefix, [])
         report: dict[str, Any] = {"machine": await machine_report(), "latency": []}
-        for index, rate in enumerate(rates):
+        for index, rate in enumerate(sorted(rates, reverse=True)):
             figures = await bench_latency(
                 settings,
                 rate,
                 int(rate * seconds),
                 pairs=pairs,
                 broker=broker,
-                **({} if index == 0 else {"jit_warmup_s": 0}),  # the broker warms up once
+                jit_warmup_s=_JIT_WARMUP_S if index == 0 else 0,  # the broker warms up once
             )
-            report["latency"].append(figures)
+            report["latency"].insert(0, figures)  # the table reads from the lowest rate up
     return report
 
 

@@ -56,11 +56,11 @@ def test_three_node_config_has_rf3_and_min_isr2(tmp_path: Path) -> None:
     ]
 
 
-def test_node_jvm_options_default_to_kafkas_collector_and_a_small_heap() -> None:
-    """Without Kafka's variables a node runs G1 at a 20 ms goal in a heap of at most 768 MB."""
+def test_node_jvm_options_default_to_a_large_young_generation() -> None:
+    """Without Kafka's variables a node collects a fixed 640 MB young generation in parallel."""
     options = kafka_jvm_options({})
-    assert options[:2] == ["-Xms256m", "-Xmx768m"]
-    assert {"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"} <= set(options)
+    assert options[:3] == ["-Xms1g", "-Xmx1g", "-Xmn640m"]
+    assert "-XX:+UseParallelGC" in options
 
 
 def test_node_jvm_options_follow_kafkas_variables() -> None:
