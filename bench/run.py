@@ -58,6 +58,7 @@ __all__ = [
     "main",
     "make_topics",
     "noop_runner",
+    "write_report",
 ]
 
 _RESULTS = Path(__file__).parent / "results"
@@ -777,10 +778,14 @@ def cli() -> None:
     )
     args = parser.parse_args()
     report = asyncio.run(main(args.quick))
+    # A quick run never replaces the full figures.
+    write_report("quick" if args.quick else "latest", report, _markdown(report))
+
+
+def write_report(name: str, report: dict[str, Any], table: str) -> None:
+    """Write ``bench/results/<name>.json`` and ``<name>.md``; print the table."""
     _RESULTS.mkdir(exist_ok=True)
-    name = "quick" if args.quick else "latest"  # a quick run never replaces the full figures
     (_RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = _markdown(report)
     (_RESULTS / f"{name}.md").write_text(table)
     print(table)
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 from bench.run import (
@@ -28,11 +26,11 @@ from bench.run import (
     machine_lines,
     machine_report,
     make_topics,
+    write_report,
 )
 
 __all__ = ["main"]
 
-_RESULTS = Path(__file__).parent / "results"
 _JIT_WARMUP_S = 60.0
 
 
@@ -110,11 +108,7 @@ def cli() -> None:
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     report = asyncio.run(main(rates, args.seconds, args.pairs))
-    _RESULTS.mkdir(exist_ok=True)
-    (_RESULTS / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = _markdown(report)
-    (_RESULTS / "sweep.md").write_text(table)
-    print(table)
+    write_report("sweep", report, _markdown(report))
 
 
 if __name__ == "__main__":
