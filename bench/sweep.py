@@ -25,7 +25,6 @@ from bench.run import (
     local_or_given_cluster,
     machine_lines,
     machine_report,
-    make_topics,
     write_report,
 )
 
@@ -38,7 +37,6 @@ async def main(rates: list[float], seconds: float, pairs: int) -> dict[str, Any]
     """Measure each of ``rates`` for ``seconds`` of events per run; return the report."""
     with local_or_given_cluster() as (base, broker):
         settings = base.model_copy(update={"topic_prefix": f"sweep{uuid.uuid4().hex[:6]}."})
-        await make_topics(settings, settings.topic_prefix, [])
         report: dict[str, Any] = {"machine": await machine_report(), "latency": []}
         for index, rate in enumerate(sorted(rates, reverse=True)):
             figures = await bench_latency(
