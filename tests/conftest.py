@@ -78,6 +78,18 @@ class Cluster:
         """Start the registry again and wait until it answers."""
         self._launcher().start_registry()
 
+    def node_pid(self, node_id: int) -> int:
+        """The process id of a running node."""
+        state = self._launcher().load()
+        pid = None if state is None else next(n.pid for n in state.nodes if n.node_id == node_id)
+        if pid is None:
+            pytest.fail(f"node {node_id} is not running")
+        return pid
+
+    def gc_log(self, node_id: int) -> Path:
+        """One node's garbage-collection log."""
+        return self._launcher().gc_log(node_id)
+
     def broker_port_of(self, node_id: int) -> int:
         """The client port of one node, to map a partition leader to a node."""
         state = self._launcher().load()
