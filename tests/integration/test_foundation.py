@@ -74,7 +74,7 @@ def test_local_broker_logs_its_gc_pauses(cluster: Cluster) -> None:
     """A local node's JVM logs each stop-the-world pause, read back with its wall-clock time."""
     pid = cluster.node_pid(1)
     # jcmd of the JDK running the node (a JRE without one is a broken test machine, not a skip).
-    jcmd = Path(os.readlink(f"/proc/{pid}/exe")).parent / "jcmd"
+    jcmd = Path(f"/proc/{pid}/exe").readlink().parent / "jcmd"
     assert jcmd.exists(), f"the node's Java runtime has no jcmd ({jcmd}); install a JDK"
     before = time.time()
     subprocess.run([jcmd, str(pid), "GC.run"], capture_output=True, check=True, timeout=60)
