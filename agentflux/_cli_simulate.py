@@ -30,6 +30,7 @@ def simulate(
 
     async def _run() -> int:
         async with EventPublisher() as publisher:
+            await publisher.prepare()  # as a runtime starts: no event waits for the registry
             count = 0
             async for event in Simulator(sessions=sessions, seed=seed).stream(rate=rate):
                 await publisher.send(event)

@@ -159,6 +159,7 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
             )
             published_at = time.perf_counter()
             async with EventPublisher(settings) as publisher:
+                await publisher.prepare()  # as a runtime starts: no event waits for the registry
                 for event in events:
                     await publisher.send(event)
             console.print(f"  acknowledged in {time.perf_counter() - published_at:.1f} s")

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from producers._batching import key_partition
 from producers._errors import InvalidEventError
 from producers._protocols import PublishResult
-from schemas import BaseEvent, EventType, current_traceparent, event_headers
+from schemas import EVENT_MODELS, BaseEvent, EventType, current_traceparent, event_headers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -67,6 +67,10 @@ class InMemoryTransport:
         headers = tuple(event_headers(event, current_traceparent()))
         self.records.append(PublishedRecord(topic, partition, offset, key, headers, event))
         return PublishResult(topic, partition, offset)
+
+    async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
+        """Nothing to learn ahead here: how many event types are ready (each one, always)."""
+        return len(EVENT_MODELS if models is None else dict.fromkeys(models))
 
     async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
         """Record ``event`` at once; a future already resolved to where it went."""

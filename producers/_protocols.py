@@ -48,6 +48,12 @@ class QueueingTransport(Transport, Protocol):
     (``tests/transports`` holds the contract both pass).
     """
 
+    async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
+        """Learn what the first event of each type (default: every type) needs; return how many.
+
+        Called at start-up, so that no event waits for a schema registry or for metadata.
+        """
+
     async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
         """Queue ``event`` (invalid events raise here); the future resolves once it is stored."""
 

@@ -23,6 +23,7 @@ from producers._errors import (
 from producers._event_batch import HeaderValue
 from schemas import (
     ENCODING_ERRORS,
+    EVENT_MODELS,
     HEADER_NAMES,
     AgentfluxSettings,
     AvroCodec,
@@ -179,8 +180,47 @@ class EventPublisher:
         """The topic an event goes to: its category topic, behind the configured prefix."""
         topic = self._topics.get(type(event))
         if topic is None:  # once per event type: the concatenation showed up in publish profiles
-            topic = self._topics[type(event)] = self.settings.topic_prefix + event.topic
+            topic = self._topic_of(type(event))
         return topic
+
+    def _topic_of(self, model: type[BaseEvent]) -> str:
+        topic = self._topics[model] = self.settings.topic_prefix + model.TOPIC
+        return topic
+
+    async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
+        """Learn each event type's schema id and its topic's partitions before its first event.
+
+        Call it once after :meth:`start`, as a runtime starts up. Without it, the first event
+        of each type waits for the registry (a registration, or a lookup) and for the topic's
+        metadata, and that registry work falls on the first seconds of traffic. Registers the
+        shipped schema of every event type by default (or only looks it up, with a codec that
+        does not auto-register). Raises :class:`SchemaRegistrationError` when the registry
+        refuses a schema or cannot answer, :class:`BrokerUnavailableError` when a topic's
+        partitions are unknown; nothing is sent either way. Returns how many types are ready.
+        """
+        if not self._started or self._closed:
+            raise PublishError("the publisher is not started (or already closed)")
+        wanted = list(EVENT_MODELS.values() if models is None else dict.fromkeys(models))
+        await asyncio.gather(*(self._prepare_type(model) for model in wanted))
+        return len(wanted)
+
+    async def _prepare_type(self, model: type[BaseEvent]) -> None:
+        topic = self._topic_of(model)
+        try:
+            await self.codec.prepare(model, topic)
+        except RegistryError as exc:
+            raise SchemaRegistrationError(
+                f"schema of {model.RECORD_NAME} for {topic} unavailable: {exc}",
+            ) from exc
+        await self._batcher.partition_for(topic, b"")
+        self._remember_steady_path(model, topic)
+
+    def _remember_steady_path(self, model: type[BaseEvent], topic: str) -> None:
+        """Once its schema and partitions are known, the type's events take ``_ready_now``."""
+        compiled = self.codec.compiled_writer(model, topic)
+        partitions = self._batcher.known_partitions(topic)
+        if compiled is not None and partitions is not None:
+            self._prepared[model] = (topic, *compiled, header_values_for(model), partitions)
 
     async def _encode(self, event: BaseEvent, topic: str) -> bytes:
         if self._revalidate:
@@ -259,15 +299,7 @@ class EventPublisher:
         if partition is None:
             partition = await self._batcher.partition_for(topic, key)
         if type(event) not in self._prepared:  # once per type, not per event under backpressure
-            compiled = self.codec.compiled_writer(type(event), topic)
-            partitions = self._batcher.known_partitions(topic)
-            if compiled is not None and partitions is not None:
-                self._prepared[type(event)] = (
-                    topic,
-                    *compiled,
-                    header_values_for(type(event)),
-                    partitions,
-                )
+            self._remember_steady_path(type(event), topic)
         while self._in_flight >= self._max_in_flight:
             await self._wait_for_room()
         return (topic, partition), key, value, event_header_values(event, current_traceparent())

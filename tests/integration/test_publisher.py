@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import structlog.testing
+from _samples import sample_events
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.partitioner import DefaultPartitioner
@@ -25,10 +27,12 @@ from producers import (
     EventType,
     InvalidEventError,
     PublishResult,
+    SchemaRegistrationError,
     Simulator,
     ToolExecutionCompletedEvent,
 )
 from schemas import (
+    EVENT_MODELS,
     HEADER_NAMES,
     AgentfluxSettings,
     AvroCodec,
@@ -270,6 +274,50 @@ async def test_invalid_event_leaves_topic_untouched(cluster: Cluster) -> None:
         await publisher.flush()
     after = await _end_offsets(settings, topic)
     assert sum(after.values()) == sum(before.values()) + 1  # the fitting event alone
+
+
+class _CountingRegistry(RegistryClient):
+    """The real registry client, counting the requests it sends over the wire."""
+
+    requests = 0
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        self.requests += 1
+        return await super()._request(method, path, body)
+
+
+@pytest.mark.broker
+async def test_prepared_types_publish_without_asking_the_registry(cluster: Cluster) -> None:
+    """After prepare(), the first event of every type is published with no registry request."""
+    settings = await _prefixed(cluster)
+    registry = _CountingRegistry.from_settings(settings)
+    events = sample_events()
+    async with EventPublisher(settings, codec=AvroCodec(registry)) as publisher:
+        assert await publisher.prepare() == len(EVENT_MODELS)
+        prepared_with = registry.requests
+        assert prepared_with == len(EVENT_MODELS)  # one registration per type, nothing more
+        results = await publisher.publish_many(events)
+        assert registry.requests == prepared_with
+        assert await publisher.prepare([type(events[0])]) == 1  # known: asks nothing again
+        assert registry.requests == prepared_with
+    await registry.aclose()
+    stored = {header_map(r.headers)["event_id"] for r in await _read_all(settings, len(events))}
+    assert stored == {str(e.event_id) for e in events}
+    assert [r.topic for r in results] == [settings.topic_prefix + e.topic for e in events]
+
+
+@pytest.mark.broker
+async def test_prepare_refuses_unregistered_schemas_without_auto_register(cluster: Cluster) -> None:
+    """With registration left to CI, prepare() names the missing subject and sends nothing."""
+    settings = await _prefixed(cluster)
+    registry = RegistryClient.from_settings(settings)
+    codec = AvroCodec(registry, auto_register=False)
+    async with EventPublisher(settings, codec=codec) as publisher:
+        topic = settings.topic_prefix + AgentSwitchedEvent.TOPIC
+        with pytest.raises(SchemaRegistrationError, match=re.escape(topic)):
+            await publisher.prepare([AgentSwitchedEvent])
+    await registry.aclose()
+    assert await read_to_end(settings, [topic]) == []
 
 
 @pytest.mark.broker

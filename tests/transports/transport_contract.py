@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from producers import InvalidEventError
-from schemas import AgentSwitchedEvent, BaseEvent, ToolExecutionCompletedEvent
+from schemas import EVENT_MODELS, AgentSwitchedEvent, BaseEvent, ToolExecutionCompletedEvent
 
 if TYPE_CHECKING:
     from producers import QueueingTransport
@@ -96,6 +96,18 @@ class TransportContract:
             published = [str(e.event_id).encode() for e in events if e.session_id == session]
             assert by_session[session.encode()] == published
             assert len(partitions[session.encode()]) == 1  # a session stays on one partition
+
+    async def test_prepare_readies_each_type_once_and_publishing_goes_on(
+        self, transport: QueueingTransport
+    ) -> None:
+        """prepare() counts every type by default, each named type once, and stores nothing."""
+        assert await transport.prepare() == len(EVENT_MODELS)
+        assert await transport.prepare([AgentSwitchedEvent, AgentSwitchedEvent]) == 1
+        assert await self.stored(transport) == []
+        event = session_events(1, 1)[0]
+        await transport.publish(event)
+        [record] = await self.stored(transport)
+        assert record.headers["event_id"] == str(event.event_id).encode()
 
     async def test_a_sent_events_future_says_where_it_is_stored(
         self, transport: QueueingTransport
