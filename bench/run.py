@@ -65,11 +65,14 @@ _RESULTS = Path(__file__).parent / "results"
 EVENTS_SEED = 1  # the simulator's seed for the throughput runs: the same events every time
 _WARMUP_S = 5.0
 _QUICK_WARMUP_S = 2.0
-# Before the measured latency runs, one raw run of this long, all unmeasured: the broker's JIT
-# compiles its per-request paths at low rates only after thousands of requests. `jstat
-# -compiler` on the broker after the throughput parts: 1369 methods and 21 s of compiler time
-# during the first 25 s run at 1k/s, 416 and 7 s in the next; that first run's p50 was 2-3
-# times the next one's, on either side.
+# Before the measured latency runs, one raw and one platform run of this long each, all
+# unmeasured: the broker's JIT compiles its per-request paths at low rates only after thousands
+# of requests. `jstat -compiler` on the broker after the throughput parts: 1369 methods and 21 s
+# of compiler time during the first 25 s run at 1k/s, 416 and 7 s in the next; that first run's
+# p50 was 2-3 times the next one's, on either side. Each side needs its own: after 40 s of raw
+# traffic, the broker's C2 thread still took 50-66 % of a core for ~10 s of the first platform
+# run (the runner's incremental fetch sessions and commits take other broker paths; per-thread
+# `/proc`), against 0-40 % in the platform run after it.
 _JIT_WARMUP_S = 20.0
 _PUBLISH_WARMUP_SHARE = 5  # a fifth of the publish events, each side, before the timed rounds
 # Events built at a time and then published at once in the fresh-events part (~1 MB of
@@ -346,8 +349,8 @@ async def bench_latency(  # noqa: PLR0913  # rate, size, three warm-up knobs, th
     with ``send()`` and reads with a getmany loop. Each run first sends ``warmup_s`` seconds of
     traffic at the same rate, not measured: a fresh partition's first seconds on the broker
     (leader election, metadata) are not steady state. Before the pairs, ``jit_warmup_s`` of raw
-    traffic on topics of its own, not measured either, lets the broker's JIT compile its
-    low-rate paths (see ``_JIT_WARMUP_S``). Each side runs ``pairs`` times on fresh
+    traffic and as much of platform traffic, on topics of their own, not measured either, let
+    the broker's JIT compile each side's low-rate paths (see ``_JIT_WARMUP_S``). Each side runs ``pairs`` times on fresh
     topics, in the order platform, raw, raw, platform, ...: one run each in a fixed order had
     measured the order and the machine's moment as much as the code. Percentiles are over all
     of a side's measured events; CPU figures are the runs' mean. With a ``broker`` watch (a
@@ -358,16 +361,20 @@ async def bench_latency(  # noqa: PLR0913  # rate, size, three warm-up knobs, th
     async with EventPublisher(settings) as encoder:  # only its codec
         records = await _encoded(encoder, events)
     warmup = int(rate * warmup_s)
-    jit_records = records[: int(rate * jit_warmup_s)]
-    if jit_records:
-        await _raw_latency(settings, rate, jit_records, len(jit_records), "jit", broker=None)
+    jit_events = events[: int(rate * jit_warmup_s)]
+    if jit_events:
+        jit = len(jit_events)  # all of them unmeasured
+        await _raw_latency(settings, rate, records[:jit], jit, "jit", broker=None)
+        await _platform_latency(settings, rate, jit_events, jit, "jit", broker=None)
     platform: list[_LatencyRun] = []
     raw: list[_LatencyRun] = []
     for pair in range(pairs):
         for side in ("raw", "platform") if pair % 2 else ("platform", "raw"):
             if side == "platform":
                 platform.append(
-                    await _platform_latency(settings, rate, events, warmup, pair, broker=broker)
+                    await _platform_latency(
+                        settings, rate, events, warmup, str(pair), broker=broker
+                    )
                 )
             else:
                 raw.append(
@@ -506,7 +513,7 @@ async def _platform_latency(  # noqa: PLR0913  # _raw_latency's, for the platfor
     rate: float,
     events: list[BaseEvent],
     warmup: int,
-    run: int,
+    run: str,
     *,
     broker: BrokerWatch | None,
 ) -> _LatencyRun:

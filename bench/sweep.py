@@ -6,8 +6,9 @@ Where a fixed rate's p99 lands on this machine as the rate grows, and what each 
 per event at each rate: at low rates a process's CPU goes to waking up, not to events, so the
 machine's wake-up cost (the report's second yardstick) sets how busy the cores are. Each rate
 runs as :func:`bench.run.bench_latency` does (fresh topics, warm-up traffic, platform and raw
-alternating), from the highest rate down: the broker's JIT is warmed once, for a minute at the
-highest rate (a fresh broker; the full benchmark's throughput parts warm it before its 20 s).
+alternating), from the highest rate down: the broker's JIT is warmed once, for half a minute
+of each side's traffic at the highest rate (a fresh broker; the full benchmark's throughput
+parts warm it before its 20 s of each).
 Writes
 ``bench/results/sweep.{json,md}`` (not kept in git). Uses the cluster the environment names or
 starts a local one, as ``bench.run`` does; the broker rows need a local one.
@@ -30,7 +31,7 @@ from bench.run import (
 
 __all__ = ["main"]
 
-_JIT_WARMUP_S = 60.0
+_JIT_WARMUP_S = 30.0  # of each side's traffic
 
 
 async def main(rates: list[float], seconds: float, pairs: int) -> dict[str, Any]:
