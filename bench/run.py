@@ -70,7 +70,7 @@ _QUICK_WARMUP_S = 2.0
 # of requests. `jstat -compiler` on the broker after the throughput parts: 1369 methods and 21 s
 # of compiler time during the first 25 s run at 1k/s, 416 and 7 s in the next; that first run's
 # p50 was 2-3 times the next one's, on either side. Each side needs its own: after 40 s of raw
-# traffic, the broker's C2 thread still took 50-66 % of a core for ~10 s of the first platform
+# traffic, the broker's C2 thread still took up to 66 % of a core for ~10 s of the first platform
 # run (the runner's incremental fetch sessions and commits take other broker paths; per-thread
 # `/proc`), against 0-40 % in the platform run after it.
 _JIT_WARMUP_S = 20.0
