@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas import connection_kwargs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from schemas import AgentfluxSettings, TopicSpec
 
@@ -83,23 +84,63 @@ def fit_to_cluster(spec: TopicSpec, brokers: int) -> tuple[TopicSpec, list[str]]
 
 
 async def _described(
-    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0
+    admin: AIOKafkaAdminClient,
+    names: list[str],
+    timeout_s: float = 30.0,
+    *,
+    node_id: int | None = None,
+    partitions: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Topic metadata with partitions, asked again until every topic has them.
 
     A topic just created (or on a node just restarted) can answer without them for a moment.
+    With ``node_id``, that broker is asked (else any); with ``partitions``, a topic counts once
+    it has that many.
     """
     deadline = asyncio.get_running_loop().time() + timeout_s
+
+    def ready(topic: dict[str, Any]) -> bool:
+        found = topic.get("partitions") or []
+        return bool(found) and (partitions is None or len(found) >= partitions[topic["topic"]])
+
     while True:
-        described = {t["topic"]: t for t in await admin.describe_topics(names)}
-        if all(described.get(n, {}).get("partitions") for n in names):
+        described = {t["topic"]: t for t in await _metadata(admin, names, node_id)}
+        if all(ready(described.get(n, {"topic": n})) for n in names):
             return described
         if asyncio.get_running_loop().time() > deadline:
-            missing = [n for n in names if not described.get(n, {}).get("partitions")]
+            missing = [n for n in names if not ready(described.get(n, {"topic": n}))]
+            where = "" if node_id is None else f" on broker {node_id}"
             raise TopicMetadataError(
-                f"no partition metadata for {missing} within {timeout_s:.0f} s"
+                f"no partition metadata for {missing}{where} within {timeout_s:.0f} s"
             )
         await asyncio.sleep(0.2)  # poll interval between two metadata requests
+
+
+async def _metadata(
+    admin: AIOKafkaAdminClient, names: list[str], node_id: int | None
+) -> list[dict[str, Any]]:
+    topics: list[dict[str, Any]]
+    if node_id is None:
+        topics = await admin.describe_topics(names)
+    else:
+        # aiokafka's admin asks a random broker and has no public call for a given one.
+        response = await admin._send_request(MetadataRequest(names), node_id)  # noqa: SLF001
+        topics = response.to_object()["topics"]
+    return topics
+
+
+async def _visible_on_every_broker(
+    admin: AIOKafkaAdminClient, partitions: Mapping[str, int]
+) -> None:
+    """Wait until each broker reports these topics with (at least) these partition counts.
+
+    CreateTopics and CreatePartitions answer once the controller has the change; each broker
+    learns it from the metadata log a moment later, and a client asking that broker meanwhile
+    does not see it. Applying returns only once every broker would answer.
+    """
+    brokers = (await admin.describe_cluster())["brokers"]
+    for broker in brokers:
+        await _described(admin, list(partitions), node_id=broker["node_id"], partitions=partitions)
 
 
 async def _states(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
@@ -228,6 +269,9 @@ async def _execute(
     }
     if grow:
         await admin.create_partitions(grow)
+    changed = {s.name: s.partitions for s in missing} | {n: p.total_count for n, p in grow.items()}
+    if changed:
+        await _visible_on_every_broker(admin, changed)
     drifted = [
         s
         for s in specs
