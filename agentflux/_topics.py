@@ -130,7 +130,7 @@ async def _metadata(
 
 
 async def _visible_on_every_broker(
-    admin: AIOKafkaAdminClient, partitions: Mapping[str, int]
+    admin: AIOKafkaAdminClient, partitions: Mapping[str, int], timeout_s: float = 30.0
 ) -> None:
     """Wait until each broker reports these topics with (at least) these partition counts.
 
@@ -140,7 +140,9 @@ async def _visible_on_every_broker(
     """
     brokers = (await admin.describe_cluster())["brokers"]
     for broker in brokers:
-        await _described(admin, list(partitions), node_id=broker["node_id"], partitions=partitions)
+        await _described(
+            admin, list(partitions), timeout_s, node_id=broker["node_id"], partitions=partitions
+        )
 
 
 async def _states(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
