@@ -130,19 +130,19 @@ async def _metadata(
 
 
 async def _visible_on_every_broker(
-    admin: AIOKafkaAdminClient, partitions: Mapping[str, int], timeout_s: float = 30.0
+    admin: AIOKafkaAdminClient,
+    brokers: list[int],
+    partitions: Mapping[str, int],
+    timeout_s: float = 30.0,
 ) -> None:
     """Wait until each broker reports these topics with (at least) these partition counts.
 
     CreateTopics and CreatePartitions answer once the controller has the change; each broker
     learns it from the metadata log a moment later, and a client asking that broker meanwhile
-    does not see it. Applying returns only once every broker would answer.
+    does not see it. Applying returns only once every broker (by node id) would answer.
     """
-    brokers = (await admin.describe_cluster())["brokers"]
-    for broker in brokers:
-        await _described(
-            admin, list(partitions), timeout_s, node_id=broker["node_id"], partitions=partitions
-        )
+    for node_id in brokers:
+        await _described(admin, list(partitions), timeout_s, node_id=node_id, partitions=partitions)
 
 
 async def _states(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
@@ -230,11 +230,11 @@ async def apply_topics(
     admin = AIOKafkaAdminClient(**connection_kwargs(settings))
     await admin.start()
     try:
-        brokers = len((await admin.describe_cluster())["brokers"])
+        brokers = [broker["node_id"] for broker in (await admin.describe_cluster())["brokers"]]
         fitted: list[TopicSpec] = []
         warnings: list[str] = []
         for spec in specs:
-            spec_fitted, notes = fit_to_cluster(spec, brokers)
+            spec_fitted, notes = fit_to_cluster(spec, len(brokers))
             fitted.append(spec_fitted)
             warnings.extend(notes)
         states = await _states(admin, [s.name for s in fitted])
@@ -244,7 +244,7 @@ async def apply_topics(
         doomed = sorted(n for n in delete_undeclared if n in existing and n not in declared)
         changes.extend(TopicChange(name, "delete") for name in doomed)
         if not dry_run:
-            await _execute(admin, fitted, states, doomed)
+            await _execute(admin, fitted, states, doomed, brokers)
         return changes, warnings
     finally:
         await admin.close()
@@ -255,6 +255,7 @@ async def _execute(
     specs: list[TopicSpec],
     states: dict[str, TopicState],
     doomed: list[str],
+    brokers: list[int],
 ) -> None:
     missing = [s for s in specs if s.name not in states]
     if missing:
@@ -273,7 +274,7 @@ async def _execute(
         await admin.create_partitions(grow)
     changed = {s.name: s.partitions for s in missing} | {n: p.total_count for n, p in grow.items()}
     if changed:
-        await _visible_on_every_broker(admin, changed)
+        await _visible_on_every_broker(admin, brokers, changed)
     drifted = [
         s
         for s in specs

@@ -69,6 +69,14 @@ _Encode = Callable[[bytes, dict[str, Any]], bytes]  # a compiled encoder: (frame
 _HeaderValues = Callable[[dict[str, Any], str], tuple[HeaderValue, ...] | None]
 
 
+def _unavailable(
+    model: type[BaseEvent], topic: str, error: RegistryError
+) -> SchemaRegistrationError:
+    return SchemaRegistrationError(
+        f"schema of {model.RECORD_NAME} for {topic} unavailable: {error}"
+    )
+
+
 class EventPublisher:
     """Publishes events to their category topics, keyed by session id.
 
@@ -187,6 +195,10 @@ class EventPublisher:
         topic = self._topics[model] = self.settings.topic_prefix + model.TOPIC
         return topic
 
+    def _require_open(self) -> None:
+        if not self._started or self._closed:
+            raise PublishError("the publisher is not started (or already closed)")
+
     async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
         """Learn each event type's schema id and its topic's partitions before its first event.
 
@@ -198,8 +210,7 @@ class EventPublisher:
         refuses a schema or cannot answer, :class:`BrokerUnavailableError` when a topic's
         partitions are unknown; nothing is sent either way. Returns how many types are ready.
         """
-        if not self._started or self._closed:
-            raise PublishError("the publisher is not started (or already closed)")
+        self._require_open()
         wanted = list(EVENT_MODELS.values() if models is None else dict.fromkeys(models))
         await asyncio.gather(*(self._prepare_type(model) for model in wanted))
         return len(wanted)
@@ -209,9 +220,7 @@ class EventPublisher:
         try:
             await self.codec.prepare(model, topic)
         except RegistryError as exc:
-            raise SchemaRegistrationError(
-                f"schema of {model.RECORD_NAME} for {topic} unavailable: {exc}",
-            ) from exc
+            raise _unavailable(model, topic, exc) from exc
         await self._batcher.partition_for(topic, b"")
         self._remember_steady_path(model, topic)
 
@@ -238,9 +247,7 @@ class EventPublisher:
         except CodecError as exc:
             raise InvalidEventError(str(exc)) from exc
         except RegistryError as exc:
-            raise SchemaRegistrationError(
-                f"schema of {event.RECORD_NAME} for {topic} unavailable: {exc}",
-            ) from exc
+            raise _unavailable(type(event), topic, exc) from exc
 
     async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
         """Queue ``event``; the returned future resolves when the broker acknowledges it.
@@ -290,8 +297,7 @@ class EventPublisher:
         )
 
     async def _ready(self, event: BaseEvent) -> _Record:
-        if not self._started or self._closed:
-            raise PublishError("the publisher is not started (or already closed)")
+        self._require_open()
         topic = self.topic_for(event)
         value = await self._encode(event, topic)
         key = event.session_id.encode()

@@ -28,9 +28,6 @@ class _Brokers:
         self.partitions = partitions
         self.asked: list[int] = []
 
-    async def describe_cluster(self) -> dict[str, Any]:
-        return {"brokers": [{"node_id": 1}, {"node_id": 2}]}
-
     async def _send_request(self, request: Any, node_id: int) -> _Answer:
         self.asked.append(node_id)
         knows = node_id == 1 or self.asked.count(2) > self.lag
@@ -46,7 +43,7 @@ def _admin(brokers: _Brokers) -> AIOKafkaAdminClient:
 async def test_a_lagging_broker_is_asked_until_it_reports_the_topic() -> None:
     """Every broker is asked; one that does not know the topic yet is asked again until it does."""
     brokers = _Brokers(lag=2)
-    await _visible_on_every_broker(_admin(brokers), {"t": 3})
+    await _visible_on_every_broker(_admin(brokers), [1, 2], {"t": 3})
     assert brokers.asked == [1, 2, 2, 2]
 
 
@@ -54,4 +51,4 @@ async def test_fewer_partitions_than_created_count_as_not_visible() -> None:
     """A broker reporting fewer partitions than the topic now has is not done: it times out, named."""
     brokers = _Brokers(lag=0, partitions=2)
     with pytest.raises(TopicMetadataError, match=r"\['t'\] on broker 1"):
-        await _visible_on_every_broker(_admin(brokers), {"t": 3}, timeout_s=0.3)
+        await _visible_on_every_broker(_admin(brokers), [1, 2], {"t": 3}, timeout_s=0.3)
