@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from producers._errors import PublishError
+from producers._protocols import QueueingTransport
 from schemas import AgentfluxSettings, BaseEvent, EventType, PublishMode
 
 if TYPE_CHECKING:
@@ -91,11 +92,30 @@ class EventBus:
         return self._transport
 
     async def start(self) -> None:
-        """Connect the transport (publish also does this on first use)."""
+        """Connect the transport and prepare every event type (publish also does this first).
+
+        Preparing (:meth:`EventPublisher.prepare`) registers each type's schema and learns its
+        topic's partitions now, so no type's first event waits for the registry. A registry or
+        broker that cannot answer yet does not fail the start: it is logged, and each type's
+        first event then asks again and raises its own typed error, as without preparing.
+        """
         async with self._start_lock:
             if not self._started and self.mode != "local":
                 await self.transport.start()
+                await self._prepare()
             self._started = True
+
+    async def _prepare(self) -> None:
+        transport = self.transport
+        if not isinstance(transport, QueueingTransport):
+            return  # a plain transport has nothing to learn ahead
+        try:
+            await transport.prepare()
+        except PublishError as exc:
+            _log.warning(
+                "event types not prepared at start: each type's first event will ask again",
+                error=repr(exc),
+            )
 
     async def close(self) -> None:
         """Flush and disconnect the transport."""

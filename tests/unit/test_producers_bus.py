@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import pytest
+import structlog.testing
 
 from producers import (
     AgentSwitchedEvent,
@@ -13,9 +15,14 @@ from producers import (
     EventType,
     InMemoryTransport,
     InvalidEventError,
+    SchemaRegistrationError,
     SessionCreatedEvent,
     Simulator,
 )
+from schemas import EVENT_MODELS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def _switch(session: str = "s1") -> AgentSwitchedEvent:
@@ -96,6 +103,44 @@ async def test_unsubscribe() -> None:
     bus.unsubscribe(seen.append)
     await bus.publish(_switch())
     assert seen == []
+
+
+class _PreparingTransport(InMemoryTransport):
+    """The in-memory transport, counting prepare() calls and failing them when told to."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
+        self.prepared: list[int] = []
+        self._refuse = refuse
+
+    async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
+        if self._refuse:
+            raise SchemaRegistrationError("registry unreachable")
+        self.prepared.append(await super().prepare(models))
+        return self.prepared[-1]
+
+
+@pytest.mark.parametrize(("mode", "prepared"), [("kafka", [len(EVENT_MODELS)]), ("local", [])])
+async def test_start_prepares_every_event_type_once(mode: str, prepared: list[int]) -> None:
+    """Starting (or the first publish) prepares every type once; local mode prepares nothing."""
+    transport = _PreparingTransport()
+    bus = EventBus(transport=transport, mode=mode)  # type: ignore[arg-type]
+    await bus.publish(_switch())
+    await bus.start()
+    await bus.publish(_switch())
+    assert transport.prepared == prepared
+
+
+async def test_start_goes_on_when_preparing_fails() -> None:
+    """A refused prepare() is logged as a warning; the bus starts and publishes all the same."""
+    transport = _PreparingTransport(refuse=True)
+    bus = EventBus(transport=transport, mode="kafka")
+    with structlog.testing.capture_logs() as logs:
+        await bus.start()
+    assert [log["log_level"] for log in logs if "not prepared" in log["event"]] == ["warning"]
+    assert "registry unreachable" in logs[0]["error"]
+    assert await bus.publish(_switch()) is not None
+    assert len(transport.events) == 1
 
 
 async def test_in_memory_transport_refuses_unvalidated_events() -> None:
