@@ -21,7 +21,7 @@ from consumers import (
     verify_audit,
 )
 from consumers._groups import SHIPPED_GROUPS, shipped_runner
-from schemas import AgentfluxSettings
+from schemas import AgentfluxSettings, run_event_loop
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -102,7 +102,7 @@ def consume(  # one typer option per setting
                     server.close()
                     await server.wait_closed()
 
-    asyncio.run(_run())
+    run_event_loop(_run())
 
 
 def _routes(
@@ -131,7 +131,7 @@ def context(session_id: str, store: StoreUrl = None) -> None:
         async with _store(store) as opened:
             return await get_context(opened, session_id)
 
-    found = asyncio.run(_run())
+    found = run_event_loop(_run())
     if found is None:
         _err.print(f"no context for session {session_id}")
         raise typer.Exit(code=1)
@@ -150,7 +150,7 @@ def metrics(
         async with _store(store) as opened:
             return await get_metrics(opened), await render_prometheus(opened)
 
-    figures, text = asyncio.run(_run())
+    figures, text = run_event_loop(_run())
     if prometheus:
         print(text.decode())
         return
@@ -210,7 +210,7 @@ def audit(  # noqa: PLR0913, PLR0917  # one option per filter, as typer declares
                 limit=limit,
             )
 
-    for row in asyncio.run(_run()):
+    for row in run_event_loop(_run()):
         print(
             json.dumps(
                 {k: v for k, v in row.items() if k != "payload"} | {"payload": row["payload"]}
@@ -226,7 +226,7 @@ def audit_verify(store: StoreUrl = None) -> None:
         async with _store(store) as opened:
             return await verify_audit(opened)
 
-    problems = asyncio.run(_run())
+    problems = run_event_loop(_run())
     for problem in problems:
         _err.print(f"[red]broken:[/red] {problem}")
     if problems:

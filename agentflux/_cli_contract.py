@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from agentflux._schemas import check_schemas, register_schemas
 from agentflux._topics import PartitionDecreaseError, apply_topics, describe_topics
-from schemas import AgentfluxSettings, RegistryClient, RegistryError, load_topics
+from schemas import AgentfluxSettings, RegistryClient, RegistryError, load_topics, run_event_loop
 
 __all__ = ["register"]
 
@@ -53,7 +52,7 @@ def schemas_register(root: Root = None) -> None:
             return await register_schemas(registry, root)
 
     try:
-        refusals, ids = asyncio.run(_run())
+        refusals, ids = run_event_loop(_run())
     except RegistryError as exc:
         _err.print(f"[red]registry error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
@@ -81,7 +80,7 @@ def topics_apply(
     """Create missing topics, align configs that differ, grow partitions; print what changed."""
     declaration = load_topics()
     try:
-        changes, warnings = asyncio.run(
+        changes, warnings = run_event_loop(
             apply_topics(
                 AgentfluxSettings(),
                 declaration.topics,
@@ -106,7 +105,9 @@ def topics_describe(
 ) -> None:
     """Show each declared topic as the cluster has it: partitions, replication, retention."""
     declaration = load_topics()
-    states = asyncio.run(describe_topics(AgentfluxSettings(), [t.name for t in declaration.topics]))
+    states = run_event_loop(
+        describe_topics(AgentfluxSettings(), [t.name for t in declaration.topics])
+    )
     if as_json:
         described = {
             name: {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path  # noqa: TC003  # typer reads the annotation at run time
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 
 from agentflux._demo import run_demo
-from schemas import AgentfluxSettings
+from schemas import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 
@@ -26,7 +25,7 @@ def demo(
 ) -> None:
     """Start a local cluster, run the three groups on simulated traffic, summarise, stop."""
     directory = state_dir or AgentfluxSettings().state_dir / "demo"
-    ok = asyncio.run(
+    ok = run_event_loop(
         run_demo(directory, sessions=sessions, seed=seed, console=Console(soft_wrap=True))
     )
     if not ok:

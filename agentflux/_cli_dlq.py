@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.table import Table
 from consumers import open_store
 from consumers._groups import SHIPPED_GROUPS, shipped_runner
 from consumers._redrive import DeadLetter, read_dead_letters, redrive
-from schemas import AgentfluxSettings, dead_letter_topic
+from schemas import AgentfluxSettings, dead_letter_topic, run_event_loop
 
 __all__ = ["register"]
 
@@ -40,7 +39,7 @@ def _group_id(group: str, group_id: str | None) -> str:
 
 def _letters(group_id: str, *, include_redriven: bool) -> list[DeadLetter]:
     settings = AgentfluxSettings()
-    return asyncio.run(
+    return run_event_loop(
         read_dead_letters(
             settings, dead_letter_topic(group_id), group_id, include_redriven=include_redriven
         )
@@ -102,7 +101,7 @@ def show(
             f"no record at partition {partition} offset {offset} of {dead_letter_topic(gid)}"
         )
         raise typer.Exit(code=1)
-    decoded = asyncio.run(_decode(letter))
+    decoded = run_event_loop(_decode(letter))
     print(json.dumps(letter.summary() | {"headers": letter.headers, "event": decoded}, indent=2))
 
 
@@ -159,7 +158,7 @@ def redrive_letters(
             _err.print(f"[red]still failing[/red] {letter.partition}:{letter.offset}: {error}")
         return len(report.failed)
 
-    if asyncio.run(_run()):
+    if run_event_loop(_run()):
         raise typer.Exit(code=1)
 
 

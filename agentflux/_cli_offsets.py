@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -18,7 +17,7 @@ from agentflux._offsets import (
     parse_replay_target,
     plan_replay,
 )
-from schemas import AgentfluxSettings
+from schemas import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 
@@ -50,7 +49,7 @@ def lag(
         _console.print(table)
         _console.print(f"total lag: {sum(r.lag for r in rows)}")
 
-    asyncio.run(_run())
+    run_event_loop(_run())
 
 
 def replay(
@@ -92,7 +91,7 @@ def replay(
         _console.print(f"moved {len(plan.changes)} partition(s); restart the group to reprocess")
 
     try:
-        asyncio.run(_run())
+        run_event_loop(_run())
     except (GroupActiveError, ReplayTargetError) as exc:
         _console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(code=1) from exc

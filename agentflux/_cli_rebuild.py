@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -26,7 +25,7 @@ from agentflux._rebuild import (
 )
 from consumers import open_store
 from consumers._groups import SHIPPED_GROUPS
-from schemas import AgentfluxSettings
+from schemas import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 
@@ -65,7 +64,7 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
     live_url = live or settings.store_url
 
     try:
-        code = asyncio.run(
+        code = run_event_loop(
             _rebuild_and_report(
                 view,
                 into,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.console import Console
 
 from producers import EventPublisher, Simulator
+from schemas import run_event_loop
 
 __all__ = ["register"]
 
@@ -39,7 +39,7 @@ def simulate(
             return count
 
     started = time.perf_counter()
-    count = asyncio.run(_run())
+    count = run_event_loop(_run())
     elapsed = time.perf_counter() - started
     _console.print(
         f"published {count} events, {sessions} sessions, {elapsed:.1f} s, {count / elapsed:.0f}/s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Annotated
@@ -12,7 +11,7 @@ from rich.console import Console
 
 from agentflux._offsets import ReplayTargetError
 from agentflux._tail import tail_events
-from schemas import AgentfluxSettings, EventCategory
+from schemas import AgentfluxSettings, EventCategory, run_event_loop
 
 __all__ = ["register"]
 
@@ -81,7 +80,7 @@ def tail(  # noqa: PLR0913, PLR0917  # one typer option per filter
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run())
+            run_event_loop(_run())
     except ReplayTargetError as exc:  # an unknown topic
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from aiokafka import AIOKafkaConsumer
 
 from consumers import GroupRunner
-from schemas import EVENT_MODELS, AgentfluxSettings, BaseEvent, connection_kwargs
+from schemas import (
+    EVENT_MODELS,
+    AgentfluxSettings,
+    BaseEvent,
+    connection_kwargs,
+    run_event_loop,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -90,7 +96,8 @@ def _child(
     kind: Kind, settings: dict[str, Any], topics: list[str], expected: int, conn: Connection
 ) -> None:
     consume = _platform if kind == "platform" else _raw
-    conn.send(asyncio.run(consume(AgentfluxSettings(**settings), topics, expected, conn)))
+    parsed = AgentfluxSettings(**settings)
+    conn.send(run_event_loop(consume(parsed, topics, expected, conn), parsed))
 
 
 class ConsumerProcess:

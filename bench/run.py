@@ -43,6 +43,7 @@ from schemas import (
     connection_kwargs,
     event_headers,
     new_traceparent,
+    run_event_loop,
 )
 
 if TYPE_CHECKING:
@@ -675,6 +676,7 @@ async def machine_report() -> dict[str, Any]:
         "sum_range_1000_us": _yardstick_us(),
         "wakeup_cpu_us": {"busy_loop": busy_cpu_us, "after_1ms_idle": idle_cpu_us},
         "wakeup_late_ms": late_ms,
+        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
 
 
@@ -683,7 +685,10 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
     after = machine.get("sum_range_1000_us_after")
     wakeup = machine["wakeup_cpu_us"]
     return [
-        f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']};",
+        (
+            f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}"
+            f" (event loop: {machine.get('event_loop', 'asyncio')});"
+        ),
         f"`sum(range(1000))` in {machine['sum_range_1000_us']} µs (a yardstick of the machine's "
         "speed)" + (";" if after else "."),
         *(
@@ -816,7 +821,7 @@ def cli() -> None:
         help="one round of smaller runs: under a minute, a local cluster's start included",
     )
     args = parser.parse_args()
-    report = asyncio.run(main(args.quick))
+    report = run_event_loop(main(args.quick))
     # A quick run never replaces the full figures.
     write_report("quick" if args.quick else "latest", report, _markdown(report))
 

@@ -17,7 +17,6 @@ starts a local one, as ``bench.run`` does; the broker rows need a local one.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from typing import Any
 
@@ -28,6 +27,7 @@ from bench.run import (
     machine_report,
     write_report,
 )
+from schemas import run_event_loop
 
 __all__ = ["main"]
 
@@ -106,7 +106,7 @@ def cli() -> None:
     parser.add_argument("--pairs", type=int, default=1, help="runs of each side per rate")
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
-    report = asyncio.run(main(rates, args.seconds, args.pairs))
+    report = run_event_loop(main(rates, args.seconds, args.pairs))
     write_report("sweep", report, _markdown(report))
 
 

@@ -27,6 +27,7 @@ from schemas._headers import (
     new_traceparent,
 )
 from schemas._kafka import connection_kwargs, stop_consumer
+from schemas._loop import EventLoopUnavailableError, run_event_loop
 from schemas._lz4 import fast_lz4_encode, install_fast_lz4
 from schemas._models import (
     EVENT_MODELS,
@@ -58,7 +59,7 @@ from schemas._models import (
     event_model,
 )
 from schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
-from schemas._settings import AgentfluxSettings, PublishMode
+from schemas._settings import AgentfluxSettings, EventLoop, PublishMode
 from schemas._topics import (
     DeadLetterSpec,
     TopicsDeclaration,
@@ -86,6 +87,8 @@ __all__ = [
     "CorruptPayloadError",
     "DeadLetterSpec",
     "EventCategory",
+    "EventLoop",
+    "EventLoopUnavailableError",
     "EventType",
     "HitlApprovalRequestedEvent",
     "HitlDecision",
@@ -133,6 +136,7 @@ __all__ = [
     "load_schema",
     "load_topics",
     "new_traceparent",
+    "run_event_loop",
     "stop_consumer",
     "subject_name",
 ]

@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["AgentfluxSettings", "PublishMode"]
+__all__ = ["AgentfluxSettings", "EventLoop", "PublishMode"]
 
 PublishMode = Literal["kafka", "local", "both"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
 
 
 class AgentfluxSettings(BaseSettings):
@@ -45,6 +46,9 @@ class AgentfluxSettings(BaseSettings):
 
     # Migration switches of the old bus: publish to Kafka, dispatch in-process, or both.
     publish_mode: PublishMode = "both"
+
+    # The event loop of the platform's own processes (run_event_loop): uvloop when installed.
+    event_loop: EventLoop = "auto"
 
     # Where the local launcher keeps its state, and the store URL of the shipped groups.
     state_dir: Path = Path(".agentflux")
