@@ -26,6 +26,7 @@ from bench.run import (
     noop_runner,
 )
 from producers import EventPublisher
+from schemas import run_event_loop
 
 if TYPE_CHECKING:
     from schemas import AgentfluxSettings, BaseEvent
@@ -78,7 +79,7 @@ def cli() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="events to run through")
     parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML report here")
     args = parser.parse_args()
-    profiler = asyncio.run(main(args.what, args.events))
+    profiler = run_event_loop(main(args.what, args.events))  # the loop the platform runs on
     print(profiler.output_text(unicode=True, color=False))
     if args.html:
         args.html.write_text(profiler.output_html())
