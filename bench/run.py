@@ -634,48 +634,39 @@ def _yardstick_us() -> float:
     return round(min(timer.repeat(repeat=5, number=2000)) / 2000 * 1e6, 2)
 
 
-async def _busy_wakeup_cpu_us(times: int = 5000) -> float:
-    """CPU microseconds per ``asyncio.sleep(0)``: one event-loop wake-up that never idles."""
-    cpu = time.process_time()
-    for _ in range(times):
-        await asyncio.sleep(0)  # the measured wake-up itself, not a readiness wait
-    return round((time.process_time() - cpu) / times * 1e6, 1)
+async def _wakeups(sleep_s: float, times: int) -> tuple[float, list[float]]:
+    """CPU microseconds per ``asyncio.sleep(sleep_s)`` wake-up, and how late each came (ms).
 
-
-async def _idle_wakeups(times: int = 2000) -> tuple[float, dict[str, float]]:
-    """One event-loop wake-up after a 1 ms idle: its CPU (µs), and how late it comes (ms).
-
-    Each process of a pipeline at 1k events/s idles between events like this. Returning from
-    idle costs much more on some virtual machines than on others (a second yardstick, for the
-    latency rows), and on an idle machine the lateness percentiles are the floor that any one
-    wake-up on an event's path adds: at 1k/s an event passes several of them (publisher, the
-    broker's threads, consumer), so a slow p99 here shows in the latency p99.
+    With ``sleep_s`` 0 the loop never idles; with 0.001 it idles between wake-ups, as each
+    process of a pipeline at 1k events/s does between events. Returning from idle costs much
+    more on some virtual machines than on others (a second yardstick, for the latency rows), and
+    on an idle machine its lateness is the floor that any one wake-up on an event's path adds:
+    at 1k/s an event passes several (publisher, the broker's threads, consumer).
     """
     late_ms: list[float] = []
     cpu = time.process_time()
     for _ in range(times):
         asked = time.perf_counter()
-        await asyncio.sleep(0.001)  # the measured wake-up itself, not a readiness wait
-        late_ms.append((time.perf_counter() - asked) * 1e3 - 1)
-    cpu_us = round((time.process_time() - cpu) / times * 1e6, 1)
-    return cpu_us, {
-        "p50": round(percentile(late_ms, 0.5), 3),
-        "p99": round(percentile(late_ms, 0.99), 3),
-        "max": round(max(late_ms), 3),
-    }
+        await asyncio.sleep(sleep_s)  # the measured wake-up itself, not a readiness wait
+        late_ms.append((time.perf_counter() - asked - sleep_s) * 1e3)
+    return round((time.process_time() - cpu) / times * 1e6, 1), late_ms
 
 
 async def machine_report() -> dict[str, Any]:
     """The machine: CPUs, Python, OS, its yardsticks (Python's speed, a wake-up's CPU and delay)."""
-    busy_cpu_us = await _busy_wakeup_cpu_us()
-    idle_cpu_us, late_ms = await _idle_wakeups()
+    busy_cpu_us, _ = await _wakeups(0, 5000)
+    idle_cpu_us, late_ms = await _wakeups(0.001, 2000)
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "sum_range_1000_us": _yardstick_us(),
         "wakeup_cpu_us": {"busy_loop": busy_cpu_us, "after_1ms_idle": idle_cpu_us},
-        "wakeup_late_ms": late_ms,
+        "wakeup_late_ms": {
+            "p50": round(percentile(late_ms, 0.5), 3),
+            "p99": round(percentile(late_ms, 0.99), 3),
+            "max": round(max(late_ms), 3),
+        },
         "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
 
