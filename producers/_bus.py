@@ -9,6 +9,9 @@
 
     await event_bus.publish(AgentSwitchedEvent(session_id=..., from_agent=..., to_agent=...))
 
+``await event_bus.enqueue(event)`` is the high-throughput path (no wait per event; the broker's
+refusals raised by ``await event_bus.flush()``, as by ``close()``).
+
 ``publish_mode`` (setting ``AGENTFLUX_PUBLISH_MODE``) migrates gradually: ``kafka`` publishes
 only to Kafka, ``local`` only dispatches to this process's subscribers (the old behaviour),
 ``both`` does both (the default, so existing subscribers keep working during the move).
@@ -131,12 +134,29 @@ class EventBus:
         A failing subscriber is logged and counted; it never stops other subscribers or the
         publish. A Kafka failure raises a typed :class:`PublishError`.
         """
+        return await self._publish(event, queued=False)
+
+    async def enqueue(self, event: BaseEvent) -> None:
+        """Publish ``event`` per the mode without waiting for Kafka: the high-throughput path.
+
+        Invalid events raise here, before anything is queued; what the broker then refuses
+        is raised by the next :meth:`flush` (or :meth:`close`) with how many failed, so nothing
+        fails unseen. Subscribers run as with :meth:`publish`. A transport with no queue
+        (not a :class:`QueueingTransport`) publishes and waits instead.
+        """
+        await self._publish(event, queued=True)
+
+    async def _publish(self, event: BaseEvent, *, queued: bool) -> PublishResult | None:
         if not self._started:
             await self.start()
         result: PublishResult | None = None
         if self.mode in {"kafka", "both"}:
+            transport = self.transport
             try:
-                result = await self.transport.publish(event)
+                if queued and isinstance(transport, QueueingTransport):
+                    await transport.enqueue(event)
+                else:
+                    result = await transport.publish(event)
             except PublishError:
                 self._failed += 1
                 raise
@@ -144,6 +164,23 @@ class EventBus:
         if self.mode in {"local", "both"}:
             await self._dispatch(event)
         return result
+
+    async def flush(self) -> None:
+        """Wait until every event queued by :meth:`enqueue` is stored, or raise what was not.
+
+        Raises :class:`PublishError` (counted in ``publish_failures``) when the broker refused
+        any of them; local mode has nothing to wait for.
+        """
+        if not self._started or self.mode == "local" or self._transport is None:
+            return
+        transport = self._transport
+        if not isinstance(transport, QueueingTransport):
+            return  # a plain transport's publish already waited
+        try:
+            await transport.flush()
+        except PublishError:
+            self._failed += 1
+            raise
 
     async def _dispatch(self, event: BaseEvent) -> None:
         matching = sorted(

@@ -191,6 +191,42 @@ async def test_enqueued_records_the_broker_refuses_fail_the_flush(cluster: Clust
 
 
 @pytest.mark.broker
+async def test_bus_enqueue_stores_every_event_and_runs_subscribers(cluster: Cluster) -> None:
+    """EventBus.enqueue() then flush(): every event stored once in session order, each dispatched."""
+    settings = await _prefixed(cluster)
+    events = list(Simulator(sessions=10, seed=9).events())
+    bus = EventBus(settings, mode="both")
+    seen: list[BaseEvent] = []
+    bus.subscribe_handler(seen.append)
+    for event in events:
+        await bus.enqueue(event)
+    await bus.flush()
+    records = await _read_all(settings, len(events))
+    await bus.close()
+    assert len(records) == len(events)
+    assert _stored_order(records) == _published_order(settings, events)
+    assert seen == events
+    assert bus.get_stats()["total_published"] == len(events)
+
+
+@pytest.mark.broker
+async def test_bus_flush_raises_what_the_broker_refused(cluster: Cluster) -> None:
+    """Events the broker refuses after EventBus.enqueue() fail its flush(), counted as failures."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
+    await create_topic(
+        settings, settings.topic_prefix + event.topic, configs={"max.message.bytes": "64"}
+    )
+    bus = EventBus(settings, mode="kafka")
+    for _ in range(2):
+        await bus.enqueue(event)
+    with pytest.raises(BrokerUnavailableError, match="2 records queued with enqueue"):
+        await bus.flush()
+    await bus.close()
+    assert bus.get_stats()["publish_failures"] == 1
+
+
+@pytest.mark.broker
 async def test_added_partitions_are_used_after_a_metadata_refresh(cluster: Cluster) -> None:
     """A topic grown from 2 to 6 partitions gets keys by murmur2 over all 6, without a restart."""
     settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})

@@ -11,10 +11,12 @@ import structlog.testing
 from producers import (
     AgentSwitchedEvent,
     BaseEvent,
+    BrokerUnavailableError,
     EventBus,
     EventType,
     InMemoryTransport,
     InvalidEventError,
+    PublishResult,
     SchemaRegistrationError,
     SessionCreatedEvent,
     Simulator,
@@ -141,6 +143,80 @@ async def test_start_goes_on_when_preparing_fails() -> None:
     assert "registry unreachable" in logs[0]["error"]
     assert await bus.publish(_switch()) is not None
     assert len(transport.events) == 1
+
+
+class _RefusingTransport(InMemoryTransport):
+    """The in-memory transport whose flush() fails as a broker refusing queued records would."""
+
+    async def flush(self) -> None:
+        raise BrokerUnavailableError(f"{len(self.records)} records queued with enqueue() failed")
+
+
+class _PlainTransport:
+    """A transport with no queue: only start, publish and close."""
+
+    def __init__(self) -> None:
+        self.memory = InMemoryTransport()
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    async def publish(self, event: BaseEvent) -> PublishResult:
+        return await self.memory.publish(event)
+
+    async def close(self) -> None:
+        """Nothing to flush."""
+
+
+@pytest.mark.parametrize(
+    ("mode", "to_transport", "to_subscribers"),
+    [("kafka", True, False), ("local", False, True), ("both", True, True)],
+)
+async def test_enqueue_follows_the_mode(
+    mode: str, to_transport: bool, to_subscribers: bool
+) -> None:
+    """enqueue() queues to the transport and/or dispatches per the mode, as publish() does."""
+    transport = InMemoryTransport()
+    bus = EventBus(transport=transport, mode=mode)  # type: ignore[arg-type]
+    seen: list[BaseEvent] = []
+    bus.subscribe_handler(seen.append)
+    await bus.enqueue(_switch())
+    await bus.flush()
+    assert bool(transport.events) is to_transport
+    assert bool(seen) is to_subscribers
+    assert bus.get_stats()["total_published"] == 1
+
+
+async def test_enqueue_refuses_an_invalid_event_before_queueing() -> None:
+    """An invalid event raises from enqueue(), is counted, and reaches neither Kafka nor subscribers."""
+    transport = InMemoryTransport()
+    bus = EventBus(transport=transport, mode="both")
+    seen: list[BaseEvent] = []
+    bus.subscribe_handler(seen.append)
+    bad = AgentSwitchedEvent.model_construct(session_id="", from_agent="a", to_agent="b")
+    with pytest.raises(InvalidEventError):
+        await bus.enqueue(bad)
+    assert (transport.events, seen) == ([], [])
+    assert bus.get_stats()["publish_failures"] == 1
+
+
+async def test_flush_raises_and_counts_what_the_transport_refused() -> None:
+    """A refused flush() raises the transport's PublishError and counts one failure."""
+    bus = EventBus(transport=_RefusingTransport(), mode="kafka")
+    await bus.enqueue(_switch())
+    with pytest.raises(BrokerUnavailableError, match="1 records"):
+        await bus.flush()
+    assert bus.get_stats()["publish_failures"] == 1
+
+
+async def test_enqueue_on_a_plain_transport_publishes_and_waits() -> None:
+    """A transport with no queue gets publish() from enqueue(); flush() has nothing to wait for."""
+    transport = _PlainTransport()
+    bus = EventBus(transport=transport, mode="kafka")
+    event = _switch()
+    await bus.enqueue(event)
+    await bus.flush()
+    assert transport.memory.events == [event]
 
 
 async def test_in_memory_transport_refuses_unvalidated_events() -> None:
