@@ -12,6 +12,7 @@ from producers._errors import (
     PublishError,
     PublishTimeoutError,
     SchemaRegistrationError,
+    UnacknowledgedRecordsError,
 )
 from producers._memory import InMemoryTransport, PublishedRecord
 from producers._protocols import PublishResult, QueueingTransport, Transport
@@ -90,5 +91,6 @@ __all__ = [
     "ToolExecutionRequestedEvent",
     "ToolExecutionStartedEvent",
     "Transport",
+    "UnacknowledgedRecordsError",
     "event_bus",
 ]

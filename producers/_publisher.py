@@ -19,6 +19,7 @@ from producers._errors import (
     PublishError,
     PublishTimeoutError,
     SchemaRegistrationError,
+    UnacknowledgedRecordsError,
 )
 from producers._event_batch import HeaderValue
 from schemas import (
@@ -128,8 +129,8 @@ class EventPublisher:
         self._room: asyncio.Future[None] | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         # Records queued by enqueue() that the broker did not take, not yet raised by flush().
-        self._unreported_failures = 0
-        self._last_unreported_error: BaseException | None = None
+        # By topic-partition: how many, and the last error.
+        self._unreported: dict[tuple[str, int], tuple[int, BaseException]] = {}
         self._topics: dict[type[BaseEvent], str] = {}
         # By event type, once its schema is registered and its topic's partitions are known:
         # topic, frame header, compiled encoder, header values in C, the topic's partitions (the
@@ -262,8 +263,8 @@ class EventPublisher:
 
         As :meth:`send` (refused before anything is queued when invalid, waits for room), but
         no future per event: a record the broker does not take is logged at once, and the next
-        :meth:`flush` (or :meth:`close`) raises :class:`BrokerUnavailableError` saying how many
-        such records failed. Nothing fails unseen.
+        :meth:`flush` (or :meth:`close`) raises :class:`UnacknowledgedRecordsError` saying how
+        many such records failed, on which partitions and why. Nothing fails unseen.
         """
         tp, key, value, header_values = self._ready_now(event) or await self._ready(event)
         self._batcher.append(tp, key, value, header_values, result=False)
@@ -322,8 +323,7 @@ class EventPublisher:
         await self._room
 
     def _unreported_failure(self, tp: tuple[str, int], count: int, error: BaseException) -> None:
-        self._unreported_failures += count
-        self._last_unreported_error = error
+        self._unreported[tp] = (self._unreported.get(tp, (0, error))[0] + count, error)
         _log.error(
             "queued records not acknowledged",
             topic=tp[0],
@@ -365,12 +365,9 @@ class EventPublisher:
             raise PublishTimeoutError(f"flush did not complete: {exc}") from exc
         if self._pending:
             await asyncio.wait(list(self._pending))
-        if self._unreported_failures:
-            count, error = self._unreported_failures, self._last_unreported_error
-            self._unreported_failures, self._last_unreported_error = 0, None
-            raise BrokerUnavailableError(
-                f"{count} records queued with enqueue() were not acknowledged: {error!r}"
-            )
+        if self._unreported:
+            failures, self._unreported = self._unreported, {}
+            raise UnacknowledgedRecordsError(failures)
 
     async def close(self) -> None:
         """Flush what was accepted, then disconnect."""

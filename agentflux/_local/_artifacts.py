@@ -77,8 +77,33 @@ def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
         archive = next(downloads.glob(f"{_APICURIO}-*-all.tar.gz"))
         shutil.rmtree(apicurio_dir, ignore_errors=True)
         apicurio_dir.mkdir(parents=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(apicurio_dir, filter="data")
+        _extract(archive, apicurio_dir)
         archive.unlink()
     stamp.write_text(pom_stamp)
     return Artifacts(kafka_classpath=classpath_file.read_text().strip(), apicurio_dir=apicurio_dir)
+
+
+def _extract(archive: Path, into: Path) -> None:
+    """Unpack ``archive`` into ``into``, refusing members that would land outside it.
+
+    Python 3.11.4+ has tarfile's ``data`` filter; Debian's 3.11.2 lacks it, so the same check
+    (no absolute or escaping paths, no links out) is made by hand there.
+    """
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            try:
+                tar.extractall(into, filter="data")
+            except tarfile.FilterError as exc:
+                msg = f"{archive.name}: {exc}"
+                raise ValueError(msg) from exc
+            return
+        root = into.resolve()
+        for member in tar.getmembers():
+            target = (into / member.name).resolve()
+            link = (target.parent / member.linkname).resolve() if member.issym() else target
+            if member.islnk():
+                link = (into / member.linkname).resolve()
+            if not (target.is_relative_to(root) and link.is_relative_to(root)):
+                msg = f"{archive.name}: {member.name} would land outside {into}"
+                raise ValueError(msg)
+        tar.extractall(into)  # noqa: S202  # every member checked above

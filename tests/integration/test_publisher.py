@@ -14,6 +14,7 @@ import structlog.testing
 from _samples import sample_events
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from conftest import create_topic, read_to_end
@@ -30,6 +31,7 @@ from producers import (
     SchemaRegistrationError,
     Simulator,
     ToolExecutionCompletedEvent,
+    UnacknowledgedRecordsError,
 )
 from schemas import (
     EVENT_MODELS,
@@ -69,6 +71,19 @@ async def _read_all(
     records = await read_to_end(settings, [settings.topic_prefix + c.topic for c in EventCategory])
     assert len(records) >= expected
     return records
+
+
+async def _refusing_topic(cluster: Cluster) -> tuple[AgentfluxSettings, AgentSwitchedEvent]:
+    """Settings with a fresh prefix whose agent topic takes no record as big as an event.
+
+    The broker refuses every batch for it (``max.message.bytes`` 64), a real refusal.
+    """
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
+    await create_topic(
+        settings, settings.topic_prefix + event.topic, configs={"max.message.bytes": "64"}
+    )
+    return settings, event
 
 
 def _published_order(
@@ -172,22 +187,24 @@ async def test_enqueued_events_arrive_once_in_session_order(cluster: Cluster) ->
 @pytest.mark.broker
 async def test_enqueued_records_the_broker_refuses_fail_the_flush(cluster: Cluster) -> None:
     """Records without futures that the broker refuses are logged and raised by flush()."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
-    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
-    # A topic that takes no record as big as an event: the broker refuses every batch.
-    await create_topic(
-        settings, settings.topic_prefix + event.topic, configs={"max.message.bytes": "64"}
-    )
+    settings, event = await _refusing_topic(cluster)
     publisher = EventPublisher(settings)
     await publisher.start()
     with structlog.testing.capture_logs() as logs:
         for _ in range(3):
             await publisher.enqueue(event)
-        with pytest.raises(BrokerUnavailableError, match="3 records queued with enqueue"):
+        with pytest.raises(
+            UnacknowledgedRecordsError, match="3 records queued with enqueue"
+        ) as info:
             await publisher.flush()
         await publisher.close()  # raised once: nothing left to report
     failed = [log for log in logs if log["event"] == "queued records not acknowledged"]
     assert sum(log["records"] for log in failed) == 3
+    assert info.value.count == 3
+    ((topic, _partition),) = info.value.failures  # one session key: one partition
+    assert topic == settings.topic_prefix + event.topic
+    assert isinstance(info.value.failures[topic, _partition][1], KafkaError)
+    assert isinstance(info.value, BrokerUnavailableError)  # what callers caught before
 
 
 @pytest.mark.broker
@@ -212,15 +229,11 @@ async def test_bus_enqueue_stores_every_event_and_runs_subscribers(cluster: Clus
 @pytest.mark.broker
 async def test_bus_flush_raises_what_the_broker_refused(cluster: Cluster) -> None:
     """Events the broker refuses after EventBus.enqueue() fail its flush(), counted as failures."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
-    event = AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b")
-    await create_topic(
-        settings, settings.topic_prefix + event.topic, configs={"max.message.bytes": "64"}
-    )
+    settings, event = await _refusing_topic(cluster)
     bus = EventBus(settings, mode="kafka")
     for _ in range(2):
         await bus.enqueue(event)
-    with pytest.raises(BrokerUnavailableError, match="2 records queued with enqueue"):
+    with pytest.raises(UnacknowledgedRecordsError, match="2 records queued with enqueue"):
         await bus.flush()
     await bus.close()
     assert bus.get_stats()["publish_failures"] == 1

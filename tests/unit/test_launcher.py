@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import yaml
 
 from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
+from agentflux._local._artifacts import _extract
 from agentflux._local._config import (
     NodePorts,
     kafka_jvm_options,
@@ -218,3 +221,56 @@ def test_a_process_started_elsewhere_runs_until_its_last_thread_ends(tmp_path: P
             assert time.monotonic() < deadline, "a finished process still reads as running"
             time.sleep(0.05)
         assert other.wait(timeout=10) == 0  # an unreaped zombie, whose threads are all gone
+
+
+def _archive(tmp_path: Path, *members: tuple[str, bytes | None, str]) -> Path:
+    """A .tar.gz of (name, file content or None for a symlink, link target) members."""
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, content, link in members:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return archive
+
+
+@pytest.mark.parametrize("with_filter", [True, False])
+@pytest.mark.parametrize(
+    "member",
+    [("../evil.txt", b"x", ""), ("out", None, "../../etc/passwd")],
+    ids=["parent", "symlink-out"],
+)
+def test_registry_archive_refuses_members_outside_its_folder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_filter: bool,
+    member: tuple[str, bytes | None, str],
+) -> None:
+    """A member escaping the folder is refused, with tarfile's data filter or without it."""
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter")  # as on Python before 3.11.4
+    into = tmp_path / "apicurio"
+    into.mkdir()
+    archive = _archive(tmp_path, ("lib/ok.jar", b"jar", ""), member)
+    with pytest.raises(ValueError, match=r"a\.tar\.gz"):
+        _extract(archive, into)
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("with_filter", [True, False])
+def test_registry_archive_unpacks_files_and_inner_links(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_filter: bool,
+) -> None:
+    """Files and links that stay inside the folder unpack as they are."""
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter")
+    into = tmp_path / "apicurio"
+    into.mkdir()
+    _extract(_archive(tmp_path, ("lib/a.jar", b"jar", ""), ("lib/b.jar", None, "a.jar")), into)
+    assert (into / "lib" / "b.jar").read_bytes() == b"jar"
