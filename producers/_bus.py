@@ -121,10 +121,15 @@ class EventBus:
             )
 
     async def close(self) -> None:
-        """Flush and disconnect the transport."""
-        if self._started and self._transport is not None:
-            await self._transport.close()
-        self._started = False
+        """Flush and disconnect the transport (what it could not store raised, as by flush)."""
+        try:
+            if self._started and self._transport is not None:
+                await self._transport.close()
+        except PublishError:
+            self._failed += 1
+            raise
+        finally:
+            self._started = False
 
     # -- publishing ----------------------------------------------------------------------------
 

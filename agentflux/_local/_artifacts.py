@@ -86,8 +86,8 @@ def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
 def _extract(archive: Path, into: Path) -> None:
     """Unpack ``archive`` into ``into``, refusing members that would land outside it.
 
-    Python 3.11.4+ has tarfile's ``data`` filter; Debian's 3.11.2 lacks it, so the same check
-    (no absolute or escaping paths, no links out) is made by hand there.
+    Python 3.11.4+ has tarfile's ``data`` filter; Debian's 3.11.2 lacks it, so its main checks
+    (no absolute or escaping paths, no links out, no devices or pipes) are made by hand there.
     """
     with tarfile.open(archive) as tar:
         if hasattr(tarfile, "data_filter"):
@@ -105,5 +105,8 @@ def _extract(archive: Path, into: Path) -> None:
                 link = (into / member.linkname).resolve()
             if not (target.is_relative_to(root) and link.is_relative_to(root)):
                 msg = f"{archive.name}: {member.name} would land outside {into}"
+                raise ValueError(msg)
+            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+                msg = f"{archive.name}: {member.name} is a device or pipe, not a file"
                 raise ValueError(msg)
         tar.extractall(into)  # noqa: S202  # every member checked above

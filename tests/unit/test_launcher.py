@@ -224,12 +224,15 @@ def test_a_process_started_elsewhere_runs_until_its_last_thread_ends(tmp_path: P
 
 
 def _archive(tmp_path: Path, *members: tuple[str, bytes | None, str]) -> Path:
-    """A .tar.gz of (name, file content or None for a symlink, link target) members."""
+    """A .tar.gz of (name, file content or None for a link, link target or "fifo") members."""
     archive = tmp_path / "a.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for name, content, link in members:
             info = tarfile.TarInfo(name)
-            if content is None:
+            if link == "fifo":
+                info.type = tarfile.FIFOTYPE
+                tar.addfile(info)
+            elif content is None:
                 info.type, info.linkname = tarfile.SYMTYPE, link
                 tar.addfile(info)
             else:
@@ -241,16 +244,16 @@ def _archive(tmp_path: Path, *members: tuple[str, bytes | None, str]) -> Path:
 @pytest.mark.parametrize("with_filter", [True, False])
 @pytest.mark.parametrize(
     "member",
-    [("../evil.txt", b"x", ""), ("out", None, "../../etc/passwd")],
-    ids=["parent", "symlink-out"],
+    [("../evil.txt", b"x", ""), ("out", None, "../../etc/passwd"), ("pipe", None, "fifo")],
+    ids=["parent", "symlink-out", "fifo"],
 )
-def test_registry_archive_refuses_members_outside_its_folder(
+def test_registry_archive_refuses_members_outside_its_folder_and_pipes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     with_filter: bool,
     member: tuple[str, bytes | None, str],
 ) -> None:
-    """A member escaping the folder is refused, with tarfile's data filter or without it."""
+    """A member escaping the folder, or a pipe, is refused, with tarfile's filter or without it."""
     if not with_filter:
         monkeypatch.delattr(tarfile, "data_filter")  # as on Python before 3.11.4
     into = tmp_path / "apicurio"

@@ -151,6 +151,9 @@ class _RefusingTransport(InMemoryTransport):
     async def flush(self) -> None:
         raise BrokerUnavailableError(f"{len(self.records)} records queued with enqueue() failed")
 
+    async def close(self) -> None:
+        await self.flush()  # as the publisher's close flushes
+
 
 class _PlainTransport:
     """A transport with no queue: only start, publish and close."""
@@ -206,6 +209,17 @@ async def test_flush_raises_and_counts_what_the_transport_refused() -> None:
     await bus.enqueue(_switch())
     with pytest.raises(BrokerUnavailableError, match="1 records"):
         await bus.flush()
+    assert bus.get_stats()["publish_failures"] == 1
+
+
+async def test_close_raises_and_counts_what_the_transport_refused() -> None:
+    """close() raises what its flush could not store, counts it, and leaves the bus stopped."""
+    bus = EventBus(transport=_RefusingTransport(), mode="kafka")
+    await bus.enqueue(_switch())
+    with pytest.raises(BrokerUnavailableError, match="1 records"):
+        await bus.close()
+    assert bus.get_stats()["publish_failures"] == 1
+    await bus.close()  # stopped: nothing to close again
     assert bus.get_stats()["publish_failures"] == 1
 
 
