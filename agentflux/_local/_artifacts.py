@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,32 +54,47 @@ def _mvn(*args: str) -> None:
 
 
 def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
-    """Resolve Kafka's classpath and unpack the registry, reusing earlier results."""
+    """Resolve Kafka's classpath and unpack the registry, reusing earlier results.
+
+    The cache is keyed by the pom's content, not its file time, so every checkout of the same
+    pom (clones, worktrees, CI) reuses it; what is rebuilt is swapped in by renames, so a
+    cluster starting from the cache meanwhile sees the old files or the new, never none.
+    """
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    pom_stamp = str(_POM.stat().st_mtime_ns)
+    pom_stamp = hashlib.sha256(_POM.read_bytes()).hexdigest()
     stamp = cache / "pom.stamp"
     classpath_file = cache / "kafka.classpath"
     apicurio_dir = cache / "apicurio"
     stale = refresh or not stamp.exists() or stamp.read_text() != pom_stamp
+    work = cache / f"building-{os.getpid()}"  # this process's own; renamed into place
     if stale or not classpath_file.exists():
+        work.mkdir(exist_ok=True)
         _mvn(
             "dependency:build-classpath",
             f"-DexcludeArtifactIds={_APICURIO}",
-            f"-Dmdep.outputFile={classpath_file}",
+            f"-Dmdep.outputFile={work / 'kafka.classpath'}",
         )
+        (work / "kafka.classpath").replace(classpath_file)
     if stale or not (apicurio_dir / "quarkus-run.jar").exists():
-        downloads = cache / "downloads"
+        downloads = work / "downloads"
         _mvn(
             "dependency:copy-dependencies",
             f"-DincludeArtifactIds={_APICURIO}",
             f"-DoutputDirectory={downloads}",
         )
-        archive = next(downloads.glob(f"{_APICURIO}-*-all.tar.gz"))
-        shutil.rmtree(apicurio_dir, ignore_errors=True)
-        apicurio_dir.mkdir(parents=True)
-        _extract(archive, apicurio_dir)
-        archive.unlink()
+        unpacked = work / "apicurio"
+        unpacked.mkdir(parents=True)
+        _extract(next(downloads.glob(f"{_APICURIO}-*-all.tar.gz")), unpacked)
+        if apicurio_dir.exists():
+            apicurio_dir.rename(work / "apicurio-old")  # running registries keep their files
+        try:
+            unpacked.rename(apicurio_dir)
+        except OSError:
+            if not (apicurio_dir / "quarkus-run.jar").exists():
+                raise
+            # another process put the same pom's registry in place first: keep it
+    shutil.rmtree(work, ignore_errors=True)
     stamp.write_text(pom_stamp)
     return Artifacts(kafka_classpath=classpath_file.read_text().strip(), apicurio_dir=apicurio_dir)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
+from agentflux._local import _artifacts as artifacts
 from agentflux._local._artifacts import _extract
 from agentflux._local._config import (
     NodePorts,
@@ -277,3 +279,51 @@ def test_registry_archive_unpacks_files_and_inner_links(
     into.mkdir()
     _extract(_archive(tmp_path, ("lib/a.jar", b"jar", ""), ("lib/b.jar", None, "a.jar")), into)
     assert (into / "lib" / "b.jar").read_bytes() == b"jar"
+
+
+def _fake_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Maven replaced by a function writing what the two goals write; returns the goals run."""
+    calls: list[str] = []
+
+    def mvn(goal: str, *options: str) -> None:
+        calls.append(goal)
+        values = dict(option.removeprefix("-D").split("=", 1) for option in options)
+        if goal == "dependency:build-classpath":
+            Path(values["mdep.outputFile"]).write_text("/m2/kafka.jar:/m2/clients.jar\n")
+        else:
+            downloads = Path(values["outputDirectory"])
+            downloads.mkdir(parents=True)
+            archive = _archive(tmp_path, ("quarkus-run.jar", b"registry", ""))
+            archive.rename(downloads / "apicurio-registry-app-3.0-all.tar.gz")
+
+    monkeypatch.setattr(artifacts, "_mvn", mvn)
+    return calls
+
+
+def test_artifacts_cache_is_keyed_by_the_pom_content_not_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh checkout (same pom, new mtime) reuses the cache; a changed pom rebuilds it."""
+    pom = tmp_path / "pom.xml"
+    pom.write_text("<project>kafka 4.1</project>")
+    monkeypatch.setattr(artifacts, "_POM", pom)
+    monkeypatch.setenv("AGENTFLUX_CACHE_DIR", str(tmp_path / "cache"))
+    calls = _fake_maven(monkeypatch, tmp_path)
+
+    first = artifacts.fetch_artifacts()
+    assert first.kafka_classpath == "/m2/kafka.jar:/m2/clients.jar"
+    assert first.apicurio_jar.read_bytes() == b"registry"
+    assert len(calls) == 2
+
+    os.utime(pom, (1, 1))  # a clone or worktree: same content, another file time
+    assert artifacts.fetch_artifacts() == first
+    assert len(calls) == 2
+
+    pom.write_text("<project>kafka 4.2</project>")
+    assert artifacts.fetch_artifacts() == first  # same places, rebuilt in them
+    assert len(calls) == 4
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "apicurio",
+        "kafka.classpath",
+        "pom.stamp",
+    ]  # the build folder and the replaced registry are gone
