@@ -160,6 +160,7 @@ class LocalCluster:
             failed = self.state_dir.with_name(f"{self.state_dir.name}.failed-start")
             shutil.rmtree(failed, ignore_errors=True)
             self.state_dir.rename(failed)  # kept for diagnosis, out of the way of the retry
+            (failed / "error.txt").write_text(f"{first}\n")  # why, next to the logs
             try:
                 return self._up(nodes, timeout_s)
             except ClusterError as second:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agentflux._local import ClusterState, LocalCluster, NodeState, find_java
+from agentflux._local import ClusterError, ClusterState, LocalCluster, NodeState, find_java
 from agentflux._local import _artifacts as artifacts
 from agentflux._local._artifacts import _extract
 from agentflux._local._config import (
@@ -327,3 +327,26 @@ def test_artifacts_cache_is_keyed_by_the_pom_content_not_its_time(
         "kafka.classpath",
         "pom.stamp",
     ]  # the build folder and the replaced registry are gone
+
+
+def test_a_failed_first_start_is_retried_and_its_cause_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new cluster's failed start is retried once; the old folder keeps the error beside it."""
+    cluster = LocalCluster(tmp_path / "state")
+    attempts: list[int] = []
+
+    def up_once_failing(self: LocalCluster, nodes: int, timeout_s: float) -> ClusterState:
+        attempts.append(nodes)
+        state = self._initial_state(nodes)
+        self._save(state)
+        if len(attempts) == 1:
+            raise ClusterError("formatting node 1 failed: no space left")
+        return state
+
+    monkeypatch.setattr(LocalCluster, "_up", up_once_failing)
+    state = cluster.up(1)
+    assert attempts == [1, 1]
+    assert cluster.load() == state
+    failed = tmp_path / "state.failed-start"
+    assert (failed / "error.txt").read_text() == "formatting node 1 failed: no space left\n"
