@@ -68,8 +68,9 @@ def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
     apicurio_dir = cache / "apicurio"
     stale = refresh or not stamp.exists() or stamp.read_text() != pom_stamp
     work = cache / f"building-{os.getpid()}"  # this process's own; renamed into place
+    shutil.rmtree(work, ignore_errors=True)  # left by a crashed process with the same pid
+    work.mkdir()
     if stale or not classpath_file.exists():
-        work.mkdir(exist_ok=True)
         _mvn(
             "dependency:build-classpath",
             f"-DexcludeArtifactIds={_APICURIO}",
@@ -84,7 +85,7 @@ def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
             f"-DoutputDirectory={downloads}",
         )
         unpacked = work / "apicurio"
-        unpacked.mkdir(parents=True)
+        unpacked.mkdir()
         _extract(next(downloads.glob(f"{_APICURIO}-*-all.tar.gz")), unpacked)
         if apicurio_dir.exists():
             apicurio_dir.rename(work / "apicurio-old")  # running registries keep their files
