@@ -72,4 +72,4 @@ profile-consume: install ## Where consuming spends its time (pyinstrument call t
 	$(PY) -m bench.profile consume
 
 clean: ## Remove build and cache files (keeps .agentflux state)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info schemas/_native.*.so
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info agentflux/*/_*.so

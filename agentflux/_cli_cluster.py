@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from agentflux._local import ClusterError, LocalCluster, fetch_artifacts
-from schemas import AgentfluxSettings
+from agentflux.schemas import AgentfluxSettings
 
 __all__ = ["register"]
 

@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
 
-from consumers import (
+from agentflux.consumers import (
     get_audit_log,
     get_context,
     get_metrics,
@@ -20,13 +20,13 @@ from consumers import (
     render_prometheus,
     verify_audit,
 )
-from consumers._groups import SHIPPED_GROUPS, shipped_runner
-from schemas import AgentfluxSettings, run_event_loop
+from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.schemas import AgentfluxSettings, run_event_loop
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from consumers import GroupRunner, Store
+    from agentflux.consumers import GroupRunner, Store
 
     Route: TypeAlias = Callable[[], Awaitable[tuple[int, str, bytes]]]
 

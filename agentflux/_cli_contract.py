@@ -12,7 +12,13 @@ from rich.table import Table
 
 from agentflux._schemas import check_schemas, register_schemas
 from agentflux._topics import PartitionDecreaseError, apply_topics, describe_topics
-from schemas import AgentfluxSettings, RegistryClient, RegistryError, load_topics, run_event_loop
+from agentflux.schemas import (
+    AgentfluxSettings,
+    RegistryClient,
+    RegistryError,
+    load_topics,
+    run_event_loop,
+)
 
 __all__ = ["register"]
 

@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from consumers import open_store
-from consumers._groups import SHIPPED_GROUPS, shipped_runner
-from consumers._redrive import DeadLetter, read_dead_letters, redrive
-from schemas import AgentfluxSettings, dead_letter_topic, run_event_loop
+from agentflux.consumers import open_store
+from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.consumers._redrive import DeadLetter, read_dead_letters, redrive
+from agentflux.schemas import AgentfluxSettings, dead_letter_topic, run_event_loop
 
 __all__ = ["register"]
 
@@ -106,7 +106,7 @@ def show(
 
 
 async def _decode(letter: DeadLetter) -> object:
-    from schemas import AvroCodec, BaseEvent, CodecError, RegistryClient  # noqa: PLC0415  # only show needs a codec
+    from agentflux.schemas import AvroCodec, BaseEvent, CodecError, RegistryClient  # noqa: PLC0415  # only show needs a codec
 
     async with RegistryClient.from_settings(AgentfluxSettings()) as registry:
         try:

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from agentflux._asyncapi import ChannelSource, ConsumerGroupSource, MessageSource, build_asyncapi
-from consumers._groups import SHIPPED_GROUPS
-from schemas import EVENT_MODELS, HEADER_DOCS, AgentfluxSettings, load_schema, load_topics
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.schemas import EVENT_MODELS, HEADER_DOCS, AgentfluxSettings, load_schema, load_topics
 
 __all__ = ["asyncapi_document", "register"]
 

@@ -23,9 +23,9 @@ from agentflux._rebuild import (
     rebuild_view,
     swap_into_live,
 )
-from consumers import open_store
-from consumers._groups import SHIPPED_GROUPS
-from schemas import AgentfluxSettings, run_event_loop
+from agentflux.consumers import open_store
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.schemas import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from agentflux._offsets import ReplayTargetError
 from agentflux._tail import tail_events
-from schemas import AgentfluxSettings, EventCategory, run_event_loop
+from agentflux.schemas import AgentfluxSettings, EventCategory, run_event_loop
 
 __all__ = ["register"]
 

@@ -19,7 +19,7 @@ from agentflux._local import LocalCluster
 from agentflux._offsets import group_lag
 from agentflux._schemas import register_schemas
 from agentflux._topics import apply_topics
-from consumers import (
+from agentflux.consumers import (
     GroupRunner,
     SqliteStore,
     get_audit_log,
@@ -27,16 +27,16 @@ from consumers import (
     get_metrics,
     verify_audit,
 )
-from consumers._groups import SHIPPED_GROUPS, shipped_runner
-from producers import EventPublisher, Simulator
-from schemas import AgentfluxSettings, EventType, RegistryClient, load_topics
+from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.producers import EventPublisher, Simulator
+from agentflux.schemas import AgentfluxSettings, EventType, RegistryClient, load_topics
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from rich.console import Console
 
-    from schemas import BaseEvent
+    from agentflux.schemas import BaseEvent
 
 __all__ = ["run_demo"]
 

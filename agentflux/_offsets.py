@@ -16,13 +16,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import TopicPartition
 
-from consumers._commits import commit_as_group
-from schemas import connection_kwargs, stop_consumer
+from agentflux.consumers._commits import commit_as_group
+from agentflux.schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from schemas import AgentfluxSettings
+    from agentflux.schemas import AgentfluxSettings
 
 __all__ = [
     "GroupActiveError",

@@ -32,17 +32,17 @@ from agentflux._offsets import (
     execute_replay,
     partitions_of,
 )
-from consumers import PostgresStore, SqliteStore
-from consumers._groups import SHIPPED_GROUPS, shipped_runner
-from schemas import connection_kwargs, stop_consumer
+from agentflux.consumers import PostgresStore, SqliteStore
+from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aiokafka.structs import TopicPartition
 
-    from consumers import Store, View
-    from schemas import AgentfluxSettings
+    from agentflux.consumers import Store, View
+    from agentflux.schemas import AgentfluxSettings
 
 __all__ = [
     "RebuildResult",

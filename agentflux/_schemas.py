@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from schemas import EventCategory, RegistryClient, load_topics, subject_name
-from schemas._compat import check_levels, describe
+from agentflux.schemas import EventCategory, RegistryClient, load_topics, subject_name
+from agentflux.schemas._compat import check_levels, describe
 
 __all__ = [
     "SchemaFile",
@@ -41,7 +41,7 @@ class SchemaFile:
 
 def default_root() -> Path:
     """The ``schemas/avro`` folder of the installed (in development: the working) tree."""
-    return Path(str(resources.files("schemas").joinpath("avro")))
+    return Path(str(resources.files("agentflux.contract").joinpath("avro")))
 
 
 def _history(root: Path, full_name: str) -> list[dict[str, Any]]:

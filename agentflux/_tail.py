@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer
 
 from agentflux._offsets import partitions_of
-from schemas import (
+from agentflux.schemas import (
     AvroCodec,
     BaseEvent,
     CodecError,
@@ -28,7 +28,7 @@ from schemas import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Collection
 
-    from schemas import AgentfluxSettings
+    from agentflux.schemas import AgentfluxSettings
 
 __all__ = ["TailItem", "tail_events"]
 

@@ -14,12 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.protocol.metadata import MetadataRequest
 
-from schemas import connection_kwargs
+from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from schemas import AgentfluxSettings, TopicSpec
+    from agentflux.schemas import AgentfluxSettings, TopicSpec
 
 __all__ = [
     "PartitionDecreaseError",

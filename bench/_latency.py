@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from aiokafka import AIOKafkaConsumer
 
-from consumers import GroupRunner
-from schemas import (
+from agentflux.consumers import GroupRunner
+from agentflux.schemas import (
     EVENT_MODELS,
     AgentfluxSettings,
     BaseEvent,

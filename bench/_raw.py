@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.partitioner import DefaultPartitioner
 
+from agentflux.producers import PUBLISHER_BATCH_SIZE
+from agentflux.schemas import connection_kwargs, install_fast_lz4
 from bench._measure import Measurement
-from producers import PUBLISHER_BATCH_SIZE
-from schemas import connection_kwargs, install_fast_lz4
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from schemas import AgentfluxSettings
+    from agentflux.schemas import AgentfluxSettings
 
 __all__ = ["raw_consume", "raw_producer", "raw_publish", "raw_publish_batched"]
 

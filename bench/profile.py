@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from pyinstrument import Profiler
 
+from agentflux.producers import EventPublisher
+from agentflux.schemas import run_event_loop
 from bench._measure import settle_heap
 from bench.run import (
     EVENTS_SEED,
@@ -25,11 +27,9 @@ from bench.run import (
     make_topics,
     noop_runner,
 )
-from producers import EventPublisher
-from schemas import run_event_loop
 
 if TYPE_CHECKING:
-    from schemas import AgentfluxSettings, BaseEvent
+    from agentflux.schemas import AgentfluxSettings, BaseEvent
 
 
 async def _publish(

@@ -29,13 +29,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agentflux._local import LocalCluster
-from bench._broker import BrokerWatch, PauseOverlap
-from bench._latency import ConsumerProcess
-from bench._measure import Measurement, percentile, settle_heap, side_by_side
-from bench._raw import raw_consume, raw_producer, raw_publish, raw_publish_batched
-from consumers import ContextView, GroupRunner, SqliteStore
-from producers import EventPublisher, RateLimiter, Simulator
-from schemas import (
+from agentflux.consumers import ContextView, GroupRunner, SqliteStore
+from agentflux.producers import EventPublisher, RateLimiter, Simulator
+from agentflux.schemas import (
     EVENT_MODELS,
     AgentfluxSettings,
     BaseEvent,
@@ -45,6 +41,10 @@ from schemas import (
     new_traceparent,
     run_event_loop,
 )
+from bench._broker import BrokerWatch, PauseOverlap
+from bench._latency import ConsumerProcess
+from bench._measure import Measurement, percentile, settle_heap, side_by_side
+from bench._raw import raw_consume, raw_producer, raw_publish, raw_publish_batched
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Sequence

@@ -20,6 +20,7 @@ import argparse
 import uuid
 from typing import Any
 
+from agentflux.schemas import run_event_loop
 from bench.run import (
     bench_latency,
     local_or_given_cluster,
@@ -27,7 +28,6 @@ from bench.run import (
     machine_report,
     write_report,
 )
-from schemas import run_event_loop
 
 __all__ = ["main"]
 

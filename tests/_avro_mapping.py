@@ -12,10 +12,10 @@ from typing import Any
 from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
-from schemas._types import EventType
+from agentflux.schemas._types import EventType
 
 if typing.TYPE_CHECKING:
-    from schemas._models import BaseEvent
+    from agentflux.schemas._models import BaseEvent
 
 _INT_AS_INT = {"schema_version"}  # everything else integral is a long (durations, counts)
 

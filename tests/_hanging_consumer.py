@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consumers import GroupRunner, open_store
-from consumers._groups import SHIPPED_GROUPS
-from schemas import AgentfluxSettings
+from agentflux.consumers import GroupRunner, open_store
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.schemas import AgentfluxSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from consumers._ports import Position, Transaction, View
-    from schemas import BaseEvent
+    from agentflux.consumers._ports import Position, Transaction, View
+    from agentflux.schemas import BaseEvent
 
 
 class HangingView:

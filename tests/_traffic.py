@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from conftest import create_topic
 
-from consumers import Position, get_audit_log, get_context, get_metrics
-from consumers._groups import SHIPPED_GROUPS
-from producers import EventPublisher, Simulator
-from schemas import EventCategory
+from agentflux.consumers import Position, get_audit_log, get_context, get_metrics
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.producers import EventPublisher, Simulator
+from agentflux.schemas import EventCategory
 
 if TYPE_CHECKING:
     from conftest import Cluster
 
-    from consumers import Store
-    from schemas import AgentfluxSettings, BaseEvent
+    from agentflux.consumers import Store
+    from agentflux.schemas import AgentfluxSettings, BaseEvent
 
 
 async def publish_traffic(

@@ -13,7 +13,7 @@ from _samples import sample_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from agentflux.schemas import (
     AgentSwitchedEvent,
     AvroCodec,
     BaseEvent,

@@ -12,17 +12,17 @@ from _cli import run_cli
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka import AIOKafkaProducer
 
-from consumers import AuditView, GroupRunner, SqliteStore, verify_audit
-from consumers._groups import SHIPPED_GROUPS
-from consumers._redrive import read_dead_letters
-from schemas import connection_kwargs, dead_letter_topic
+from agentflux.consumers import AuditView, GroupRunner, SqliteStore, verify_audit
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.consumers._redrive import read_dead_letters
+from agentflux.schemas import connection_kwargs, dead_letter_topic
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Cluster
 
-    from schemas import AgentfluxSettings, BaseEvent
+    from agentflux.schemas import AgentfluxSettings, BaseEvent
 
 _BREAK = (
     "CREATE TRIGGER refuse_session BEFORE INSERT ON audit_log WHEN NEW.session_id = '{sid}' "

@@ -14,9 +14,9 @@ from _traffic import apply_directly, events_of, snapshot
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import create_topic, read_to_end
 
-from consumers import GroupRunner, SqliteStore
-from consumers._groups import SHIPPED_GROUPS
-from producers import (
+from agentflux.consumers import GroupRunner, SqliteStore
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.producers import (
     AgentProcessingStartedEvent,
     AgentSwitchedEvent,
     EventPublisher,
@@ -24,7 +24,13 @@ from producers import (
     SchemaRegistrationError,
     Simulator,
 )
-from schemas import BaseEvent, EventCategory, connection_kwargs, dead_letter_topic, header_map
+from agentflux.schemas import (
+    BaseEvent,
+    EventCategory,
+    connection_kwargs,
+    dead_letter_topic,
+    header_map,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
 
     from conftest import Cluster
 
-    from schemas import AgentfluxSettings
+    from agentflux.schemas import AgentfluxSettings
 
 pytestmark = [pytest.mark.cluster3, pytest.mark.slow]
 

@@ -10,14 +10,14 @@ import pytest
 from _samples import sample_events
 from conftest import create_topic
 
-from consumers import GroupRunner
-from producers import EventPublisher
-from schemas import EventCategory, run_event_loop
+from agentflux.consumers import GroupRunner
+from agentflux.producers import EventPublisher
+from agentflux.schemas import EventCategory, run_event_loop
 
 if TYPE_CHECKING:
     from conftest import Cluster
 
-    from schemas import BaseEvent
+    from agentflux.schemas import BaseEvent
 
 pytestmark = pytest.mark.broker
 

@@ -10,14 +10,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.protocol.fetch import FetchRequest
 from conftest import create_topic
 
-from consumers import (
+from agentflux.consumers import (
     FetchSession,
     SessionFetchRequest,
     install_fetch_sessions,
     install_lazy_headers,
     lazy_headers,
 )
-from schemas import connection_kwargs
+from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

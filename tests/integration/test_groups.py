@@ -10,15 +10,15 @@ import pytest
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from conftest import fresh_postgres_database
 
-from consumers import SqliteStore, open_store, verify_audit
-from consumers._groups import shipped_runner
+from agentflux.consumers import SqliteStore, open_store, verify_audit
+from agentflux.consumers._groups import shipped_runner
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Cluster
 
-    from consumers import Store
+    from agentflux.consumers import Store
 
 GROUPS = ["context", "metrics", "audit"]
 

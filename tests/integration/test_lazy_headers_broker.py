@@ -8,8 +8,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from conftest import consume_count, read_to_end
 
-from consumers import install_lazy_headers, lazy_headers
-from schemas import connection_kwargs
+from agentflux.consumers import install_lazy_headers, lazy_headers
+from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -18,10 +18,10 @@ from agentflux._offsets import (
     parse_replay_target,
     plan_replay,
 )
-from schemas import connection_kwargs
+from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
-    from schemas import AgentfluxSettings
+    from agentflux.schemas import AgentfluxSettings
 
 pytestmark = pytest.mark.broker
 

@@ -19,7 +19,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from conftest import create_topic, read_to_end
 
-from producers import (
+from agentflux.producers import (
     AgentSwitchedEvent,
     BaseEvent,
     BrokerUnavailableError,
@@ -33,7 +33,7 @@ from producers import (
     ToolExecutionCompletedEvent,
     UnacknowledgedRecordsError,
 )
-from schemas import (
+from agentflux.schemas import (
     EVENT_MODELS,
     HEADER_NAMES,
     AgentfluxSettings,
@@ -408,7 +408,9 @@ async def test_outage_fails_typed_and_loses_nothing_acknowledged(cluster3: Clust
 async def test_old_bus_code_runs_unchanged_on_kafka(cluster: Cluster) -> None:
     """Code written for the old bus publishes to Kafka and still reaches its local subscriber."""
     settings = await _prefixed(cluster)
-    event_bus = EventBus(settings)  # what `from producers import event_bus` gives, configured
+    event_bus = EventBus(
+        settings
+    )  # what `from agentflux.producers import event_bus` gives, configured
     received: list[Any] = []
 
     @event_bus.subscribe(event_type=EventType.AGENT_SWITCHED, priority=10)

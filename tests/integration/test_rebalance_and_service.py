@@ -12,9 +12,9 @@ from _traffic import apply_directly, events_of, publish_traffic, snapshot
 
 from agentflux._cli_consume import _routes, serve_http
 from agentflux._local._ports import free_ports
-from consumers import SqliteStore, get_audit_log, render_prometheus, verify_audit
-from consumers._groups import shipped_runner
-from producers import EventPublisher, Simulator
+from agentflux.consumers import SqliteStore, get_audit_log, render_prometheus, verify_audit
+from agentflux.consumers._groups import shipped_runner
+from agentflux.producers import EventPublisher, Simulator
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,17 +13,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from conftest import fresh_postgres_database
 
 from agentflux._offsets import group_lag, list_groups
-from consumers import SqliteStore, open_store
-from consumers._groups import shipped_runner
-from producers import EventPublisher, Simulator
-from schemas import connection_kwargs
+from agentflux.consumers import SqliteStore, open_store
+from agentflux.consumers._groups import shipped_runner
+from agentflux.producers import EventPublisher, Simulator
+from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Cluster
 
-    from schemas import AgentfluxSettings, BaseEvent
+    from agentflux.schemas import AgentfluxSettings, BaseEvent
 
 
 async def _topics(settings: AgentfluxSettings) -> list[str]:

@@ -11,8 +11,8 @@ from _cli import run_cli
 from _traffic import apply_directly, events_of, publish_before_and_after, snapshot
 
 from agentflux._offsets import group_lag
-from consumers import SqliteStore, verify_audit
-from consumers._groups import shipped_runner
+from agentflux.consumers import SqliteStore, verify_audit
+from agentflux.consumers._groups import shipped_runner
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -19,14 +19,14 @@ from aiokafka.structs import TopicPartition
 from conftest import create_topic
 
 from agentflux._offsets import group_lag
-from consumers import GroupRunner, SqliteStore, verify_audit
-from producers import AgentProcessingStartedEvent, AgentSwitchedEvent, EventPublisher
-from schemas import BaseEvent, connection_kwargs, header_map
+from agentflux.consumers import GroupRunner, SqliteStore, verify_audit
+from agentflux.producers import AgentProcessingStartedEvent, AgentSwitchedEvent, EventPublisher
+from agentflux.schemas import BaseEvent, connection_kwargs, header_map
 
 if TYPE_CHECKING:
     from conftest import Cluster
 
-    from schemas import AgentfluxSettings
+    from agentflux.schemas import AgentfluxSettings
 
 
 async def _dead_letters(
@@ -167,7 +167,7 @@ async def test_consumer_killed_mid_batch_ends_with_the_same_view(
 ) -> None:
     """SIGKILL a group's service mid-stream, restart it: its view equals an uninterrupted build."""
     settings, events = await publish_traffic(cluster, sessions=150, seed=9)
-    from consumers._groups import SHIPPED_GROUPS  # noqa: PLC0415  # only this test needs the specs
+    from agentflux.consumers._groups import SHIPPED_GROUPS  # noqa: PLC0415  # only this test needs the specs
 
     topics = SHIPPED_GROUPS[group].topics(settings)
     total = await _end_total(settings, topics)

@@ -10,7 +10,7 @@ import fastavro
 import pytest
 from _evolution import CASES, Case, base
 
-from schemas import IncompatibleSchemaError, RegistryClient
+from agentflux.schemas import IncompatibleSchemaError, RegistryClient
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

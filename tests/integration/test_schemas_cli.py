@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from agentflux._schemas import default_root
 from agentflux.cli import app
-from schemas import RegistryClient
+from agentflux.schemas import RegistryClient
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from agentflux._topics import PartitionDecreaseError, apply_topics, describe_topics
-from schemas import TopicSpec, connection_kwargs, load_topics
+from agentflux.schemas import TopicSpec, connection_kwargs, load_topics
 
 if TYPE_CHECKING:
     from conftest import Cluster

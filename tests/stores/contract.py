@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from consumers import ContextView, Position, get_context
-from schemas import (
+from agentflux.consumers import ContextView, Position, get_context
+from agentflux.schemas import (
     AgentSwitchedEvent,
     SessionCreatedEvent,
     ToolExecutionCompletedEvent,
@@ -17,7 +17,7 @@ from schemas import (
 )
 
 if TYPE_CHECKING:
-    from consumers import Store
+    from agentflux.consumers import Store
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS contract_items (k TEXT PRIMARY KEY, v BIGINT NOT NULL, note TEXT)"

@@ -8,13 +8,13 @@ import pytest
 from conftest import fresh_postgres_database
 from contract import StoreContract
 
-from consumers import PostgresStore, SqliteStore, open_store
+from agentflux.consumers import PostgresStore, SqliteStore, open_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from consumers import Store
+    from agentflux.consumers import Store
 
 
 class TestSqliteStore(StoreContract):

@@ -9,8 +9,8 @@ import pytest
 from conftest import create_topic, read_to_end
 from transport_contract import Stored, TransportContract
 
-from producers import EventPublisher, InMemoryTransport, QueueingTransport
-from schemas import EventCategory
+from agentflux.producers import EventPublisher, InMemoryTransport, QueueingTransport
+from agentflux.schemas import EventCategory
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -13,11 +13,16 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from producers import InvalidEventError
-from schemas import EVENT_MODELS, AgentSwitchedEvent, BaseEvent, ToolExecutionCompletedEvent
+from agentflux.producers import InvalidEventError
+from agentflux.schemas import (
+    EVENT_MODELS,
+    AgentSwitchedEvent,
+    BaseEvent,
+    ToolExecutionCompletedEvent,
+)
 
 if TYPE_CHECKING:
-    from producers import QueueingTransport
+    from agentflux.producers import QueueingTransport
 
 
 class Stored(NamedTuple):

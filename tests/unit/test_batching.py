@@ -16,9 +16,9 @@ from aiokafka.structs import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers import BrokerUnavailableError, _records
-from producers._batching import Batcher, _python_key_partition, key_partition
-from producers._protocols import PublishResult
+from agentflux.producers import BrokerUnavailableError, _records
+from agentflux.producers._batching import Batcher, _python_key_partition, key_partition
+from agentflux.producers._protocols import PublishResult
 
 _TP = ("events", 0)
 

@@ -18,16 +18,16 @@ from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_core import TzInfo
 
-from consumers._runner import observe_many
-from schemas import (
+from agentflux.consumers._runner import observe_many
+from agentflux.schemas import (
     EVENT_MODELS,
     AgentSwitchedEvent,
     BaseEvent,
     MetricsPerformanceMeasuredEvent,
     _compiled,
 )
-from schemas._codec import load_schema
-from schemas._compiled import (
+from agentflux.schemas._codec import load_schema
+from agentflux.schemas._compiled import (
     ConstraintError,
     _native,
     _native_decoder,

@@ -11,9 +11,9 @@ from aiokafka.record.default_records import DefaultRecordBatch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers import _event_batch
-from producers._event_batch import EventBatch, HeaderValue, new_event_batch
-from schemas import install_fast_lz4
+from agentflux.producers import _event_batch
+from agentflux.producers._event_batch import EventBatch, HeaderValue, new_event_batch
+from agentflux.schemas import install_fast_lz4
 
 _NAMES = ("event_type", "ce_subject", "nothing", "ünïcode")
 _CODEC_IDS = {None: 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}

@@ -19,7 +19,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers import _fetching, install_lazy_headers, lazy_headers
+from agentflux.consumers import _fetching, install_lazy_headers, lazy_headers
 
 _TP = TopicPartition("agent.events", 4)
 _FIELDS = (

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
 
-from producers import Simulator
-from schemas import (
+from agentflux.producers import Simulator
+from agentflux.schemas import (
     HEADER_DOCS,
     HEADER_NAMES,
     AgentSwitchedEvent,

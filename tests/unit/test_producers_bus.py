@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog.testing
 
-from producers import (
+from agentflux.producers import (
     AgentSwitchedEvent,
     BaseEvent,
     BrokerUnavailableError,
@@ -21,7 +21,7 @@ from producers import (
     SessionCreatedEvent,
     Simulator,
 )
-from schemas import EVENT_MODELS
+from agentflux.schemas import EVENT_MODELS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers import RateLimiter
+from agentflux.producers import RateLimiter
 
 
 class _Clock:

@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from schemas import RegistryClient, RegistryUnavailableError
+from agentflux.schemas import RegistryClient, RegistryUnavailableError
 
 _SCHEMA = {"type": "record", "name": "Thing", "fields": [{"name": "a", "type": "string"}]}
 

@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from schemas import RegistryClient
+from agentflux.schemas import RegistryClient
 
 _ALL = [f"topic-{i:04d}-agentflux.events.agent.AgentSwitched" for i in range(2345)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from schemas import RegistryClient
-from schemas._registry import _shared_tls_context
+from agentflux.schemas import RegistryClient
+from agentflux.schemas._registry import _shared_tls_context
 
 
 async def test_clients_share_one_verifying_tls_context() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _evolution import CASES, Case, base
 
-from schemas._compat import can_read, check_levels, describe
+from agentflux.schemas._compat import can_read, check_levels, describe
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

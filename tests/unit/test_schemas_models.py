@@ -12,7 +12,7 @@ from _avro_mapping import avro_schema_of
 from _samples import sample_events
 from pydantic import ValidationError
 
-from schemas import (
+from agentflux.schemas import (
     EVENT_MODELS,
     AgentSwitchedEvent,
     BaseEvent,

@@ -1,0 +1,51 @@
+"""The read side of agentflux: the consumer-group runner, stores, and the shipped groups.
+
+A team's own group::
+
+    handlers = {ToolExecutionCompletedEvent: on_done}
+    runner = GroupRunner("billing", ["tool.events"], handlers=handlers)
+    await runner.run(install_signal_handlers=True)
+"""
+
+from agentflux.consumers._audit import AuditView, get_audit_log, verify_audit
+from agentflux.consumers._context import ContextView, get_context
+from agentflux.consumers._fetching import install_lazy_headers, lazy_headers
+from agentflux.consumers._metrics import (
+    MetricsView,
+    get_agent_avg_duration,
+    get_metrics,
+    get_tool_success_rate,
+    render_prometheus,
+)
+from agentflux.consumers._ports import Store, Transaction, View
+from agentflux.consumers._records import Position
+from agentflux.consumers._runner import GroupRunner, RunnerMetrics
+from agentflux.consumers._sessions import FetchSession, SessionFetchRequest, install_fetch_sessions
+from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
+
+__all__ = [
+    "AuditView",
+    "ContextView",
+    "FetchSession",
+    "GroupRunner",
+    "MetricsView",
+    "Position",
+    "PostgresStore",
+    "RunnerMetrics",
+    "SessionFetchRequest",
+    "SqliteStore",
+    "Store",
+    "Transaction",
+    "View",
+    "get_agent_avg_duration",
+    "get_audit_log",
+    "get_context",
+    "get_metrics",
+    "get_tool_success_rate",
+    "install_fetch_sessions",
+    "install_lazy_headers",
+    "lazy_headers",
+    "open_store",
+    "render_prometheus",
+    "verify_audit",
+]

@@ -1,0 +1,156 @@
+"""The extension points of the read side, in one place: the store and the views on it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from agentflux.consumers._records import Position
+    from agentflux.schemas import BaseEvent
+
+__all__ = ["Store", "Transaction", "View"]
+
+
+class Transaction(ABC):
+    """One database transaction. SQL uses ``$1, $2, ...`` placeholders on every adapter."""
+
+    @abstractmethod
+    async def execute(self, sql: str, *args: Any) -> None:
+        """Run a statement.
+
+        An adapter may hold statements and send them with the next read or the commit (the
+        SQLite one does): a statement the database refuses then raises there, and the whole
+        transaction rolls back either way.
+        """
+
+    @abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Run a query; rows as dicts."""
+
+    async def fetchone(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row of a query, or None."""
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def position(self, group: str, topic: str, partition: int) -> int | None:
+        """The last offset this group applied on a partition, or None."""
+        row = await self.fetchone(
+            "SELECT last_offset FROM agentflux_offsets WHERE grp = $1 AND topic = $2 AND part = $3",
+            group,
+            topic,
+            partition,
+        )
+        return None if row is None else int(row["last_offset"])
+
+    async def record_position(self, group: str, position: Position) -> None:
+        """Store the offset just applied, in the same transaction as its effect.
+
+        It never moves back: a re-read batch that ends below what was applied (after a restart
+        or a replay) must not lower the guard, or the records after it would apply twice.
+        """
+        await self.execute(
+            "INSERT INTO agentflux_offsets (grp, topic, part, last_offset) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (grp, topic, part) DO UPDATE SET last_offset = CASE "
+            "WHEN excluded.last_offset > agentflux_offsets.last_offset "
+            "THEN excluded.last_offset ELSE agentflux_offsets.last_offset END",
+            group,
+            position.topic,
+            position.partition,
+            position.offset,
+        )
+
+    async def mark_redriven(self, group: str, event_id: str) -> bool:
+        """Record that a dead-lettered event was re-driven; False if it already was."""
+        if await self.fetchone(
+            "SELECT 1 AS seen FROM agentflux_redriven WHERE grp = $1 AND event_id = $2",
+            group,
+            event_id,
+        ):
+            return False
+        await self.execute(
+            "INSERT INTO agentflux_redriven (grp, event_id) VALUES ($1, $2)", group, event_id
+        )
+        return True
+
+
+_BOOKKEEPING_DDL = (
+    (
+        "CREATE TABLE IF NOT EXISTS agentflux_offsets ("
+        "grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, "
+        "last_offset BIGINT NOT NULL, PRIMARY KEY (grp, topic, part))"
+    ),
+    # Dead-lettered events never advanced the offsets above, so re-driving them is guarded by id.
+    (
+        "CREATE TABLE IF NOT EXISTS agentflux_redriven ("
+        "grp TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (grp, event_id))"
+    ),
+)
+
+
+class Store(ABC):
+    """A transactional database for views: effects and offsets commit together.
+
+    Adapters: :class:`~consumers.SqliteStore` (embedded default) and
+    :class:`~consumers.PostgresStore`. Both pass ``tests/stores/contract.py``.
+    """
+
+    url: str
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the offsets table."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction: committed when the block exits normally, rolled back on error."""
+
+    async def migrate(self, statements: Sequence[str]) -> None:
+        """Create tables and indexes (idempotent ``IF NOT EXISTS`` statements)."""
+        async with self.transaction() as tx:
+            for statement in (*_BOOKKEEPING_DDL, *statements):
+                await tx.execute(statement)
+
+    async def positions(self, group: str) -> dict[tuple[str, int], int]:
+        """Every partition's last applied offset for ``group``."""
+        async with self.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT topic, part, last_offset FROM agentflux_offsets WHERE grp = $1", group
+            )
+        return {(r["topic"], int(r["part"])): int(r["last_offset"]) for r in rows}
+
+    async def __aenter__(self) -> Self:
+        """Open on entry."""
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close on exit."""
+        await self.close()
+
+    async def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """A read-only query in its own transaction."""
+        async with self.transaction() as tx:
+            return await tx.fetch(sql, *args)
+
+
+class View(Protocol):
+    """A projection of events into a store, applied exactly once per event."""
+
+    @property
+    def name(self) -> str:
+        """The view's name (its group's short name)."""
+
+    @property
+    def ddl(self) -> Sequence[str]:
+        """Idempotent CREATE statements of its tables."""
+
+    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
+        """Apply one event's effect inside ``tx``."""

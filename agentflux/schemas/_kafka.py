@@ -1,0 +1,72 @@
+"""The one place that turns settings into aiokafka client arguments."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
+    from agentflux.schemas._settings import AgentfluxSettings
+
+__all__ = ["connection_kwargs", "stop_consumer"]
+
+_log = structlog.get_logger("agentflux.kafka")
+
+
+def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
+    """Return the keyword arguments every aiokafka client needs to reach the cluster.
+
+    Producers, consumers and admin clients all start from these, then add their own.
+    """
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        )
+        if settings.ssl_certfile is not None:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+        kwargs["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism or "PLAIN"
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return kwargs
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop ``consumer``, and close its connections even when aiokafka's stop is cut short.
+
+    While a broker is down, aiokafka's fetcher retries a fetch after a backoff sleep; stopping
+    it cancels that sleep, and the cancellation escapes ``Fetcher.close`` (aio-libs/aiokafka
+    issue 647). The consumer is then marked closed with its client open: every broker
+    connection, and the metadata task that keeps reconnecting, outlive it.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this task is being cancelled: not aiokafka's stray cancellation
+        _log.warning("consumer stop cut short inside aiokafka, closing its connections")
+        # The fetch tasks left running would reconnect after the client closed.
+        pending: set[asyncio.Task[Any]] = getattr(
+            getattr(consumer, "_fetcher", None), "_pending_tasks", set()
+        )
+        for fetch in pending:
+            fetch.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await consumer._client.close()  # noqa: SLF001  # what stop() did not reach

@@ -1,0 +1,107 @@
+"""The topic declaration (``schemas/topics.yaml``), loaded and validated."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentflux.schemas._types import Compatibility, EventCategory
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["DeadLetterSpec", "TopicSpec", "TopicsDeclaration", "dead_letter_topic", "load_topics"]
+
+
+class TopicSpec(BaseModel):
+    """One declared topic: layout, durability, retention, compatibility and ownership."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    category: EventCategory | None = None
+    partitions: int = Field(ge=1)
+    replication_factor: int = Field(ge=1)
+    min_insync_replicas: int = Field(ge=1)
+    retention_ms: int = Field(ge=-1)
+    retention_bytes: int = Field(default=-1, ge=-1)
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    compatibility: Compatibility = "BACKWARD_TRANSITIVE"
+    owner: str
+    description: str
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> Self:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"{self.name}: min_insync_replicas {self.min_insync_replicas} exceeds "
+                f"replication_factor {self.replication_factor}; no write could ever succeed",
+            )
+        return self
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level Kafka configs this declaration sets."""
+        return {
+            "min.insync.replicas": str(self.min_insync_replicas),
+            "retention.ms": str(self.retention_ms),
+            "retention.bytes": str(self.retention_bytes),
+            "cleanup.policy": self.cleanup_policy,
+        }
+
+
+class DeadLetterSpec(BaseModel):
+    """How the dead-letter topic of a consumer group is named and kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pattern: str = Field(pattern=r"\{group\}")
+    partitions: int = Field(ge=1)
+    retention_ms: int = Field(ge=-1)
+    owner: str
+
+
+class TopicsDeclaration(BaseModel):
+    """The whole declaration file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dead_letter: DeadLetterSpec
+    topics: tuple[TopicSpec, ...]
+
+    def for_category(self, category: EventCategory) -> TopicSpec:
+        """The topic declared for a category."""
+        return next(t for t in self.topics if t.category == category)
+
+    def dead_letter_spec(self, group: str, template: TopicSpec) -> TopicSpec:
+        """The declaration of a group's dead-letter topic, durable like ``template``."""
+        return TopicSpec(
+            name=self.dead_letter.pattern.format(group=group),
+            partitions=self.dead_letter.partitions,
+            replication_factor=template.replication_factor,
+            min_insync_replicas=template.min_insync_replicas,
+            retention_ms=self.dead_letter.retention_ms,
+            owner=self.dead_letter.owner,
+            description=f"Records group {group} could not handle, the failure in headers.",
+        )
+
+
+@cache
+def _packaged() -> TopicsDeclaration:
+    text = resources.files("agentflux.contract").joinpath("topics.yaml").read_text()
+    return TopicsDeclaration.model_validate(yaml.safe_load(text))
+
+
+def load_topics(path: Path | None = None) -> TopicsDeclaration:
+    """The declaration shipped with the package, or the one at ``path``."""
+    if path is None:
+        return _packaged()
+    return TopicsDeclaration.model_validate(yaml.safe_load(path.read_text()))
+
+
+def dead_letter_topic(group: str) -> str:
+    """The dead-letter topic of consumer group ``group``."""
+    return _packaged().dead_letter.pattern.format(group=group)
