@@ -12,16 +12,17 @@ from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
 
+from agentflux._cli_errors import InputError, NotFoundError, RefusedError
+from agentflux._cli_stores import shown_url, view_store
 from agentflux.consumers import (
     get_audit_log,
     get_context,
     get_metrics,
-    open_store,
     render_prometheus,
     verify_audit,
 )
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
-from agentflux.schemas import AgentfluxSettings, run_event_loop
+from agentflux.schemas import AgentfluxSettings, EventType, run_event_loop
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ __all__ = ["register", "serve_http"]
 
 _console = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
+_EVENT_TYPES = tuple(t.value for t in EventType)
 
 StoreUrl = Annotated[
     str | None,
@@ -70,10 +72,6 @@ async def serve_http(
     return await asyncio.start_server(respond, "127.0.0.1", port)
 
 
-def _store(url: str | None) -> Store:
-    return open_store(url or AgentfluxSettings().store_url)
-
-
 def consume(  # one typer option per setting
     group: Annotated[str, typer.Argument(help="context | metrics | audit")],
     store: StoreUrl = None,
@@ -92,7 +90,7 @@ def consume(  # one typer option per setting
         raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="GROUP")
 
     async def _run() -> None:
-        async with _store(store) as opened:
+        async with view_store(store, group, read_only=False) as opened:
             runner = shipped_runner(group, opened, group_id=group_id, group_instance_id=instance_id)
             server = await serve_http(port, _routes(group, runner, opened)) if port else None
             try:
@@ -128,13 +126,17 @@ def context(session_id: str, store: StoreUrl = None) -> None:
     """Show one session's context as JSON."""
 
     async def _run() -> dict[str, Any] | None:
-        async with _store(store) as opened:
+        async with view_store(store, "context", read_only=True) as opened:
             return await get_context(opened, session_id)
 
     found = run_event_loop(_run())
     if found is None:
-        _err.print(f"no context for session {session_id}")
-        raise typer.Exit(code=1)
+        raise NotFoundError(
+            f"no session {session_id!r} in the context view at "
+            f"{shown_url(store or AgentfluxSettings().store_url)}",
+            "check the id (`agentflux audit --limit 5` shows some), "
+            "or whether the context group has caught up (`agentflux lag`)",
+        )
     print(json.dumps(found, indent=2))
 
 
@@ -147,7 +149,7 @@ def metrics(
     """Show the metrics view: agents, tools, approvals, errors, events per type."""
 
     async def _run() -> tuple[dict[str, Any], bytes]:
-        async with _store(store) as opened:
+        async with view_store(store, "metrics", read_only=True) as opened:
             return await get_metrics(opened), await render_prometheus(opened)
 
     figures, text = run_event_loop(_run())
@@ -198,9 +200,13 @@ def audit(  # noqa: PLR0913, PLR0917  # one option per filter, as typer declares
     """List audit records (filters combine); `agentflux audit verify` checks the hash chains."""
     if ctx.invoked_subcommand is not None:
         return
+    if event_type is not None and event_type not in _EVENT_TYPES:
+        raise InputError(
+            f"unknown event type {event_type!r}", f"choose one of {', '.join(_EVENT_TYPES)}"
+        )
 
     async def _run() -> list[dict[str, Any]]:
-        async with _store(store) as opened:
+        async with view_store(store, "audit", read_only=True) as opened:
             return await get_audit_log(
                 opened,
                 session_id=session,
@@ -210,7 +216,15 @@ def audit(  # noqa: PLR0913, PLR0917  # one option per filter, as typer declares
                 limit=limit,
             )
 
-    for row in run_event_loop(_run()):
+    rows = run_event_loop(_run())
+    if not rows and session is not None:
+        raise NotFoundError(
+            f"no audit record of session {session!r}"
+            + (f" of type {event_type}" if event_type else "")
+            + (" in that time range" if since or until else ""),
+            "check the id, or whether the audit group has caught up (`agentflux lag`)",
+        )
+    for row in rows:
         print(
             json.dumps(
                 {k: v for k, v in row.items() if k != "payload"} | {"payload": row["payload"]}
@@ -223,14 +237,17 @@ def audit_verify(store: StoreUrl = None) -> None:
     """Report every audit record that was changed or removed; exit 1 if any."""
 
     async def _run() -> list[str]:
-        async with _store(store) as opened:
+        async with view_store(store, "audit", read_only=True) as opened:
             return await verify_audit(opened)
 
     problems = run_event_loop(_run())
     for problem in problems:
-        _err.print(f"[red]broken:[/red] {problem}")
+        _err.print(f"[red]broken:[/red] {problem}", highlight=False)
     if problems:
-        raise typer.Exit(code=1)
+        raise RefusedError(
+            f"{len(problems)} broken link(s) in the audit chains",
+            "the records above were changed or removed after they were recorded",
+        )
     _console.print("audit chains intact")
 
 

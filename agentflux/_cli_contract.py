@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._schemas import check_schemas, register_schemas
-from agentflux._topics import PartitionDecreaseError, apply_topics, describe_topics
+from agentflux._topics import apply_topics, describe_topics
 from agentflux.schemas import (
     AgentfluxSettings,
     RegistryClient,
-    RegistryError,
     load_topics,
     run_event_loop,
 )
+
+if TYPE_CHECKING:
+    from agentflux.schemas import TopicsDeclaration
 
 __all__ = ["register"]
 
@@ -29,6 +34,16 @@ schemas_app = typer.Typer(
     help="The Avro contract: compatibility gate and registration.", no_args_is_help=True
 )
 topics_app = typer.Typer(help="Topics as code (schemas/topics.yaml).", no_args_is_help=True)
+
+TopicsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        "-f",
+        envvar="AGENTFLUX_TOPICS_FILE",
+        help="The topics declaration to use (default: the one shipped, schemas/topics.yaml).",
+    ),
+]
 
 Root = Annotated[
     Path | None,
@@ -44,8 +59,11 @@ def schemas_check(root: Root = None) -> None:
         _console.print(f"note: {note}")
     if problems:
         for problem in problems:
-            _err.print(f"[red]incompatible:[/red] {problem}")
-        raise typer.Exit(code=1)
+            _err.print(f"[red]incompatible:[/red] {problem}", highlight=False)
+        raise RefusedError(
+            f"{len(problems)} incompatible change(s) against the released versions",
+            "add defaults (or enum defaults) so every version can read every other",
+        )
     _console.print("all schemas compatible with their released versions")
 
 
@@ -57,22 +75,21 @@ def schemas_register(root: Root = None) -> None:
         async with RegistryClient.from_settings(AgentfluxSettings()) as registry:
             return await register_schemas(registry, root)
 
-    try:
-        refusals, ids = run_event_loop(_run())
-    except RegistryError as exc:
-        _err.print(f"[red]registry error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+    refusals, ids = run_event_loop(_run())
     if refusals:
         for refusal in refusals:
-            _err.print(f"[red]refused:[/red] {refusal}")
-        _err.print("nothing was registered")
-        raise typer.Exit(code=1)
+            _err.print(f"[red]refused:[/red] {refusal}", highlight=False)
+        raise RefusedError(
+            f"the registry refused {len(refusals)} schema(s); nothing was registered",
+            "`agentflux schemas check` shows the same offline",
+        )
     for subject, schema_id in sorted(ids.items()):
         _console.print(f"{subject}: id {schema_id}")
 
 
 @topics_app.command("apply")
 def topics_apply(
+    file: TopicsFile = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the changes, make none.")
     ] = False,
@@ -84,19 +101,15 @@ def topics_apply(
     ] = None,
 ) -> None:
     """Create missing topics, align configs that differ, grow partitions; print what changed."""
-    declaration = load_topics()
-    try:
-        changes, warnings = run_event_loop(
-            apply_topics(
-                AgentfluxSettings(),
-                declaration.topics,
-                dry_run=dry_run,
-                delete_undeclared=delete or (),
-            ),
-        )
-    except PartitionDecreaseError as exc:
-        _err.print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+    declaration = _declaration(file)
+    changes, warnings = run_event_loop(
+        apply_topics(
+            AgentfluxSettings(),
+            declaration.topics,
+            dry_run=dry_run,
+            delete_undeclared=delete or (),
+        ),
+    )
     for warning in warnings:
         _err.print(f"[yellow]warning:[/yellow] {warning}")
     for change in changes:
@@ -107,10 +120,11 @@ def topics_apply(
 
 @topics_app.command("describe")
 def topics_describe(
+    file: TopicsFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """Show each declared topic as the cluster has it: partitions, replication, retention."""
-    declaration = load_topics()
+    declaration = _declaration(file)
     states = run_event_loop(
         describe_topics(AgentfluxSettings(), [t.name for t in declaration.topics])
     )
@@ -152,6 +166,30 @@ def topics_describe(
             spec.owner,
         )
     _console.print(table)
+
+
+def _declaration(file: Path | None) -> TopicsDeclaration:
+    """The declaration in ``file`` (default: the shipped one), or why it cannot be used."""
+    try:
+        return load_topics(file)
+    except FileNotFoundError:
+        raise NotFoundError(f"no topics declaration at {file}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{file} is not valid YAML: {_one_line(exc)}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise InputError(
+            f"{file} is not a topics declaration: {where}: {first['msg']}"
+            + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
+            "compare it with the shipped schemas/topics.yaml",
+        ) from None
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem.splitlines()[0]
 
 
 def register(app: typer.Typer) -> None:

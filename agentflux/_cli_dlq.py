@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentflux.consumers import open_store
+from agentflux._cli_errors import NotFoundError, RefusedError
+from agentflux._cli_stores import view_store
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
 from agentflux.consumers._redrive import DeadLetter, read_dead_letters, redrive
 from agentflux.schemas import AgentfluxSettings, dead_letter_topic, run_event_loop
@@ -97,10 +98,10 @@ def show(
         None,
     )
     if letter is None:
-        _err.print(
-            f"no record at partition {partition} offset {offset} of {dead_letter_topic(gid)}"
+        raise NotFoundError(
+            f"no record at partition {partition} offset {offset} of {dead_letter_topic(gid)}",
+            f"`agentflux dlq list --group {group} --all` lists them",
         )
-        raise typer.Exit(code=1)
     decoded = run_event_loop(_decode(letter))
     print(json.dumps(letter.summary() | {"headers": letter.headers, "event": decoded}, indent=2))
 
@@ -145,7 +146,7 @@ def redrive_letters(
     dropped = {_parse_choice(choice) for choice in discard or []}
 
     async def _run() -> int:
-        async with open_store(store or AgentfluxSettings().store_url) as opened:
+        async with view_store(store, group, read_only=False) as opened:
             runner = shipped_runner(group, opened, group_id=gid)
             await opened.migrate([s for view in runner.views for s in view.ddl])
             try:
@@ -158,8 +159,11 @@ def redrive_letters(
             _err.print(f"[red]still failing[/red] {letter.partition}:{letter.offset}: {error}")
         return len(report.failed)
 
-    if run_event_loop(_run()):
-        raise typer.Exit(code=1)
+    if failing := run_event_loop(_run()):
+        raise RefusedError(
+            f"{failing} dead letter(s) still failing; they stay pending",
+            "fix the cause, then re-drive them again (or --discard those that never can)",
+        )
 
 
 def _parse_choice(choice: str) -> tuple[int, int]:

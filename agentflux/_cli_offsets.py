@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agentflux._cli_errors import NotFoundError
 from agentflux._offsets import (
-    GroupActiveError,
     ReplayTargetError,
     execute_replay,
     group_lag,
@@ -34,8 +34,18 @@ def lag(
     settings = AgentfluxSettings()
 
     async def _run() -> None:
-        groups = group or [g for g in await list_groups(settings) if not g.startswith("apicurio-")]
-        rows = await group_lag(settings, groups)
+        known = [g for g in await list_groups(settings) if not g.startswith("apicurio-")]
+        unknown = [g for g in group or () if g not in known]
+        if unknown:
+            raise NotFoundError(
+                f"no consumer group {', '.join(map(repr, unknown))} at "
+                f"{settings.bootstrap_servers}",
+                f"groups there: {', '.join(known)}" if known else "there is none yet",
+            )
+        if not known:
+            _console.print(f"no consumer group at {settings.bootstrap_servers} yet")
+            return
+        rows = await group_lag(settings, group or known)
         table = Table("group", "topic", "partition", "committed", "end", "lag")
         for row in rows:
             table.add_row(
@@ -90,11 +100,7 @@ def replay(
         await execute_replay(settings, plan)
         _console.print(f"moved {len(plan.changes)} partition(s); restart the group to reprocess")
 
-    try:
-        run_event_loop(_run())
-    except (GroupActiveError, ReplayTargetError) as exc:
-        _console.print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+    run_event_loop(_run())
 
 
 def register(app: typer.Typer) -> None:

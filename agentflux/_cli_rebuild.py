@@ -15,15 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from agentflux._offsets import GroupActiveError
-from agentflux._rebuild import (
-    StoreNotFreshError,
-    SwapError,
-    compare_views,
-    rebuild_view,
-    swap_into_live,
-)
-from agentflux.consumers import open_store
+from agentflux._cli_stores import shown_url, view_store
+from agentflux._rebuild import compare_views, rebuild_view, swap_into_live
 from agentflux.consumers._groups import SHIPPED_GROUPS
 from agentflux.schemas import AgentfluxSettings, run_event_loop
 
@@ -63,20 +56,16 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
     settings = AgentfluxSettings()
     live_url = live or settings.store_url
 
-    try:
-        code = run_event_loop(
-            _rebuild_and_report(
-                view,
-                into,
-                live_url,
-                settings,
-                compare=compare,
-                swap_group=(group_id or SHIPPED_GROUPS[view].group_id) if swap else None,
-            )
+    code = run_event_loop(
+        _rebuild_and_report(
+            view,
+            into,
+            live_url,
+            settings,
+            compare=compare,
+            swap_group=(group_id or SHIPPED_GROUPS[view].group_id) if swap else None,
         )
-    except (StoreNotFreshError, GroupActiveError, SwapError) as exc:
-        _err.print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+    )
     if code:
         raise typer.Exit(code=code)
 
@@ -101,8 +90,8 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
         TextColumn("left"),
         TimeRemainingColumn(),
     )
-    async with open_store(into) as rebuilt:
-        with Progress(*columns, console=_err) as bar:
+    async with view_store(into, view, read_only=False) as rebuilt:
+        with Progress(*columns, console=_err, transient=True) as bar:  # the result line stays
             task = bar.add_task(view, total=None, rate=0.0)
 
             def progress(done: int, total: int) -> None:
@@ -112,7 +101,7 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
             result = await rebuild_view(view, rebuilt, settings, progress=progress)
         _console.print(
             f"rebuilt {view} from {result.events} events in {result.seconds:.1f} s "
-            f"({result.events / max(result.seconds, 1e-3):.0f} events/s) into {into}"
+            f"({result.events / max(result.seconds, 1e-3):.0f} events/s) into {shown_url(into)}"
         )
         if result.dead_letters:
             _err.print(
@@ -121,7 +110,7 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
             )
         if not compare and swap_group is None:
             return 0  # the live store is not even opened
-        async with open_store(live_url) as live_store:
+        async with view_store(live_url, view, read_only=False) as live_store:
             differences: list[str] = []
             if compare:
                 spec_view = SHIPPED_GROUPS[view].view()
@@ -129,16 +118,16 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
                 differences = await compare_views(spec_view, live_store, rebuilt)
                 for line in differences:
                     _console.print(line)
+                verdict = "DIFFERENT" if differences else "identical"
                 _console.print(
-                    f"{'DIFFERENT' if differences else 'identical'}: live view {live_url} "
-                    f"vs rebuilt {into}"
+                    f"{verdict}: live view {shown_url(live_url)} vs rebuilt {shown_url(into)}"
                 )
             if swap_group is None:
                 return 1 if differences else 0
             replaced = await swap_into_live(settings, result, rebuilt, live_store, swap_group)
     _console.print(
-        f"swapped: {live_url} is now the rebuilt view; the old one is kept as {replaced}; "
-        f"restart the {view} service"
+        f"swapped: {shown_url(live_url)} is now the rebuilt view; the old one is kept as "
+        f"{shown_url(replaced)}; restart the {view} service"
     )
     return 0
 

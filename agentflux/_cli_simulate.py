@@ -25,11 +25,15 @@ def simulate(
         typer.Option("--rate", "-r", help="Events per second (default: as fast as possible)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same traffic.")] = 42,
+    connect_timeout: Annotated[
+        float,
+        typer.Option("--connect-timeout", min=0.1, help="Seconds to keep trying to reach Kafka."),
+    ] = 10.0,
 ) -> None:
     """Publish the traffic of N concurrent agent sessions to the cluster."""
 
     async def _run() -> int:
-        async with EventPublisher() as publisher:
+        async with EventPublisher(connect_timeout_s=connect_timeout) as publisher:
             await publisher.prepare()  # as a runtime starts: no event waits for the registry
             count = 0
             async for event in Simulator(sessions=sessions, seed=seed).stream(rate=rate):

@@ -9,14 +9,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentflux._offsets import ReplayTargetError
+from agentflux._cli_errors import InputError
 from agentflux._tail import tail_events
-from agentflux.schemas import AgentfluxSettings, EventCategory, run_event_loop
+from agentflux.schemas import AgentfluxSettings, EventCategory, EventType, run_event_loop
 
 __all__ = ["register"]
 
 _err = Console(stderr=True, soft_wrap=True)
 _CATEGORIES = {c.value: c for c in EventCategory}
+_EVENT_TYPES = tuple(t.value for t in EventType)
 
 
 def tail(  # noqa: PLR0913, PLR0917  # one typer option per filter
@@ -46,6 +47,14 @@ def tail(  # noqa: PLR0913, PLR0917  # one typer option per filter
     ] = None,
 ) -> None:
     """Print decoded events as they arrive (no consumer group: watching changes no offsets)."""
+    unknown = [
+        t for t in event_type or () if t not in _EVENT_TYPES and not t.startswith("unknown:")
+    ]
+    if unknown:
+        raise InputError(
+            f"unknown event type {', '.join(map(repr, unknown))}",
+            f"choose among {', '.join(_EVENT_TYPES)} (or unknown:<record name>)",
+        )
     settings = AgentfluxSettings()
     names = topic or [c.value for c in EventCategory]
     topics = [
@@ -78,12 +87,8 @@ def tail(  # noqa: PLR0913, PLR0917  # one typer option per filter
                 if limit is not None and printed >= limit:
                     return
 
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            run_event_loop(_run())
-    except ReplayTargetError as exc:  # an unknown topic
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+    with contextlib.suppress(KeyboardInterrupt):
+        run_event_loop(_run())
 
 
 def register(app: typer.Typer) -> None:

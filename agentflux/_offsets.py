@@ -7,6 +7,7 @@ active members; we check that first and refuse with a clear error instead of rac
 from __future__ import annotations
 
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -20,7 +21,7 @@ from agentflux.consumers._commits import commit_as_group
 from agentflux.schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import AsyncIterator, Iterable
 
     from agentflux.schemas import AgentfluxSettings
 
@@ -30,6 +31,9 @@ __all__ = [
     "ReplayPlan",
     "ReplayTarget",
     "ReplayTargetError",
+    "UnknownGroupError",
+    "UnknownTopicError",
+    "admin_client",
     "committed_offsets",
     "delete_group",
     "execute_replay",
@@ -38,6 +42,7 @@ __all__ = [
     "parse_replay_target",
     "partitions_of",
     "plan_replay",
+    "probe_consumer",
 ]
 
 _EXACT_OFFSET = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+):(?P<partition>\d+):(?P<offset>\d+)$")
@@ -51,6 +56,40 @@ class GroupActiveError(RuntimeError):
 
 class ReplayTargetError(ValueError):
     """A replay target that is not earliest, latest, an ISO datetime or topic:partition:offset."""
+
+
+class UnknownGroupError(ReplayTargetError):
+    """The cluster has no such consumer group (or it never committed an offset)."""
+
+
+class UnknownTopicError(ReplayTargetError):
+    """The cluster has no such topic."""
+
+
+@asynccontextmanager
+async def admin_client(settings: AgentfluxSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit even when starting it failed."""
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    try:
+        await admin.start()
+        yield admin
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def probe_consumer(settings: AgentfluxSettings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer with no group, stopped on exit even when starting it failed.
+
+    A consumer whose ``start()`` failed and was never stopped warns "Unclosed AIOKafkaConsumer"
+    when it is collected, after the command's own message.
+    """
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    try:
+        await consumer.start()
+        yield consumer
+    finally:
+        await stop_consumer(consumer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,21 +155,13 @@ def parse_replay_target(text: str) -> ReplayTarget:
 
 async def list_groups(settings: AgentfluxSettings) -> list[str]:
     """Every consumer group the cluster knows, sorted."""
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         return sorted(group for group, _protocol in await admin.list_consumer_groups())
-    finally:
-        await admin.close()
 
 
 async def group_lag(settings: AgentfluxSettings, groups: Iterable[str]) -> list[PartitionLag]:
     """Committed offset, end offset and lag of each partition each group has committed on."""
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await admin.start()
-    await probe.start()
-    try:
+    async with admin_client(settings) as admin, probe_consumer(settings) as probe:
         rows: list[PartitionLag] = []
         for group in groups:
             committed = await admin.list_consumer_group_offsets(group)
@@ -148,9 +179,6 @@ async def group_lag(settings: AgentfluxSettings, groups: Iterable[str]) -> list[
                 for tp, meta in sorted(committed.items())
             )
         return rows
-    finally:
-        await stop_consumer(probe)
-        await admin.close()
 
 
 async def committed_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartition, int]:
@@ -185,7 +213,7 @@ async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
         await consumer._client.force_metadata_update()  # noqa: SLF001  # aiokafka has no public refresh
         ids = consumer.partitions_for_topic(topic)
     if not ids:
-        raise ReplayTargetError(f"topic {topic!r} does not exist on the cluster")
+        raise UnknownTopicError(f"topic {topic!r} does not exist on the cluster")
     return ids
 
 
@@ -224,34 +252,23 @@ async def plan_replay(
 
     The topics default to those the group has committed offsets on.
     """
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
+    async with admin_client(settings) as admin, probe_consumer(settings) as consumer:
         committed = await committed_offsets(admin, group)
         chosen = sorted(set(topics) if topics else {tp.topic for tp in committed})
         if not chosen:
-            raise ReplayTargetError(
+            raise UnknownGroupError(
                 f"group {group!r} has no committed offsets; name the topics with --topic",
             )
         partitions = await partitions_of(consumer, chosen)
         targets = await _target_offsets(consumer, partitions, target)
         moves = {tp: (committed.get(tp), offset) for tp, offset in sorted(targets.items())}
         return ReplayPlan(group=group, moves=moves)
-    finally:
-        await stop_consumer(consumer)
-        await admin.close()
 
 
 async def execute_replay(settings: AgentfluxSettings, plan: ReplayPlan) -> None:
     """Commit the plan's offsets for its group; refuse while the group has active members."""
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         members = await _active_members(admin, plan.group)
-    finally:
-        await admin.close()
     if members:
         raise GroupActiveError(
             f"group {plan.group!r} has {members} active member(s); stop its consumers "
@@ -267,14 +284,10 @@ async def execute_replay(settings: AgentfluxSettings, plan: ReplayPlan) -> None:
 
 async def delete_group(settings: AgentfluxSettings, group: str) -> None:
     """Delete an inactive group and its committed offsets (for temporary groups)."""
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         coordinator = await admin.find_coordinator(group)
         # aiokafka's admin client has no delete_consumer_groups yet; the request itself is public.
         response = await admin._send_request_to_node(coordinator, DeleteGroupsRequest([group]))  # noqa: SLF001
-    finally:
-        await admin.close()
     for name, error_code in response.results:
         if error_code:
             raise GroupActiveError(

@@ -22,19 +22,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from agentflux._offsets import (
     ReplayPlan,
+    admin_client,
     committed_offsets,
     delete_group,
     execute_replay,
     partitions_of,
+    probe_consumer,
 )
 from agentflux.consumers import PostgresStore, SqliteStore
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
-from agentflux.schemas import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,12 +94,8 @@ async def _ensure_fresh(store: Store, view: View) -> None:
 
 
 async def _committed(settings: AgentfluxSettings, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         return await committed_offsets(admin, group)
-    finally:
-        await admin.close()
 
 
 async def rebuild_view(
@@ -116,22 +111,16 @@ async def rebuild_view(
     """
     spec = SHIPPED_GROUPS[name]
     await _ensure_fresh(into, spec.view())
-    probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await probe.start()
-    try:
+    async with probe_consumer(settings) as probe:
         partitions = await partitions_of(probe, spec.topics(settings))
         begins = await probe.beginning_offsets(partitions)
         ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
-    finally:
-        await stop_consumer(probe)
     total = sum(ends[tp] - begins[tp] for tp in partitions)
     group_id = f"agentflux.rebuild.{name}.{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     runner = shipped_runner(name, into, settings, group_id=group_id)
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))  # one client for all the polling
-    await admin.start()
     try:
-        async with runner:
+        async with admin_client(settings) as admin, runner:  # one admin for all the polling
             while True:
                 committed = await committed_offsets(admin, group_id)
                 done = sum(
@@ -145,7 +134,6 @@ async def rebuild_view(
                     runner.raise_failure()
                 await asyncio.sleep(0.2)  # the group commits batch by batch; look again shortly
     finally:
-        await admin.close()
         await delete_group(settings, group_id)
     dead_letters = await _drop_if_empty(settings, runner.dlq_topic)
     return RebuildResult(
@@ -160,11 +148,7 @@ async def rebuild_view(
 
 async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
     """Delete the temporary group's dead-letter topic unless it holds records; their count."""
-    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
-    probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await admin.start()
-    await probe.start()
-    try:
+    async with admin_client(settings) as admin, probe_consumer(settings) as probe:
         if topic not in await admin.list_topics():
             return 0
         partitions = await partitions_of(probe, [topic])
@@ -172,9 +156,6 @@ async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
         if not count:
             await admin.delete_topics([topic])
         return int(count)
-    finally:
-        await stop_consumer(probe)
-        await admin.close()
 
 
 def _comparable(

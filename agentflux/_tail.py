@@ -103,8 +103,8 @@ async def tail_events(  # noqa: PLR0913  # every filter is its own keyword
     are yielded with ``error`` set, so the caller can warn and carry on.
     """
     consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
-    await consumer.start()
-    try:
+    try:  # stopped even when starting fails, or it warns "Unclosed AIOKafkaConsumer" later
+        await consumer.start()
         partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
         if start is None:

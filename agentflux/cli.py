@@ -1,12 +1,17 @@
 """The ``agentflux`` command line.
 
 Each area defines its commands in its own ``_cli_<area>.py`` module with a ``register(app)``
-function; this file only assembles them (one import and one ``register`` line per area).
+function; this file only assembles them (one import and one ``register`` line per area), sets
+up logging once (:mod:`agentflux._logging`), and turns every command's failure into a message
+and an exit code (:mod:`agentflux._cli_errors`, where the table of exit codes is).
 """
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+from typer.core import TyperGroup
 
 from agentflux import (
     _cli_cluster,
@@ -20,20 +25,54 @@ from agentflux import (
     _cli_simulate,
     _cli_tail,
 )
+from agentflux._cli_errors import report
+from agentflux._logging import configure_logging, json_lines
 
 __all__ = ["app", "main"]
+
+# Long-running services log their lifecycle at INFO; one-shot commands print their own report
+# and log only what went wrong (WARNING), leaving out aiokafka's reports of failures they end
+# with and report themselves; AGENTFLUX_LOG_LEVEL sets every logger's level instead.
+_SERVICES = frozenset({"consume"})
+
+
+class _Commands(TyperGroup):
+    """The root group: any failure of a command ends as a message and an exit code, here."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer's Context
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own: usage errors, explicit exits, Ctrl-C
+        except Exception as exc:  # every failure is reported in one place
+            code = report(exc, debug=bool(ctx.params.get("debug")), json_lines=json_lines())
+            raise typer.Exit(code) from exc
+
 
 app = typer.Typer(
     name="agentflux",
     help="The event platform of an AI agent runtime, on Apache Kafka.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="AGENTFLUX_DEBUG", help="Show the traceback of a failure."),
+    ] = False,
+) -> None:
     """Run the platform, manage its contract, and inspect its topics and groups."""
+    del debug  # read by _Commands.invoke, which reports the failure
+    service = ctx.invoked_subcommand in _SERVICES
+    configure_logging(
+        default_level="INFO" if service else "WARNING",
+        client_level=None if service else "CRITICAL",
+    )
 
 
 _cli_cluster.register(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
@@ -73,16 +74,19 @@ class AuditView:
             previous,
             digest,
         )
-        _log.info(
-            "audit",
-            session_id=event.session_id,
-            seq=seq,
-            event_id=str(event.event_id),
-            event_type=event.EVENT_TYPE.value,
-            occurred_at=event.occurred_at.isoformat(),
-            correlation_id=event.correlation_id,
-            hash=digest,
-        )
+        # The audit trail is the table above, not the log: one line per event only at DEBUG,
+        # and its fields are not even gathered below that.
+        if _log.is_enabled_for(logging.DEBUG):
+            _log.debug(
+                "audited",
+                session_id=event.session_id,
+                seq=seq,
+                event_id=str(event.event_id),
+                event_type=event.EVENT_TYPE.value,
+                occurred_at=event.occurred_at.isoformat(),
+                correlation_id=event.correlation_id,
+                hash=digest,
+            )
 
 
 async def get_audit_log(  # noqa: PLR0913  # the old logger's filters, all optional

@@ -18,7 +18,7 @@ from agentflux.consumers._ports import Store, Transaction
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-__all__ = ["PostgresStore", "SqliteStore", "open_store"]
+__all__ = ["PostgresStore", "SqliteStore", "StoreNotFoundError", "open_store"]
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _MAX_DEFERRED = 1000  # statements held before they are sent anyway (memory stays bounded)
@@ -32,10 +32,23 @@ def _sqlite_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 
+class StoreNotFoundError(FileNotFoundError):
+    """A store opened read-only does not exist (reading never creates one)."""
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=10000")
+    return connection
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    # mode=ro: SQLite refuses to create the file or write to it; the journal mode is left alone.
+    connection = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+    )
     connection.execute("PRAGMA busy_timeout=10000")
     return connection
 
@@ -72,7 +85,8 @@ class _SqliteTransaction(Transaction):
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._pending: list[Statement] = [("BEGIN IMMEDIATE", ())]
+        # A read-only connection cannot take the write lock IMMEDIATE asks for.
+        self._pending: list[Statement] = [("BEGIN" if store.read_only else "BEGIN IMMEDIATE", ())]
         self.begun = False  # BEGIN was sent: a failure must roll back in the database too
         self._failed: BaseException | None = None  # as PostgreSQL, no statement after a failure
 
@@ -108,10 +122,14 @@ class SqliteStore(Store):
     Each transaction's statements reach that thread together (see ``_SqliteTransaction``).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        """Keep the database at ``path`` (created with its folder if missing)."""
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """Keep the database at ``path`` (created with its folder if missing, unless read-only).
+
+        ``read_only``: only read an existing database (:class:`StoreNotFoundError` if missing).
+        """
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
+        self.read_only = read_only
         self._connection: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
@@ -124,13 +142,23 @@ class SqliteStore(Store):
         return await loop.run_in_executor(self._thread, function, self._connection, *args)
 
     async def open(self) -> None:
-        """Open the file, switch to WAL, create the offsets table."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open the file, switch to WAL, create the offsets table (read-only: only open it)."""
+        if self.read_only and not self.path.is_file():
+            raise StoreNotFoundError(f"no SQLite store at {self.path}")
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         # One thread: sqlite3 connections belong to the thread that made them.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-{self.path.name}")
         loop = asyncio.get_running_loop()
-        self._connection = await loop.run_in_executor(self._thread, _connect, self.path)
-        await self.migrate([])
+        connect = _connect_read_only if self.read_only else _connect
+        try:
+            self._connection = await loop.run_in_executor(self._thread, connect, self.path)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+            raise
+        if not self.read_only:
+            await self.migrate([])
 
     async def close(self) -> None:
         """Close the connection and its thread."""
@@ -172,16 +200,24 @@ class _PostgresTransaction(Transaction):
 class PostgresStore(Store):
     """PostgreSQL through an asyncpg pool."""
 
-    def __init__(self, url: str, *, pool_size: int = 4) -> None:
-        """Connect to ``url`` (``postgresql://user:password@host:port/database``)."""
+    def __init__(self, url: str, *, pool_size: int = 4, read_only: bool = False) -> None:
+        """Connect to ``url`` (``postgresql://user:password@host:port/database``).
+
+        ``read_only``: every transaction is read-only, and no table is created.
+        """
         self.url = url
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[Any] | None = None
+        self.read_only = read_only
 
     async def open(self) -> None:
-        """Create the pool and the offsets table."""
-        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size)
-        await self.migrate([])
+        """Create the pool and the offsets table (read-only: only the pool)."""
+        server_settings = {"default_transaction_read_only": "on"} if self.read_only else None
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self._pool_size, server_settings=server_settings
+        )
+        if not self.read_only:
+            await self.migrate([])
 
     async def close(self) -> None:
         """Close the pool."""
@@ -198,10 +234,14 @@ class PostgresStore(Store):
             yield _PostgresTransaction(connection)
 
 
-def open_store(url: str) -> Store:
-    """A store for ``sqlite:///path.db`` or ``postgresql://...`` (not yet opened)."""
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """A store for ``sqlite:///path.db`` or ``postgresql://...`` (not yet opened).
+
+    ``read_only``: for commands that only read; a missing SQLite file is then an error
+    (:class:`StoreNotFoundError`) instead of a new, empty database.
+    """
     if url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        return SqliteStore(url.removeprefix("sqlite:///"), read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=read_only)
     raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://...")
