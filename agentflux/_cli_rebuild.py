@@ -91,7 +91,8 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
         TimeRemainingColumn(),
     )
     async with view_store(into, view, read_only=False) as rebuilt:
-        with Progress(*columns, console=_err, transient=True) as bar:  # the result line stays
+        # Transient: the result line below stays; no bar at all where nobody watches it.
+        with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
             task = bar.add_task(view, total=None, rate=0.0)
 
             def progress(done: int, total: int) -> None:

@@ -36,6 +36,25 @@ def shown_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+async def _open(store: Store, where: str, fill: str) -> None:
+    """Open ``store``; why it could not be, as the error a person reads."""
+    try:
+        await store.open()
+    except StoreNotFoundError as exc:
+        raise NotFoundError(f"no store at {where}", fill) from exc
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise NotFoundError(f"no database {where}", fill) from exc
+    except asyncpg.PostgresError as exc:
+        raise RefusedError(f"PostgreSQL refused {where}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"cannot open {where} as a SQLite store: {exc}") from exc
+    except OSError as exc:  # connecting to PostgreSQL: refused, no such host, timed out
+        raise UnreachableError(
+            f"no PostgreSQL answers for {where} ({exc.strerror or exc})",
+            "start it, or point --store / AGENTFLUX_STORE_URL at a reachable one",
+        ) from exc
+
+
 @asynccontextmanager
 async def view_store(url: str | None, view: str, *, read_only: bool) -> AsyncIterator[Store]:
     """The store of ``view`` at ``url`` (default: ``AGENTFLUX_STORE_URL``), opened.
@@ -53,27 +72,17 @@ async def view_store(url: str | None, view: str, *, read_only: bool) -> AsyncIte
     try:
         store = open_store(url, read_only=read_only)
     except ValueError as exc:  # the only thing open_store refuses: the URL's scheme
-        raise InputError(str(exc).replace(repr(url), repr(where))) from None
-    try:
-        await store.open()
-    except StoreNotFoundError:
-        raise NotFoundError(f"no store at {where}", fill) from None
-    except asyncpg.InvalidCatalogNameError:
-        raise NotFoundError(f"no database {where}", fill) from None
-    except asyncpg.PostgresError as exc:
-        raise RefusedError(f"PostgreSQL refused {where}: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise InputError(f"cannot open {where} as a SQLite store: {exc}") from None
-    except OSError as exc:  # connecting to PostgreSQL: refused, no such host, timed out
-        raise UnreachableError(
-            f"no PostgreSQL answers for {where} ({exc.strerror or exc})",
-            "start it, or point --store / AGENTFLUX_STORE_URL at a reachable one",
-        ) from None
+        raise InputError(str(exc).replace(repr(url), repr(where))) from exc
+    await _open(store, where, fill)
     try:
         yield store
-    except (sqlite3.OperationalError, asyncpg.UndefinedTableError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "no such table" not in str(exc):
-            raise
-        raise NotFoundError(f"{where} holds no {view} view ({exc})", fill) from None
+    except asyncpg.UndefinedTableError as exc:
+        raise NotFoundError(f"{where} holds no {view} view ({exc})", fill) from exc
+    except sqlite3.DatabaseError as exc:  # SQLite reads the file at the first query only
+        if "no such table" in str(exc):
+            raise NotFoundError(f"{where} holds no {view} view ({exc})", fill) from exc
+        if type(exc) is sqlite3.DatabaseError:  # not a database at all
+            raise InputError(f"cannot open {where} as a SQLite store: {exc}") from exc
+        raise
     finally:
         await store.close()

@@ -20,6 +20,7 @@ __all__ = ["AuditView", "get_audit_log", "verify_audit"]
 
 _GENESIS = "0" * 64
 _log = structlog.get_logger("agentflux.audit")
+_stdlib_log = logging.getLogger("agentflux.audit")
 
 
 def _chain(previous: str, payload: str) -> str:
@@ -74,9 +75,10 @@ class AuditView:
             previous,
             digest,
         )
-        # The audit trail is the table above, not the log: one line per event only at DEBUG,
-        # and its fields are not even gathered below that.
-        if _log.is_enabled_for(logging.DEBUG):
+        # The audit trail is the table above, not the log: one line per event only when the
+        # standard library's "agentflux.audit" logger is at DEBUG (where the CLI's logging, and
+        # most programs', decide; its check is cached), and no field is gathered otherwise.
+        if _stdlib_log.isEnabledFor(logging.DEBUG):
             _log.debug(
                 "audited",
                 session_id=event.session_id,
