@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from prometheus_client import generate_latest
+from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
@@ -159,29 +160,30 @@ def metrics(
     print_metrics(figures)
 
 
-def print_metrics(figures: dict[str, Any]) -> None:
-    """The metrics as readable tables."""
-    _console.print(f"events: {figures['total_events']}")
-    agents = Table("agent", "LLM calls", "avg duration ms", "tokens", title="agents")
+def print_metrics(figures: dict[str, Any], console: Console = _console) -> None:
+    """The metrics as readable tables (agents and tools side by side)."""
+    console.print(f"events: {figures['total_events']}")
+    agents = Table("agent", "LLM calls", "avg ms", "tokens", title="agents")
     for agent, row in figures["agents"].items():
         agents.add_row(
             agent, str(row["calls"]), f"{row['avg_duration_ms']:.0f}", str(row["tokens"])
         )
-    tools = Table("tool", "completed", "failed", "success rate", title="tools")
+    tools = Table("tool", "completed", "failed", "success", title="tools")
     for tool, row in figures["tools"].items():
         rate = "-" if row["success_rate"] is None else f"{row['success_rate']:.1%}"
         tools.add_row(tool, str(row["completed"]), str(row["failed"]), rate)
-    _console.print(agents, tools)
+    console.print(Columns([agents, tools]))
     approvals = figures["approvals"]
     rate = "-" if approvals["approval_rate"] is None else f"{approvals['approval_rate']:.1%}"
     latency = (
         "-" if approvals["avg_latency_ms"] is None else f"{approvals['avg_latency_ms']:.0f} ms"
     )
-    _console.print(
+    console.print(
         f"approvals: {approvals['approved']} approved, {approvals['rejected']} rejected, "
         f"{approvals['timed_out']} timed out; approval rate {rate}; average latency {latency}",
     )
-    _console.print(f"errors by type: {figures['errors_by_type']}")
+    errors = ", ".join(f"{kind} {count}" for kind, count in figures["errors_by_type"].items())
+    console.print(f"errors by type: {errors or 'none'}")
 
 
 audit_app = typer.Typer(help="Query and verify the audit trail.", invoke_without_command=True)

@@ -8,12 +8,13 @@ group has caught up (lag 0), prints what the views say, and stops everything it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agentflux._local import LocalCluster
 from agentflux._offsets import group_lag
@@ -32,6 +33,7 @@ from agentflux.producers import EventPublisher, Simulator
 from agentflux.schemas import AgentfluxSettings, EventType, RegistryClient, load_topics
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from rich.console import Console
@@ -40,19 +42,81 @@ if TYPE_CHECKING:
 
 __all__ = ["run_demo"]
 
+_AUDIT_EXCERPT = 5  # records of the chosen session's chain shown
+_HANDOVERS_SHOWN = 8  # agents named in the handover chain before it is cut short
 
-def _say(console: Console, step: str, started: float) -> None:
-    console.print(
-        f"[bold cyan]>[/bold cyan] {step} [dim]({time.perf_counter() - started:.1f} s)[/dim]"
-    )
+
+class _Steps:
+    """One line per finished step, with the time since the demo started."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.perf_counter()
+
+    def done(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"[green]✓[/green] {text} [dim]({elapsed:.1f} s)[/dim]", highlight=False)
+
+    @contextlib.contextmanager
+    def waiting(self, text: str) -> Iterator[None]:
+        """A spinner while a step runs, on a terminal only; gone once the step is done."""
+        if not self.console.is_terminal:
+            yield
+            return
+        with self.console.status(text):
+            yield
+
+    def bars(self) -> Progress:
+        """Progress bars that vanish when done (their step's line stays), on a terminal only."""
+        return Progress(
+            TextColumn("  {task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
+
+
+async def _publish(settings: AgentfluxSettings, events: list[BaseEvent], steps: _Steps) -> float:
+    """Publish every event, acknowledged; the seconds it took."""
+    started = time.perf_counter()
+    with steps.bars() as bars:
+        task = bars.add_task("publishing", total=len(events))
+        async with EventPublisher(settings) as publisher:
+            await publisher.prepare()  # as a runtime starts: no event waits for the registry
+            for count, event in enumerate(events, 1):
+                await publisher.send(event)
+                if count % 100 == 0:  # a redraw per event would cost more than the event
+                    bars.update(task, completed=count)
+            await publisher.flush()
+        bars.update(task, completed=len(events))
+    return time.perf_counter() - started
 
 
 async def _catch_up(
-    settings: AgentfluxSettings, runners: dict[str, GroupRunner], events: list[BaseEvent]
+    settings: AgentfluxSettings,
+    runners: dict[str, GroupRunner],
+    events: list[BaseEvent],
+    steps: _Steps,
 ) -> None:
-    for name, runner in runners.items():
-        categories = SHIPPED_GROUPS[name].categories
-        await runner.wait_handled(sum(1 for e in events if e.EVENT_TYPE.category in categories))
+    """Wait until every group handled its events, then until the broker has their commits."""
+    wanted = {
+        name: sum(1 for e in events if e.EVENT_TYPE.category in SHIPPED_GROUPS[name].categories)
+        for name in runners
+    }
+    with steps.bars() as bars:
+        tasks = {name: bars.add_task(name, total=wanted[name]) for name in runners}
+        while True:
+            for name, runner in runners.items():
+                if runner.finished:
+                    runner.raise_failure()  # a group that stopped will never catch up
+                bars.update(tasks[name], completed=min(runner.handled, wanted[name]))
+            if all(runners[name].handled >= wanted[name] for name in runners):
+                break
+            await asyncio.sleep(0.1)  # a redraw's pace; handling goes on meanwhile
     # Handled is not yet committed: ask the broker until every group's committed lag is 0.
     groups = [r.group_id for r in runners.values()]
     while True:
@@ -69,75 +133,99 @@ def _pick_session(events: list[BaseEvent]) -> str:
     return max(switches, key=lambda s: (switches[s], s))
 
 
+def _print_context(console: Console, context: dict[str, Any]) -> None:
+    tools = ", ".join(t["call_id"] for t in context["tools_in_flight"]) or "none"
+    approvals = ", ".join(context["pending_approvals"]) or "none"
+    console.print(
+        f"status [bold]{context['status']}[/bold] · agent [bold]{context['current_agent']}"
+        f"[/bold] · {context['message_count']} messages · tools in flight: {tools} · "
+        f"pending approvals: {approvals}",
+        highlight=False,
+    )
+    handovers = context["handovers"]
+    if handovers:
+        agents = [handovers[0]["from_agent"], *(h["to_agent"] for h in handovers)]
+        chain = " → ".join(agents[:_HANDOVERS_SHOWN]) + (
+            " → …" if len(agents) > _HANDOVERS_SHOWN else ""
+        )
+        console.print(f"handovers ({len(handovers)}): {chain}", highlight=False)
+
+
 async def _summary(
     console: Console,
     stores: dict[str, SqliteStore],
     events: list[BaseEvent],
     settings: AgentfluxSettings,
     runners: dict[str, GroupRunner],
-) -> bool:
+) -> tuple[bool, str]:
+    """Print what the views say; whether the audit chains are intact, and the session shown."""
     from agentflux._cli_consume import print_metrics  # noqa: PLC0415  # the CLI's table renderer
 
-    lag = Table("group", "partitions", "committed lag", title="consumer groups")
-    for name, runner in runners.items():
-        rows = await group_lag(settings, [runner.group_id])
-        lag.add_row(SHIPPED_GROUPS[name].group_id, str(len(rows)), str(sum(r.lag for r in rows)))
-    console.print(lag)
+    lags = [
+        f"{runner.group_id} {sum(r.lag for r in await group_lag(settings, [runner.group_id]))}"
+        for runner in runners.values()
+    ]
+    console.print(f"committed lag: {', '.join(lags)}", highlight=False)
 
     session = _pick_session(events)
     context: dict[str, Any] | None = await get_context(stores["context"], session)
     assert context is not None  # noqa: S101  # the session was just published and consumed
-    console.rule(f"context of {session}")
-    console.print(
-        f"status {context['status']}, current agent [bold]{context['current_agent']}[/bold], "
-        f"{context['message_count']} messages, "
-        f"tools in flight {[t['call_id'] for t in context['tools_in_flight']]}, "
-        f"pending approvals {context['pending_approvals']}",
-    )
-    for handover in context["handovers"]:
-        console.print(f"  {handover['from_agent']} → {handover['to_agent']}: {handover['reason']}")
+    console.rule(f"context of session {session}")
+    _print_context(console, context)
 
     console.rule("metrics")
-    print_metrics(await get_metrics(stores["metrics"]))
+    print_metrics(await get_metrics(stores["metrics"]), console=console)
 
-    console.rule(f"audit trail of {session} (first 6)")
-    for row in await get_audit_log(stores["audit"], session_id=session, limit=6):
+    console.rule(f"audit trail of {session} (first {_AUDIT_EXCERPT} records)")
+    for row in await get_audit_log(stores["audit"], session_id=session, limit=_AUDIT_EXCERPT):
         console.print(
-            f"  #{row['seq']} {row['event_type']:<28} {row['event_id']}  hash {row['hash'][:16]}…"
+            f"  #{row['seq']:<3} {row['event_type']:<28} hash {row['hash'][:16]}…",
+            highlight=False,
         )
     problems = await verify_audit(stores["audit"])
     console.print(
-        "[green]audit chains verified: intact[/green]"
+        "[green]✓ audit chains verified: intact[/green]"
         if not problems
-        else f"[red]{len(problems)} broken link(s)[/red]"
+        else f"[red]✗ {len(problems)} broken link(s) in the audit chains[/red]"
     )
-    return not problems
+    return not problems, session
+
+
+def _next_steps(console: Console, state_dir: Path, session: str) -> None:
+    console.print(
+        f"next: `agentflux context {session} --store sqlite:///{state_dir / 'context.db'}`\n"
+        "      `agentflux up`, then `agentflux tail` to watch events live; the docs: `make docs`",
+        highlight=False,
+    )
 
 
 async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Console) -> bool:
     """Run the demo in ``state_dir`` (wiped first); True when every check passed."""
-    started = time.perf_counter()
+    steps = _Steps(console)
+    console.print(
+        f"[bold]agentflux demo[/bold]: a local Kafka and schema registry, the context, metrics "
+        f"and audit groups on SQLite, {sessions} simulated agent sessions",
+        highlight=False,
+    )
     shutil.rmtree(state_dir, ignore_errors=True)
     cluster = LocalCluster(state_dir)
     try:
-        _say(console, "starting Kafka (KRaft) and Apicurio Registry", started)
-        state = await asyncio.to_thread(cluster.up, 1)
+        with steps.waiting("starting Kafka (KRaft) and Apicurio Registry…"):
+            state = await asyncio.to_thread(cluster.up, 1)
         settings = AgentfluxSettings(
             bootstrap_servers=state.bootstrap_servers,
             registry_url=state.registry_url,
             topic_prefix="",
         )
-        console.print(f"  kafka {state.bootstrap_servers}, registry {state.registry_url}")
-        _say(console, "applying topics (schemas/topics.yaml)", started)
-        changes, _warnings = await apply_topics(settings, load_topics().topics)
-        console.print(f"  {len(changes)} topic(s) created")
-        _say(console, "registering the Avro schemas", started)
-        async with RegistryClient.from_settings(settings) as registry:
-            refusals, ids = await register_schemas(registry)
+        steps.done(f"Kafka at {state.bootstrap_servers}, registry at {state.registry_url}")
+        with steps.waiting("applying topics and registering schemas…"):
+            changes, _warnings = await apply_topics(settings, load_topics().topics)
+            async with RegistryClient.from_settings(settings) as registry:
+                refusals, ids = await register_schemas(registry)
         if refusals:
             console.print(*refusals, sep="\n")
             return False
-        console.print(f"  {len(ids)} subjects at BACKWARD_TRANSITIVE")
+        steps.done(f"{len(changes)} topic change(s) applied, {len(ids)} schemas registered")
 
         async with AsyncExitStack() as stack:
             stores = {
@@ -149,25 +237,21 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
             }
             for runner in runners.values():
                 await stack.enter_async_context(runner)
-            _say(console, "consumer groups context, metrics and audit running", started)
+            steps.done(f"groups {', '.join(runners)} running, views in {state_dir}/*.db")
 
             events = list(Simulator(sessions=sessions, seed=seed).events())
-            _say(
-                console,
-                f"publishing {len(events)} events of {sessions} simulated sessions",
-                started,
+            seconds = await _publish(settings, events, steps)
+            steps.done(
+                f"published {len(events)} events of {sessions} sessions, acknowledged, "
+                f"in {seconds:.1f} s"
             )
-            published_at = time.perf_counter()
-            async with EventPublisher(settings) as publisher:
-                await publisher.prepare()  # as a runtime starts: no event waits for the registry
-                for event in events:
-                    await publisher.send(event)
-            console.print(f"  acknowledged in {time.perf_counter() - published_at:.1f} s")
-            _say(console, "waiting until every group has caught up (lag 0)", started)
             async with asyncio.timeout(300):
-                await _catch_up(settings, runners, events)
-            _say(console, "caught up", started)
-            return await _summary(console, stores, events, settings, runners)
+                await _catch_up(settings, runners, events, steps)
+            steps.done("caught up: every group has committed all it handled (lag 0)")
+            ok, session = await _summary(console, stores, events, settings, runners)
     finally:
-        _say(console, "stopping everything the demo started", started)
-        await asyncio.to_thread(cluster.down)
+        with steps.waiting("stopping the cluster…"):
+            await asyncio.to_thread(cluster.down)
+    steps.done("stopped everything the demo started")
+    _next_steps(console, state_dir, session)
+    return ok
