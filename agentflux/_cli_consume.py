@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from prometheus_client import generate_latest
-from rich.columns import Columns
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -161,18 +161,21 @@ def metrics(
 
 
 def print_metrics(figures: dict[str, Any], console: Console = _console) -> None:
-    """The metrics as readable tables (agents and tools side by side)."""
+    """The metrics as readable tables (agents and tools side by side where they fit)."""
     console.print(f"events: {figures['total_events']}")
-    agents = Table("agent", "LLM calls", "avg ms", "tokens", title="agents")
+    compact: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False}  # fewer, shorter lines
+    agents = Table("agent", "calls", "avg ms", "tokens", title="agents", **compact)
     for agent, row in figures["agents"].items():
         agents.add_row(
             agent, str(row["calls"]), f"{row['avg_duration_ms']:.0f}", str(row["tokens"])
         )
-    tools = Table("tool", "completed", "failed", "success", title="tools")
+    tools = Table("tool", "done", "failed", "success", title="tools", **compact)
     for tool, row in figures["tools"].items():
         rate = "-" if row["success_rate"] is None else f"{row['success_rate']:.1%}"
         tools.add_row(tool, str(row["completed"]), str(row["failed"]), rate)
-    console.print(Columns([agents, tools]))
+    side_by_side = Table.grid(padding=(0, 1))
+    side_by_side.add_row(agents, tools)
+    console.print(side_by_side)
     approvals = figures["approvals"]
     rate = "-" if approvals["approval_rate"] is None else f"{approvals['approval_rate']:.1%}"
     latency = (
@@ -180,10 +183,11 @@ def print_metrics(figures: dict[str, Any], console: Console = _console) -> None:
     )
     console.print(
         f"approvals: {approvals['approved']} approved, {approvals['rejected']} rejected, "
-        f"{approvals['timed_out']} timed out; approval rate {rate}; average latency {latency}",
+        f"{approvals['timed_out']} timed out; rate {rate}; latency {latency}",
+        highlight=False,
     )
-    errors = ", ".join(f"{kind} {count}" for kind, count in figures["errors_by_type"].items())
-    console.print(f"errors by type: {errors or 'none'}")
+    errors = " ".join(f"{kind}={count}" for kind, count in figures["errors_by_type"].items())
+    console.print(f"errors: {errors or 'none'}", highlight=False)
 
 
 audit_app = typer.Typer(help="Query and verify the audit trail.", invoke_without_command=True)

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
+from agentflux._local import ClusterError
 from agentflux._offsets import (
     GroupActiveError,
     ReplayTargetError,
@@ -157,6 +158,14 @@ def explain(exc: BaseException) -> CliError:  # noqa: PLR0911  # one return per 
         return exc
     if (unreachable := _unreachable(exc)) is not None:
         return unreachable
+    if isinstance(exc, ClusterError):  # its message ends with the logs' tails: the first line
+        first, *rest = str(exc).splitlines() or [""]
+        return RefusedError(
+            f"local cluster: {first}",
+            "`agentflux --debug ...` shows the whole message, with the end of the logs"
+            if rest
+            else None,
+        )
     if isinstance(exc, PublishError):
         return RefusedError(f"publishing failed: {exc}")
     if isinstance(exc, SchemaNotFoundError):

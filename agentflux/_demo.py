@@ -13,6 +13,7 @@ import shutil
 import time
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -134,12 +135,11 @@ def _pick_session(events: list[BaseEvent]) -> str:
 
 
 def _print_context(console: Console, context: dict[str, Any]) -> None:
-    tools = ", ".join(t["call_id"] for t in context["tools_in_flight"]) or "none"
-    approvals = ", ".join(context["pending_approvals"]) or "none"
     console.print(
         f"status [bold]{context['status']}[/bold] · agent [bold]{context['current_agent']}"
-        f"[/bold] · {context['message_count']} messages · tools in flight: {tools} · "
-        f"pending approvals: {approvals}",
+        f"[/bold] · {context['message_count']} messages · "
+        f"{len(context['tools_in_flight'])} tool call(s) in flight · "
+        f"{len(context['pending_approvals'])} approval(s) pending",
         highlight=False,
     )
     handovers = context["handovers"]
@@ -194,7 +194,7 @@ async def _summary(
 def _next_steps(console: Console, state_dir: Path, session: str) -> None:
     console.print(
         f"next: `agentflux context {session} --store sqlite:///{state_dir / 'context.db'}`\n"
-        "      `agentflux up`, then `agentflux tail` to watch events live; the docs: `make docs`",
+        "      `agentflux up`, `agentflux tail` (events live) · the docs: `make docs`",
         highlight=False,
     )
 
@@ -203,8 +203,8 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
     """Run the demo in ``state_dir`` (wiped first); True when every check passed."""
     steps = _Steps(console)
     console.print(
-        f"[bold]agentflux demo[/bold]: a local Kafka and schema registry, the context, metrics "
-        f"and audit groups on SQLite, {sessions} simulated agent sessions",
+        f"[bold]agentflux demo[/bold]: Kafka, a schema registry, 3 groups on SQLite, "
+        f"{sessions} sessions",
         highlight=False,
     )
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -217,7 +217,8 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
             registry_url=state.registry_url,
             topic_prefix="",
         )
-        steps.done(f"Kafka at {state.bootstrap_servers}, registry at {state.registry_url}")
+        registry_at = urlsplit(state.registry_url).netloc
+        steps.done(f"Kafka at {state.bootstrap_servers}, schema registry at {registry_at}")
         with steps.waiting("applying topics and registering schemas…"):
             changes, _warnings = await apply_topics(settings, load_topics().topics)
             async with RegistryClient.from_settings(settings) as registry:
@@ -237,17 +238,14 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
             }
             for runner in runners.values():
                 await stack.enter_async_context(runner)
-            steps.done(f"groups {', '.join(runners)} running, views in {state_dir}/*.db")
+            steps.done(f"groups {', '.join(runners)} running, their views in SQLite")
 
             events = list(Simulator(sessions=sessions, seed=seed).events())
             seconds = await _publish(settings, events, steps)
-            steps.done(
-                f"published {len(events)} events of {sessions} sessions, acknowledged, "
-                f"in {seconds:.1f} s"
-            )
+            steps.done(f"published {len(events)} events, all acknowledged, in {seconds:.1f} s")
             async with asyncio.timeout(300):
                 await _catch_up(settings, runners, events, steps)
-            steps.done("caught up: every group has committed all it handled (lag 0)")
+            steps.done("caught up: every group committed what it handled")
             ok, session = await _summary(console, stores, events, settings, runners)
     finally:
         with steps.waiting("stopping the cluster…"):
