@@ -152,20 +152,8 @@ def _unreachable(exc: BaseException) -> UnreachableError | None:
     return None
 
 
-def explain(exc: BaseException) -> CliError:  # noqa: PLR0911  # one return per known failure
-    """The typed error a failure stands for; an unknown exception is an internal error."""
-    if isinstance(exc, CliError):
-        return exc
-    if (unreachable := _unreachable(exc)) is not None:
-        return unreachable
-    if isinstance(exc, ClusterError):  # its message ends with the logs' tails: the first line
-        first, *rest = str(exc).splitlines() or [""]
-        return RefusedError(
-            f"local cluster: {first}",
-            "`agentflux --debug ...` shows the whole message, with the end of the logs"
-            if rest
-            else None,
-        )
+def _from_contract(exc: BaseException) -> CliError | None:
+    """The registry, the schemas, publishing."""
     if isinstance(exc, PublishError):
         return RefusedError(f"publishing failed: {exc}")
     if isinstance(exc, SchemaNotFoundError):
@@ -174,12 +162,32 @@ def explain(exc: BaseException) -> CliError:  # noqa: PLR0911  # one return per 
         )
     if isinstance(exc, RegistryError):
         return RefusedError(f"the schema registry refused: {exc}")
+    return None
+
+
+def _from_platform(exc: BaseException) -> CliError | None:
+    """Groups, topics, offsets, rebuilds and the local cluster."""
     if isinstance(exc, UnknownGroupError | UnknownTopicError):
         return NotFoundError(str(exc), "`agentflux lag` lists the groups and their topics")
-    if isinstance(exc, ReplayTargetError | EventLoopUnavailableError):
+    if isinstance(exc, ReplayTargetError):
         return InputError(str(exc))
     if isinstance(exc, GroupActiveError | StoreNotFreshError | SwapError | PartitionDecreaseError):
         return RefusedError(f"refused: {exc}")
+    if isinstance(exc, ClusterError):  # its message ends with the logs' tails: the first line
+        first, *rest = str(exc).splitlines() or [""]
+        return RefusedError(
+            f"local cluster: {first}",
+            "`agentflux --debug ...` shows the whole message, with the end of the logs"
+            if rest
+            else None,
+        )
+    return None
+
+
+def _from_settings(exc: BaseException) -> CliError | None:
+    """``AGENTFLUX_*`` settings, and any other pydantic model a command validates."""
+    if isinstance(exc, EventLoopUnavailableError):
+        return InputError(str(exc))
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or exc.title
@@ -189,6 +197,16 @@ def explain(exc: BaseException) -> CliError:  # noqa: PLR0911  # one return per 
             if exc.title in {"AgentfluxSettings", "LogSettings"}
             else None,
         )
+    return None
+
+
+def explain(exc: BaseException) -> CliError:
+    """The typed error a failure stands for; an unknown exception is an internal error."""
+    if isinstance(exc, CliError):
+        return exc
+    for known in (_unreachable, _from_contract, _from_platform, _from_settings):
+        if (error := known(exc)) is not None:
+            return error
     return InternalError(
         f"unexpected error: {type(exc).__name__}: {exc}",
         "run again with `agentflux --debug ...` for the traceback, and report it",
