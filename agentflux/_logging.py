@@ -49,11 +49,25 @@ class LogSettings(BaseSettings):
 
 
 class _OwnHandler(logging.StreamHandler):  # type: ignore[type-arg]  # TextIO stream
-    """The handler this module installs, so that configuring again replaces only it."""
+    """The handler this module installs, so that configuring again replaces only it.
 
-    def __init__(self, stream: TextIO, *, json: bool) -> None:
+    Without a stream of its own it writes to whatever ``sys.stderr`` is at each record (as
+    logging's last-resort handler does): a test runner swapping stderr for a command's run
+    leaves no handler behind on a closed stream.
+    """
+
+    def __init__(self, stream: TextIO | None, *, json: bool) -> None:
         super().__init__(stream)
+        self._own_stream = stream
         self.json = json
+
+    @property
+    def stream(self) -> TextIO:
+        return self._own_stream if self._own_stream is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        self._own_stream = value
 
 
 def _shared_processors() -> list[structlog.typing.Processor]:
@@ -82,8 +96,7 @@ def configure_logging(
     ``AGENTFLUX_LOG_LEVEL`` says. Calling it again replaces the previous configuration.
     """
     settings = settings or LogSettings()
-    stream = stream or sys.stderr
-    is_terminal = stream.isatty()
+    is_terminal = (stream or sys.stderr).isatty()
     log_format: LogFormat = settings.format or ("console" if is_terminal else "json")
     level = logging.getLevelNamesMapping()[settings.level or default_level.upper()]
 

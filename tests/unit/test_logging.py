@@ -161,3 +161,17 @@ def test_importing_the_library_configures_nothing(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert done.stdout.split() == ["0", "False"]
+
+
+def test_handler_follows_stderr_when_swapped(
+    restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no stream given, each record goes to the sys.stderr of the moment (CliRunner swaps it)."""
+    configure_logging(LogSettings(format="json"))
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logging.getLogger("aiokafka").error("one")
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("aiokafka").error("two")
+    assert json.loads(first.getvalue())["event"] == "one"
+    assert json.loads(second.getvalue())["event"] == "two"
