@@ -167,8 +167,12 @@ def _from_contract(exc: BaseException) -> CliError | None:
 
 def _from_platform(exc: BaseException) -> CliError | None:
     """Groups, topics, offsets, rebuilds and the local cluster."""
-    if isinstance(exc, UnknownGroupError | UnknownTopicError):
+    if isinstance(exc, UnknownGroupError):
         return NotFoundError(str(exc), "`agentflux lag` lists the groups and their topics")
+    if isinstance(exc, UnknownTopicError):
+        return NotFoundError(
+            str(exc), "`agentflux topics apply` creates the declared ones; check the name or prefix"
+        )
     if isinstance(exc, ReplayTargetError):
         return InputError(str(exc))
     if isinstance(exc, GroupActiveError | StoreNotFreshError | SwapError | PartitionDecreaseError):
