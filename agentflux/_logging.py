@@ -136,6 +136,9 @@ def configure_logging(
     # A command that fails says why itself: the client's own report of it is a repeat.
     quieter = client_level if settings.level is None else None
     logging.getLogger("aiokafka").setLevel(quieter.upper() if quieter else logging.NOTSET)
+    # httpx logs every registry request at INFO: a line per schema at each start.
+    httpx_level = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+    logging.getLogger("httpx").setLevel(httpx_level)
     logging.captureWarnings(capture=True)  # warnings.warn (ResourceWarning ...) as log events too
     return log_format
 

@@ -41,6 +41,7 @@ def restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+    logging.getLogger("httpx").setLevel(logging.NOTSET)
     logging.captureWarnings(capture=False)
 
 
