@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentflux._local import ClusterError, LocalCluster, fetch_artifacts
+from agentflux._local import LocalCluster, fetch_artifacts
 from agentflux.schemas import AgentfluxSettings
 
 __all__ = ["register"]
@@ -46,12 +46,7 @@ def up(
         raise typer.BadParameter(
             "use 1 node for development or 3 for failure tests", param_hint="--nodes"
         )
-    cluster = _cluster(state_dir)
-    try:
-        state = cluster.up(nodes)
-    except ClusterError as exc:
-        _console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=1) from exc
+    state = _cluster(state_dir).up(nodes)  # a ClusterError is reported by the command line
     _console.print(f"kafka    {state.bootstrap_servers}  ({nodes} node(s), KRaft)")
     _console.print(f"registry {state.registry_url}")
     _console.print("\nexport the settings for other shells:")
