@@ -176,8 +176,13 @@ async def _summary(
     console.rule("metrics")
     print_metrics(await get_metrics(stores["metrics"]), console=console)
 
-    console.rule(f"audit trail of {session} (first {_AUDIT_EXCERPT} records)")
-    for row in await get_audit_log(stores["audit"], session_id=session, limit=_AUDIT_EXCERPT):
+    # The chain in the order it was appended (the query's own order is by event time).
+    chain = sorted(
+        await get_audit_log(stores["audit"], session_id=session, limit=1_000_000),
+        key=lambda row: int(row["seq"]),
+    )
+    console.rule(f"audit chain of {session}: first {_AUDIT_EXCERPT} of {len(chain)} records")
+    for row in chain[:_AUDIT_EXCERPT]:
         console.print(
             f"  #{row['seq']:<3} {row['event_type']:<28} hash {row['hash'][:16]}…",
             highlight=False,
