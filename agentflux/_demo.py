@@ -138,8 +138,8 @@ def _print_context(console: Console, context: dict[str, Any]) -> None:
     console.print(
         f"status [bold]{context['status']}[/bold] · agent [bold]{context['current_agent']}"
         f"[/bold] · {context['message_count']} messages · "
-        f"{len(context['tools_in_flight'])} tool call(s) in flight · "
-        f"{len(context['pending_approvals'])} approval(s) pending",
+        f"{len(context['tools_in_flight'])} tool(s), "
+        f"{len(context['pending_approvals'])} approval(s) open",
         highlight=False,
     )
     handovers = context["handovers"]
