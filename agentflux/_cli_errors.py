@@ -52,6 +52,7 @@ from agentflux.schemas import (
 from agentflux.schemas._loop import EventLoopUnavailableError
 
 __all__ = [
+    "EXIT_CODES",
     "CliError",
     "ExitCode",
     "InputError",
@@ -73,6 +74,16 @@ class ExitCode(IntEnum):
     UNREACHABLE = 3
     NOT_FOUND = 4
     INTERNAL = 70  # EX_SOFTWARE of sysexits.h
+
+
+EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "a check found problems, or the command refused to act",
+    ExitCode.USAGE: "the command line or its input is wrong",
+    ExitCode.UNREACHABLE: "Kafka, the schema registry or PostgreSQL could not be reached",
+    ExitCode.NOT_FOUND: "a store, session, group, topic, schema or dead letter does not exist",
+    ExitCode.INTERNAL: "an unexpected error (a bug): run again with --debug and report it",
+}
 
 
 class CliError(Exception):
@@ -221,15 +232,18 @@ def report(exc: BaseException, *, debug: bool, json_lines: bool) -> ExitCode:
     """Tell a person (or a log collector, with ``json_lines``) what failed; the exit code."""
     error = explain(exc)
     code = error.exit_code
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
     if json_lines:  # where logs are JSON, so is the failure: one object a collector can read
         import structlog  # noqa: PLC0415  # only this branch logs
 
         structlog.get_logger("agentflux.cli").error(
-            error.message, hint=error.hint, exit_code=int(code)
+            error.message,
+            hint=error.hint,
+            exit_code=int(code),
+            exc_info=exc if debug else None,  # the traceback as structured data
         )
         return code
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     console.print(Text.assemble(("error: ", "bold red"), error.message))
     if error.hint:

@@ -25,7 +25,7 @@ from agentflux import (
     _cli_simulate,
     _cli_tail,
 )
-from agentflux._cli_errors import report
+from agentflux._cli_errors import EXIT_CODES, report
 from agentflux._logging import configure_logging, json_lines
 
 __all__ = ["app", "main"]
@@ -52,6 +52,9 @@ class _Commands(TyperGroup):
 app = typer.Typer(
     name="agentflux",
     help="The event platform of an AI agent runtime, on Apache Kafka.",
+    epilog="Exit codes: "
+    + "; ".join(f"{int(code)} {meaning}" for code, meaning in EXIT_CODES.items())
+    + ".",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     cls=_Commands,

@@ -9,6 +9,7 @@ at once, a few at a time, before the first test looks at them.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import sys
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
+from typer.testing import CliRunner
 
-from agentflux._cli_errors import ExitCode
+from agentflux._cli_errors import EXIT_CODES, ExitCode
 from agentflux._local._ports import free_ports
+from agentflux.cli import app
 from agentflux.consumers import AuditView, ContextView, SqliteStore
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ class Case:
     code: ExitCode
     says: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    service: bool = False  # a long-running service: it logs its lifecycle before the message
 
 
 _PORT = free_ports(1)[0]  # free now, nobody listens on it: "no cluster, no registry"
@@ -44,6 +48,12 @@ _REGISTRY = f"no schema registry answers at http://127.0.0.1:{_PORT}"
 
 CASES: dict[str, Case] = {
     "lag, no cluster": Case(("lag",), ExitCode.UNREACHABLE, (_KAFKA, "agentflux up")),
+    "consume, no cluster": Case(
+        ("consume", "audit", "--store", "sqlite:///{tmp}/service.db"),
+        ExitCode.UNREACHABLE,
+        (_KAFKA,),
+        service=True,
+    ),
     "lag of a group, no cluster": Case(("lag", "-g", "x"), ExitCode.UNREACHABLE, (_KAFKA,)),
     "replay, no cluster": Case(
         ("replay", "-g", "x", "--to", "earliest"), ExitCode.UNREACHABLE, (_KAFKA,)
@@ -245,7 +255,7 @@ def test_failure_says_what_failed_and_exits_with_its_code(
         if name in _LEAKS_UNTIL_REDRIVE_FIXED
         else name
         for name, case in CASES.items()
-        if case.code != ExitCode.OK
+        if case.code != ExitCode.OK and not case.service
     ],
 )
 def test_failure_is_two_lines_without_traceback_or_leftovers(
@@ -266,6 +276,36 @@ def test_reading_commands_create_no_store_or_folder(runs: dict[str, Run], workdi
     assert not (workdir / "views.db").exists()
     assert not (workdir / "nope.db").exists()
     assert not (workdir / "new-dir").exists()
+
+
+def test_a_service_failure_leaves_nothing_behind_either(runs: dict[str, Run]) -> None:
+    """A service that cannot start logs its lifecycle and the message, and nothing else."""
+    run = runs["consume, no cluster"]
+    for leftover in _LEFTOVERS:
+        assert leftover not in run.stderr, run.stderr
+    assert run.stderr.splitlines()[-2].startswith("error: "), run.stderr
+
+
+def test_json_failure_with_debug_carries_the_traceback(workdir: Path) -> None:
+    """In JSON mode --debug adds the traceback to the failure's one JSON object."""
+    case = Case(
+        ("--debug", "context", "s-1"), ExitCode.NOT_FOUND, (), {"AGENTFLUX_LOG_FORMAT": "json"}
+    )
+    run = asyncio.run(_run(workdir, case, asyncio.Semaphore(1)))
+    (line,) = run.stderr.splitlines()
+    failure = json.loads(line)
+    assert failure["exit_code"] == run.code == ExitCode.NOT_FOUND
+    chain = {exception["exc_type"] for exception in failure["exception"]}
+    assert chain == {"NotFoundError", "StoreNotFoundError"}  # the message's, and its cause
+
+
+def test_help_lists_the_exit_codes() -> None:
+    """`agentflux --help` ends with the table of exit codes, from the one place that defines them."""
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    for code, meaning in EXIT_CODES.items():
+        assert f"{int(code)} {meaning}" in text, text
 
 
 def test_debug_shows_the_traceback_too(workdir: Path) -> None:
