@@ -33,7 +33,7 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 class LogSettings(BaseSettings):
     """``AGENTFLUX_LOG_FORMAT`` and ``AGENTFLUX_LOG_LEVEL``; unset, the caller's defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="AGENTFLUX_LOG_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AGENTFLUX_LOG_", env_file=".env", extra="ignore")
 
     format: LogFormat | None = None
     level: str | None = None
