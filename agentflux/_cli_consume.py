@@ -21,7 +21,7 @@ from agentflux.consumers import (
     verify_audit,
 )
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
-from agentflux.schemas import AgentfluxSettings, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

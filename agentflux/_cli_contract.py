@@ -12,13 +12,8 @@ from rich.table import Table
 
 from agentflux._schemas import check_schemas, register_schemas
 from agentflux._topics import PartitionDecreaseError, apply_topics, describe_topics
-from agentflux.schemas import (
-    AgentfluxSettings,
-    RegistryClient,
-    RegistryError,
-    load_topics,
-    run_event_loop,
-)
+from agentflux.kafka import AgentfluxSettings, run_event_loop
+from agentflux.schemas import RegistryClient, RegistryError, load_topics
 
 __all__ = ["register"]
 

@@ -25,7 +25,7 @@ from agentflux._rebuild import (
 )
 from agentflux.consumers import open_store
 from agentflux.consumers._groups import SHIPPED_GROUPS
-from agentflux.schemas import AgentfluxSettings, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 

@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
-from agentflux.schemas import connection_kwargs, stop_consumer
+from agentflux.kafka import connection_kwargs, stop_consumer
+from agentflux.kafka._gate._clients import delete_group_on, refresh_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = [
     "GroupActiveError",
@@ -39,6 +40,8 @@ __all__ = [
     "partitions_of",
     "plan_replay",
 ]
+
+_log = structlog.get_logger("agentflux.offsets")
 
 _EXACT_OFFSET = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+):(?P<partition>\d+):(?P<offset>\d+)$")
 # States in which a classic group has members that own partitions and commit themselves.
@@ -182,7 +185,7 @@ async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     # The consumer's metadata cache may not know a topic yet; ask the cluster for it.
     ids: set[int] | None = consumer.partitions_for_topic(topic)
     if ids is None:
-        await consumer._client.force_metadata_update()  # noqa: SLF001  # aiokafka has no public refresh
+        await refresh_metadata(consumer)
         ids = consumer.partitions_for_topic(topic)
     if not ids:
         raise ReplayTargetError(f"topic {topic!r} does not exist on the cluster")
@@ -271,11 +274,17 @@ async def delete_group(settings: AgentfluxSettings, group: str) -> None:
     await admin.start()
     try:
         coordinator = await admin.find_coordinator(group)
-        # aiokafka's admin client has no delete_consumer_groups yet; the request itself is public.
-        response = await admin._send_request_to_node(coordinator, DeleteGroupsRequest([group]))  # noqa: SLF001
+        results = await delete_group_on(admin, coordinator, group)
     finally:
         await admin.close()
-    for name, error_code in response.results:
+    if results is None:
+        _log.warning(
+            "group not deleted: aiokafka's public API cannot; its offsets expire "
+            "after the broker's offsets.retention.minutes",
+            group=group,
+        )
+        return
+    for name, error_code in results:
         if error_code:
             raise GroupActiveError(
                 f"group {name!r} could not be deleted (Kafka error {error_code})"

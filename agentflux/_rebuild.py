@@ -34,7 +34,7 @@ from agentflux._offsets import (
 )
 from agentflux.consumers import PostgresStore, SqliteStore
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
-from agentflux.schemas import connection_kwargs, stop_consumer
+from agentflux.kafka import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import TopicPartition
 
     from agentflux.consumers import Store, View
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = [
     "RebuildResult",

@@ -15,20 +15,13 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer
 
 from agentflux._offsets import partitions_of
-from agentflux.schemas import (
-    AvroCodec,
-    BaseEvent,
-    CodecError,
-    RegistryClient,
-    UnknownEvent,
-    connection_kwargs,
-    stop_consumer,
-)
+from agentflux.kafka import connection_kwargs, stop_consumer
+from agentflux.schemas import AvroCodec, BaseEvent, CodecError, RegistryClient, UnknownEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Collection
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["TailItem", "tail_events"]
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from pyinstrument import Profiler
 
+from agentflux.kafka import run_event_loop
 from agentflux.producers import EventPublisher
-from agentflux.schemas import run_event_loop
 from bench._measure import settle_heap
 from bench.run import (
     EVENTS_SEED,
@@ -29,7 +29,8 @@ from bench.run import (
 )
 
 if TYPE_CHECKING:
-    from agentflux.schemas import AgentfluxSettings, BaseEvent
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import BaseEvent
 
 
 async def _publish(

@@ -30,17 +30,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agentflux._local import LocalCluster
 from agentflux.consumers import ContextView, GroupRunner, SqliteStore
+from agentflux.kafka import AgentfluxSettings, connection_kwargs, run_event_loop
 from agentflux.producers import EventPublisher, RateLimiter, Simulator
-from agentflux.schemas import (
-    EVENT_MODELS,
-    AgentfluxSettings,
-    BaseEvent,
-    EventCategory,
-    connection_kwargs,
-    event_headers,
-    new_traceparent,
-    run_event_loop,
-)
+from agentflux.schemas import EVENT_MODELS, BaseEvent, EventCategory, event_headers, new_traceparent
 from bench._broker import BrokerWatch, PauseOverlap
 from bench._latency import ConsumerProcess
 from bench._measure import Measurement, percentile, settle_heap, side_by_side

@@ -20,7 +20,7 @@ import argparse
 import uuid
 from typing import Any
 
-from agentflux.schemas import run_event_loop
+from agentflux.kafka import run_event_loop
 from bench.run import (
     bench_latency,
     local_or_given_cluster,

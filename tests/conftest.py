@@ -29,7 +29,7 @@ from aiokafka.structs import TopicPartition
 from agentflux._local import LocalCluster
 from agentflux._local._ports import free_ports
 from agentflux._offsets import partitions_of
-from agentflux.schemas import AgentfluxSettings, connection_kwargs
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

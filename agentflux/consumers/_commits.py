@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata
 
-from agentflux.schemas import connection_kwargs, stop_consumer
+from agentflux.kafka import connection_kwargs, stop_consumer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aiokafka.structs import TopicPartition
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["commit_as_group"]
 

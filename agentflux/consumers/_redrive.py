@@ -18,13 +18,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
-from agentflux.schemas import CodecError, connection_kwargs, header_map, stop_consumer
+from agentflux.kafka import connection_kwargs, stop_consumer
+from agentflux.kafka._gate._clients import refresh_metadata
+from agentflux.schemas import CodecError, header_map
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
     from agentflux.consumers._runner import GroupRunner
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["DeadLetter", "RedriveReport", "read_dead_letters", "redrive", "redrive_group_id"]
 
@@ -112,7 +114,7 @@ async def read_dead_letters(
     try:
         partitions = sorted(consumer.partitions_for_topic(dlq_topic) or set())
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001  # topic may be new to this client
+            await refresh_metadata(consumer)  # the topic may be new to this client
             partitions = sorted(consumer.partitions_for_topic(dlq_topic) or set())
         tps = [TopicPartition(dlq_topic, p) for p in partitions]
         if not tps:

@@ -23,12 +23,12 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from agentflux.consumers._fetching import install_lazy_headers, lazy_headers
+from agentflux.consumers._reader import install_consumer_accelerations
 from agentflux.consumers._records import Position
-from agentflux.consumers._sessions import install_fetch_sessions
+from agentflux.kafka import AgentfluxSettings, connection_kwargs, stop_consumer
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 from agentflux.schemas import (
     EVENT_MODELS,
-    AgentfluxSettings,
     AvroCodec,
     BaseEvent,
     CodecError,
@@ -36,10 +36,8 @@ from agentflux.schemas import (
     RegistryError,
     RegistryUnavailableError,
     UnknownEvent,
-    connection_kwargs,
     dead_letter_topic,
     load_topics,
-    stop_consumer,
 )
 
 if TYPE_CHECKING:
@@ -282,12 +280,7 @@ class GroupRunner:
             )
             opened.push_async_callback(self._dlq.stop)
             await self._dlq.start()
-            # Records without their headers until asked (the runner reads them only to
-            # dead-letter a record): a quarter of consuming's CPU less. See _fetching.
-            install_lazy_headers()
-            # Fetches that name only what changed: most of a consumer's CPU at low rates across
-            # many partitions. See _sessions.
-            install_fetch_sessions()
+            install_consumer_accelerations()
             self._consumer = AIOKafkaConsumer(
                 **connection_kwargs(self.settings),
                 **self._consumer_options,

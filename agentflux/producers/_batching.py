@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -34,16 +35,25 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2 as _python_murmur2
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
+from agentflux.kafka._gate import _event_batch
+from agentflux.kafka._gate._accumulator import taken_and_delivered
 from agentflux.producers._errors import BrokerUnavailableError
-from agentflux.producers._event_batch import EventBatchBuilder, HeaderValue, new_event_batch
 from agentflux.producers._protocols import PublishResult
+from agentflux.schemas import header_pairs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import types
 
     from aiokafka import AIOKafkaProducer
 
-__all__ = ["Batcher", "key_partition"]
+__all__ = [
+    "AppendRecord",
+    "Batcher",
+    "HeaderValue",
+    "batch_factory",
+    "key_partition",
+    "record_writer_unavailable",
+]
 
 _log = structlog.get_logger("agentflux.publisher")
 
@@ -72,9 +82,68 @@ except ImportError:  # no compiler
     key_partition = _python_key_partition
 
 
+HeaderValue = bytes | str | None
+# append_record(key, value, header_values, timestamp=None): the record's offset in its batch, or
+# None when the batch is full or closed; timestamp in ms since the epoch, default now.
+AppendRecord = Callable[..., int | None]
+
+_records: types.ModuleType | None
+try:
+    from agentflux.producers import _records
+except ImportError:  # built without a C compiler: aiokafka's own builder
+    _records = None
+
+
+def record_writer_unavailable() -> str | None:
+    """Why the publisher's batches are not written in C (build, gate), or None when they are."""
+    if _records is None:
+        return "the C extension agentflux.producers._records is not built"
+    return _event_batch.unavailable()
+
+
+def batch_factory(
+    producer: AIOKafkaProducer,
+    header_names: tuple[str, ...],
+    batch_size: int,
+    compression_type: str | None,
+) -> Callable[[], tuple[Any, AppendRecord]]:
+    """Makes an empty batch for ``send_batch`` and its ``append_record``.
+
+    Written in C when the writer is built and the gate open; otherwise aiokafka's own builder
+    from ``create_batch()`` (the producer's batch size and compression), filled through its
+    public ``append``.
+    """
+    if _records is not None and _event_batch.unavailable() is None:
+        writer = _records.RecordWriter
+
+        def new_event_batch() -> tuple[Any, AppendRecord]:
+            batch = _event_batch.EventBatch(writer, header_names, batch_size, compression_type)
+            return batch, batch.append_record
+
+        return new_event_batch
+
+    def new_aiokafka_batch() -> tuple[Any, AppendRecord]:
+        builder = producer.create_batch()
+
+        def append_record(
+            key: bytes | None,
+            value: bytes | None,
+            header_values: tuple[HeaderValue, ...],
+            timestamp: int | None = None,
+        ) -> int | None:
+            headers = header_pairs(header_names, header_values)
+            appended = builder.append(timestamp=timestamp, key=key, value=value, headers=headers)
+            return None if appended is None else int(appended.offset)
+
+        return builder, append_record
+
+    return new_aiokafka_batch
+
+
 @dataclass(slots=True)
 class _OpenBatch:
-    builder: EventBatchBuilder
+    builder: Any  # what send_batch takes: an EventBatch, or aiokafka's own BatchBuilder
+    append_record: AppendRecord
     # One per record, in record order: a record's offset in its batch is its index here. None:
     # a record queued without a result of its own (EventPublisher.enqueue).
     entries: list[asyncio.Future[PublishResult] | None] = field(default_factory=list)
@@ -83,25 +152,6 @@ class _OpenBatch:
     claimed: bool = False  # the drain task hands it over (or did)
     taken: asyncio.Future[None] | None = None  # done once the producer's sender took it
     sealed: bool = False  # no more records, whatever the producer does
-
-
-def _in_producer(
-    producer: AIOKafkaProducer, tp: TopicPartition, builder: Any
-) -> tuple[asyncio.Future[None], asyncio.Future[Any]] | None:
-    """(taken, delivered) futures of a builder just handed over, or None if not found.
-
-    ``taken`` completes when the producer's sender takes the batch; ``delivered`` is the
-    delivery future itself (``send_batch`` returns a shield of it: one more event-loop hop per
-    batch). aiokafka has no public handle for either; if its internals change, batches are
-    simply no longer joined after hand-over (as a closed batch), never joined too late.
-    """
-    try:
-        queued = producer._message_accumulator._batches.get(tp)  # noqa: SLF001  # see above
-        if queued and queued[-1]._builder is builder:  # noqa: SLF001
-            return queued[-1]._drain_waiter, queued[-1].future  # noqa: SLF001
-    except AttributeError:
-        pass
-    return None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -138,9 +188,7 @@ class Batcher:
         hold up to ``batch_size`` bytes before ``compression_type`` (the producer's settings).
         """
         self._producer = producer
-        self._new_batch = functools.partial(
-            new_event_batch, header_names, batch_size, compression_type
-        )
+        self._new_batch = batch_factory(producer, header_names, batch_size, compression_type)
         self._linger_s = linger_s
         self._on_settled = on_settled
         self._on_unreported_failure = on_unreported_failure
@@ -235,13 +283,13 @@ class Batcher:
             batch is None
             or batch.sealed
             or (batch.taken is not None and batch.taken.done())
-            or batch.builder.append_record(key, value, header_values) is None
+            or batch.append_record(key, value, header_values) is None
         ):  # no batch, or full, or taken by the sender: a new batch takes the record
             if batch is not None:
                 self._leave(tp, batch)
             batch = self._start(tp)
             # A new batch always takes its first record, whatever its size (as aiokafka's).
-            batch.builder.append_record(key, value, header_values)
+            batch.append_record(key, value, header_values)
         if not result:
             batch.entries.append(None)
             return None
@@ -265,7 +313,7 @@ class Batcher:
             await asyncio.gather(*list(self._draining.values()))
 
     def _start(self, tp: TopicPartition) -> _OpenBatch:
-        batch = _OpenBatch(self._new_batch())
+        batch = _OpenBatch(*self._new_batch())
         self._open[tp] = batch
         if self._linger_s > 0:
             batch.timer = asyncio.get_running_loop().call_later(
@@ -348,7 +396,7 @@ class Batcher:
                     self._leave(tp, batch)
                     self._settle(batch, tp, None, exc)
                     continue
-                found = _in_producer(self._producer, tp, batch.builder)
+                found = taken_and_delivered(self._producer, tp, batch.builder)
                 if found is None:
                     self._leave(tp, batch)
                 else:

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agentflux.kafka import AgentfluxSettings, PublishMode
 from agentflux.producers._errors import PublishError
 from agentflux.producers._protocols import QueueingTransport
-from agentflux.schemas import AgentfluxSettings, BaseEvent, EventType, PublishMode
+from agentflux.schemas import BaseEvent, EventType
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable

@@ -12,7 +12,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import ValidationError
 
-from agentflux.producers._batching import Batcher, key_partition
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
+from agentflux.kafka._gate._lz4 import install_fast_lz4
+from agentflux.producers._batching import Batcher, HeaderValue, key_partition
 from agentflux.producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
@@ -21,21 +23,17 @@ from agentflux.producers._errors import (
     SchemaRegistrationError,
     UnacknowledgedRecordsError,
 )
-from agentflux.producers._event_batch import HeaderValue
 from agentflux.schemas import (
     ENCODING_ERRORS,
     EVENT_MODELS,
     HEADER_NAMES,
-    AgentfluxSettings,
     AvroCodec,
     CodecError,
     RegistryClient,
     RegistryError,
-    connection_kwargs,
     current_traceparent,
     event_header_values,
     header_values_for,
-    install_fast_lz4,
 )
 
 if TYPE_CHECKING:

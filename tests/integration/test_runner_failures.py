@@ -20,13 +20,14 @@ from conftest import create_topic
 
 from agentflux._offsets import group_lag
 from agentflux.consumers import GroupRunner, SqliteStore, verify_audit
+from agentflux.kafka import connection_kwargs
 from agentflux.producers import AgentProcessingStartedEvent, AgentSwitchedEvent, EventPublisher
-from agentflux.schemas import BaseEvent, connection_kwargs, header_map
+from agentflux.schemas import BaseEvent, header_map
 
 if TYPE_CHECKING:
     from conftest import Cluster
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 
 async def _dead_letters(

@@ -13,7 +13,7 @@ those to forget; a response carries only the partitions with records, a moved hi
 log start or last stable offset, or an error. The broker still reads every partition of the
 session at its offset, so records not taken (a response dropped on a rebalance) come again.
 
-:func:`install_fetch_sessions` gives consumers marked with :func:`~consumers.lazy_headers` (the
+:func:`install_fetch_sessions` gives consumers marked with ``lazy_headers`` (the
 runner's) a fetcher that keeps one :class:`FetchSession` per broker and sends its requests as
 :class:`SessionFetchRequest`; its ``topics`` stay the whole request, which is what aiokafka's
 response handling reads offsets from, while the bytes sent are the session's difference. A
@@ -36,12 +36,13 @@ from aiokafka.consumer import fetcher as _fetcher
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.fetch import FetchRequest
 
-from agentflux.consumers._fetching import lazy_headers
+from agentflux.kafka._gate import gate
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["FetchSession", "SessionFetchRequest", "install_fetch_sessions"]
+__all__ = ["FetchSession", "SessionFetchRequest", "install_fetch_sessions", "unavailable"]
 
 _FIRST_SESSION_VERSION = 7  # Fetch v7 added session ids, epochs and forgotten partitions
 _LEADER_EPOCH_VERSION = 9  # v9 added each partition's current leader epoch
@@ -271,22 +272,28 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
             await asyncio.wait_for(self._client.send(node_id, request), _CLOSE_TIMEOUT_S)
 
 
-def install_fetch_sessions() -> bool:
-    """Give consumers marked with :func:`~consumers.lazy_headers` fetch sessions (process-wide).
-
-    Idempotent. Returns False, and leaves aiokafka as it is, when its consumer no longer makes
-    its fetcher from the name this replaces (then with a warning).
-    """
+def unavailable() -> str | None:
+    """Why fetch sessions cannot be installed (the gate, aiokafka's consumer), or None."""
+    if not (state := gate()).open:
+        return state.reason
     if _consumer.Fetcher is _SessionFetcher:
-        return True
+        return None
     if _consumer.Fetcher is not _fetcher.Fetcher or not hasattr(
         _fetcher.Fetcher, "_get_actions_per_node"
     ):
-        warnings.warn(
-            "aiokafka's consumer changed: consumers fetch without sessions",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        return "aiokafka's consumer changed: consumers fetch without sessions"
+    return None
+
+
+def install_fetch_sessions() -> bool:
+    """Give consumers marked with :func:`lazy_headers` fetch sessions (process-wide).
+
+    Idempotent. Returns False, and leaves aiokafka as it is, with the gate closed or when its
+    consumer no longer makes its fetcher from the name this replaces (then with a warning).
+    """
+    if (reason := unavailable()) is not None:
+        if gate().open:
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
         return False
     _consumer.Fetcher = _SessionFetcher
     return True

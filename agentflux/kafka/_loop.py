@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentflux.schemas._settings import AgentfluxSettings
+from agentflux.kafka._settings import AgentfluxSettings
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

@@ -6,16 +6,14 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
-import structlog
+from agentflux.kafka._gate._clients import close_cut_short
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
 
-    from agentflux.schemas._settings import AgentfluxSettings
+    from agentflux.kafka._settings import AgentfluxSettings
 
 __all__ = ["connection_kwargs", "stop_consumer"]
-
-_log = structlog.get_logger("agentflux.kafka")
 
 
 def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
@@ -61,12 +59,4 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise  # this task is being cancelled: not aiokafka's stray cancellation
-        _log.warning("consumer stop cut short inside aiokafka, closing its connections")
-        # The fetch tasks left running would reconnect after the client closed.
-        pending: set[asyncio.Task[Any]] = getattr(
-            getattr(consumer, "_fetcher", None), "_pending_tasks", set()
-        )
-        for fetch in pending:
-            fetch.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        await consumer._client.close()  # noqa: SLF001  # what stop() did not reach
+        await close_cut_short(consumer)
