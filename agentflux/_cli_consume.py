@@ -7,11 +7,13 @@ import json
 from datetime import datetime  # noqa: TC003  # typer reads the annotation at run time
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
+import structlog
 import typer
 from prometheus_client import generate_latest
 from rich.console import Console
 from rich.table import Table
 
+from agentflux._accelerations import accelerations_line
 from agentflux.consumers import (
     get_audit_log,
     get_context,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "serve_http"]
 
+_log = structlog.get_logger("agentflux.service")
 _console = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
@@ -90,6 +93,9 @@ def consume(  # one typer option per setting
     """Run a shipped consumer group as a long-lived service until SIGTERM/SIGINT."""
     if group not in SHIPPED_GROUPS:
         raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="GROUP")
+
+    # The same line at every service's start: which accelerations run, and why any is off.
+    _log.info(accelerations_line(), group=group)
 
     async def _run() -> None:
         async with _store(store) as opened:

@@ -15,11 +15,13 @@ from agentflux import (
     _cli_demo,
     _cli_dlq,
     _cli_docs,
+    _cli_doctor,
     _cli_offsets,
     _cli_rebuild,
     _cli_simulate,
     _cli_tail,
 )
+from agentflux._accelerations import missing_extensions
 
 __all__ = ["app", "main"]
 
@@ -34,6 +36,13 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Run the platform, manage its contract, and inspect its topics and groups."""
+    if missing := missing_extensions():
+        # Never a silent slow path: an install without a C compiler works, and says so.
+        typer.echo(
+            f"note: {', '.join(missing)} not built (no C compiler at install?): the slower "
+            "pure-Python paths are in use; `agentflux doctor` tells more",
+            err=True,
+        )
 
 
 _cli_cluster.register(app)
@@ -42,6 +51,7 @@ _cli_contract.register(app)
 _cli_demo.register(app)
 _cli_dlq.register(app)
 _cli_docs.register(app)
+_cli_doctor.register(app)
 _cli_offsets.register(app)
 _cli_rebuild.register(app)
 _cli_simulate.register(app)

@@ -34,7 +34,7 @@ from agentflux._accelerate import ACCELERATE_ENV, accelerations_wanted
 __all__ = ["TESTED_AIOKAFKA", "GateState", "gate", "tested_range"]
 
 # [lowest, first untested): the versions the adapters were tested with (keep pyproject's pin equal).
-TESTED_AIOKAFKA: Final = ((0, 13), (0, 15))
+TESTED_AIOKAFKA: Final = ((0, 14), (0, 15))
 
 _log = structlog.get_logger("agentflux.kafka")
 
