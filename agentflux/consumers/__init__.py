@@ -18,7 +18,8 @@ from agentflux.consumers._metrics import (
 )
 from agentflux.consumers._ports import Store, Transaction, View
 from agentflux.consumers._records import Position
-from agentflux.consumers._runner import GroupRunner, RunnerMetrics
+from agentflux.consumers._runner import GroupRunner
+from agentflux.consumers._runner_metrics import RunnerMetrics
 from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [

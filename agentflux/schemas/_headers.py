@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from agentflux._accelerate import accelerations_wanted
 from agentflux.schemas._compiled import utc_text, uuid_bytes
 
 _native: types.ModuleType | None
@@ -93,10 +94,15 @@ else:
 # The current OpenTelemetry context, read straight from its context variable when the runtime
 # context is the default (contextvars) one: otel_context.get_current() is two Python calls per
 # published event around that one read. Another runtime context: the public function.
-_current_otel_context: Callable[[], object] = getattr(
-    getattr(otel_context._RUNTIME_CONTEXT, "_current_context", None),  # noqa: SLF001
-    "get",
-    otel_context.get_current,
+# AGENTFLUX_ACCELERATE=0: the public function only.
+_current_otel_context: Callable[[], object] = (
+    getattr(
+        getattr(otel_context._RUNTIME_CONTEXT, "_current_context", None),  # noqa: SLF001
+        "get",
+        otel_context.get_current,
+    )
+    if accelerations_wanted()
+    else otel_context.get_current
 )
 
 

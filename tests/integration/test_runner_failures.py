@@ -251,7 +251,7 @@ async def test_a_runner_failing_to_start_closes_what_it_opened(
     )
     with pytest.raises(ValueError, match="max_poll_records"):
         await runner.run()
-    assert runner._dlq._closed
+    assert runner._dead_letters._producer._closed
     assert runner.codec.registry._http.is_closed
 
 
