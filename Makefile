@@ -6,10 +6,10 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format typecheck test test-fast test-public-path doctor test-broker demo up up3 down status bench bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,19 @@ typecheck: ## mypy --strict with the pydantic plugin
 test: install ## Run every test, broker, registry and database ones included
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+test-public-path: ## The broker contract suites with every acceleration off (aiokafka's public API only)
+	AGENTFLUX_ACCELERATE=0 $(BIN)/pytest tests/transports tests/stores \
+		tests/integration/test_runner_failures.py tests/integration/test_durability.py \
+		"tests/unit/test_gate.py::test_accelerations_follow_the_switch" $(PYTEST_ARGS)
+
 test-fast: ## Only the tests that need no broker, registry or database
 	$(BIN)/pytest -m "not broker and not cluster3 and not postgres" $(PYTEST_ARGS)
 
 demo: install ## Run the platform end to end on the local cluster, print a summary, stop everything
 	$(BIN)/agentflux demo
+
+doctor: ## Versions, the cluster it would talk to, and which accelerations are on (and why not)
+	$(BIN)/agentflux doctor
 
 up: ## Start a 1-node local Kafka and the registry
 	$(BIN)/agentflux up

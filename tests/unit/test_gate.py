@@ -15,6 +15,7 @@ from aiokafka.consumer import consumer as aiokafka_consumer
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from agentflux._accelerate import accelerations_wanted
 from agentflux._accelerations import accelerations
 from agentflux.consumers._reader import install_record_reader
 from agentflux.kafka import _gate
@@ -150,15 +151,22 @@ async def test_with_the_gate_closed_the_publisher_fills_aiokafkas_own_batches() 
     assert await _clients.delete_group_on(None, 1, "g") is None  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(not accelerations_wanted(), reason="AGENTFLUX_ACCELERATE=0 closes the gate")
 def test_with_the_gate_open_the_publisher_writes_its_batches_in_c() -> None:
     """Open (here: aiokafka in range, extensions built): the C-written batch."""
     batch, _append = batch_factory(_Producer(), ("a",), 1_000_000, None)()  # type: ignore[arg-type]
     assert isinstance(batch, EventBatch)
 
 
-def test_every_acceleration_is_on_here() -> None:
-    """On this machine (compiler, tested aiokafka) every acceleration is active."""
-    assert [a.name for a in accelerations() if not a.active] == []
+def test_accelerations_follow_the_switch() -> None:
+    """Here (compiler, tested aiokafka) all are on, or all off with AGENTFLUX_ACCELERATE=0."""
+    found = accelerations()
+    assert len(found) == 6
+    if accelerations_wanted():
+        assert [a.name for a in found if not a.active] == []
+    else:
+        assert [a.name for a in found if a.active] == []
+        assert all("AGENTFLUX_ACCELERATE=0" in a.reason for a in found)
 
 
 def _doctor(**env: str) -> str:
@@ -180,7 +188,7 @@ def _acceleration_rows(output: str) -> list[list[str]]:
 
 def test_doctor_shows_every_acceleration_on() -> None:
     """`agentflux doctor` lists the six accelerations, all on, and the versions."""
-    output = _doctor()
+    output = _doctor(AGENTFLUX_ACCELERATE="1")
     rows = _acceleration_rows(output)
     assert len(rows) == 6
     assert {row[0] for row in rows} == {"on"}
