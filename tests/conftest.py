@@ -121,11 +121,18 @@ def _launched_cluster(nodes: int) -> Iterator[Cluster]:
 
 
 _CLUSTER_CHOICE = pytest.StashKey[ClusterChoice]()
+_CLUSTER_LINE = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Read AGENTFLUX_TEST_CLUSTER once, before any test: a wrong value stops the session here."""
-    config.stash[_CLUSTER_CHOICE] = choose_cluster(os.environ)
+    choice = config.stash[_CLUSTER_CHOICE] = choose_cluster(os.environ)
+    config.stash[_CLUSTER_LINE] = describe_choice(choice, os.environ)
+    if choice != "external":
+        # Servers left in the shell for the command line must not reach a test, or a child
+        # process it starts, through settings read from the environment.
+        for name in ("AGENTFLUX_BOOTSTRAP_SERVERS", "AGENTFLUX_REGISTRY_URL"):
+            os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")
@@ -298,7 +305,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say where the broker tests' cluster comes from, and why."""
-    return [f"agentflux cluster: {describe_choice(config.stash[_CLUSTER_CHOICE], os.environ)}"]
+    return [f"agentflux cluster: {config.stash[_CLUSTER_LINE]}"]
 
 
 def _postgres_bin() -> Path:

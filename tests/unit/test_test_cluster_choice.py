@@ -172,3 +172,25 @@ def test_the_registry_container_reaches_the_broker_inside_the_network() -> None:
     assert env["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == "kafka:19092"
     assert env["QUARKUS_HTTP_HOST"] == "0.0.0.0"  # noqa: S104
     assert env["QUARKUS_HTTP_PORT"] == "8080"
+
+
+def test_servers_in_the_shell_do_not_reach_the_tests() -> None:
+    """Unless external is asked for, the session runs without AGENTFLUX_BOOTSTRAP_SERVERS/REGISTRY_URL."""
+    if os.environ.get("AGENTFLUX_TEST_CLUSTER") != "external":
+        assert not {"AGENTFLUX_BOOTSTRAP_SERVERS", "AGENTFLUX_REGISTRY_URL"} & os.environ.keys()
+
+
+def test_a_session_with_servers_in_the_shell_removes_them() -> None:
+    """A pytest run started with both servers set but nothing asked runs its tests without them."""
+    this_test = f"{Path(__file__).relative_to(_TESTS.parent)}::test_servers_in_the_shell_do_not_reach_the_tests"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", this_test],
+        env={**os.environ, **_SERVERS, "AGENTFLUX_TEST_CLUSTER": ""},
+        cwd=_TESTS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
