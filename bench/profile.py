@@ -19,14 +19,10 @@ from pyinstrument import Profiler
 
 from agentflux.kafka import run_event_loop
 from agentflux.producers import EventPublisher
+from bench._cluster import local_or_given_cluster, make_topics
+from bench._consume import noop_runner
+from bench._events import EVENTS_SEED, generated_events
 from bench._measure import settle_heap
-from bench.run import (
-    EVENTS_SEED,
-    generated_events,
-    local_or_given_cluster,
-    make_topics,
-    noop_runner,
-)
 
 if TYPE_CHECKING:
     from agentflux.kafka import AgentfluxSettings
