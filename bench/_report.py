@@ -50,6 +50,13 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
     ]
 
 
+def _accelerations_line(found: dict[str, bool]) -> str:
+    off = [name for name, active in found.items() if not active]
+    if not off:
+        return "Accelerations: all on (`agentflux doctor`)."
+    return f"Accelerations off: {', '.join(off)} (`AGENTFLUX_ACCELERATE=0`: aiokafka's public API)."
+
+
 def run_markdown(report: dict[str, Any]) -> str:
     """``bench.run``'s report as its markdown table, the machine's lines first."""
     pub, con, reb = report["publish"], report["consume"], report["rebuild"]
@@ -58,6 +65,8 @@ def run_markdown(report: dict[str, Any]) -> str:
         f"# agentflux benchmarks ({report['mode']})",
         "",
         *machine_lines(report["machine"]),
+        _accelerations_line(report.get("accelerations", {})),
+        "",
         "Command: `make bench` (or `make bench-quick`). Same broker, same run, platform vs raw aiokafka;",
         "throughput figures: one round of each side."
         if report["rounds"] == 1

@@ -1,7 +1,8 @@
 """agentflux against raw aiokafka, side by side on the same broker: ``python -m bench.run [--quick]``.
 
 Writes ``bench/results/latest.json`` and ``bench/results/latest.md`` (figures and ratios);
-``--quick`` writes ``quick.json`` and ``quick.md`` beside them instead.
+``--quick`` writes ``quick.json`` and ``quick.md`` beside them instead. With every acceleration
+off (``AGENTFLUX_ACCELERATE=0``: aiokafka's public API only) the names end in ``-public-path``.
 Uses the cluster named by ``AGENTFLUX_BOOTSTRAP_SERVERS``/``AGENTFLUX_REGISTRY_URL`` or starts a
 local one for the run.
 """
@@ -14,6 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agentflux._accelerate import accelerations_wanted
+from agentflux._accelerations import accelerations
 from agentflux.kafka import run_event_loop
 from bench._cluster import local_or_given_cluster, make_topics
 from bench._consume import bench_consume, bench_rebuild
@@ -38,6 +41,7 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         events = generated_events(count, seed=EVENTS_SEED)
         report: dict[str, Any] = {
             "machine": await machine_report(),
+            "accelerations": {found.name: found.active for found in accelerations()},
             "mode": "quick" if quick else "full",
             "rounds": rounds,
             "publish": await bench_publish(settings, events, rounds),
@@ -72,8 +76,11 @@ def cli() -> None:
     )
     args = parser.parse_args()
     report = run_event_loop(main(args.quick))
-    # A quick run never replaces the full figures.
-    write_report("quick" if args.quick else "latest", report, run_markdown(report))
+    # A quick run never replaces the full figures, nor a run on the public path the accelerated.
+    name = "quick" if args.quick else "latest"
+    if not accelerations_wanted():
+        name += "-public-path"
+    write_report(name, report, run_markdown(report))
 
 
 if __name__ == "__main__":
