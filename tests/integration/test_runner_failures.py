@@ -218,9 +218,9 @@ async def test_consumer_killed_mid_batch_ends_with_the_same_view(
     killed_at = await _applied(store_path, group_id)
     assert 0 < killed_at <= total // 2  # committed work survived; the hung batch did not
 
-    second = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    output = tmp_path / "service.log"
+    with output.open("wb") as sink:
+        second = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         async with asyncio.timeout(180):
             while await _applied(store_path, group_id) < total:
@@ -229,6 +229,8 @@ async def test_consumer_killed_mid_batch_ends_with_the_same_view(
         assert second.wait(timeout=60) == 0  # a clean shutdown on SIGTERM
     finally:
         second.kill()
+    # Every service says at start which accelerations it runs with (and why any is off).
+    assert "accelerations" in output.read_text()
 
     async with SqliteStore(store_path) as live, SqliteStore(tmp_path / "reference.db") as reference:
         await apply_directly(group, reference, events)
