@@ -31,7 +31,7 @@ def _number(value: Any) -> str:
 
 def _row(figure: str, platform: Any, raw: Any, ratio: Any = None) -> str:
     cells = [_number(v) if isinstance(v, int | float) else (v or "") for v in (platform, raw)]
-    ratio_cell = f"**{ratio:.2f}×**" if isinstance(ratio, int | float) else ""
+    ratio_cell = f"**{ratio:.2f}&times;**" if isinstance(ratio, int | float) else ""
     return f"| {figure} | {cells[0]} | {cells[1]} | {ratio_cell} |"
 
 

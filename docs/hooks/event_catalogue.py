@@ -33,15 +33,13 @@ def avro_type(schema: Any) -> str:
     kind = schema["type"]
     if "logicalType" in schema:
         return f"{avro_type(kind)} ({schema['logicalType']})"
-    if kind == "enum":
-        return f"enum {schema['name']} {{{', '.join(schema['symbols'])}}}"
-    if kind == "array":
-        return f"array<{avro_type(schema['items'])}>"
-    if kind == "map":
-        return f"map<string, {avro_type(schema['values'])}>"
-    if kind == "record":
-        return f"record {schema['name']}"
-    return avro_type(kind)
+    named = {
+        "enum": lambda: f"enum {schema['name']} {{{', '.join(schema['symbols'])}}}",
+        "array": lambda: f"array<{avro_type(schema['items'])}>",
+        "map": lambda: f"map<string, {avro_type(schema['values'])}>",
+        "record": lambda: f"record {schema['name']}",
+    }
+    return named[kind]() if kind in named else avro_type(kind)
 
 
 def _cell(text: str) -> str:
@@ -88,8 +86,7 @@ def _full_name(schema: dict[str, Any]) -> str:
 def _fields_table(fields: list[dict[str, Any]]) -> list[str]:
     lines = ["| field | type | default | doc |", "|---|---|---|---|"]
     lines.extend(
-        f"| `{f['name']}` | `{avro_type(f['type'])}` | {_default(f)} "
-        f"| {_cell(f.get('doc', ''))} |"
+        f"| `{f['name']}` | `{avro_type(f['type'])}` | {_default(f)} | {_cell(f.get('doc', ''))} |"
         for f in fields
     )
     return lines
@@ -105,12 +102,16 @@ def render_catalogue(contract: Path) -> str:
     out = [
         "# Event catalogue",
         "",
-        "Generated from `schemas/avro/**/*.avsc` and `schemas/topics.yaml` each time the site "
-        "is built; edit those files, not this page.",
+        (
+            "Generated from `schemas/avro/**/*.avsc` and `schemas/topics.yaml` each time the "
+            "site is built; edit those files, not this page."
+        ),
         "",
-        "Every event type is an Avro record on its category's topic, keyed by session id. "
-        "Its registry subject is `<topic>-<record full name>` (the topic-record name "
-        "strategy). Each record starts with the envelope fields, then its own.",
+        (
+            "Every event type is an Avro record on its category's topic, keyed by session id. "
+            "Its registry subject is `<topic>-<record full name>` (the topic-record name "
+            "strategy). Each record starts with the envelope fields, then its own."
+        ),
         "",
         "## The envelope",
         "",
@@ -125,9 +126,11 @@ def render_catalogue(contract: Path) -> str:
             "",
             topic.get("description", ""),
             "",
-            f"Partitions {topic['partitions']}, replication {topic['replication_factor']}, "
-            f"retention {_retention(int(topic['retention_ms']))}, "
-            f"compatibility `{topic['compatibility']}`, owner `{topic.get('owner', '')}`.",
+            (
+                f"Partitions {topic['partitions']}, replication {topic['replication_factor']}, "
+                f"retention {_retention(int(topic['retention_ms']))}, "
+                f"compatibility `{topic['compatibility']}`, owner `{topic.get('owner', '')}`."
+            ),
             "",
         ]
         for path in sorted((avro_root / category).glob("*.avsc")):

@@ -133,7 +133,7 @@ async def run_example(example: Example) -> dict[str, Any]:
             else None
         )
         try:
-            result = eval(code, namespace)  # noqa: S307  # running the docs' own code is the point
+            result = eval(code, namespace)  # running the docs' own code is the point
             if inspect.iscoroutine(result):
                 await result
         finally:

@@ -17,8 +17,8 @@ from agentflux.producers import EventBus, EventPublisher, ToolExecutionCompleted
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from conftest import Cluster
     from _docs_examples import Example
+    from conftest import Cluster
 
 EXAMPLES = all_examples()
 FAST = [e for e in EXAMPLES if not e.broker]
