@@ -12,6 +12,8 @@ on the site::
     <!-- test: broker -->                 needs the real cluster (marker ``broker``)
     <!-- test: broker, stops: runner -->  runs until ``runner.stop()``; the test calls it once
                                           the example's ``runner`` has handled a record
+    <!-- test: continues -->              runs after the page's previous example, in its
+                                          namespace (a page that builds something up in steps)
 
 Without a comment an example is fast: no broker, no registry (``InMemoryTransport``).
 """
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^`\s]*)(?P<rest>.*)$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*test:\s*(?P<words>.*?)\s*-->\s*$")
 PYTHON = {"python", "py", "python3"}
-KNOWN_WORDS = {"broker"}
+KNOWN_WORDS = {"broker", "continues"}
 KNOWN_SETTINGS = {"stops"}
 RUN_TIMEOUT_S = 120
 
@@ -48,6 +50,7 @@ class Example:
     source: str
     broker: bool
     stops: str | None
+    prelude: tuple[Example, ...] = ()  # run first, in the same namespace ("continues")
 
     @property
     def name(self) -> str:
@@ -60,23 +63,21 @@ def markdown_files() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _directive(lines: list[str], fence_index: int) -> tuple[bool, str | None]:
+def _directive(lines: list[str], fence_index: int) -> dict[str, str]:
+    """The test directive's words before a fence: {word: value or ""}."""
     before = fence_index - 1
     while before >= 0 and not lines[before].strip():
         before -= 1
     match = DIRECTIVE.match(lines[before]) if before >= 0 else None
     if match is None:
-        return False, None
-    broker, stops = False, None
+        return {}
+    words: dict[str, str] = {}
     for word in (w.strip() for w in match["words"].split(",")):
         key, _, value = (part.strip() for part in word.partition(":"))
-        if key in KNOWN_WORDS and not value:
-            broker = True
-        elif key in KNOWN_SETTINGS and value:
-            stops = value
-        else:
+        if not ((key in KNOWN_WORDS and not value) or (key in KNOWN_SETTINGS and value)):
             raise ExampleSyntaxError(f"unknown test directive {word!r}")
-    return broker, stops
+        words[key] = value
+    return words
 
 
 def examples_in(path: Path) -> list[Example]:
@@ -98,10 +99,16 @@ def examples_in(path: Path) -> list[Example]:
         if opening["info"] in PYTHON:
             if opening["rest"].strip():
                 raise ExampleSyntaxError(f"{path}:{index + 1}: options on a Python fence")
-            broker, stops = _directive(lines, index)
+            words = _directive(lines, index)
+            prelude: tuple[Example, ...] = ()
+            if "continues" in words:
+                if not found:
+                    raise ExampleSyntaxError(f"{path}:{index + 1}: continues no example")
+                prelude = (*found[-1].prelude, found[-1])
             indent = len(opening["indent"])
             source = "\n".join(line[indent:] for line in lines[index + 1 : end])
-            found.append(Example(path, index + 2, source, broker, stops))
+            broker = "broker" in words or any(e.broker for e in prelude)
+            found.append(Example(path, index + 2, source, broker, words.get("stops"), prelude))
         index = end + 1
     return found
 
@@ -120,12 +127,18 @@ async def _stop_when_handled(namespace: dict[str, Any], name: str) -> None:
 
 async def run_example(example: Example) -> dict[str, Any]:
     """Run one example to its end (top-level ``await`` allowed); return its globals."""
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    for step in (*example.prelude, example):
+        await _run_in(step, namespace)
+    return namespace
+
+
+async def _run_in(example: Example, namespace: dict[str, Any]) -> None:
     # Padded so that a traceback names the Markdown file's own line numbers.
     padded = "\n" * (example.first_line - 1) + example.source
     code = compile(
         padded, str(example.path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
     )
-    namespace: dict[str, Any] = {"__name__": "docs_example"}
     async with asyncio.timeout(RUN_TIMEOUT_S):
         stopper = (
             asyncio.create_task(_stop_when_handled(namespace, example.stops))
@@ -139,4 +152,3 @@ async def run_example(example: Example) -> dict[str, Any]:
         finally:
             if stopper is not None:
                 stopper.cancel()
-    return namespace
