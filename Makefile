@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck test test-fast test-public-path doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format typecheck docs docs-serve test test-fast test-public-path doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,12 @@ format: ## Apply ruff's fixes and formatting
 
 typecheck: ## mypy --strict with the pydantic plugin
 	$(BIN)/mypy
+
+docs: install ## The documentation site into build/site, strict: a warning or broken link fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install ## The documentation site with live reload at http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
 
 test: install ## Run every test, broker, registry and database ones included
 	$(BIN)/pytest $(PYTEST_ARGS)
