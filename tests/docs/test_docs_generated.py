@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from agentflux.cli import app
-from agentflux.schemas import EVENT_MODELS, AgentfluxSettings
+from agentflux.kafka import AgentfluxSettings
+from agentflux.schemas import EVENT_MODELS
 
 if TYPE_CHECKING:
     from types import ModuleType
