@@ -25,8 +25,7 @@ def run_event_loop(main: Coroutine[Any, Any, _T], settings: AgentfluxSettings | 
     ``AGENTFLUX_EVENT_LOOP``: ``auto`` (the default) runs on uvloop when it is installed and on
     asyncio's own loop otherwise; ``uvloop`` insists on it (:class:`EventLoopUnavailableError`
     if it is missing); ``asyncio`` never uses it. Each wake-up of uvloop's loop costs less CPU
-    than asyncio's (on the benchmark machine 2-3 µs against 4-7 in a busy loop, about a quarter
-    less after an idle), and at a fixed rate a publisher or consumer wakes at every event.
+    than asyncio's, and at a fixed rate a publisher or consumer wakes at every event.
     """
     choice = (settings or AgentfluxSettings()).event_loop
     if choice != "asyncio":

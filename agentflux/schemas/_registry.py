@@ -62,8 +62,8 @@ def canonical(schema: str | dict[str, Any]) -> str:
 def _shared_tls_context() -> ssl.SSLContext:
     """The TLS context httpx makes by default (CA bundle, SSL_CERT_FILE/DIR), once per process.
 
-    Each ``httpx.AsyncClient`` otherwise loads the CA bundle again: ~110 ms of CPU for every
-    runner, publisher or CLI command started, even against a plain-http registry.
+    Each ``httpx.AsyncClient`` otherwise loads the CA bundle again, a noticeable CPU cost for
+    every runner, publisher or CLI command started, even against a plain-http registry.
     """
     return httpx.create_ssl_context()
 

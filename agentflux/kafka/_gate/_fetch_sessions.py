@@ -3,9 +3,8 @@
 aiokafka fetches without a session: every request lists every assigned partition with its
 offset, and every response lists every one of them back, with data or not. The runner reads the
 six category topics of six partitions each, so each fetch encoded and decoded 36 partitions in
-Python (~0.2 ms to encode the request, ~0.25 ms to decode its response, measured with aiokafka's
-FetchRequest/FetchResponse v11); at 1k events/s a consumer fetches about once per event, so
-that was most of its CPU, and the machine's load is what sets the latency tail.
+Python; at a steady low rate a consumer fetches about once per event, so that was most of its
+CPU, and the machine's load is what sets the latency tail.
 
 Kafka's Java consumer has used fetch sessions since Kafka 2.1. The broker keeps the session's
 partitions and their offsets; a request carries only the partitions whose offset changed, plus
@@ -56,7 +55,7 @@ _CLOSE_TIMEOUT_S = 1.0  # closing is a courtesy: the broker evicts idle sessions
 _NO_ERROR = 0
 
 # (topic, partition): a plain tuple, equal to aiokafka's TopicPartition and several times
-# cheaper to make (every assigned partition is keyed on every fetch: ~28 -> ~8 µs for 36).
+# cheaper to make (every assigned partition is keyed on every fetch).
 Partition = tuple[str, int]
 # (fetch offset, max bytes) of one partition: what the broker keeps for it in a session.
 PartitionFetch = tuple[int, int]

@@ -3,9 +3,9 @@
 aiokafka compresses every LZ4 batch with LZ4-HC at level 9, taking KIP-390's "default level 9"
 for a level of the HC compressor. Kafka's Java producer reads the same default differently: its
 ``KafkaLZ4BlockOutputStream`` uses LZ4's *fast* compressor at the default level and LZ4-HC only
-when a level is set explicitly. On the benchmark machine HC cost about 7 µs of CPU per published
-event (a fifth of the publisher's whole cost) against about 1 µs for the fast compressor, for
-batches about 17 % smaller; whoever wants density over speed is better served by zstd.
+when a level is set explicitly. HC costs several times the fast compressor's CPU per published
+event (a large share of the publisher's whole cost) for batches only somewhat smaller; whoever
+wants density over speed is better served by zstd.
 
 aiokafka offers no compression level, so :func:`install_fast_lz4` replaces the LZ4 encoder its
 record batch builders (the C one and the pure-Python one) call. The frames are the ones Kafka
