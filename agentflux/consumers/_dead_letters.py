@@ -49,7 +49,7 @@ class DeadLetters:
     """Sends a group's failed records to its dead-letter topic, acks=all and idempotent."""
 
     def __init__(self, settings: AgentfluxSettings, group_id: str, topic: str) -> None:
-        """Nothing connects until :meth:`start`."""
+        """Nothing connects until ``start``."""
         self.group_id = group_id
         self.topic = topic
         self._producer = AIOKafkaProducer(

@@ -3,7 +3,7 @@
 A group's dead-letter topic is read by a companion consumer group, ``<group>.redrive``, whose
 committed offsets mark what was already re-driven: records before them are done, records after
 them are pending. Re-driving applies a record through the group's own views and handlers, guarded
-by event id in the group's store (:meth:`Transaction.mark_redriven`), so running it twice, or
+by event id in the group's store (``mark_redriven``), so running it twice, or
 crashing half-way, never applies an effect twice.
 """
 

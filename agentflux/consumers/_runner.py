@@ -83,7 +83,7 @@ class GroupRunner:
         dlq_topic: str | None = None,
         commit_interval_s: float = 0.1,
     ) -> None:
-        """Configure the group; nothing connects until :meth:`run`.
+        """Configure the group; nothing connects until ``run``.
 
         Handled offsets are committed in the background at most every ``commit_interval_s``
         (and at once on revocation and stop): a commit per small batch costs the broker enough
@@ -153,7 +153,7 @@ class GroupRunner:
         _log.info("partitions revoked", group=self.group_id, partitions=by_topic(revoked))
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
-        """Consume until :meth:`stop` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
+        """Consume until ``stop`` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
         log = _log.bind(group=self.group_id, topics=self.topics)
         # Whatever was opened is closed, last first, even when a start or a stop fails (a client
         # left open keeps its broker connections for the life of the process).
@@ -245,7 +245,7 @@ class GroupRunner:
         """Decode, waiting out an unreachable registry with backoff until it answers.
 
         The record is not at fault, so it is neither dead-lettered nor skipped, and its
-        partition does not move past it. Raises :class:`_BatchLeft` if the runner is stopped or
+        partition does not move past it. Raises ``_BatchLeft`` if the runner is stopped or
         its partitions are revoked meanwhile; other registry errors (a refused request) are
         raised as they are.
         """
@@ -503,7 +503,7 @@ class GroupRunner:
     ) -> Literal["redriven", "already redriven", "skipped"]:
         """Apply one dead-lettered record once more, at most once per event id (with a store).
 
-        Raises :class:`~schemas.CodecError` for bytes that still cannot be decoded, and whatever
+        Raises ``CodecError`` for bytes that still cannot be decoded, and whatever
         the handler raises if the cause is not fixed yet; either way nothing is applied.
         """
         event = await self.codec.decode(value)
@@ -522,7 +522,7 @@ class GroupRunner:
         return "redriven"
 
     async def close_codec(self) -> None:
-        """Close the registry client the runner made for itself (after :meth:`redrive` use)."""
+        """Close the registry client the runner made for itself (after ``redrive`` use)."""
         if self._own_codec:
             await self.codec.registry.aclose()
 

@@ -20,10 +20,10 @@ class EventLoopUnavailableError(RuntimeError):
 
 
 def run_event_loop(main: Coroutine[Any, Any, _T], settings: AgentfluxSettings | None = None) -> _T:
-    """Run ``main`` to completion, as :func:`asyncio.run` does, on the configured event loop.
+    """Run ``main`` to completion, as ``run`` does, on the configured event loop.
 
     ``AGENTFLUX_EVENT_LOOP``: ``auto`` (the default) runs on uvloop when it is installed and on
-    asyncio's own loop otherwise; ``uvloop`` insists on it (:class:`EventLoopUnavailableError`
+    asyncio's own loop otherwise; ``uvloop`` insists on it (``EventLoopUnavailableError``
     if it is missing); ``asyncio`` never uses it. Each wake-up of uvloop's loop costs less CPU
     than asyncio's, and at a fixed rate a publisher or consumer wakes at every event.
     """

@@ -2,7 +2,7 @@
 
 aiokafka's ``send()`` costs several times more CPU per record than appending to a batch
 builder (futures, metadata checks and the accumulator for every record). The publisher appends
-to aiokafka's own :class:`BatchBuilder` instead and hands lingered (or full) batches to
+to aiokafka's own ``BatchBuilder`` instead and hands lingered (or full) batches to
 ``send_batch``: same wire format, same idempotent producer, and a partition's batches are
 submitted in the order they were started.
 
@@ -65,7 +65,7 @@ _memoized_murmur2 = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(_python_murmur2
 
 
 def _python_key_partition(key: bytes, partitions: list[int]) -> int:
-    """:func:`key_partition` without the C extension."""
+    """``key_partition`` without the C extension."""
     hashed: int = _memoized_murmur2(key)
     return partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
 
@@ -183,7 +183,7 @@ class Batcher:
         ``on_unreported_failure`` hears of records without a result of their own that failed
         (topic-partition, how many, why): no future carries their error.
 
-        Every record carries ``header_names`` (its values given to :meth:`append`); batches
+        Every record carries ``header_names`` (its values given to ``append``); batches
         hold up to ``batch_size`` bytes before ``compression_type`` (the producer's settings).
         """
         self._producer = producer
@@ -201,7 +201,7 @@ class Batcher:
         producer.client.cluster.add_listener(self._metadata_updated)
 
     def known_partition(self, topic: str, key: bytes) -> int | None:
-        """The partition of ``key`` (:func:`key_partition`) in a known topic; None: a new one."""
+        """The partition of ``key`` (``key_partition``) in a known topic; None: a new one."""
         partitions = self._partitions.get(topic)
         if partitions is None:
             return None

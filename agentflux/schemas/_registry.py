@@ -72,7 +72,7 @@ class RegistryClient:
     """Registers and looks up Avro schemas, caching by id and by (subject, schema).
 
     Connection errors and 5xx answers are retried with exponential backoff a bounded number
-    of times, then raise :class:`RegistryUnavailableError`; 4xx answers raise at once.
+    of times, then raise ``RegistryUnavailableError``; 4xx answers raise at once.
     """
 
     def __init__(
@@ -276,7 +276,7 @@ class RegistryClient:
     # -- compatibility -------------------------------------------------------------------------
 
     async def set_compatibility(self, subject: str, level: str) -> None:
-        """Set the subject's compatibility level (one of :data:`COMPATIBILITY_LEVELS`)."""
+        """Set the subject's compatibility level (one of ``COMPATIBILITY_LEVELS``)."""
         if level not in COMPATIBILITY_LEVELS:
             raise ValueError(f"unknown compatibility level {level!r}")
         await self._request("PUT", f"/config/{subject}", {"compatibility": level})

@@ -14,7 +14,7 @@ higher CPU cost:
   consumer whose stop aiokafka cut short.
 
 Each is checked against aiokafka's own code by a test, on the aiokafka versions in
-:data:`TESTED_AIOKAFKA`, the range ``pyproject.toml`` pins. With another version installed (the
+``TESTED_AIOKAFKA``, the range ``pyproject.toml`` pins. With another version installed (the
 pin overridden), or with ``AGENTFLUX_ACCELERATE=0``, the gate is closed: every adapter takes
 its public-API path, and one warning says why.
 """

@@ -2,7 +2,7 @@
 
 The publisher hands aiokafka batches it builds itself (``send_batch``, see ``_batching``).
 aiokafka's ``BatchBuilder`` takes every record's headers as a list of (str, bytes) tuples; an
-event's eleven header names never change, so :class:`EventBatch` writes records with a
+event's eleven header names never change, so ``EventBatch`` writes records with a
 ``RecordWriter`` (``agentflux/producers/_records.c``) that knows the names and takes only the
 values, and frames the batch here, once per batch: the v2 header (KIP-98), compression,
 CRC-32C. The bytes are the ones aiokafka's builder writes for the same records
@@ -10,7 +10,7 @@ CRC-32C. The bytes are the ones aiokafka's builder writes for the same records
 
 aiokafka's producer reads a batch through the methods it calls on its own builder
 (``_set_producer_state``, ``_build``, ``size``, ``record_count``, ``closed``, ``close``);
-:class:`EventBatch` provides them. Its ``append`` (aiokafka's, used by ``send()``) refuses every
+``EventBatch`` provides them. Its ``append`` (aiokafka's, used by ``send()``) refuses every
 record, so a ``send()`` on the same producer starts a batch of aiokafka's own, never joins this
 one. Subclassing ``BatchBuilder`` without calling its ``__init__`` is a reach into aiokafka's
 internals, hence here, behind the gate; without the C writer or with the gate closed the

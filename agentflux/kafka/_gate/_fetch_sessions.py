@@ -12,9 +12,9 @@ those to forget; a response carries only the partitions with records, a moved hi
 log start or last stable offset, or an error. The broker still reads every partition of the
 session at its offset, so records not taken (a response dropped on a rebalance) come again.
 
-:func:`install_fetch_sessions` gives consumers marked with ``lazy_headers`` (the
-runner's) a fetcher that keeps one :class:`FetchSession` per broker and sends its requests as
-:class:`SessionFetchRequest`; its ``topics`` stay the whole request, which is what aiokafka's
+``install_fetch_sessions`` gives consumers marked with ``lazy_headers`` (the
+runner's) a fetcher that keeps one ``FetchSession`` per broker and sends its requests as
+``SessionFetchRequest``; its ``topics`` stay the whole request, which is what aiokafka's
 response handling reads offsets from, while the bytes sent are the session's difference. A
 session error from the broker (session unknown or evicted, wrong epoch), a failed or cancelled
 request and a broker speaking Fetch older than v7 all fall back to a full fetch, which starts
@@ -122,10 +122,10 @@ class FetchSession:
 
 
 class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is untyped
-    """aiokafka's fetch request, sent as the difference from its broker's :class:`FetchSession`.
+    """aiokafka's fetch request, sent as the difference from its broker's ``FetchSession``.
 
     ``topics`` is the whole request (aiokafka's response handling reads each partition's fetch
-    offset from it); what :meth:`build` encodes is the session's difference, on Fetch v7+.
+    offset from it); what ``build`` encodes is the session's difference, on Fetch v7+.
     """
 
     def __init__(self, request: FetchRequest, session: FetchSession) -> None:
@@ -285,7 +285,7 @@ def unavailable() -> str | None:
 
 
 def install_fetch_sessions() -> bool:
-    """Give consumers marked with :func:`lazy_headers` fetch sessions (process-wide).
+    """Give consumers marked with ``lazy_headers`` fetch sessions (process-wide).
 
     Idempotent. Returns False, and leaves aiokafka as it is, with the gate closed or when its
     consumer no longer makes its fetcher from the name this replaces (then with a warning).

@@ -6,10 +6,10 @@ reads. Profiled, that was a large share of a consumer's CPU, more than decoding 
 C reader in ``agentflux/consumers/_batches.c`` builds one small ``Record`` per record instead
 (the attributes of a ``ConsumerRecord``; its headers are read from the batch when first asked).
 
-aiokafka has no hook for it, so :func:`install_lazy_headers` swaps two names in its fetcher
+aiokafka has no hook for it, so ``install_lazy_headers`` swaps two names in its fetcher
 module, process-wide, for drop-in subclasses: ``MemoryRecords`` (which also keeps the fetched
 bytes) and ``PartitionRecords`` (which reads them in C). Only a consumer whose
-``key_deserializer`` is :func:`lazy_headers` gets the new records; every other consumer in the
+``key_deserializer`` is ``lazy_headers`` gets the new records; every other consumer in the
 process gets aiokafka's own, made by aiokafka's own code. Transactional reads
 (``isolation_level="read_committed"``) and message formats before v2 also take aiokafka's path.
 The batch checks are aiokafka's: the CRC (when ``check_crcs``), each record's length, the
@@ -65,7 +65,7 @@ _READ_UNCOMMITTED = 0  # aiokafka's isolation level constant
 def lazy_headers(key: bytes | None) -> bytes | None:
     """Pass as an ``AIOKafkaConsumer``'s ``key_deserializer`` to get records with lazy headers.
 
-    It returns the key unchanged, so without :func:`install_lazy_headers` (or without the C
+    It returns the key unchanged, so without ``install_lazy_headers`` (or without the C
     extension) the consumer gets aiokafka's usual records.
     """
     return key
@@ -198,7 +198,7 @@ def unavailable() -> str | None:
 
 
 def install_lazy_headers(read_records: ReadRecords | None) -> bool:
-    """Let consumers marked with :func:`lazy_headers` read records in C (process-wide).
+    """Let consumers marked with ``lazy_headers`` read records in C (process-wide).
 
     ``read_records`` is the C reader's function (None: not built). Idempotent. Returns False,
     and leaves aiokafka as it is, without the reader, with the gate closed, or when aiokafka's

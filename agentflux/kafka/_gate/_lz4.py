@@ -7,7 +7,7 @@ when a level is set explicitly. HC costs several times the fast compressor's CPU
 event (a large share of the publisher's whole cost) for batches only somewhat smaller; whoever
 wants density over speed is better served by zstd.
 
-aiokafka offers no compression level, so :func:`install_fast_lz4` replaces the LZ4 encoder its
+aiokafka offers no compression level, so ``install_fast_lz4`` replaces the LZ4 encoder its
 record batch builders (the C one and the pure-Python one) call. The frames are the ones Kafka
 writes (independent 64 KiB blocks, no content checksum); any Kafka client reads them. The
 replacement is process-wide: every aiokafka producer in the process then compresses LZ4 as the
