@@ -53,7 +53,7 @@ _DESCRIPTIONS: dict[ClusterChoice, str] = {
     "external": f"the servers named by {_BOOTSTRAP_ENV} and {_REGISTRY_ENV}",
 }
 # The one file that holds the platform's Kafka and Apicurio versions (the launcher reads it too).
-_POM = Path(__file__).resolve().parents[1] / "compose" / "pom.xml"
+_POM = Path(__file__).resolve().parents[1] / "agentflux" / "_local" / "pom.xml"
 # Inside the containers' network: the broker's name and its listener for the registry.
 _KAFKA_ALIAS = "kafka"
 _INTERNAL_PORT = 19092
@@ -114,7 +114,7 @@ def docker_answers(environ: Mapping[str, str]) -> bool:
 
 
 def docker_images(pom: Path = _POM) -> tuple[str, str]:
-    """The Kafka and Apicurio Registry images at the versions the launcher uses (``compose/pom.xml``)."""
+    """The Kafka and Apicurio Registry images at the versions the launcher uses (``agentflux/_local/pom.xml``)."""
     text = pom.read_text()
 
     def version(name: str) -> str:

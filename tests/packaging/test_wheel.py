@@ -155,14 +155,15 @@ def test_the_wheel_installs_nothing_but_agentflux_at_the_top_level(wheel: Path) 
 
 
 def test_the_wheel_holds_every_module_and_the_whole_contract(wheel: Path) -> None:
-    """Every ``.py`` under ``agentflux/``, every ``.avsc`` and ``topics.yaml`` are in the wheel.
+    """Every ``.py`` and ``pom.xml`` under ``agentflux/``, every ``.avsc`` and ``topics.yaml``.
 
     The wheel's package list is written by hand in pyproject.toml; a new subpackage or contract
     folder left out of it fails here rather than in a user's install.
     """
     expected = {
         path.relative_to(_REPO).as_posix()
-        for path in (_REPO / "agentflux").rglob("*.py")
+        for pattern in ("*.py", "pom.xml")
+        for path in (_REPO / "agentflux").rglob(pattern)
         if "__pycache__" not in path.parts
     }
     contract = _REPO / "schemas"

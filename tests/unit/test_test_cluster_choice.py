@@ -142,7 +142,7 @@ def test_choosing_imports_nothing_of_testcontainers_and_its_imports_do_not_warn(
 
 
 def test_the_docker_images_are_the_launchers_versions(tmp_path: Path) -> None:
-    """The containers run the Kafka and Apicurio versions of compose/pom.xml, the launcher's file."""
+    """The containers run the Kafka and Apicurio versions of agentflux/_local/pom.xml, the launcher's file."""
     pom = tmp_path / "pom.xml"
     pom.write_text(
         "<project><properties><kafka.version>9.8.7</kafka.version>"
