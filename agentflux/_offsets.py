@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
-from agentflux.kafka import connection_kwargs, stop_consumer
-from agentflux.kafka._gate._clients import delete_group_on, refresh_metadata
+from agentflux.kafka import connection_kwargs, stop_consumer, topic_partitions
+from agentflux.kafka._gate._clients import delete_group_on
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -171,25 +171,18 @@ async def _active_members(admin: AIOKafkaAdminClient, group: str) -> int:
 
 
 async def partitions_of(
+    settings: AgentfluxSettings,
     consumer: AIOKafkaConsumer,
     topics: Iterable[str],
 ) -> list[TopicPartition]:
+    """Every partition of ``topics``; ReplayTargetError names a topic the cluster lacks."""
     partitions: list[TopicPartition] = []
     for topic in topics:
-        ids = await _partitions_for(consumer, topic)
+        ids = await topic_partitions(settings, consumer, topic)
+        if not ids:
+            raise ReplayTargetError(f"topic {topic!r} does not exist on the cluster")
         partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
     return partitions
-
-
-async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    # The consumer's metadata cache may not know a topic yet; ask the cluster for it.
-    ids: set[int] | None = consumer.partitions_for_topic(topic)
-    if ids is None:
-        await refresh_metadata(consumer)
-        ids = consumer.partitions_for_topic(topic)
-    if not ids:
-        raise ReplayTargetError(f"topic {topic!r} does not exist on the cluster")
-    return ids
 
 
 async def _target_offsets(
@@ -238,7 +231,7 @@ async def plan_replay(
             raise ReplayTargetError(
                 f"group {group!r} has no committed offsets; name the topics with --topic",
             )
-        partitions = await partitions_of(consumer, chosen)
+        partitions = await partitions_of(settings, consumer, chosen)
         targets = await _target_offsets(consumer, partitions, target)
         moves = {tp: (committed.get(tp), offset) for tp, offset in sorted(targets.items())}
         return ReplayPlan(group=group, moves=moves)

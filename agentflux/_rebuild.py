@@ -119,7 +119,7 @@ async def rebuild_view(
     probe = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
     await probe.start()
     try:
-        partitions = await partitions_of(probe, spec.topics(settings))
+        partitions = await partitions_of(settings, probe, spec.topics(settings))
         begins = await probe.beginning_offsets(partitions)
         ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
     finally:
@@ -167,7 +167,7 @@ async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
     try:
         if topic not in await admin.list_topics():
             return 0
-        partitions = await partitions_of(probe, [topic])
+        partitions = await partitions_of(settings, probe, [topic])
         count = sum((await probe.end_offsets(partitions)).values())
         if not count:
             await admin.delete_topics([topic])

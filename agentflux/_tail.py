@@ -98,7 +98,7 @@ async def tail_events(  # noqa: PLR0913  # every filter is its own keyword
     consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await partitions_of(consumer, topics)
+        partitions = await partitions_of(settings, consumer, topics)
         consumer.assign(partitions)
         if start is None:
             await consumer.seek_to_end(*partitions)

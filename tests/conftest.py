@@ -178,7 +178,7 @@ async def read_to_end(
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        partitions = await partitions_of(consumer, topics)
+        partitions = await partitions_of(settings, consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

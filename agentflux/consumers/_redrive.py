@@ -18,8 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
-from agentflux.kafka import connection_kwargs, stop_consumer
-from agentflux.kafka._gate._clients import refresh_metadata
+from agentflux.kafka import connection_kwargs, stop_consumer, topic_partitions
 from agentflux.schemas import CodecError, header_map
 
 if TYPE_CHECKING:
@@ -112,10 +111,7 @@ async def read_dead_letters(
     )
     await consumer.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(dlq_topic) or set())
-        if not partitions:
-            await refresh_metadata(consumer)  # the topic may be new to this client
-            partitions = sorted(consumer.partitions_for_topic(dlq_topic) or set())
+        partitions = sorted(await topic_partitions(settings, consumer, dlq_topic))
         tps = [TopicPartition(dlq_topic, p) for p in partitions]
         if not tps:
             return []

@@ -7,7 +7,7 @@ aiokafka's private API, which make publishing and consuming cheaper, are all beh
 ``agentflux doctor`` reports which are active and why the others are not.
 """
 
-from agentflux.kafka._clients import connection_kwargs, stop_consumer
+from agentflux.kafka._clients import connection_kwargs, stop_consumer, topic_partitions
 from agentflux.kafka._loop import EventLoopUnavailableError, run_event_loop
 from agentflux.kafka._settings import AgentfluxSettings, EventLoop, PublishMode
 
@@ -19,4 +19,5 @@ __all__ = [
     "connection_kwargs",
     "run_event_loop",
     "stop_consumer",
+    "topic_partitions",
 ]

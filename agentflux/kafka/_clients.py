@@ -6,6 +6,8 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from agentflux.kafka._gate._clients import close_cut_short
 
 if TYPE_CHECKING:
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 
     from agentflux.kafka._settings import AgentfluxSettings
 
-__all__ = ["connection_kwargs", "stop_consumer"]
+__all__ = ["connection_kwargs", "stop_consumer", "topic_partitions"]
 
 
 def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
@@ -43,6 +45,31 @@ def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
             settings.sasl_password.get_secret_value() if settings.sasl_password else None
         )
     return kwargs
+
+
+async def topic_partitions(
+    settings: AgentfluxSettings, consumer: AIOKafkaConsumer, topic: str
+) -> set[int]:
+    """The partition ids of ``topic`` (empty: no such topic), from aiokafka's public API only.
+
+    The consumer's metadata knows every topic that existed when it started; a topic created
+    since is asked of the cluster (aiokafka has no public refresh of a consumer's metadata).
+    """
+    known: set[int] | None = consumer.partitions_for_topic(topic)
+    if known:
+        return set(known)
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {
+        partition["partition"]
+        for found in described
+        if found["topic"] == topic and not found["error_code"]
+        for partition in found["partitions"]
+    }
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

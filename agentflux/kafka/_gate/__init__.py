@@ -10,8 +10,8 @@ higher CPU cost:
 - ``_event_batch``: the publisher's record batches written in C (a ``BatchBuilder`` subclass).
 - ``_accumulator``: a handed-over batch keeps taking records until the producer's sender takes
   it (the accumulator's queued batches).
-- ``_clients``: a metadata refresh, one broker's metadata, deleting a group, and closing a
-  consumer whose stop aiokafka cut short.
+- ``_clients``: one broker's metadata, deleting a group, and closing a consumer whose stop
+  aiokafka cut short.
 
 Each is checked against aiokafka's own code by a test, on the aiokafka versions in
 ``TESTED_AIOKAFKA``, the range ``pyproject.toml`` pins. With another version installed (the

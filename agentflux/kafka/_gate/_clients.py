@@ -1,4 +1,4 @@
-"""aiokafka's clients where their public API stops short: metadata, groups, a stop cut short.
+"""aiokafka's clients where their public API stops short: one broker's metadata, groups, a stop.
 
 With the gate closed each of these takes the public path described on it.
 """
@@ -18,19 +18,9 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
-__all__ = ["close_cut_short", "delete_group_on", "metadata_from_broker", "refresh_metadata"]
+__all__ = ["close_cut_short", "delete_group_on", "metadata_from_broker"]
 
 _log = structlog.get_logger("agentflux.kafka")
-
-
-async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
-    """Ask the cluster for every topic now, e.g. one created after the consumer started.
-
-    aiokafka has no public refresh; with the gate closed the consumer keeps the metadata it
-    fetched at start (every topic that existed then).
-    """
-    if gate().open:
-        await consumer._client.force_metadata_update()  # noqa: SLF001  # see the docstring
 
 
 async def metadata_from_broker(
