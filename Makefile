@@ -6,10 +6,10 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck test test-fast test-broker demo up up3 down status bench bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format typecheck docs docs-serve test test-fast test-public-path doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +35,28 @@ format: ## Apply ruff's fixes and formatting
 typecheck: ## mypy --strict with the pydantic plugin
 	$(BIN)/mypy
 
+docs: install ## The documentation site into build/site, strict: a warning or broken link fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install ## The documentation site with live reload at http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 test: install ## Run every test, broker, registry and database ones included
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-public-path: ## The broker contract suites with every acceleration off (aiokafka's public API only)
+	AGENTFLUX_ACCELERATE=0 $(BIN)/pytest tests/transports tests/stores \
+		tests/integration/test_runner_failures.py tests/integration/test_durability.py \
+		"tests/unit/test_gate.py::test_accelerations_follow_the_switch" $(PYTEST_ARGS)
 
 test-fast: ## Only the tests that need no broker, registry or database
 	$(BIN)/pytest -m "not broker and not cluster3 and not postgres" $(PYTEST_ARGS)
 
 demo: install ## Run the platform end to end on the local cluster, print a summary, stop everything
 	$(BIN)/agentflux demo
+
+doctor: ## Versions, the cluster it would talk to, and which accelerations are on (and why not)
+	$(BIN)/agentflux doctor
 
 up: ## Start a 1-node local Kafka and the registry
 	$(BIN)/agentflux up
@@ -58,6 +72,9 @@ status: ## Show what the local launcher runs
 
 bench: install ## Benchmarks against raw aiokafka (~7 min), report under bench/results/
 	$(PY) -m bench.run
+
+bench-public-path: install ## The benchmarks with every acceleration off (aiokafka's public API only), beside the others
+	AGENTFLUX_ACCELERATE=0 $(PY) -m bench.run
 
 bench-quick: install ## The benchmarks, one round (~20 s against a running cluster, ~30 s starting a local one)
 	$(PY) -m bench.run --quick

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from agentflux._local import LocalCluster, fetch_artifacts
-from agentflux.schemas import AgentfluxSettings
+from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["register"]
 

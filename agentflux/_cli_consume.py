@@ -7,12 +7,14 @@ import json
 from datetime import datetime  # noqa: TC003  # typer reads the annotation at run time
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
+import structlog
 import typer
 from prometheus_client import generate_latest
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from agentflux._accelerations import accelerations_line
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._cli_stores import shown_url, view_store
 from agentflux.consumers import (
@@ -23,7 +25,8 @@ from agentflux.consumers import (
     verify_audit,
 )
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
-from agentflux.schemas import AgentfluxSettings, EventType, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
+from agentflux.schemas import EventType
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "serve_http"]
 
+_log = structlog.get_logger("agentflux.service")
 _console = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 _EVENT_TYPES = tuple(t.value for t in EventType)
@@ -89,6 +93,9 @@ def consume(  # one typer option per setting
     """Run a shipped consumer group as a long-lived service until SIGTERM/SIGINT."""
     if group not in SHIPPED_GROUPS:
         raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="GROUP")
+
+    # The same line at every service's start: which accelerations run, and why any is off.
+    _log.info(accelerations_line(), group=group)
 
     async def _run() -> None:
         async with view_store(store, group, read_only=False) as opened:

@@ -15,12 +15,8 @@ from rich.table import Table
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._schemas import check_schemas, register_schemas
 from agentflux._topics import apply_topics, describe_topics
-from agentflux.schemas import (
-    AgentfluxSettings,
-    RegistryClient,
-    load_topics,
-    run_event_loop,
-)
+from agentflux.kafka import AgentfluxSettings, run_event_loop
+from agentflux.schemas import RegistryClient, load_topics
 
 if TYPE_CHECKING:
     from agentflux.schemas import TopicsDeclaration

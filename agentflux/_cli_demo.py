@@ -10,7 +10,7 @@ from rich.console import Console
 
 from agentflux._cli_errors import RefusedError
 from agentflux._demo import run_demo
-from agentflux.schemas import AgentfluxSettings, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 

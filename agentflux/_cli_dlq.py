@@ -13,7 +13,8 @@ from agentflux._cli_errors import NotFoundError, RefusedError
 from agentflux._cli_stores import view_store
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
 from agentflux.consumers._redrive import DeadLetter, read_dead_letters, redrive
-from agentflux.schemas import AgentfluxSettings, dead_letter_topic, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
+from agentflux.schemas import dead_letter_topic
 
 __all__ = ["register"]
 

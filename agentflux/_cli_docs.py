@@ -11,7 +11,8 @@ import typer
 
 from agentflux._asyncapi import ChannelSource, ConsumerGroupSource, MessageSource, build_asyncapi
 from agentflux.consumers._groups import SHIPPED_GROUPS
-from agentflux.schemas import EVENT_MODELS, HEADER_DOCS, AgentfluxSettings, load_schema, load_topics
+from agentflux.kafka import AgentfluxSettings
+from agentflux.schemas import EVENT_MODELS, HEADER_DOCS, load_schema, load_topics
 
 __all__ = ["asyncapi_document", "register"]
 

@@ -42,14 +42,9 @@ from agentflux._offsets import (
 )
 from agentflux._rebuild import StoreNotFreshError, SwapError
 from agentflux._topics import PartitionDecreaseError
+from agentflux.kafka import AgentfluxSettings, EventLoopUnavailableError
 from agentflux.producers import PublishError
-from agentflux.schemas import (
-    AgentfluxSettings,
-    RegistryError,
-    RegistryUnavailableError,
-    SchemaNotFoundError,
-)
-from agentflux.schemas._loop import EventLoopUnavailableError
+from agentflux.schemas import RegistryError, RegistryUnavailableError, SchemaNotFoundError
 
 __all__ = [
     "EXIT_CODES",

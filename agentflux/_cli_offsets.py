@@ -17,7 +17,7 @@ from agentflux._offsets import (
     parse_replay_target,
     plan_replay,
 )
-from agentflux.schemas import AgentfluxSettings, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 

@@ -18,7 +18,7 @@ from rich.progress import (
 from agentflux._cli_stores import shown_url, view_store
 from agentflux._rebuild import compare_views, rebuild_view, swap_into_live
 from agentflux.consumers._groups import SHIPPED_GROUPS
-from agentflux.schemas import AgentfluxSettings, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from agentflux.kafka import run_event_loop
 from agentflux.producers import EventPublisher, Simulator
-from agentflux.schemas import run_event_loop
 
 __all__ = ["register"]
 

@@ -17,7 +17,7 @@ import asyncpg
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError, UnreachableError
 from agentflux.consumers import open_store
 from agentflux.consumers._stores import StoreNotFoundError
-from agentflux.schemas import AgentfluxSettings
+from agentflux.kafka import AgentfluxSettings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from agentflux._cli_errors import InputError
 from agentflux._tail import tail_events
-from agentflux.schemas import AgentfluxSettings, EventCategory, EventType, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
+from agentflux.schemas import EventCategory, EventType
 
 __all__ = ["register"]
 

@@ -30,8 +30,9 @@ from agentflux.consumers import (
     verify_audit,
 )
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.kafka import AgentfluxSettings
 from agentflux.producers import EventPublisher, Simulator
-from agentflux.schemas import AgentfluxSettings, EventType, RegistryClient, load_topics
+from agentflux.schemas import EventType, RegistryClient, load_topics
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

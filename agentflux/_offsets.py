@@ -12,18 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
-from agentflux.schemas import connection_kwargs, stop_consumer
+from agentflux.kafka import connection_kwargs, stop_consumer, topic_partitions
+from agentflux.kafka._gate._clients import delete_group_on
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = [
     "GroupActiveError",
@@ -44,6 +45,8 @@ __all__ = [
     "plan_replay",
     "probe_consumer",
 ]
+
+_log = structlog.get_logger("agentflux.offsets")
 
 _EXACT_OFFSET = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+):(?P<partition>\d+):(?P<offset>\d+)$")
 # States in which a classic group has members that own partitions and commit themselves.
@@ -196,25 +199,18 @@ async def _active_members(admin: AIOKafkaAdminClient, group: str) -> int:
 
 
 async def partitions_of(
+    settings: AgentfluxSettings,
     consumer: AIOKafkaConsumer,
     topics: Iterable[str],
 ) -> list[TopicPartition]:
+    """Every partition of ``topics``; UnknownTopicError names a topic the cluster lacks."""
     partitions: list[TopicPartition] = []
     for topic in topics:
-        ids = await _partitions_for(consumer, topic)
+        ids = await topic_partitions(settings, consumer, topic)
+        if not ids:
+            raise UnknownTopicError(f"topic {topic!r} does not exist on the cluster")
         partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
     return partitions
-
-
-async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    # The consumer's metadata cache may not know a topic yet; ask the cluster for it.
-    ids: set[int] | None = consumer.partitions_for_topic(topic)
-    if ids is None:
-        await consumer._client.force_metadata_update()  # noqa: SLF001  # aiokafka has no public refresh
-        ids = consumer.partitions_for_topic(topic)
-    if not ids:
-        raise UnknownTopicError(f"topic {topic!r} does not exist on the cluster")
-    return ids
 
 
 async def _target_offsets(
@@ -259,7 +255,7 @@ async def plan_replay(
             raise UnknownGroupError(
                 f"group {group!r} has no committed offsets; name the topics with --topic",
             )
-        partitions = await partitions_of(consumer, chosen)
+        partitions = await partitions_of(settings, consumer, chosen)
         targets = await _target_offsets(consumer, partitions, target)
         moves = {tp: (committed.get(tp), offset) for tp, offset in sorted(targets.items())}
         return ReplayPlan(group=group, moves=moves)
@@ -286,9 +282,15 @@ async def delete_group(settings: AgentfluxSettings, group: str) -> None:
     """Delete an inactive group and its committed offsets (for temporary groups)."""
     async with admin_client(settings) as admin:
         coordinator = await admin.find_coordinator(group)
-        # aiokafka's admin client has no delete_consumer_groups yet; the request itself is public.
-        response = await admin._send_request_to_node(coordinator, DeleteGroupsRequest([group]))  # noqa: SLF001
-    for name, error_code in response.results:
+        results = await delete_group_on(admin, coordinator, group)
+    if results is None:
+        _log.warning(
+            "group not deleted: aiokafka's public API cannot; its offsets expire "
+            "after the broker's offsets.retention.minutes",
+            group=group,
+        )
+        return
+    for name, error_code in results:
         if error_code:
             raise GroupActiveError(
                 f"group {name!r} could not be deleted (Kafka error {error_code})"

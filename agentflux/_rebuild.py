@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import TopicPartition
 
     from agentflux.consumers import Store, View
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = [
     "RebuildResult",
@@ -112,7 +112,7 @@ async def rebuild_view(
     spec = SHIPPED_GROUPS[name]
     await _ensure_fresh(into, spec.view())
     async with probe_consumer(settings) as probe:
-        partitions = await partitions_of(probe, spec.topics(settings))
+        partitions = await partitions_of(settings, probe, spec.topics(settings))
         begins = await probe.beginning_offsets(partitions)
         ends: dict[TopicPartition, int] = await probe.end_offsets(partitions)
     total = sum(ends[tp] - begins[tp] for tp in partitions)
@@ -151,7 +151,7 @@ async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
     async with admin_client(settings) as admin, probe_consumer(settings) as probe:
         if topic not in await admin.list_topics():
             return 0
-        partitions = await partitions_of(probe, [topic])
+        partitions = await partitions_of(settings, probe, [topic])
         count = sum((await probe.end_offsets(partitions)).values())
         if not count:
             await admin.delete_topics([topic])

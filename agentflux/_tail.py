@@ -15,20 +15,13 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer
 
 from agentflux._offsets import partitions_of
-from agentflux.schemas import (
-    AvroCodec,
-    BaseEvent,
-    CodecError,
-    RegistryClient,
-    UnknownEvent,
-    connection_kwargs,
-    stop_consumer,
-)
+from agentflux.kafka import connection_kwargs, stop_consumer
+from agentflux.schemas import AvroCodec, BaseEvent, CodecError, RegistryClient, UnknownEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Collection
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["TailItem", "tail_events"]
 
@@ -105,7 +98,7 @@ async def tail_events(  # noqa: PLR0913  # every filter is its own keyword
     consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
     try:  # stopped even when starting fails, or it warns "Unclosed AIOKafkaConsumer" later
         await consumer.start()
-        partitions = await partitions_of(consumer, topics)
+        partitions = await partitions_of(settings, consumer, topics)
         consumer.assign(partitions)
         if start is None:
             await consumer.seek_to_end(*partitions)

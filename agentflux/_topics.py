@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.protocol.metadata import MetadataRequest
 
-from agentflux.schemas import connection_kwargs
+from agentflux.kafka import connection_kwargs
+from agentflux.kafka._gate._clients import metadata_from_broker
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from agentflux.schemas import AgentfluxSettings, TopicSpec
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import TopicSpec
 
 __all__ = [
     "PartitionDecreaseError",
@@ -123,9 +124,9 @@ async def _metadata(
     if node_id is None:
         topics = await admin.describe_topics(names)
     else:
-        # aiokafka's admin asks a random broker and has no public call for a given one.
-        response = await admin._send_request(MetadataRequest(names), node_id)  # noqa: SLF001
-        topics = response.to_object()["topics"]
+        from_broker = await metadata_from_broker(admin, names, node_id)
+        # With aiokafka's public API only, any broker answers: visibility on each is not checked.
+        topics = await admin.describe_topics(names) if from_broker is None else from_broker
     return topics
 
 

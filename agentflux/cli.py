@@ -20,11 +20,13 @@ from agentflux import (
     _cli_demo,
     _cli_dlq,
     _cli_docs,
+    _cli_doctor,
     _cli_offsets,
     _cli_rebuild,
     _cli_simulate,
     _cli_tail,
 )
+from agentflux._accelerations import missing_extensions
 from agentflux._cli_errors import EXIT_CODES, report
 from agentflux._logging import configure_logging, json_lines
 
@@ -76,6 +78,13 @@ def _root(
         default_level="INFO" if service else "WARNING",
         client_level=None if service else "CRITICAL",
     )
+    if missing := missing_extensions():
+        # Never a silent slow path: an install without a C compiler works, and says so.
+        typer.echo(
+            f"note: {', '.join(missing)} not built (no C compiler at install?): the slower "
+            "pure-Python paths are in use; `agentflux doctor` tells more",
+            err=True,
+        )
 
 
 _cli_cluster.register(app)
@@ -84,6 +93,7 @@ _cli_contract.register(app)
 _cli_demo.register(app)
 _cli_dlq.register(app)
 _cli_docs.register(app)
+_cli_doctor.register(app)
 _cli_offsets.register(app)
 _cli_rebuild.register(app)
 _cli_simulate.register(app)

@@ -19,13 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from aiokafka import AIOKafkaConsumer
 
 from agentflux.consumers import GroupRunner
-from agentflux.schemas import (
-    EVENT_MODELS,
-    AgentfluxSettings,
-    BaseEvent,
-    connection_kwargs,
-    run_event_loop,
-)
+from agentflux.kafka import AgentfluxSettings, connection_kwargs, run_event_loop
+from agentflux.schemas import EVENT_MODELS, BaseEvent
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.partitioner import DefaultPartitioner
 
+from agentflux.kafka import connection_kwargs
+from agentflux.kafka._gate._lz4 import install_fast_lz4
 from agentflux.producers import PUBLISHER_BATCH_SIZE
-from agentflux.schemas import connection_kwargs, install_fast_lz4
 from bench._measure import Measurement
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["raw_consume", "raw_producer", "raw_publish", "raw_publish_batched"]
 

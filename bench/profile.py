@@ -17,19 +17,16 @@ from typing import TYPE_CHECKING
 
 from pyinstrument import Profiler
 
+from agentflux.kafka import run_event_loop
 from agentflux.producers import EventPublisher
-from agentflux.schemas import run_event_loop
+from bench._cluster import local_or_given_cluster, make_topics
+from bench._consume import noop_runner
+from bench._events import EVENTS_SEED, generated_events
 from bench._measure import settle_heap
-from bench.run import (
-    EVENTS_SEED,
-    generated_events,
-    local_or_given_cluster,
-    make_topics,
-    noop_runner,
-)
 
 if TYPE_CHECKING:
-    from agentflux.schemas import AgentfluxSettings, BaseEvent
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import BaseEvent
 
 
 async def _publish(

@@ -5,7 +5,7 @@
 Where a fixed rate's p99 lands on this machine as the rate grows, and what each process costs
 per event at each rate: at low rates a process's CPU goes to waking up, not to events, so the
 machine's wake-up cost (the report's second yardstick) sets how busy the cores are. Each rate
-runs as :func:`bench.run.bench_latency` does (fresh topics, warm-up traffic, platform and raw
+runs as :func:`bench._end_to_end.bench_latency` does (fresh topics, warm-up traffic, platform and raw
 alternating), from the highest rate down: the broker's JIT is warmed once, for half a minute
 of each side's traffic at the highest rate (a fresh broker; the full benchmark's throughput
 parts warm it before its 20 s of each).
@@ -20,14 +20,11 @@ import argparse
 import uuid
 from typing import Any
 
-from agentflux.schemas import run_event_loop
-from bench.run import (
-    bench_latency,
-    local_or_given_cluster,
-    machine_lines,
-    machine_report,
-    write_report,
-)
+from agentflux.kafka import run_event_loop
+from bench._cluster import local_or_given_cluster
+from bench._end_to_end import bench_latency
+from bench._machine import machine_report
+from bench._report import machine_lines, write_report
 
 __all__ = ["main"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 
 @dataclass(frozen=True)

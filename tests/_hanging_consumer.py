@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from agentflux.consumers import GroupRunner, open_store
 from agentflux.consumers._groups import SHIPPED_GROUPS
-from agentflux.schemas import AgentfluxSettings
+from agentflux.kafka import AgentfluxSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

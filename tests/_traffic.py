@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
     from agentflux.consumers import Store
-    from agentflux.schemas import AgentfluxSettings, BaseEvent
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import BaseEvent
 
 
 async def publish_traffic(

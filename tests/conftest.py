@@ -1,8 +1,9 @@
 """Shared fixtures: a real Kafka cluster and schema registry for the tests that need one.
 
-Where the cluster comes from, in order: the servers named by ``AGENTFLUX_BOOTSTRAP_SERVERS`` and
-``AGENTFLUX_REGISTRY_URL``; else testcontainers when a Docker engine answers; else the project's
-own local launcher (real Kafka and Apicurio processes). Fixtures start nothing until a test asks.
+Where the cluster comes from is chosen by ``AGENTFLUX_TEST_CLUSTER`` (see ``_clusters``): the
+project's own local launcher (real Kafka and Apicurio processes) unless ``docker`` or
+``external`` is asked for; an unknown value stops the session. Fixtures start nothing until a
+test asks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import gc
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _clusters import ClusterChoice, choose_cluster, describe_choice, docker_cluster
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import AIOKafkaConnection
@@ -29,7 +30,7 @@ from aiokafka.structs import TopicPartition
 from agentflux._local import LocalCluster
 from agentflux._local._ports import free_ports
 from agentflux._offsets import partitions_of
-from agentflux.schemas import AgentfluxSettings, connection_kwargs
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -107,40 +108,6 @@ class Cluster:
             await consumer.stop()
 
 
-def _docker_answers() -> bool:
-    """Whether a Docker engine answers on its socket (the client alone is not enough)."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        return True  # a remote engine was named on purpose; let testcontainers use it
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        try:
-            sock.connect(host.removeprefix("unix://"))
-            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-            return b"OK" in sock.recv(1024)
-        except OSError:
-            return False
-
-
-@contextlib.contextmanager
-def _testcontainers_cluster() -> Iterator[Cluster]:
-    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
-    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
-
-    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
-        bootstrap = kafka.get_bootstrap_server()
-        registry = (
-            DockerContainer("apicurio/apicurio-registry:3.0.9")
-            .with_env("APICURIO_STORAGE_KIND", "kafkasql")
-            .with_env("APICURIO_KAFKASQL_BOOTSTRAP_SERVERS", bootstrap)
-            .with_exposed_ports(8080)
-        )
-        with registry:
-            port = registry.get_exposed_port(8080)
-            url = f"http://{registry.get_container_host_ip()}:{port}/apis/ccompat/v7"
-            yield Cluster(bootstrap_servers=bootstrap, registry_url=url)
-
-
 @contextlib.contextmanager
 def _launched_cluster(nodes: int) -> Iterator[Cluster]:
     state_dir = Path(tempfile.mkdtemp(prefix=f"agentflux-test-{nodes}n-"))
@@ -153,16 +120,33 @@ def _launched_cluster(nodes: int) -> Iterator[Cluster]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
+_CLUSTER_CHOICE = pytest.StashKey[ClusterChoice]()
+_CLUSTER_LINE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Read AGENTFLUX_TEST_CLUSTER once, before any test: a wrong value stops the session here."""
+    choice = config.stash[_CLUSTER_CHOICE] = choose_cluster(os.environ)
+    config.stash[_CLUSTER_LINE] = describe_choice(choice, os.environ)
+    if choice != "external":
+        # Servers left in the shell for the command line must not reach a test, or a child
+        # process it starts, through settings read from the environment.
+        for name in ("AGENTFLUX_BOOTSTRAP_SERVERS", "AGENTFLUX_REGISTRY_URL"):
+            os.environ.pop(name, None)
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    """The cluster for broker tests: from the environment, testcontainers, or the launcher."""
-    bootstrap = os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS")
-    registry = os.environ.get("AGENTFLUX_REGISTRY_URL")
-    if bootstrap and registry:
-        yield Cluster(bootstrap_servers=bootstrap, registry_url=registry)
-    elif _docker_answers():
-        with _testcontainers_cluster() as found:
-            yield found
+def cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
+    """The cluster for broker tests: the launcher's, or the one AGENTFLUX_TEST_CLUSTER names."""
+    choice = pytestconfig.stash[_CLUSTER_CHOICE]
+    if choice == "external":
+        yield Cluster(
+            bootstrap_servers=os.environ["AGENTFLUX_BOOTSTRAP_SERVERS"],
+            registry_url=os.environ["AGENTFLUX_REGISTRY_URL"],
+        )
+    elif choice == "docker":
+        with docker_cluster() as (bootstrap, registry):
+            yield Cluster(bootstrap_servers=bootstrap, registry_url=registry)
     else:
         with _launched_cluster(1) as started:
             yield started
@@ -194,7 +178,7 @@ async def read_to_end(
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        partitions = await partitions_of(consumer, topics)
+        partitions = await partitions_of(settings, consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -319,14 +303,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     )
 
 
-def pytest_report_header() -> list[str]:
-    """Say where the broker tests' cluster comes from."""
-    source = (
-        "environment"
-        if os.environ.get("AGENTFLUX_BOOTSTRAP_SERVERS")
-        else "local launcher or testcontainers"
-    )
-    return [f"agentflux cluster: {source}"]
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say where the broker tests' cluster comes from, and why."""
+    return [f"agentflux cluster: {config.stash[_CLUSTER_LINE]}"]
 
 
 def _postgres_bin() -> Path:

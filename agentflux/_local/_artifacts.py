@@ -12,7 +12,9 @@ from pathlib import Path
 
 __all__ = ["Artifacts", "ArtifactsError", "fetch_artifacts"]
 
-_POM = Path(__file__).resolve().parents[2] / "compose" / "pom.xml"
+# The one file that pins the Kafka and Apicurio versions: shipped in the package, so that an
+# installed agentflux starts the same platform as a checkout (compose/ and the tests read it too).
+_POM = Path(__file__).resolve().parent / "pom.xml"
 _APICURIO = "apicurio-registry-app"
 
 
@@ -39,12 +41,12 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "agentflux"
 
 
-def _mvn(*args: str) -> None:
+def _mvn(pom: Path, *args: str) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ArtifactsError("Maven (mvn) is not on PATH; install it (apt-get install maven)")
     result = subprocess.run(  # noqa: S603  # fixed arguments, no shell
-        [mvn, "-q", "-B", "-f", str(_POM), *args],
+        [mvn, "-q", "-B", "-f", str(pom), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -70,8 +72,13 @@ def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
     work = cache / f"building-{os.getpid()}"  # this process's own; renamed into place
     shutil.rmtree(work, ignore_errors=True)  # left by a crashed process with the same pid
     work.mkdir()
+    # Maven runs on a copy in the work folder: whatever it writes beside its pom stays out of the
+    # installed package.
+    pom = work / "pom.xml"
+    shutil.copyfile(_POM, pom)
     if stale or not classpath_file.exists():
         _mvn(
+            pom,
             "dependency:build-classpath",
             f"-DexcludeArtifactIds={_APICURIO}",
             f"-Dmdep.outputFile={work / 'kafka.classpath'}",
@@ -80,6 +87,7 @@ def fetch_artifacts(*, refresh: bool = False) -> Artifacts:
     if stale or not (apicurio_dir / "quarkus-run.jar").exists():
         downloads = work / "downloads"
         _mvn(
+            pom,
             "dependency:copy-dependencies",
             f"-DincludeArtifactIds={_APICURIO}",
             f"-DoutputDirectory={downloads}",

@@ -121,7 +121,7 @@ class LocalCluster:
         return self.state_dir / f"node-{node_id}"
 
     def gc_log(self, node_id: int) -> Path:
-        """Node ``node_id``'s garbage-collection log (see :func:`read_gc_pauses`)."""
+        """Node ``node_id``'s garbage-collection log (see ``read_gc_pauses``)."""
         return self._node_dir(node_id) / GC_LOG_NAME
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -22,11 +22,10 @@ __all__ = [
 ]
 
 # Kafka's start script gives a broker 1 GB and G1 at a 20 ms pause goal. On a small shared
-# machine that G1 collected the local broker's young generation every 1-2 s at 1k events/s,
-# 10-30 ms each, and the pauses fell into 42-98 % of the slowest 1 % of events (bench.sweep's
-# GC rows). A fixed 640 MB young generation under the parallel collector pauses once per ~15 s
-# for 30-60 ms: p99 lower at every rate in two sweeps, both sides (README, Performance).
-# KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS bring Kafka's own back.
+# machine G1 collected the local broker's young generation every second or two under load, and
+# its pauses made most of the slowest 1 % of events (bench.sweep's GC rows). A fixed young
+# generation under the parallel collector pauses far less often: a lower p99 on both sides
+# (docs/performance.md). KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS bring Kafka's own back.
 _KAFKA_HEAP_OPTS = "-Xms1g -Xmx1g -Xmn640m"
 _KAFKA_JVM_PERFORMANCE_OPTS = "-server -XX:+UseParallelGC -Djava.awt.headless=true"
 
@@ -84,7 +83,7 @@ def render_server(node: NodePorts, voters: list[NodePorts], log_dir: Path) -> st
         # Tests and the demo start groups right away; the default 3 s join delay only slows them.
         "group.initial.rebalance.delay.ms": 0,
         # Kafka 4's group coordinator lingers 5 ms to batch offset commits; on a local platform
-        # that is most of a commit's latency (p50 7 ms measured), so it writes at once.
+        # that is most of a commit's latency, so it writes at once.
         "group.coordinator.append.linger.ms": 0,
         # Notice a dead broker in ~3 s instead of 9 s, so leadership moves fast in failure tests.
         "broker.session.timeout.ms": 3000,
@@ -120,7 +119,7 @@ def registry_environment(
         "APICURIO_STORAGE_KIND": "kafkasql",
         "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": bootstrap_servers,
         # Its start polls the journal and snapshot topics until a poll comes back empty; each
-        # empty poll waits this long (5 s by default, ~15 of the registry's ~31 s start here).
+        # empty poll waits this long (5 s by default: most of the registry's start).
         "APICURIO_KAFKASQL_CONSUMER_POLL_TIMEOUT": "500",
         "QUARKUS_HTTP_HOST": "127.0.0.1",
         "QUARKUS_HTTP_PORT": str(http_port),

@@ -63,7 +63,7 @@ def is_running(pid: int | None, marker: str) -> bool:
 
 
 def _process_running(pid: int, marker: str) -> bool:
-    """:func:`is_running` for a process another Python process started (read from ``/proc``)."""
+    """``is_running`` for a process another Python process started (read from ``/proc``)."""
     threads = [_state(stat) for stat in Path(f"/proc/{pid}/task").glob("*/stat")]
     if not any(state not in {None, "Z", "X"} for state in threads):
         return False

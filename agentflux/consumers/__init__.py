@@ -9,7 +9,6 @@ A team's own group::
 
 from agentflux.consumers._audit import AuditView, get_audit_log, verify_audit
 from agentflux.consumers._context import ContextView, get_context
-from agentflux.consumers._fetching import install_lazy_headers, lazy_headers
 from agentflux.consumers._metrics import (
     MetricsView,
     get_agent_avg_duration,
@@ -19,20 +18,18 @@ from agentflux.consumers._metrics import (
 )
 from agentflux.consumers._ports import Store, Transaction, View
 from agentflux.consumers._records import Position
-from agentflux.consumers._runner import GroupRunner, RunnerMetrics
-from agentflux.consumers._sessions import FetchSession, SessionFetchRequest, install_fetch_sessions
+from agentflux.consumers._runner import GroupRunner
+from agentflux.consumers._runner_metrics import RunnerMetrics
 from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [
     "AuditView",
     "ContextView",
-    "FetchSession",
     "GroupRunner",
     "MetricsView",
     "Position",
     "PostgresStore",
     "RunnerMetrics",
-    "SessionFetchRequest",
     "SqliteStore",
     "Store",
     "Transaction",
@@ -42,9 +39,6 @@ __all__ = [
     "get_context",
     "get_metrics",
     "get_tool_success_rate",
-    "install_fetch_sessions",
-    "install_lazy_headers",
-    "lazy_headers",
     "open_store",
     "render_prometheus",
     "verify_audit",

@@ -9,7 +9,8 @@ from agentflux.consumers._audit import AuditView
 from agentflux.consumers._context import ContextView
 from agentflux.consumers._metrics import MetricsView
 from agentflux.consumers._runner import GroupRunner
-from agentflux.schemas import AgentfluxSettings, EventCategory
+from agentflux.kafka import AgentfluxSettings
+from agentflux.schemas import EventCategory
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -94,8 +94,8 @@ _BOOKKEEPING_DDL = (
 class Store(ABC):
     """A transactional database for views: effects and offsets commit together.
 
-    Adapters: :class:`~consumers.SqliteStore` (embedded default) and
-    :class:`~consumers.PostgresStore`. Both pass ``tests/stores/contract.py``.
+    Adapters: ``SqliteStore`` (embedded default) and
+    ``PostgresStore``. Both pass ``tests/stores/contract.py``.
     """
 
     url: str

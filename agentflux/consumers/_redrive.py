@@ -3,7 +3,7 @@
 A group's dead-letter topic is read by a companion consumer group, ``<group>.redrive``, whose
 committed offsets mark what was already re-driven: records before them are done, records after
 them are pending. Re-driving applies a record through the group's own views and handlers, guarded
-by event id in the group's store (:meth:`Transaction.mark_redriven`), so running it twice, or
+by event id in the group's store (``mark_redriven``), so running it twice, or
 crashing half-way, never applies an effect twice.
 """
 
@@ -18,13 +18,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
-from agentflux.schemas import CodecError, connection_kwargs, header_map, stop_consumer
+from agentflux.kafka import connection_kwargs, stop_consumer, topic_partitions
+from agentflux.schemas import CodecError, header_map
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
     from agentflux.consumers._runner import GroupRunner
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 __all__ = ["DeadLetter", "RedriveReport", "read_dead_letters", "redrive", "redrive_group_id"]
 
@@ -110,10 +111,7 @@ async def read_dead_letters(
     )
     await consumer.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(dlq_topic) or set())
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001  # topic may be new to this client
-            partitions = sorted(consumer.partitions_for_topic(dlq_topic) or set())
+        partitions = sorted(await topic_partitions(settings, consumer, dlq_topic))
         tps = [TopicPartition(dlq_topic, p) for p in partitions]
         if not tps:
             return []

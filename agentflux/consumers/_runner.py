@@ -13,22 +13,23 @@ import asyncio
 import contextlib
 import signal
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
-from agentflux.consumers._fetching import install_lazy_headers, lazy_headers
+from agentflux.consumers._commits import BackgroundCommits
+from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
+from agentflux.consumers._reader import install_consumer_accelerations
+from agentflux.consumers._rebalance import Rebalances, by_topic
 from agentflux.consumers._records import Position
-from agentflux.consumers._sessions import install_fetch_sessions
+from agentflux.consumers._runner_metrics import RunnerMetrics, observe_many
+from agentflux.consumers._timing import wait_at_most
+from agentflux.kafka import AgentfluxSettings, connection_kwargs, stop_consumer
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 from agentflux.schemas import (
     EVENT_MODELS,
-    AgentfluxSettings,
     AvroCodec,
     BaseEvent,
     CodecError,
@@ -36,93 +37,20 @@ from agentflux.schemas import (
     RegistryError,
     RegistryUnavailableError,
     UnknownEvent,
-    connection_kwargs,
     dead_letter_topic,
-    load_topics,
-    stop_consumer,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-    from aiokafka.structs import ConsumerRecord
+    from aiokafka.structs import ConsumerRecord, TopicPartition
+    from prometheus_client import Counter, Histogram
 
     from agentflux.consumers._ports import Store, Transaction, View
 
-__all__ = ["GroupRunner", "RunnerMetrics"]
+__all__ = ["GroupRunner"]
 
-_HISTOGRAM_PARTS = ("_upper_bounds", "_buckets", "_sum")  # prometheus_client's child internals
 _log = structlog.get_logger("agentflux.runner")
-
-
-def observe_many(histogram: Histogram, value: float, count: int) -> None:
-    """``count`` observations of ``value`` at once (a batch's events share its mean latency).
-
-    prometheus_client observes one value at a time; for a labelled child whose buckets are
-    visible this adds ``count`` to the one bucket directly, and falls back to a loop otherwise.
-    """
-    bounds, buckets, total = (getattr(histogram, name, None) for name in _HISTOGRAM_PARTS)
-    if bounds is None or buckets is None or total is None:
-        for _ in range(count):
-            histogram.observe(value)
-        return
-    total.inc(value * count)
-    for bound, bucket in zip(bounds, buckets, strict=True):
-        if value <= bound:
-            bucket.inc(count)
-            return
-
-
-class RunnerMetrics:
-    """Prometheus metrics of one runner, in a registry of its own."""
-
-    def __init__(self, group: str, registry: CollectorRegistry | None = None) -> None:
-        """Create the metrics, labelled by group."""
-        self.registry = registry or CollectorRegistry()
-        labels = ["group", "topic"]
-        self.handled = Counter(
-            "agentflux_records_handled", "Records handled", labels, registry=self.registry
-        )
-        self.failed = Counter(
-            "agentflux_handler_failures",
-            "Handler attempts that raised",
-            labels,
-            registry=self.registry,
-        )
-        self.dead_lettered = Counter(
-            "agentflux_records_dead_lettered",
-            "Records sent to the DLQ",
-            labels,
-            registry=self.registry,
-        )
-        self.skipped = Counter(
-            "agentflux_records_skipped",
-            "Unknown or unhandled types",
-            labels,
-            registry=self.registry,
-        )
-        self.redelivered = Counter(
-            "agentflux_records_redelivered",
-            "Records whose effect the store already had (redelivery or replay); never applied twice",
-            labels,
-            registry=self.registry,
-        )
-        self.lag = Gauge(
-            "agentflux_consumer_lag",
-            "Records behind the end",
-            [*labels, "partition"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "agentflux_handler_seconds", "Handler latency", labels, registry=self.registry
-        )
-        self.registry_waits = Counter(
-            "agentflux_registry_waits",
-            "Times a record waited for an unreachable schema registry (never dead-lettered for it)",
-            ["group"],
-            registry=self.registry,
-        )
-        self.group = group
 
 
 class _BatchLeft(Exception):  # noqa: N818  # a signal inside the runner, never raised out of it
@@ -131,40 +59,6 @@ class _BatchLeft(Exception):  # noqa: N818  # a signal inside the runner, never 
     The batch is left unfinished and its partition uncommitted: whoever reads the partition
     next starts at its committed offset (a rebalance gives every partition a fresh position).
     """
-
-
-def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
-    """Partitions as {topic: [numbers]}: short enough to log at every rebalance."""
-    grouped: dict[str, list[int]] = {}
-    for tp in sorted(partitions):
-        grouped.setdefault(tp.topic, []).append(tp.partition)
-    return grouped
-
-
-async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
-    """Return once ``event`` is set or ``seconds`` have passed, whichever comes first."""
-    if seconds > 0 and not event.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
-
-
-class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped here
-    def __init__(self, runner: GroupRunner) -> None:
-        self._runner = runner
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self._runner.give_up_partitions(revoked)
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        # Start at the committed offsets, never at the store's: after a replay the group must
-        # re-read, and the store's offset guard keeps the re-read effects from applying twice.
-        _log.info(
-            "partitions assigned",
-            group=self._runner.group_id,
-            partitions=_by_topic(assigned),
-        )
-        if assigned:
-            self._runner.ready.set()  # before the first fetch of the new assignment
 
 
 class GroupRunner:
@@ -189,11 +83,11 @@ class GroupRunner:
         dlq_topic: str | None = None,
         commit_interval_s: float = 0.1,
     ) -> None:
-        """Configure the group; nothing connects until :meth:`run`.
+        """Configure the group; nothing connects until ``run``.
 
         Handled offsets are committed in the background at most every ``commit_interval_s``
         (and at once on revocation and stop): a commit per small batch costs the broker enough
-        to slow producers sharing it (1k events/s: produce p50 1.0 -> 2.4 ms in our tests).
+        to slow the producers sharing it.
         """
         self.group_id = group_id
         self.topics = list(topics)
@@ -222,11 +116,7 @@ class GroupRunner:
         self.handled = 0
         self.redelivered = 0
         self._children: dict[tuple[int, str], Any] = {}
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._committing: asyncio.Task[None] | None = None
-        self._commit_interval_s = commit_interval_s
-        self._commit_wanted = asyncio.Event()  # set: commit now, no more waiting for the interval
-        self._last_commit = 0.0
+        self._commits = BackgroundCommits(group_id, commit_interval_s, self._backoff)
         self.ready = asyncio.Event()
         self._progress = asyncio.Event()
 
@@ -260,10 +150,10 @@ class GroupRunner:
         finally:
             if not self._stopping.is_set():
                 self._leave_batch.clear()
-        _log.info("partitions revoked", group=self.group_id, partitions=_by_topic(revoked))
+        _log.info("partitions revoked", group=self.group_id, partitions=by_topic(revoked))
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
-        """Consume until :meth:`stop` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
+        """Consume until ``stop`` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
         log = _log.bind(group=self.group_id, topics=self.topics)
         # Whatever was opened is closed, last first, even when a start or a stop fails (a client
         # left open keeps its broker connections for the life of the process).
@@ -274,20 +164,13 @@ class GroupRunner:
             opened.push_async_callback(self.close_codec)
             if self.store is not None:
                 await self.store.migrate([sql for view in self.views for sql in view.ddl])
-            await self._ensure_dead_letter_topic()
+            await ensure_dead_letter_topic(self.settings, self.group_id, self.dlq_topic)
             await self._prefetch_schemas()
             # Clients are made here, not in __init__: a runner used only to re-drive opens none.
-            self._dlq = AIOKafkaProducer(
-                **connection_kwargs(self.settings), acks="all", enable_idempotence=True
-            )
-            opened.push_async_callback(self._dlq.stop)
-            await self._dlq.start()
-            # Records without their headers until asked (the runner reads them only to
-            # dead-letter a record): a quarter of consuming's CPU less. See _fetching.
-            install_lazy_headers()
-            # Fetches that name only what changed: most of a consumer's CPU at low rates across
-            # many partitions. See _sessions.
-            install_fetch_sessions()
+            self._dead_letters = DeadLetters(self.settings, self.group_id, self.dlq_topic)
+            opened.push_async_callback(self._dead_letters.stop)
+            await self._dead_letters.start()
+            install_consumer_accelerations()
             self._consumer = AIOKafkaConsumer(
                 **connection_kwargs(self.settings),
                 **self._consumer_options,
@@ -297,8 +180,9 @@ class GroupRunner:
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
             opened.push_async_callback(stop_consumer, self._consumer)
-            self._consumer.subscribe(self.topics, listener=_Revocations(self))
+            self._consumer.subscribe(self.topics, listener=Rebalances(self))
             await self._consumer.start()
+            self._commits.consumer = self._consumer
             log.info("runner started")
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
@@ -324,95 +208,12 @@ class GroupRunner:
                 await self._partitions(batches)
             except _BatchLeft:
                 return  # stopping, or its partitions go to a rebalance: they restart from commits
-            self._commit_soon()
+            self._commits.soon()
         self._update_lag(batches)
-
-    def _commit_soon(self) -> None:
-        """Commit handled offsets in the background, so the next fetch does not wait for it.
-
-        One background task commits everything handled so far, at most every
-        ``commit_interval_s``; at-least-once holds since only handled offsets go.
-        """
-        if self._committing is None or self._committing.done():
-            self._committing = asyncio.get_running_loop().create_task(self._background_commits())
-
-    async def _background_commits(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0  # in a row; a commit that works resets it
-        pause = self._commit_interval_s  # after failures: their backoff, when it is longer
-        while self._uncommitted:
-            await _wait_at_most(self._commit_wanted, self._last_commit + pause - loop.time())
-            try:
-                await self._commit_once()
-            except KafkaError as exc:  # e.g. a rebalance under way
-                if self._commit_wanted.is_set():
-                    return  # commit_now waits for this task, then commits (or fails) itself
-                # Retried without waiting for more records: an idle partition's handled offsets
-                # would otherwise stay uncommitted (and be handled again after a crash).
-                failures += 1
-                pause = max(self._commit_interval_s, self._backoff(failures))
-                _log.warning(
-                    "commit failed, will retry",
-                    group=self.group_id,
-                    error=repr(exc),
-                    retry_in_s=pause,
-                )
-            else:
-                failures, pause = 0, self._commit_interval_s
-            self._last_commit = loop.time()
-
-    async def _commit_once(self) -> None:
-        offsets, self._uncommitted = self._uncommitted, {}
-        # A commit that failed while its partitions were revoked leaves offsets this member may no
-        # longer commit (aiokafka refuses the whole commit then); their new owner re-reads them.
-        assigned = self._consumer.assignment()
-        if not assigned.issuperset(offsets):
-            _log.warning(
-                "handled offsets of partitions no longer assigned are not committed",
-                group=self.group_id,
-                partitions=_by_topic(tp for tp in offsets if tp not in assigned),
-            )
-            offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-            if not offsets:
-                return
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError:
-            self._uncommitted = offsets | self._uncommitted  # never lose a handled offset
-            raise
 
     async def commit_now(self) -> None:
         """Commit whatever is handled and not yet committed, without waiting for the interval."""
-        self._commit_wanted.set()
-        try:
-            if self._committing is not None:
-                await self._committing
-                self._committing = None
-            while self._uncommitted:
-                await self._commit_once()
-        finally:
-            self._commit_wanted.clear()
-
-    async def _ensure_dead_letter_topic(self) -> None:
-        """Create the group's dead-letter topic as declared, if it does not exist yet."""
-        admin = AIOKafkaAdminClient(**connection_kwargs(self.settings))
-        await admin.start()
-        try:
-            if self.dlq_topic in await admin.list_topics():
-                return
-            brokers = len((await admin.describe_cluster())["brokers"])
-            declaration = load_topics()
-            spec = declaration.dead_letter_spec(self.group_id, declaration.topics[0])
-            replication = min(spec.replication_factor, brokers)
-            configs = spec.configs() | {
-                "min.insync.replicas": str(min(spec.min_insync_replicas, max(1, replication - 1)))
-            }
-            with contextlib.suppress(TopicAlreadyExistsError):  # another member created it first
-                await admin.create_topics(
-                    [NewTopic(self.dlq_topic, spec.partitions, replication, topic_configs=configs)]
-                )
-        finally:
-            await admin.close()
+        await self._commits.now()
 
     def _wanted_models_on_topics(self) -> list[tuple[type[BaseEvent], str]]:
         models = EVENT_MODELS.values() if self.views else self.handlers.keys()
@@ -444,7 +245,7 @@ class GroupRunner:
         """Decode, waiting out an unreachable registry with backoff until it answers.
 
         The record is not at fault, so it is neither dead-lettered nor skipped, and its
-        partition does not move past it. Raises :class:`_BatchLeft` if the runner is stopped or
+        partition does not move past it. Raises ``_BatchLeft`` if the runner is stopped or
         its partitions are revoked meanwhile; other registry errors (a refused request) are
         raised as they are.
         """
@@ -462,7 +263,7 @@ class GroupRunner:
                     retry_in_s=delay,
                     error=str(exc),
                 )
-                await _wait_at_most(self._leave_batch, delay)
+                await wait_at_most(self._leave_batch, delay)
                 if self._leave_batch.is_set():
                     raise _BatchLeft from exc
 
@@ -491,7 +292,7 @@ class GroupRunner:
         if len(batches) == 1:  # the common case at low rates: no task, no event-loop hop
             tp, records = next(iter(batches.items()))
             await self._partition(records)
-            self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+            self._commits.handled(tp, records[-1].offset + 1)
             return
         # Concurrently: one partition's handler I/O does not hold up the others. Every partition
         # finishes before a failure is raised, and the ones that were handled get committed.
@@ -501,7 +302,7 @@ class GroupRunner:
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         for (tp, records), outcome in zip(batches.items(), outcomes, strict=True):
             if outcome is None:
-                self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+                self._commits.handled(tp, records[-1].offset + 1)
         if failures:
             raise failures[0]
 
@@ -702,7 +503,7 @@ class GroupRunner:
     ) -> Literal["redriven", "already redriven", "skipped"]:
         """Apply one dead-lettered record once more, at most once per event id (with a store).
 
-        Raises :class:`~schemas.CodecError` for bytes that still cannot be decoded, and whatever
+        Raises ``CodecError`` for bytes that still cannot be decoded, and whatever
         the handler raises if the cause is not fixed yet; either way nothing is applied.
         """
         event = await self.codec.decode(value)
@@ -721,29 +522,14 @@ class GroupRunner:
         return "redriven"
 
     async def close_codec(self) -> None:
-        """Close the registry client the runner made for itself (after :meth:`redrive` use)."""
+        """Close the registry client the runner made for itself (after ``redrive`` use)."""
         if self._own_codec:
             await self.codec.registry.aclose()
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
     ) -> None:
-        failure = [
-            ("x-error-type", type(error).__name__.encode()),
-            ("x-error-message", str(error)[:2000].encode()),
-            ("x-attempts", str(attempts).encode()),
-            ("x-original-topic", record.topic.encode()),
-            ("x-original-partition", str(record.partition).encode()),
-            ("x-original-offset", str(record.offset).encode()),
-            ("x-group", self.group_id.encode()),
-            ("x-failed-at", datetime.now(UTC).isoformat().encode()),
-        ]
-        await self._dlq.send_and_wait(
-            self.dlq_topic,
-            record.value,
-            key=record.key,
-            headers=[*list(record.headers), *failure],
-        )
+        await self._dead_letters.send(record, error, attempts=attempts)
         self.metrics.dead_lettered.labels(self.group_id, record.topic).inc()
 
     @property
@@ -774,4 +560,4 @@ class GroupRunner:
 
     _task: asyncio.Task[None]
     _consumer: AIOKafkaConsumer
-    _dlq: AIOKafkaProducer
+    _dead_letters: DeadLetters

@@ -2,14 +2,14 @@
 
 aiokafka's ``send()`` costs several times more CPU per record than appending to a batch
 builder (futures, metadata checks and the accumulator for every record). The publisher appends
-to aiokafka's own :class:`BatchBuilder` instead and hands lingered (or full) batches to
+to aiokafka's own ``BatchBuilder`` instead and hands lingered (or full) batches to
 ``send_batch``: same wire format, same idempotent producer, and a partition's batches are
 submitted in the order they were started.
 
 A handed-over batch stays open: until the producer's sender takes it (when the previous
 request to its broker is answered), new records keep joining it, as they would join the
 accumulator's batch with ``send()``. Closing it at hand-over sent those records one request
-later (acknowledgement p50 at 5k events/s: 5.8 ms then, 3.8 ms now). The moment the sender
+later, a higher acknowledgement latency. The moment the sender
 takes the batch is its "drained" signal in aiokafka's accumulator, which also fixes the batch's
 sequence number for the idempotent producer; not one record is appended after it.
 ``tests/unit/test_batching.py`` runs the batcher over aiokafka's real accumulator, so a change
@@ -17,15 +17,15 @@ in the internals read here shows as a failing test.
 
 Lingering is per broker, as in Java's producer: when one partition's batch has lingered long
 enough, every batch for the same leader is handed over with it, so they travel in one produce
-request instead of one wake-up of the producer's sender per partition's timer (at 1k events/s
-over 36 partitions with a 2 ms linger, two alternating pairs: the publisher's CPU per event
--12 %, the broker's -3 to -5 %).
+request instead of one wake-up of the producer's sender per partition's timer: less CPU per
+event for the publisher and the broker alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -34,29 +34,38 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2 as _python_murmur2
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
+from agentflux.kafka._gate import _event_batch
+from agentflux.kafka._gate._accumulator import taken_and_delivered
 from agentflux.producers._errors import BrokerUnavailableError
-from agentflux.producers._event_batch import EventBatchBuilder, HeaderValue, new_event_batch
 from agentflux.producers._protocols import PublishResult
+from agentflux.schemas import header_pairs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import types
 
     from aiokafka import AIOKafkaProducer
 
-__all__ = ["Batcher", "key_partition"]
+__all__ = [
+    "AppendRecord",
+    "Batcher",
+    "HeaderValue",
+    "batch_factory",
+    "key_partition",
+    "record_writer_unavailable",
+]
 
 _log = structlog.get_logger("agentflux.publisher")
 
 TopicPartition = tuple[str, int]
 _KEY_CACHE_SIZE = 100_000
 
-# Kafka's default partitioner hashes keys with murmur2; in C ~0.05 µs a session id, aiokafka's
-# pure-Python one ~2.6 µs (then memoized: sessions repeat).
+# Kafka's default partitioner hashes keys with murmur2; the C one is far cheaper than aiokafka's
+# pure-Python one (memoized here: sessions repeat).
 _memoized_murmur2 = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(_python_murmur2)
 
 
 def _python_key_partition(key: bytes, partitions: list[int]) -> int:
-    """:func:`key_partition` without the C extension."""
+    """``key_partition`` without the C extension."""
     hashed: int = _memoized_murmur2(key)
     return partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
 
@@ -72,9 +81,68 @@ except ImportError:  # no compiler
     key_partition = _python_key_partition
 
 
+HeaderValue = bytes | str | None
+# append_record(key, value, header_values, timestamp=None): the record's offset in its batch, or
+# None when the batch is full or closed; timestamp in ms since the epoch, default now.
+AppendRecord = Callable[..., int | None]
+
+_records: types.ModuleType | None
+try:
+    from agentflux.producers import _records
+except ImportError:  # built without a C compiler: aiokafka's own builder
+    _records = None
+
+
+def record_writer_unavailable() -> str | None:
+    """Why the publisher's batches are not written in C (build, gate), or None when they are."""
+    if _records is None:
+        return "the C extension agentflux.producers._records is not built"
+    return _event_batch.unavailable()
+
+
+def batch_factory(
+    producer: AIOKafkaProducer,
+    header_names: tuple[str, ...],
+    batch_size: int,
+    compression_type: str | None,
+) -> Callable[[], tuple[Any, AppendRecord]]:
+    """Makes an empty batch for ``send_batch`` and its ``append_record``.
+
+    Written in C when the writer is built and the gate open; otherwise aiokafka's own builder
+    from ``create_batch()`` (the producer's batch size and compression), filled through its
+    public ``append``.
+    """
+    if _records is not None and _event_batch.unavailable() is None:
+        writer = _records.RecordWriter
+
+        def new_event_batch() -> tuple[Any, AppendRecord]:
+            batch = _event_batch.EventBatch(writer, header_names, batch_size, compression_type)
+            return batch, batch.append_record
+
+        return new_event_batch
+
+    def new_aiokafka_batch() -> tuple[Any, AppendRecord]:
+        builder = producer.create_batch()
+
+        def append_record(
+            key: bytes | None,
+            value: bytes | None,
+            header_values: tuple[HeaderValue, ...],
+            timestamp: int | None = None,
+        ) -> int | None:
+            headers = header_pairs(header_names, header_values)
+            appended = builder.append(timestamp=timestamp, key=key, value=value, headers=headers)
+            return None if appended is None else int(appended.offset)
+
+        return builder, append_record
+
+    return new_aiokafka_batch
+
+
 @dataclass(slots=True)
 class _OpenBatch:
-    builder: EventBatchBuilder
+    builder: Any  # what send_batch takes: an EventBatch, or aiokafka's own BatchBuilder
+    append_record: AppendRecord
     # One per record, in record order: a record's offset in its batch is its index here. None:
     # a record queued without a result of its own (EventPublisher.enqueue).
     entries: list[asyncio.Future[PublishResult] | None] = field(default_factory=list)
@@ -83,25 +151,6 @@ class _OpenBatch:
     claimed: bool = False  # the drain task hands it over (or did)
     taken: asyncio.Future[None] | None = None  # done once the producer's sender took it
     sealed: bool = False  # no more records, whatever the producer does
-
-
-def _in_producer(
-    producer: AIOKafkaProducer, tp: TopicPartition, builder: Any
-) -> tuple[asyncio.Future[None], asyncio.Future[Any]] | None:
-    """(taken, delivered) futures of a builder just handed over, or None if not found.
-
-    ``taken`` completes when the producer's sender takes the batch; ``delivered`` is the
-    delivery future itself (``send_batch`` returns a shield of it: one more event-loop hop per
-    batch). aiokafka has no public handle for either; if its internals change, batches are
-    simply no longer joined after hand-over (as a closed batch), never joined too late.
-    """
-    try:
-        queued = producer._message_accumulator._batches.get(tp)  # noqa: SLF001  # see above
-        if queued and queued[-1]._builder is builder:  # noqa: SLF001
-            return queued[-1]._drain_waiter, queued[-1].future  # noqa: SLF001
-    except AttributeError:
-        pass
-    return None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -134,13 +183,11 @@ class Batcher:
         ``on_unreported_failure`` hears of records without a result of their own that failed
         (topic-partition, how many, why): no future carries their error.
 
-        Every record carries ``header_names`` (its values given to :meth:`append`); batches
+        Every record carries ``header_names`` (its values given to ``append``); batches
         hold up to ``batch_size`` bytes before ``compression_type`` (the producer's settings).
         """
         self._producer = producer
-        self._new_batch = functools.partial(
-            new_event_batch, header_names, batch_size, compression_type
-        )
+        self._new_batch = batch_factory(producer, header_names, batch_size, compression_type)
         self._linger_s = linger_s
         self._on_settled = on_settled
         self._on_unreported_failure = on_unreported_failure
@@ -154,7 +201,7 @@ class Batcher:
         producer.client.cluster.add_listener(self._metadata_updated)
 
     def known_partition(self, topic: str, key: bytes) -> int | None:
-        """The partition of ``key`` (:func:`key_partition`) in a known topic; None: a new one."""
+        """The partition of ``key`` (``key_partition``) in a known topic; None: a new one."""
         partitions = self._partitions.get(topic)
         if partitions is None:
             return None
@@ -235,13 +282,13 @@ class Batcher:
             batch is None
             or batch.sealed
             or (batch.taken is not None and batch.taken.done())
-            or batch.builder.append_record(key, value, header_values) is None
+            or batch.append_record(key, value, header_values) is None
         ):  # no batch, or full, or taken by the sender: a new batch takes the record
             if batch is not None:
                 self._leave(tp, batch)
             batch = self._start(tp)
             # A new batch always takes its first record, whatever its size (as aiokafka's).
-            batch.builder.append_record(key, value, header_values)
+            batch.append_record(key, value, header_values)
         if not result:
             batch.entries.append(None)
             return None
@@ -265,7 +312,7 @@ class Batcher:
             await asyncio.gather(*list(self._draining.values()))
 
     def _start(self, tp: TopicPartition) -> _OpenBatch:
-        batch = _OpenBatch(self._new_batch())
+        batch = _OpenBatch(*self._new_batch())
         self._open[tp] = batch
         if self._linger_s > 0:
             batch.timer = asyncio.get_running_loop().call_later(
@@ -348,7 +395,7 @@ class Batcher:
                     self._leave(tp, batch)
                     self._settle(batch, tp, None, exc)
                     continue
-                found = _in_producer(self._producer, tp, batch.builder)
+                found = taken_and_delivered(self._producer, tp, batch.builder)
                 if found is None:
                     self._leave(tp, batch)
                 else:

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agentflux.kafka import AgentfluxSettings, PublishMode
 from agentflux.producers._errors import PublishError
 from agentflux.producers._protocols import QueueingTransport
-from agentflux.schemas import AgentfluxSettings, BaseEvent, EventType, PublishMode
+from agentflux.schemas import BaseEvent, EventType
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -68,7 +69,7 @@ class EventBus:
         self._subscriptions: list[_Subscription] = []
         self._started = False
         # The transport's queue, found once at start: a runtime-checkable isinstance costs
-        # ~10 µs, twice what the publisher's whole enqueue() does.
+        # more than the publisher's whole enqueue() does.
         self._queueing: QueueingTransport | None = None
         self._start_lock = asyncio.Lock()
         self._published: Counter[str] = Counter()
@@ -100,7 +101,7 @@ class EventBus:
     async def start(self) -> None:
         """Connect the transport and prepare every event type (publish also does this first).
 
-        Preparing (:meth:`EventPublisher.prepare`) registers each type's schema and learns its
+        Preparing (``prepare``) registers each type's schema and learns its
         topic's partitions now, so no type's first event waits for the registry. A registry or
         broker that cannot answer yet does not fail the start: it is logged, and each type's
         first event then asks again and raises its own typed error, as without preparing.
@@ -141,7 +142,7 @@ class EventBus:
         """Publish ``event`` per the mode; return where Kafka stored it (None in local mode).
 
         A failing subscriber is logged and counted; it never stops other subscribers or the
-        publish. A Kafka failure raises a typed :class:`PublishError`.
+        publish. A Kafka failure raises a typed ``PublishError``.
         """
         return await self._publish(event, queued=False)
 
@@ -149,9 +150,9 @@ class EventBus:
         """Publish ``event`` per the mode without waiting for Kafka: the high-throughput path.
 
         Invalid events raise here, before anything is queued; what the broker then refuses
-        is raised by the next :meth:`flush` (or :meth:`close`) with how many failed, so nothing
-        fails unseen. Subscribers run as with :meth:`publish`. A transport with no queue
-        (not a :class:`QueueingTransport`) publishes and waits instead.
+        is raised by the next ``flush`` (or ``close``) with how many failed, so nothing
+        fails unseen. Subscribers run as with ``publish``. A transport with no queue
+        (not a ``QueueingTransport``) publishes and waits instead.
         """
         await self._publish(event, queued=True)
 
@@ -174,9 +175,9 @@ class EventBus:
         return result
 
     async def flush(self) -> None:
-        """Wait until every event queued by :meth:`enqueue` is stored, or raise what was not.
+        """Wait until every event queued by ``enqueue`` is stored, or raise what was not.
 
-        Raises :class:`PublishError` (counted in ``publish_failures``) when the broker refused
+        Raises ``PublishError`` (counted in ``publish_failures``) when the broker refused
         any of them; local mode has nothing to wait for.
         """
         if not self._started or self._queueing is None:

@@ -27,7 +27,7 @@ class PublishResult(NamedTuple):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Publishes events somewhere: Kafka (:class:`EventPublisher`) or memory (tests)."""
+    """Publishes events somewhere: Kafka (``EventPublisher``) or memory (tests)."""
 
     async def start(self) -> None:
         """Connect; called once before the first publish."""
@@ -43,7 +43,7 @@ class Transport(Protocol):
 class QueueingTransport(Transport, Protocol):
     """A transport that also queues events without waiting for each (the high-throughput path).
 
-    :class:`EventPublisher` and :class:`InMemoryTransport` both are one: code that publishes
+    ``EventPublisher`` and ``InMemoryTransport`` both are one: code that publishes
     through these methods is unit-tested on the in-memory transport unchanged
     (``tests/transports`` holds the contract both pass).
     """
@@ -58,7 +58,7 @@ class QueueingTransport(Transport, Protocol):
         """Queue ``event`` (invalid events raise here); the future resolves once it is stored."""
 
     async def enqueue(self, event: BaseEvent) -> None:
-        """Queue ``event`` with no result of its own; failures surface at :meth:`flush`."""
+        """Queue ``event`` with no result of its own; failures surface at ``flush``."""
 
     async def publish_many(self, events: Iterable[BaseEvent]) -> list[PublishResult]:
         """Queue every event, then wait until all are stored."""

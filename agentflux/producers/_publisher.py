@@ -12,7 +12,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import ValidationError
 
-from agentflux.producers._batching import Batcher, key_partition
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
+from agentflux.kafka._gate._lz4 import install_fast_lz4
+from agentflux.producers._batching import Batcher, HeaderValue, key_partition
 from agentflux.producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
@@ -21,21 +23,17 @@ from agentflux.producers._errors import (
     SchemaRegistrationError,
     UnacknowledgedRecordsError,
 )
-from agentflux.producers._event_batch import HeaderValue
 from agentflux.schemas import (
     ENCODING_ERRORS,
     EVENT_MODELS,
     HEADER_NAMES,
-    AgentfluxSettings,
     AvroCodec,
     CodecError,
     RegistryClient,
     RegistryError,
-    connection_kwargs,
     current_traceparent,
     event_header_values,
     header_values_for,
-    install_fast_lz4,
 )
 
 if TYPE_CHECKING:
@@ -203,12 +201,12 @@ class EventPublisher:
     async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
         """Learn each event type's schema id and its topic's partitions before its first event.
 
-        Call it once after :meth:`start`, as a runtime starts up. Without it, the first event
+        Call it once after ``start``, as a runtime starts up. Without it, the first event
         of each type waits for the registry (a registration, or a lookup) and for the topic's
         metadata, and that registry work falls on the first seconds of traffic. Registers the
         shipped schema of every event type by default (or only looks it up, with a codec that
-        does not auto-register). Raises :class:`SchemaRegistrationError` when the registry
-        refuses a schema or cannot answer, :class:`BrokerUnavailableError` when a topic's
+        does not auto-register). Raises ``SchemaRegistrationError`` when the registry
+        refuses a schema or cannot answer, ``BrokerUnavailableError`` when a topic's
         partitions are unknown; nothing is sent either way. Returns how many types are ready.
         """
         self._require_open()
@@ -261,9 +259,9 @@ class EventPublisher:
     async def enqueue(self, event: BaseEvent) -> None:
         """Queue ``event`` without a result of its own: the cheapest way to publish many.
 
-        As :meth:`send` (refused before anything is queued when invalid, waits for room), but
+        As ``send`` (refused before anything is queued when invalid, waits for room), but
         no future per event: a record the broker does not take is logged at once, and the next
-        :meth:`flush` (or :meth:`close`) raises :class:`UnacknowledgedRecordsError` saying how
+        ``flush`` (or ``close``) raises ``UnacknowledgedRecordsError`` saying how
         many such records failed, on which partitions and why. Nothing fails unseen.
         """
         tp, key, value, header_values = self._ready_now(event) or await self._ready(event)

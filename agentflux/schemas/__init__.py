@@ -32,9 +32,6 @@ from agentflux.schemas._headers import (
     header_values_for,
     new_traceparent,
 )
-from agentflux.schemas._kafka import connection_kwargs, stop_consumer
-from agentflux.schemas._loop import EventLoopUnavailableError, run_event_loop
-from agentflux.schemas._lz4 import fast_lz4_encode, install_fast_lz4
 from agentflux.schemas._models import (
     EVENT_MODELS,
     AgentErrorOccurredEvent,
@@ -65,7 +62,6 @@ from agentflux.schemas._models import (
     event_model,
 )
 from agentflux.schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
-from agentflux.schemas._settings import AgentfluxSettings, EventLoop, PublishMode
 from agentflux.schemas._topics import (
     DeadLetterSpec,
     TopicsDeclaration,
@@ -86,15 +82,12 @@ __all__ = [
     "AgentProcessingCompletedEvent",
     "AgentProcessingStartedEvent",
     "AgentSwitchedEvent",
-    "AgentfluxSettings",
     "AvroCodec",
     "BaseEvent",
     "CodecError",
     "CorruptPayloadError",
     "DeadLetterSpec",
     "EventCategory",
-    "EventLoop",
-    "EventLoopUnavailableError",
     "EventType",
     "HitlApprovalRequestedEvent",
     "HitlDecision",
@@ -104,7 +97,6 @@ __all__ = [
     "MessageRole",
     "MetricsCollectedEvent",
     "MetricsPerformanceMeasuredEvent",
-    "PublishMode",
     "RegistryClient",
     "RegistryError",
     "RegistryUnavailableError",
@@ -128,21 +120,16 @@ __all__ = [
     "UnknownEvent",
     "UnknownSchemaIdError",
     "canonical",
-    "connection_kwargs",
     "current_traceparent",
     "dead_letter_topic",
     "event_header_values",
     "event_headers",
     "event_model",
-    "fast_lz4_encode",
     "header_map",
     "header_pairs",
     "header_values_for",
-    "install_fast_lz4",
     "load_schema",
     "load_topics",
     "new_traceparent",
-    "run_event_loop",
-    "stop_consumer",
     "subject_name",
 ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from agentflux._accelerate import accelerations_wanted
 from agentflux.schemas._compiled import utc_text, uuid_bytes
 
 _native: types.ModuleType | None
@@ -79,7 +80,7 @@ def _python_traceparent() -> str:
 new_traceparent: Callable[[], str]
 """A fresh W3C traceparent (version 00, sampled) for an event published outside any span.
 
-In C when the extension is built (~0.1 µs against ~0.5 µs): ids from a xoshiro256**
+In C when the extension is built (several times cheaper): ids from a xoshiro256**
 generator seeded from ``os.urandom`` (random and unique, as W3C asks; not secret), seeded again
 in a forked child. Without it, from ``os.urandom`` bytes fetched 1024 ids at a time.
 """
@@ -93,10 +94,15 @@ else:
 # The current OpenTelemetry context, read straight from its context variable when the runtime
 # context is the default (contextvars) one: otel_context.get_current() is two Python calls per
 # published event around that one read. Another runtime context: the public function.
-_current_otel_context: Callable[[], object] = getattr(
-    getattr(otel_context._RUNTIME_CONTEXT, "_current_context", None),  # noqa: SLF001
-    "get",
-    otel_context.get_current,
+# AGENTFLUX_ACCELERATE=0: the public function only.
+_current_otel_context: Callable[[], object] = (
+    getattr(
+        getattr(otel_context._RUNTIME_CONTEXT, "_current_context", None),  # noqa: SLF001
+        "get",
+        otel_context.get_current,
+    )
+    if accelerations_wanted()
+    else otel_context.get_current
 )
 
 
@@ -135,7 +141,7 @@ HEADER_NAMES: tuple[str, ...] = tuple(HEADER_DOCS)
 
 
 def _python_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str, ...]:
-    """:func:`event_header_values` in Python: without the C extension, or what it leaves."""
+    """``event_header_values`` in Python: without the C extension, or what it leaves."""
     event_id = uuid_bytes(event.event_id)  # formatted once per event: the body had it first
     event_type, ce_type, spec_version, content_type = _header_constants(type(event))
     return (
@@ -154,10 +160,10 @@ def _python_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | s
 
 
 def event_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str, ...]:
-    """The values of :data:`HEADER_NAMES` for one event: bytes, or str to be written as UTF-8.
+    """The values of ``HEADER_NAMES`` for one event: bytes, or str to be written as UTF-8.
 
     The publisher's record writer takes them as they are (built on every publish: kept lean,
-    in C when the extension is built); :func:`event_headers` pairs them with their names.
+    in C when the extension is built); ``event_headers`` pairs them with their names.
     """
     if _native is not None:
         values: tuple[bytes | str, ...] | None = _native.event_header_values(
@@ -169,7 +175,7 @@ def event_header_values(event: BaseEvent, traceparent: str) -> tuple[bytes | str
 
 
 def _undecided(_fields: dict[str, Any], _traceparent: str) -> None:
-    """Without the C extension every event's header values take :func:`event_header_values`."""
+    """Without the C extension every event's header values take ``event_header_values``."""
 
 
 def header_values_for(
@@ -177,7 +183,7 @@ def header_values_for(
 ) -> Callable[[dict[str, Any], str], tuple[bytes | str, ...] | None]:
     """The C function that builds ``model``'s header values from an event's field dict.
 
-    ``(fields, traceparent) -> values``, or None for what only :func:`event_header_values`
+    ``(fields, traceparent) -> values``, or None for what only ``event_header_values``
     decides (and always None without the C extension): the publisher's steady path, which
     holds it per event type, calls C directly instead of two Python functions per event.
     """
@@ -197,7 +203,7 @@ def header_pairs(
 
 
 def event_headers(event: BaseEvent, traceparent: str) -> list[tuple[str, bytes]]:
-    """The headers of one event record as (name, bytes) pairs, in :data:`HEADER_NAMES` order."""
+    """The headers of one event record as (name, bytes) pairs, in ``HEADER_NAMES`` order."""
     return header_pairs(HEADER_NAMES, event_header_values(event, traceparent))
 
 

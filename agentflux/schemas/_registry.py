@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from functools import cache
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import httpx
 import structlog
@@ -23,15 +23,33 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Hashable
     from types import TracebackType
 
-    from agentflux.schemas._settings import AgentfluxSettings
+    from pydantic import SecretStr
 
-__all__ = ["COMPATIBILITY_LEVELS", "RegistryClient", "canonical"]
+__all__ = ["COMPATIBILITY_LEVELS", "RegistryClient", "RegistrySettings", "canonical"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _NOT_FOUND_CODES = {40401, 40402, 40403}
 _SUBJECTS_PAGE = 1000
 _log = structlog.get_logger("agentflux.registry")
 T = TypeVar("T")
+
+
+class RegistrySettings(Protocol):
+    """Where the registry is and how to reach it (``agentflux.kafka.AgentfluxSettings`` has it).
+
+    A protocol, so that the contract package depends on no other part of the platform.
+    """
+
+    @property
+    def registry_url(self) -> str: ...
+    @property
+    def registry_username(self) -> str | None: ...
+    @property
+    def registry_password(self) -> SecretStr | None: ...
+    @property
+    def registry_timeout_s(self) -> float: ...
+    @property
+    def registry_retries(self) -> int: ...
 
 
 def canonical(schema: str | dict[str, Any]) -> str:
@@ -44,8 +62,8 @@ def canonical(schema: str | dict[str, Any]) -> str:
 def _shared_tls_context() -> ssl.SSLContext:
     """The TLS context httpx makes by default (CA bundle, SSL_CERT_FILE/DIR), once per process.
 
-    Each ``httpx.AsyncClient`` otherwise loads the CA bundle again: ~110 ms of CPU for every
-    runner, publisher or CLI command started, even against a plain-http registry.
+    Each ``httpx.AsyncClient`` otherwise loads the CA bundle again, a noticeable CPU cost for
+    every runner, publisher or CLI command started, even against a plain-http registry.
     """
     return httpx.create_ssl_context()
 
@@ -54,7 +72,7 @@ class RegistryClient:
     """Registers and looks up Avro schemas, caching by id and by (subject, schema).
 
     Connection errors and 5xx answers are retried with exponential backoff a bounded number
-    of times, then raise :class:`RegistryUnavailableError`; 4xx answers raise at once.
+    of times, then raise ``RegistryUnavailableError``; 4xx answers raise at once.
     """
 
     def __init__(
@@ -82,7 +100,7 @@ class RegistryClient:
         self._in_flight: dict[Hashable, asyncio.Future[Any]] = {}
 
     @classmethod
-    def from_settings(cls, settings: AgentfluxSettings) -> RegistryClient:
+    def from_settings(cls, settings: RegistrySettings) -> RegistryClient:
         """A client configured from the platform settings."""
         auth = None
         if settings.registry_username and settings.registry_password:
@@ -258,7 +276,7 @@ class RegistryClient:
     # -- compatibility -------------------------------------------------------------------------
 
     async def set_compatibility(self, subject: str, level: str) -> None:
-        """Set the subject's compatibility level (one of :data:`COMPATIBILITY_LEVELS`)."""
+        """Set the subject's compatibility level (one of ``COMPATIBILITY_LEVELS``)."""
         if level not in COMPATIBILITY_LEVELS:
             raise ValueError(f"unknown compatibility level {level!r}")
         await self._request("PUT", f"/config/{subject}", {"compatibility": level})

@@ -10,7 +10,7 @@ import pytest
 from _cli import run_cli
 
 from agentflux._cli_errors import ExitCode
-from agentflux.schemas import AgentfluxSettings
+from agentflux.kafka import AgentfluxSettings
 
 if TYPE_CHECKING:
     from _cli import CliResult

@@ -15,14 +15,16 @@ from aiokafka import AIOKafkaProducer
 from agentflux.consumers import AuditView, GroupRunner, SqliteStore, verify_audit
 from agentflux.consumers._groups import SHIPPED_GROUPS
 from agentflux.consumers._redrive import read_dead_letters
-from agentflux.schemas import connection_kwargs, dead_letter_topic
+from agentflux.kafka import connection_kwargs
+from agentflux.schemas import dead_letter_topic
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Cluster
 
-    from agentflux.schemas import AgentfluxSettings, BaseEvent
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import BaseEvent
 
 _BREAK = (
     "CREATE TRIGGER refuse_session BEFORE INSERT ON audit_log WHEN NEW.session_id = '{sid}' "

@@ -16,6 +16,7 @@ from conftest import create_topic, read_to_end
 
 from agentflux.consumers import GroupRunner, SqliteStore
 from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.kafka import connection_kwargs
 from agentflux.producers import (
     AgentProcessingStartedEvent,
     AgentSwitchedEvent,
@@ -24,13 +25,7 @@ from agentflux.producers import (
     SchemaRegistrationError,
     Simulator,
 )
-from agentflux.schemas import (
-    BaseEvent,
-    EventCategory,
-    connection_kwargs,
-    dead_letter_topic,
-    header_map,
-)
+from agentflux.schemas import BaseEvent, EventCategory, dead_letter_topic, header_map
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -38,7 +33,7 @@ if TYPE_CHECKING:
 
     from conftest import Cluster
 
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 pytestmark = [pytest.mark.cluster3, pytest.mark.slow]
 

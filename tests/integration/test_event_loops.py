@@ -11,8 +11,9 @@ from _samples import sample_events
 from conftest import create_topic
 
 from agentflux.consumers import GroupRunner
+from agentflux.kafka import run_event_loop
 from agentflux.producers import EventPublisher
-from agentflux.schemas import EventCategory, run_event_loop
+from agentflux.schemas import EventCategory
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -10,14 +10,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.protocol.fetch import FetchRequest
 from conftest import create_topic
 
-from agentflux.consumers import (
+from agentflux.consumers._reader import install_record_reader
+from agentflux.kafka import connection_kwargs
+from agentflux.kafka._gate._fetch_sessions import (
     FetchSession,
     SessionFetchRequest,
     install_fetch_sessions,
-    install_lazy_headers,
-    lazy_headers,
 )
-from agentflux.schemas import connection_kwargs
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -98,7 +98,7 @@ async def test_fetches_after_the_first_name_only_what_moved(
         return struct
 
     monkeypatch.setattr(SessionFetchRequest, "build", recording)
-    assert install_lazy_headers()
+    assert install_record_reader()
     assert install_fetch_sessions()
     marked = await _consumer(cluster, sessions_topic, key_deserializer=lazy_headers)
     plain = await _consumer(cluster, sessions_topic)
@@ -132,7 +132,7 @@ async def test_a_session_the_broker_refuses_is_opened_again(
         answered(self, wanted, error_code, session_id)
 
     monkeypatch.setattr(FetchSession, "answered", recording)
-    assert install_lazy_headers()
+    assert install_record_reader()
     assert install_fetch_sessions()
     consumer = await _consumer(cluster, sessions_topic, key_deserializer=lazy_headers)
     try:
@@ -154,7 +154,7 @@ async def test_stopping_ends_the_session_on_the_broker(
     cluster: Cluster, sessions_topic: str, producer: AIOKafkaProducer
 ) -> None:
     """After stop the broker no longer knows the session: its slot is free at once."""
-    assert install_lazy_headers()
+    assert install_record_reader()
     assert install_fetch_sessions()
     consumer = await _consumer(cluster, sessions_topic, key_deserializer=lazy_headers)
     try:

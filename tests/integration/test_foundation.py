@@ -19,7 +19,7 @@ from conftest import consume_count
 
 from agentflux._local import read_gc_pauses
 from agentflux._local._process import is_running
-from agentflux.schemas import connection_kwargs
+from agentflux.kafka import connection_kwargs
 
 if TYPE_CHECKING:
     from conftest import Cluster

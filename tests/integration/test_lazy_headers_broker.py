@@ -8,8 +8,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from conftest import consume_count, read_to_end
 
-from agentflux.consumers import install_lazy_headers, lazy_headers
-from agentflux.schemas import connection_kwargs
+from agentflux.consumers._reader import install_record_reader
+from agentflux.kafka import connection_kwargs
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -36,7 +37,7 @@ async def test_marked_consumer_reads_what_aiokafka_reads(cluster: Cluster, new_t
             sent += 400
         finally:
             await producer.stop()
-    assert install_lazy_headers()
+    assert install_record_reader()
     marked = await consume_count(
         cluster.settings,
         new_topic,

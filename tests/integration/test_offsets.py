@@ -18,10 +18,10 @@ from agentflux._offsets import (
     parse_replay_target,
     plan_replay,
 )
-from agentflux.schemas import connection_kwargs
+from agentflux.kafka import connection_kwargs
 
 if TYPE_CHECKING:
-    from agentflux.schemas import AgentfluxSettings
+    from agentflux.kafka import AgentfluxSettings
 
 pytestmark = pytest.mark.broker
 

@@ -19,6 +19,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from conftest import create_topic, read_to_end
 
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
 from agentflux.producers import (
     AgentSwitchedEvent,
     BaseEvent,
@@ -36,11 +37,9 @@ from agentflux.producers import (
 from agentflux.schemas import (
     EVENT_MODELS,
     HEADER_NAMES,
-    AgentfluxSettings,
     AvroCodec,
     EventCategory,
     RegistryClient,
-    connection_kwargs,
     event_headers,
     header_map,
 )

@@ -15,15 +15,16 @@ from conftest import fresh_postgres_database
 from agentflux._offsets import group_lag, list_groups
 from agentflux.consumers import SqliteStore, open_store
 from agentflux.consumers._groups import shipped_runner
+from agentflux.kafka import connection_kwargs
 from agentflux.producers import EventPublisher, Simulator
-from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Cluster
 
-    from agentflux.schemas import AgentfluxSettings, BaseEvent
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import BaseEvent
 
 
 async def _topics(settings: AgentfluxSettings) -> list[str]:

@@ -11,8 +11,8 @@ from _cli import run_cli
 from _traffic import publish_before_and_after, publish_traffic
 from aiokafka import AIOKafkaProducer
 
+from agentflux.kafka import connection_kwargs
 from agentflux.producers import EventPublisher, Simulator
-from agentflux.schemas import connection_kwargs
 
 if TYPE_CHECKING:
     from conftest import Cluster

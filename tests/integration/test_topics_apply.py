@@ -9,7 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from agentflux._topics import PartitionDecreaseError, apply_topics, describe_topics
-from agentflux.schemas import TopicSpec, connection_kwargs, load_topics
+from agentflux.kafka import connection_kwargs
+from agentflux.schemas import TopicSpec, load_topics
 
 if TYPE_CHECKING:
     from conftest import Cluster

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_core import TzInfo
 
-from agentflux.consumers._runner import observe_many
+from agentflux.consumers._runner_metrics import observe_many
 from agentflux.schemas import (
     EVENT_MODELS,
     AgentSwitchedEvent,

@@ -11,9 +11,11 @@ from aiokafka.record.default_records import DefaultRecordBatch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentflux.producers import _event_batch
-from agentflux.producers._event_batch import EventBatch, HeaderValue, new_event_batch
-from agentflux.schemas import install_fast_lz4
+from agentflux.kafka._gate._event_batch import EventBatch
+from agentflux.kafka._gate._lz4 import install_fast_lz4
+from agentflux.producers import _batching
+from agentflux.producers._batching import HeaderValue, batch_factory
+from agentflux.producers._records import RecordWriter
 
 _NAMES = ("event_type", "ce_subject", "nothing", "ünïcode")
 _CODEC_IDS = {None: 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -46,11 +48,21 @@ def _aiokafka_batch(records: list[Record], codec: str | None, batch_size: int) -
 
 
 def _ours(records: list[Record], codec: str | None, batch_size: int) -> EventBatch:
-    batch = EventBatch(_NAMES, batch_size, codec)
+    batch = EventBatch(RecordWriter, _NAMES, batch_size, codec)
     for key, value, values, timestamp in records:
         if batch.append_record(key, value, values, timestamp) is None:
             break
     return batch
+
+
+class _AiokafkaProducer:
+    """What batch_factory asks of a producer: aiokafka's create_batch(), for one codec."""
+
+    def __init__(self, codec: str | None) -> None:
+        self._codec = codec
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(1_000_000, _CODEC_IDS[self._codec])
 
 
 def _read(buffer: bytes | bytearray) -> tuple[DefaultRecordBatch, list[Any]]:
@@ -67,8 +79,9 @@ def _fast_lz4() -> None:
 
 def test_the_record_writer_is_built() -> None:
     """The C writer is there (the tests require the extensions; a missing one fails, never skips)."""
-    assert _event_batch._records is not None
-    assert isinstance(new_event_batch(_NAMES, 1000, None), EventBatch)
+    assert _batching._records is not None
+    batch, _append = batch_factory(_AiokafkaProducer(None), _NAMES, 1000, None)()
+    assert isinstance(batch, EventBatch)
 
 
 @pytest.mark.parametrize("codec", _DETERMINISTIC)
@@ -112,7 +125,7 @@ def test_every_codec_reads_back_with_aiokafka(codec: str | None) -> None:
 
 def test_the_first_record_always_fits() -> None:
     """A record larger than the batch size still gets a batch of its own (as aiokafka's)."""
-    batch = EventBatch(_NAMES, 100, None)
+    batch = EventBatch(RecordWriter, _NAMES, 100, None)
     assert batch.append_record(b"k", b"x" * 1000, (None, None, None, None)) == 0
     assert batch.append_record(b"k", b"y", (None, None, None, None)) is None
     assert batch.record_count() == 1
@@ -121,7 +134,7 @@ def test_the_first_record_always_fits() -> None:
 def test_timestamps_default_to_now_and_the_max_is_the_latest() -> None:
     """No timestamp: the wall clock in ms; the batch's max timestamp is its latest record's."""
     before = int(time.time() * 1000)
-    batch = EventBatch(_NAMES, 1_000_000, None)
+    batch = EventBatch(RecordWriter, _NAMES, 1_000_000, None)
     batch.append_record(b"k", b"1", (None, None, None, None))
     after = int(time.time() * 1000)
     batch.append_record(b"k", b"2", (None, None, None, None), after + 50)
@@ -135,7 +148,7 @@ def test_timestamps_default_to_now_and_the_max_is_the_latest() -> None:
 
 def test_a_closed_batch_refuses_records_and_aiokafkas_append_is_refused() -> None:
     """Closed (handed over, or built) means no more records; send() never joins these batches."""
-    batch = EventBatch(_NAMES, 1_000_000, None)
+    batch = EventBatch(RecordWriter, _NAMES, 1_000_000, None)
     assert batch.append(timestamp=None, key=b"k", value=b"v", headers=[]) is None
     batch.append_record(b"k", b"v", (None, None, None, None))
     batch.close()
@@ -162,7 +175,7 @@ def test_bad_records_raise_and_write_nothing(
     key: Any, value: Any, values: Any, error: type[Exception]
 ) -> None:
     """A record the writer cannot take raises a typed error and leaves the batch as it was."""
-    batch = EventBatch(_NAMES, 1_000_000, None)
+    batch = EventBatch(RecordWriter, _NAMES, 1_000_000, None)
     batch.append_record(b"k", b"first", (None, None, None, None))
     size = batch.size()
     with pytest.raises(error):
@@ -174,13 +187,13 @@ def test_bad_records_raise_and_write_nothing(
 def test_without_the_extension_aiokafkas_builder_writes_the_same_records(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No compiler at install: new_event_batch falls back to aiokafka's builder, same records."""
+    """No compiler at install: the batches are aiokafka's create_batch() builders, same records."""
     records = [_record(n) for n in range(50)]
-    monkeypatch.setattr(_event_batch, "_records", None)
-    fallback = new_event_batch(_NAMES, 1_000_000, "lz4")
+    monkeypatch.setattr(_batching, "_records", None)
+    fallback, append_record = batch_factory(_AiokafkaProducer("lz4"), _NAMES, 1_000_000, "lz4")()
     assert not isinstance(fallback, EventBatch)
     for n, (key, value, values, timestamp) in enumerate(records):
-        assert fallback.append_record(key, value, values, timestamp) == n
+        assert append_record(key, value, values, timestamp) == n
     monkeypatch.undo()
     assert fallback._build() == _ours(records, "lz4", 1_000_000)._build()
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from agentflux.schemas import AgentfluxSettings, EventLoopUnavailableError, run_event_loop
+from agentflux.kafka import AgentfluxSettings, EventLoopUnavailableError, run_event_loop
 
 
 async def _loop_module() -> str:

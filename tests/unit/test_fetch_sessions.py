@@ -16,8 +16,13 @@ from aiokafka.protocol.fetch import (
 from aiokafka.protocol.metadata import MetadataResponse_v0
 from aiokafka.structs import TopicPartition
 
-from agentflux.consumers import FetchSession, SessionFetchRequest, install_fetch_sessions
-from agentflux.consumers._sessions import _forget_departed, _SessionClient
+from agentflux.kafka._gate._fetch_sessions import (
+    FetchSession,
+    SessionFetchRequest,
+    _forget_departed,
+    _SessionClient,
+    install_fetch_sessions,
+)
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
 _SESSION_ID_NOT_FOUND, _INVALID_EPOCH = 70, 71

@@ -19,7 +19,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentflux.consumers import _fetching, install_lazy_headers, lazy_headers
+from agentflux.consumers._reader import install_record_reader, read_records
+from agentflux.kafka._gate import _lazy_headers as _fetching
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 
 _TP = TopicPartition("agent.events", 4)
 _FIELDS = (
@@ -106,6 +108,12 @@ def _partition(
         check_crcs=True,
         isolation_level=isolation_level,
     )
+
+
+@pytest.fixture(autouse=True)
+def _c_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lazy records read with the C reader, as after install_record_reader()."""
+    monkeypatch.setattr(_fetching, "_read_records", read_records)
 
 
 def _read(
@@ -306,10 +314,10 @@ def test_install_swaps_the_fetchers_two_names_once(monkeypatch: pytest.MonkeyPat
     """Installing replaces aiokafka's MemoryRecords and PartitionRecords; again changes nothing."""
     monkeypatch.setattr(fetcher, "MemoryRecords", MemoryRecords)
     monkeypatch.setattr(fetcher, "PartitionRecords", PartitionRecords)
-    assert install_lazy_headers()
+    assert install_record_reader()
     assert fetcher.PartitionRecords is _fetching._PartitionRecords
     assert fetcher.MemoryRecords is _fetching._KeepsBytes
-    assert install_lazy_headers()
+    assert install_record_reader()
     assert fetcher.MemoryRecords is _fetching._KeepsBytes
 
 
@@ -321,6 +329,6 @@ def test_an_unknown_fetcher_is_left_alone_with_a_warning(
     monkeypatch.setattr(fetcher, "MemoryRecords", object)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert not install_lazy_headers()
+        assert not install_record_reader()
     assert fetcher.PartitionRecords is PartitionRecords
     assert "fetcher changed" in str(caught[0].message)

@@ -9,8 +9,9 @@ import pytest
 from aiokafka.codec import lz4_decode, lz4_encode
 from aiokafka.record import default_records
 
+from agentflux.kafka import AgentfluxSettings
+from agentflux.kafka._gate._lz4 import fast_lz4_encode, install_fast_lz4
 from agentflux.producers import EventPublisher
-from agentflux.schemas import AgentfluxSettings, fast_lz4_encode, install_fast_lz4
 
 _LZ4 = 3  # the batch attribute's compression bits
 _HEADER = 61  # bytes before the (compressed) records of a v2 batch

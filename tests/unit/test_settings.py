@@ -8,7 +8,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from agentflux.schemas import AgentfluxSettings, connection_kwargs
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
 
 
 def test_plaintext_defaults() -> None:

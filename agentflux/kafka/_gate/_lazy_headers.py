@@ -2,14 +2,14 @@
 
 aiokafka turns every fetched record into a ``ConsumerRecord`` with its headers read: ~35 objects
 per agentflux event (eleven headers), built and freed for records whose headers the runner never
-reads. Profiled, that was a quarter of a consumer's CPU, more than decoding the events. The C
-reader in ``_batches.c`` builds one small :class:`Record` per record instead (the attributes of
-a ``ConsumerRecord``; its headers are read from the batch the first time they are asked for).
+reads. Profiled, that was a large share of a consumer's CPU, more than decoding the events. The
+C reader in ``agentflux/consumers/_batches.c`` builds one small ``Record`` per record instead
+(the attributes of a ``ConsumerRecord``; its headers are read from the batch when first asked).
 
-aiokafka has no hook for it, so :func:`install_lazy_headers` swaps two names in its fetcher
+aiokafka has no hook for it, so ``install_lazy_headers`` swaps two names in its fetcher
 module, process-wide, for drop-in subclasses: ``MemoryRecords`` (which also keeps the fetched
 bytes) and ``PartitionRecords`` (which reads them in C). Only a consumer whose
-``key_deserializer`` is :func:`lazy_headers` gets the new records; every other consumer in the
+``key_deserializer`` is ``lazy_headers`` gets the new records; every other consumer in the
 process gets aiokafka's own, made by aiokafka's own code. Transactional reads
 (``isolation_level="read_committed"``) and message formats before v2 also take aiokafka's path.
 The batch checks are aiokafka's: the CRC (when ``check_crcs``), each record's length, the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import codec
@@ -32,17 +33,17 @@ from aiokafka.record.legacy_records import LegacyRecordBatch
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 
-_batches: types.ModuleType | None
-try:
-    from agentflux.consumers import _batches
-except ImportError:  # built without a C compiler: aiokafka's records, as before
-    _batches = None
+from agentflux.kafka._gate import gate
 
 if TYPE_CHECKING:
-    import types
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-__all__ = ["install_lazy_headers", "lazy_headers"]
+__all__ = ["ReadRecords", "install_lazy_headers", "lazy_headers", "unavailable"]
+
+# The C reader's read_records (agentflux.consumers._batches): the consumers hand it over when
+# they install lazy headers, so this gate depends on no consumer code.
+ReadRecords = Callable[..., list[Any]]
+_read_records: ReadRecords | None = None
 
 # Kafka's record batch v2 header (KIP-98), as aiokafka's DefaultRecordBatch reads it.
 _BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -64,7 +65,7 @@ _READ_UNCOMMITTED = 0  # aiokafka's isolation level constant
 def lazy_headers(key: bytes | None) -> bytes | None:
     """Pass as an ``AIOKafkaConsumer``'s ``key_deserializer`` to get records with lazy headers.
 
-    It returns the key unchanged, so without :func:`install_lazy_headers` (or without the C
+    It returns the key unchanged, so without ``install_lazy_headers`` (or without the C
     extension) the consumer gets aiokafka's usual records.
     """
     return key
@@ -97,6 +98,7 @@ class _PartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]  # aio
     def _unpack_records(self) -> Iterator[Any]:
         if (
             self._key_deserializer is lazy_headers
+            and _read_records is not None
             and self._value_deserializer is None
             and self._isolation_level == _READ_UNCOMMITTED
             and isinstance(self._records, _KeepsBytes)
@@ -136,9 +138,9 @@ class _PartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]  # aio
     def _read_records(
         self, source: bytes, start: int, stop: int, header: tuple[int, int, int, int, int]
     ) -> list[Any]:
-        assert _batches is not None  # noqa: S101  # lazy headers are installed only with it
+        assert _read_records is not None  # noqa: S101  # lazy headers are installed only with it
         try:
-            return _batches.read_records(  # type: ignore[no-any-return]
+            return _read_records(
                 source,
                 start,
                 stop,
@@ -182,25 +184,34 @@ def _decompressed(compression: int, compressed: memoryview) -> tuple[bytes, int,
     return plain, 0, len(plain)
 
 
-def install_lazy_headers() -> bool:
-    """Let consumers marked with :func:`lazy_headers` read records in C (process-wide).
-
-    Idempotent. Returns False, and leaves aiokafka as it is, without the C extension or when
-    aiokafka's fetcher no longer has the two names this replaces (then with a warning).
-    """
-    if _batches is None:
-        return False
+def unavailable() -> str | None:
+    """Why lazy headers cannot be installed (the gate, aiokafka's fetcher), or None."""
+    if not (state := gate()).open:
+        return state.reason
     if _fetcher.PartitionRecords is _PartitionRecords:
-        return True
+        return None
     if _fetcher.MemoryRecords is not MemoryRecords or not hasattr(
         _fetcher.PartitionRecords, "_unpack_records"
     ):
-        warnings.warn(
-            "aiokafka's fetcher changed: consumers read records with all their headers",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        return "aiokafka's fetcher changed: consumers read records with all their headers"
+    return None
+
+
+def install_lazy_headers(read_records: ReadRecords | None) -> bool:
+    """Let consumers marked with ``lazy_headers`` read records in C (process-wide).
+
+    ``read_records`` is the C reader's function (None: not built). Idempotent. Returns False,
+    and leaves aiokafka as it is, without the reader, with the gate closed, or when aiokafka's
+    fetcher no longer has the two names this replaces (then with a warning).
+    """
+    global _read_records  # noqa: PLW0603  # the reader is the consumers' to give, once
+    if read_records is None:
         return False
+    if (reason := unavailable()) is not None:
+        if gate().open:
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
+        return False
+    _read_records = read_records
     _fetcher.MemoryRecords = _KeepsBytes
     _fetcher.PartitionRecords = _PartitionRecords
     return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentflux.schemas._settings import AgentfluxSettings
+from agentflux.kafka._settings import AgentfluxSettings
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -20,13 +20,12 @@ class EventLoopUnavailableError(RuntimeError):
 
 
 def run_event_loop(main: Coroutine[Any, Any, _T], settings: AgentfluxSettings | None = None) -> _T:
-    """Run ``main`` to completion, as :func:`asyncio.run` does, on the configured event loop.
+    """Run ``main`` to completion, as ``run`` does, on the configured event loop.
 
     ``AGENTFLUX_EVENT_LOOP``: ``auto`` (the default) runs on uvloop when it is installed and on
-    asyncio's own loop otherwise; ``uvloop`` insists on it (:class:`EventLoopUnavailableError`
+    asyncio's own loop otherwise; ``uvloop`` insists on it (``EventLoopUnavailableError``
     if it is missing); ``asyncio`` never uses it. Each wake-up of uvloop's loop costs less CPU
-    than asyncio's (on the benchmark machine 2-3 µs against 4-7 in a busy loop, about a quarter
-    less after an idle), and at a fixed rate a publisher or consumer wakes at every event.
+    than asyncio's, and at a fixed rate a publisher or consumer wakes at every event.
     """
     choice = (settings or AgentfluxSettings()).event_loop
     if choice != "asyncio":

@@ -6,16 +6,16 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
-import structlog
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agentflux.kafka._gate._clients import close_cut_short
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
 
-    from agentflux.schemas._settings import AgentfluxSettings
+    from agentflux.kafka._settings import AgentfluxSettings
 
-__all__ = ["connection_kwargs", "stop_consumer"]
-
-_log = structlog.get_logger("agentflux.kafka")
+__all__ = ["connection_kwargs", "stop_consumer", "topic_partitions"]
 
 
 def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
@@ -47,6 +47,31 @@ def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
     return kwargs
 
 
+async def topic_partitions(
+    settings: AgentfluxSettings, consumer: AIOKafkaConsumer, topic: str
+) -> set[int]:
+    """The partition ids of ``topic`` (empty: no such topic), from aiokafka's public API only.
+
+    The consumer's metadata knows every topic that existed when it started; a topic created
+    since is asked of the cluster (aiokafka has no public refresh of a consumer's metadata).
+    """
+    known: set[int] | None = consumer.partitions_for_topic(topic)
+    if known:
+        return set(known)
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {
+        partition["partition"]
+        for found in described
+        if found["topic"] == topic and not found["error_code"]
+        for partition in found["partitions"]
+    }
+
+
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     """Stop ``consumer``, and close its connections even when aiokafka's stop is cut short.
 
@@ -61,12 +86,4 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise  # this task is being cancelled: not aiokafka's stray cancellation
-        _log.warning("consumer stop cut short inside aiokafka, closing its connections")
-        # The fetch tasks left running would reconnect after the client closed.
-        pending: set[asyncio.Task[Any]] = getattr(
-            getattr(consumer, "_fetcher", None), "_pending_tasks", set()
-        )
-        for fetch in pending:
-            fetch.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        await consumer._client.close()  # noqa: SLF001  # what stop() did not reach
+        await close_cut_short(consumer)

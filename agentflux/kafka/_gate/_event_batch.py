@@ -2,18 +2,19 @@
 
 The publisher hands aiokafka batches it builds itself (``send_batch``, see ``_batching``).
 aiokafka's ``BatchBuilder`` takes every record's headers as a list of (str, bytes) tuples; an
-event's eleven header names never change, so :class:`EventBatch` writes records with a
-``RecordWriter`` (``_records.c``) that knows the names and takes only the values, and frames the
-batch here, once per batch: the v2 header (KIP-98), compression, CRC-32C. The bytes are the ones
-aiokafka's builder writes for the same records (``tests/unit/test_event_batch.py`` compares them
-in every codec).
+event's eleven header names never change, so ``EventBatch`` writes records with a
+``RecordWriter`` (``agentflux/producers/_records.c``) that knows the names and takes only the
+values, and frames the batch here, once per batch: the v2 header (KIP-98), compression,
+CRC-32C. The bytes are the ones aiokafka's builder writes for the same records
+(``tests/unit/test_event_batch.py`` compares them in every codec).
 
 aiokafka's producer reads a batch through the methods it calls on its own builder
 (``_set_producer_state``, ``_build``, ``size``, ``record_count``, ``closed``, ``close``);
-:class:`EventBatch` provides them. Its ``append`` (aiokafka's, used by ``send()``) refuses every
+``EventBatch`` provides them. Its ``append`` (aiokafka's, used by ``send()``) refuses every
 record, so a ``send()`` on the same producer starts a batch of aiokafka's own, never joins this
-one. Without the C extension (no compiler at install) :func:`new_event_batch` returns aiokafka's
-builder with the same ``append_record`` on top.
+one. Subclassing ``BatchBuilder`` without calling its ``__init__`` is a reach into aiokafka's
+internals, hence here, behind the gate; without the C writer or with the gate closed the
+publisher fills aiokafka's own builder from ``create_batch()`` (its public API) instead.
 """
 
 from __future__ import annotations
@@ -25,21 +26,13 @@ from aiokafka import codec as kafka_codecs
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.util import calc_crc32c
 
-from agentflux.schemas import fast_lz4_encode, header_pairs
-
-_records: types.ModuleType | None
-try:
-    from agentflux.producers import _records
-except ImportError:  # built without a C compiler: aiokafka's builder, as before
-    _records = None
+from agentflux.kafka._gate import gate
+from agentflux.kafka._gate._lz4 import fast_lz4_encode
 
 if TYPE_CHECKING:
-    import types
     from collections.abc import Callable
 
-__all__ = ["EventBatch", "EventBatchBuilder", "HeaderValue", "new_event_batch"]
-
-HeaderValue = bytes | str | None
+__all__ = ["EventBatch", "unavailable"]
 
 # Message format v2's batch header: base offset, length, partition leader epoch, magic, CRC,
 # attributes, last offset delta, first/max timestamps, producer id/epoch, base sequence, count.
@@ -50,7 +43,7 @@ _CRC_FROM: Final = 21  # the CRC covers the attributes and everything after them
 _NO_LEADER_EPOCH: Final = -1
 _MAGIC: Final = 2
 
-# codec: (attribute bits, compressor); LZ4 as Kafka's Java producer writes it (see schemas._lz4).
+# codec: (attribute bits, compressor); LZ4 as Kafka's Java producer writes it (see _lz4).
 _CODECS: Final[dict[str | None, tuple[int, Callable[[bytes], bytes] | None]]] = {
     None: (0, None),
     "gzip": (1, kafka_codecs.gzip_encode),
@@ -69,12 +62,18 @@ class EventBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is untyped
     append_record: Callable[..., int | None]
 
     def __init__(
-        self, header_names: tuple[str, ...], batch_size: int, compression_type: str | None
+        self,
+        record_writer: Callable[[tuple[str, ...], int], Any],
+        header_names: tuple[str, ...],
+        batch_size: int,
+        compression_type: str | None,
     ) -> None:
-        """An empty batch of at most ``batch_size`` bytes before compression, header included."""
+        """An empty batch of at most ``batch_size`` bytes before compression, header included.
+
+        ``record_writer`` is the C ``RecordWriter`` type (``agentflux.producers._records``).
+        """
         # BatchBuilder.__init__ is not called: it makes aiokafka's record builder, unused here.
-        assert _records is not None  # noqa: S101  # new_event_batch checks it
-        self._writer = _records.RecordWriter(header_names, batch_size - _HEADER.size)
+        self._writer = record_writer(header_names, batch_size - _HEADER.size)
         self.append_record = self._writer.append
         self._attributes, self._compress = _CODECS[compression_type]
         self._buffer: bytearray | None = None
@@ -145,35 +144,11 @@ class EventBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is untyped
         return buffer
 
 
-class _AiokafkaEventBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka is untyped
-    """aiokafka's own builder with ``append_record``: the path without the C extension."""
-
-    def __init__(
-        self, header_names: tuple[str, ...], batch_size: int, compression_type: str | None
-    ) -> None:
-        super().__init__(batch_size, _CODECS[compression_type][0])
-        self._header_names = header_names
-
-    def append_record(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        header_values: tuple[HeaderValue, ...],
-        timestamp: int | None = None,
-    ) -> int | None:
-        """Add a record; its offset in the batch, or None when the batch is full or closed."""
-        headers = header_pairs(self._header_names, header_values)
-        appended = self.append(timestamp=timestamp, key=key, value=value, headers=headers)
-        return None if appended is None else int(appended.offset)
-
-
-EventBatchBuilder = EventBatch | _AiokafkaEventBatch
-
-
-def new_event_batch(
-    header_names: tuple[str, ...], batch_size: int, compression_type: str | None
-) -> EventBatchBuilder:
-    """An empty batch whose records carry ``header_names``, for ``send_batch``."""
-    if _records is None:
-        return _AiokafkaEventBatch(header_names, batch_size, compression_type)
-    return EventBatch(header_names, batch_size, compression_type)
+def unavailable() -> str | None:
+    """Why the publisher cannot hand aiokafka batches of its own (the gate), or None."""
+    if not (state := gate()).open:
+        return state.reason
+    needed = ("_set_producer_state", "_build", "size", "record_count", "closed", "close")
+    if not all(hasattr(BatchBuilder, name) for name in needed):
+        return "aiokafka's BatchBuilder changed: the publisher fills aiokafka's own batches"
+    return None

@@ -3,9 +3,8 @@
 aiokafka fetches without a session: every request lists every assigned partition with its
 offset, and every response lists every one of them back, with data or not. The runner reads the
 six category topics of six partitions each, so each fetch encoded and decoded 36 partitions in
-Python (~0.2 ms to encode the request, ~0.25 ms to decode its response, measured with aiokafka's
-FetchRequest/FetchResponse v11); at 1k events/s a consumer fetches about once per event, so
-that was most of its CPU, and the machine's load is what sets the latency tail.
+Python; at a steady low rate a consumer fetches about once per event, so that was most of its
+CPU, and the machine's load is what sets the latency tail.
 
 Kafka's Java consumer has used fetch sessions since Kafka 2.1. The broker keeps the session's
 partitions and their offsets; a request carries only the partitions whose offset changed, plus
@@ -13,9 +12,9 @@ those to forget; a response carries only the partitions with records, a moved hi
 log start or last stable offset, or an error. The broker still reads every partition of the
 session at its offset, so records not taken (a response dropped on a rebalance) come again.
 
-:func:`install_fetch_sessions` gives consumers marked with :func:`~consumers.lazy_headers` (the
-runner's) a fetcher that keeps one :class:`FetchSession` per broker and sends its requests as
-:class:`SessionFetchRequest`; its ``topics`` stay the whole request, which is what aiokafka's
+``install_fetch_sessions`` gives consumers marked with ``lazy_headers`` (the
+runner's) a fetcher that keeps one ``FetchSession`` per broker and sends its requests as
+``SessionFetchRequest``; its ``topics`` stay the whole request, which is what aiokafka's
 response handling reads offsets from, while the bytes sent are the session's difference. A
 session error from the broker (session unknown or evicted, wrong epoch), a failed or cancelled
 request and a broker speaking Fetch older than v7 all fall back to a full fetch, which starts
@@ -36,12 +35,13 @@ from aiokafka.consumer import fetcher as _fetcher
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.fetch import FetchRequest
 
-from agentflux.consumers._fetching import lazy_headers
+from agentflux.kafka._gate import gate
+from agentflux.kafka._gate._lazy_headers import lazy_headers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["FetchSession", "SessionFetchRequest", "install_fetch_sessions"]
+__all__ = ["FetchSession", "SessionFetchRequest", "install_fetch_sessions", "unavailable"]
 
 _FIRST_SESSION_VERSION = 7  # Fetch v7 added session ids, epochs and forgotten partitions
 _LEADER_EPOCH_VERSION = 9  # v9 added each partition's current leader epoch
@@ -55,7 +55,7 @@ _CLOSE_TIMEOUT_S = 1.0  # closing is a courtesy: the broker evicts idle sessions
 _NO_ERROR = 0
 
 # (topic, partition): a plain tuple, equal to aiokafka's TopicPartition and several times
-# cheaper to make (every assigned partition is keyed on every fetch: ~28 -> ~8 µs for 36).
+# cheaper to make (every assigned partition is keyed on every fetch).
 Partition = tuple[str, int]
 # (fetch offset, max bytes) of one partition: what the broker keeps for it in a session.
 PartitionFetch = tuple[int, int]
@@ -122,10 +122,10 @@ class FetchSession:
 
 
 class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka is untyped
-    """aiokafka's fetch request, sent as the difference from its broker's :class:`FetchSession`.
+    """aiokafka's fetch request, sent as the difference from its broker's ``FetchSession``.
 
     ``topics`` is the whole request (aiokafka's response handling reads each partition's fetch
-    offset from it); what :meth:`build` encodes is the session's difference, on Fetch v7+.
+    offset from it); what ``build`` encodes is the session's difference, on Fetch v7+.
     """
 
     def __init__(self, request: FetchRequest, session: FetchSession) -> None:
@@ -271,22 +271,28 @@ class _SessionFetcher(_fetcher.Fetcher):  # type: ignore[misc]  # aiokafka is un
             await asyncio.wait_for(self._client.send(node_id, request), _CLOSE_TIMEOUT_S)
 
 
-def install_fetch_sessions() -> bool:
-    """Give consumers marked with :func:`~consumers.lazy_headers` fetch sessions (process-wide).
-
-    Idempotent. Returns False, and leaves aiokafka as it is, when its consumer no longer makes
-    its fetcher from the name this replaces (then with a warning).
-    """
+def unavailable() -> str | None:
+    """Why fetch sessions cannot be installed (the gate, aiokafka's consumer), or None."""
+    if not (state := gate()).open:
+        return state.reason
     if _consumer.Fetcher is _SessionFetcher:
-        return True
+        return None
     if _consumer.Fetcher is not _fetcher.Fetcher or not hasattr(
         _fetcher.Fetcher, "_get_actions_per_node"
     ):
-        warnings.warn(
-            "aiokafka's consumer changed: consumers fetch without sessions",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        return "aiokafka's consumer changed: consumers fetch without sessions"
+    return None
+
+
+def install_fetch_sessions() -> bool:
+    """Give consumers marked with ``lazy_headers`` fetch sessions (process-wide).
+
+    Idempotent. Returns False, and leaves aiokafka as it is, with the gate closed or when its
+    consumer no longer makes its fetcher from the name this replaces (then with a warning).
+    """
+    if (reason := unavailable()) is not None:
+        if gate().open:
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
         return False
     _consumer.Fetcher = _SessionFetcher
     return True

@@ -1,0 +1,141 @@
+"""mkdocs hook: the Performance page's current table, generated from bench/results/latest.json.
+
+``make bench`` writes that file; the page carries the marker below where the table goes, so
+the figures on the site are always those of the last full run kept in git.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
+    from mkdocs.structure.pages import Page
+
+RESULTS = Path("bench") / "results" / "latest.json"
+PUBLIC_PATH_RESULTS = Path("bench") / "results" / "latest-public-path.json"
+# Where each table goes on the page: the accelerated run, and the run with every one off.
+MARKERS = {
+    f"<!-- generated: {RESULTS.as_posix()} -->": RESULTS,
+    f"<!-- generated: {PUBLIC_PATH_RESULTS.as_posix()} -->": PUBLIC_PATH_RESULTS,
+}
+
+
+class BenchResultsError(ValueError):
+    """The results file lacks the figures the table is made of."""
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:g}"
+    return f"{int(value):,}".replace(",", " ")
+
+
+def _row(figure: str, platform: Any, raw: Any, ratio: Any = None) -> str:
+    cells = [_number(v) if isinstance(v, int | float) else (v or "") for v in (platform, raw)]
+    ratio_cell = f"**{ratio:.2f}&times;**" if isinstance(ratio, int | float) else ""
+    return f"| {figure} | {cells[0]} | {cells[1]} | {ratio_cell} |"
+
+
+def _machine(results: dict[str, Any]) -> str:
+    machine = results.get("machine", {})
+    return (
+        f"Machine: {machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}, "
+        f"event loop {machine.get('event_loop', 'asyncio')}; yardstick `sum(range(1000))` "
+        f"{machine.get('sum_range_1000_us', '?')} µs; mode `{results.get('mode', '?')}`, "
+        f"{results.get('rounds', '?')} rounds."
+    )
+
+
+def _latency_rows(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for run in results.get("latency", []):
+        rate = _number(run["rate"])
+        rows.append(
+            _row(
+                f"end-to-end latency at {rate} events/s, p50 / p99 / p99.9 ms",
+                f"{run['platform_p50_ms']} / {run['platform_p99_ms']} / {run['platform_p999_ms']}",
+                f"{run['raw_p50_ms']} / {run['raw_p99_ms']} / {run['raw_p999_ms']}",
+            )
+        )
+    return rows
+
+
+def render_table(results: dict[str, Any]) -> str:
+    """The current-figures table (Markdown) of one benchmark results document."""
+    try:
+        publish, consume = results["publish"], results["consume"]
+        rows = [
+            _row(
+                f"publish with `send()`, events/s ({_number(publish['events'])} events)",
+                publish["platform_events_per_s"],
+                publish["raw_events_per_s"],
+                publish["ratio"],
+            ),
+            _row(
+                "publish CPU, µs/event",
+                publish["platform_cpu_us_per_event"],
+                publish["raw_cpu_us_per_event"],
+            ),
+        ]
+        if "enqueue" in publish:
+            enqueue = publish["enqueue"]
+            rows += [
+                _row(
+                    "publish with `enqueue()`, events/s",
+                    enqueue["platform_events_per_s"],
+                    enqueue["raw_events_per_s"],
+                    enqueue["ratio"],
+                ),
+                _row(
+                    "publish with `enqueue()`, CPU µs/event",
+                    enqueue["platform_cpu_us_per_event"],
+                    enqueue["raw_cpu_us_per_event"],
+                ),
+            ]
+        rows += [
+            _row(
+                f"consume, events/s ({_number(consume['events'])} events)",
+                consume["platform_events_per_s"],
+                consume["raw_events_per_s"],
+                consume["ratio"],
+            ),
+            _row(
+                "consume CPU, µs/event",
+                consume["platform_cpu_us_per_event"],
+                consume["raw_cpu_us_per_event"],
+            ),
+            *_latency_rows(results),
+        ]
+        if "rebuild" in results:
+            rebuild = results["rebuild"]
+            rows.append(
+                _row(
+                    f"rebuild of the context view into SQLite, events/s "
+                    f"({_number(rebuild['events'])} events)",
+                    rebuild["events_per_s"],
+                    None,
+                )
+            )
+    except KeyError as missing:
+        raise BenchResultsError(f"{RESULTS} has no {missing}: did its format change?") from None
+    header = ["| figure | agentflux | raw aiokafka | ratio |", "|---|---|---|---|"]
+    return "\n".join([_machine(results), "", *header, *rows])
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Put the current tables where the Performance page asks for them."""
+    root = Path(config.config_file_path).parent
+    for marker, results in MARKERS.items():
+        if marker in markdown:
+            path = root / results
+            table = (
+                render_table(json.loads(path.read_text()))
+                if path.exists()
+                else f"No `{results.as_posix()}` yet: `make bench-public-path` writes it."
+            )
+            markdown = markdown.replace(marker, table)
+    return markdown

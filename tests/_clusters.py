@@ -1,0 +1,244 @@
+"""Which Kafka cluster and registry the broker tests use, and the Docker way of starting one.
+
+``AGENTFLUX_TEST_CLUSTER`` names it: ``local`` (the default: the project's own launcher starts
+real Kafka and Apicurio processes), ``docker`` (testcontainers, only when asked) or ``external``
+(the servers named by ``AGENTFLUX_BOOTSTRAP_SERVERS`` and ``AGENTFLUX_REGISTRY_URL``). A Docker
+engine on the machine, or those two variables left in a shell for the command line, change
+nothing unless asked: a developer's laptop and a CI runner run the same tests the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Literal, get_args
+
+import pytest
+
+from agentflux._local._config import (
+    NodePorts,
+    new_cluster_id,
+    registry_environment,
+    render_server,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+__all__ = [
+    "CLUSTER_ENV",
+    "ClusterChoice",
+    "choose_cluster",
+    "describe_choice",
+    "docker_answers",
+    "docker_cluster",
+    "docker_images",
+    "kafka_container_env",
+    "registry_container_env",
+    "testcontainers_api",
+]
+
+CLUSTER_ENV = "AGENTFLUX_TEST_CLUSTER"
+_BOOTSTRAP_ENV = "AGENTFLUX_BOOTSTRAP_SERVERS"
+_REGISTRY_ENV = "AGENTFLUX_REGISTRY_URL"
+ClusterChoice = Literal["local", "docker", "external"]
+_CHOICES: tuple[ClusterChoice, ...] = get_args(ClusterChoice)
+_DESCRIPTIONS: dict[ClusterChoice, str] = {
+    "local": "the project's launcher starts Kafka and the registry as processes",
+    "docker": "testcontainers starts Kafka and the registry in containers",
+    "external": f"the servers named by {_BOOTSTRAP_ENV} and {_REGISTRY_ENV}",
+}
+# The one file that holds the platform's Kafka and Apicurio versions (the launcher reads it too).
+_POM = Path(__file__).resolve().parents[1] / "agentflux" / "_local" / "pom.xml"
+# Inside the containers' network: the broker's name and its listener for the registry.
+_KAFKA_ALIAS = "kafka"
+_INTERNAL_PORT = 19092
+_CLIENT_PORT = 9092  # mapped to a free host port; advertised once that port is known
+_CONTROLLER_PORT = 9093
+_REGISTRY_PORT = 8080
+_REGISTRY_MANAGEMENT_PORT = 9000
+_ADVERTISED_FILE = "/tmp/agentflux-advertised.env"  # noqa: S108  # a path inside the container
+
+
+def choose_cluster(environ: Mapping[str, str]) -> ClusterChoice:
+    """The cluster ``environ`` asks for; ``local`` when ``AGENTFLUX_TEST_CLUSTER`` is unset or empty.
+
+    Raises ``pytest.UsageError`` (the session stops before any test, with this message) for an
+    unknown value, and for ``external`` without both servers named.
+    """
+    asked = environ.get(CLUSTER_ENV, "") or "local"
+    choice = next((known for known in _CHOICES if known == asked), None)
+    if choice is None:
+        options = "; ".join(f"{name}: {text}" for name, text in _DESCRIPTIONS.items())
+        raise pytest.UsageError(
+            f"{CLUSTER_ENV}={asked!r} is not a cluster the tests know. Choose one of "
+            f"{', '.join(_CHOICES)} ({options}); unset means local."
+        )
+    missing = [name for name in (_BOOTSTRAP_ENV, _REGISTRY_ENV) if not environ.get(name)]
+    if choice == "external" and missing:
+        raise pytest.UsageError(
+            f"{CLUSTER_ENV}=external needs {' and '.join(missing)} set to the servers to test against."
+        )
+    return choice
+
+
+def describe_choice(choice: ClusterChoice, environ: Mapping[str, str]) -> str:
+    """One line for pytest's header: the cluster chosen, how, and what is set but not used."""
+    how = f"{CLUSTER_ENV}={environ[CLUSTER_ENV]}" if environ.get(CLUSTER_ENV) else "the default"
+    line = f"{choice} ({_DESCRIPTIONS[choice]}; {how})"
+    ignored = [name for name in (_BOOTSTRAP_ENV, _REGISTRY_ENV) if environ.get(name)]
+    if ignored and choice != "external":
+        line += (
+            f"; {' and '.join(ignored)} set but not used (only {CLUSTER_ENV}=external reads them)"
+        )
+    return line
+
+
+def docker_answers(environ: Mapping[str, str]) -> bool:
+    """Whether a Docker engine answers on the socket ``DOCKER_HOST`` names (or the default one)."""
+    host = environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True  # a remote engine was named on purpose; testcontainers reports if it is down
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(host.removeprefix("unix://"))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b"OK" in sock.recv(1024)
+        except OSError:
+            return False
+
+
+def docker_images(pom: Path = _POM) -> tuple[str, str]:
+    """The Kafka and Apicurio Registry images at the versions the launcher uses (``agentflux/_local/pom.xml``)."""
+    text = pom.read_text()
+
+    def version(name: str) -> str:
+        found = re.search(rf"<{name}\.version>\s*([^<\s]+)\s*</{name}\.version>", text)
+        if found is None:
+            raise ValueError(f"{pom} names no {name}.version")
+        return found.group(1)
+
+    return f"apache/kafka:{version('kafka')}", f"apicurio/apicurio-registry:{version('apicurio')}"
+
+
+def kafka_container_env() -> dict[str, str]:
+    """The broker container's environment: the launcher's node settings, container listeners.
+
+    The same ``server.properties`` the launcher writes (auto topic creation off, no initial
+    rebalance delay, ...), so a test sees the same broker either way; only the listeners differ:
+    one inside the containers' network (the registry's) and one mapped to the host (the tests').
+    ``advertised.listeners`` is left out: the host port is known only once the container runs.
+    """
+    node = NodePorts(node_id=1, broker=_INTERNAL_PORT, controller=_CONTROLLER_PORT)
+    rendered = render_server(node, [node], Path("/tmp/kraft-combined-logs"))  # noqa: S108  # inside the container
+    properties = dict(line.split("=", 1) for line in rendered.splitlines() if line)
+    del properties["advertised.listeners"]
+    properties |= {
+        "listeners": (
+            f"PLAINTEXT://:{_INTERNAL_PORT},CONTROLLER://:{_CONTROLLER_PORT},"
+            f"EXTERNAL://:{_CLIENT_PORT}"
+        ),
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT"
+        ),
+        "controller.quorum.voters": f"1@localhost:{_CONTROLLER_PORT}",
+    }
+    # The apache/kafka image turns KAFKA_A_B into the property a.b.
+    env = {"KAFKA_" + key.upper().replace(".", "_"): value for key, value in properties.items()}
+    return {**env, "CLUSTER_ID": new_cluster_id()}
+
+
+def registry_container_env() -> dict[str, str]:
+    """The registry container's environment: the launcher's, reachable from outside the container.
+
+    Its Kafka is the broker's address inside the containers' network: the host-mapped one is not
+    reachable from another container.
+    """
+    env = registry_environment(
+        f"{_KAFKA_ALIAS}:{_INTERNAL_PORT}", _REGISTRY_PORT, _REGISTRY_MANAGEMENT_PORT
+    )
+    return env | {"QUARKUS_HTTP_HOST": "0.0.0.0"}  # noqa: S104  # the container's port is mapped
+
+
+def testcontainers_api() -> SimpleNamespace:
+    """The few testcontainers classes the Docker branch uses, imported only when it runs.
+
+    Only from ``testcontainers.core``: ``testcontainers.kafka`` warns that it is deprecated
+    (an error under ``filterwarnings = error``), and its ``KafkaContainer`` wraps Confluent's
+    image, which rejects Apache Kafka's version tags.
+    """
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415  # only when asked
+    from testcontainers.core.network import Network  # noqa: PLC0415
+    from testcontainers.core.wait_strategies import (  # noqa: PLC0415
+        HttpWaitStrategy,
+        LogMessageWaitStrategy,
+    )
+
+    return SimpleNamespace(
+        DockerContainer=DockerContainer,
+        Network=Network,
+        HttpWaitStrategy=HttpWaitStrategy,
+        LogMessageWaitStrategy=LogMessageWaitStrategy,
+    )
+
+
+@contextlib.contextmanager
+def docker_cluster() -> Iterator[tuple[str, str]]:
+    """Kafka and Apicurio Registry in containers on a network of their own; (bootstrap, registry URL).
+
+    NOT RUN YET: no image registry is reachable from the machines this was written on, so these
+    lines have never started a container. Issue 30 (the Docker path made real) builds the images
+    here and runs the broker tests with ``AGENTFLUX_TEST_CLUSTER=docker``; until then this is
+    the intended wiring, not a proven one (testcontainers' Ryuk container needs an image too).
+    """
+    if not docker_answers(os.environ):
+        pytest.fail(
+            f"{CLUSTER_ENV}=docker, but no Docker engine answers "
+            f"(DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')})"
+        )
+    api = testcontainers_api()
+    kafka_image, registry_image = docker_images()
+    # The broker's command waits for its advertised listeners: the host port that reaches it is
+    # known only after the container started (as testcontainers' own Kafka modules do it).
+    wait_then_run = (
+        f"while [ ! -f {_ADVERTISED_FILE} ]; do sleep 0.1; done; "
+        f". {_ADVERTISED_FILE}; exec /etc/kafka/docker/run"
+    )
+    with api.Network() as network:
+        kafka = (
+            api.DockerContainer(kafka_image)
+            .with_network(network)
+            .with_network_aliases(_KAFKA_ALIAS)
+            .with_envs(**kafka_container_env())
+            .with_exposed_ports(_CLIENT_PORT)
+            .with_command(["sh", "-c", wait_then_run])
+        )
+        with kafka:
+            host = kafka.get_container_host_ip()
+            bootstrap = f"{host}:{kafka.get_exposed_port(_CLIENT_PORT)}"
+            advertised = f"PLAINTEXT://{_KAFKA_ALIAS}:{_INTERNAL_PORT},EXTERNAL://{bootstrap}"
+            # Written aside, then renamed: the waiting command reads it whole or not at all.
+            write = (
+                f"echo 'export KAFKA_ADVERTISED_LISTENERS={advertised}' > {_ADVERTISED_FILE}.tmp"
+                f" && mv {_ADVERTISED_FILE}.tmp {_ADVERTISED_FILE}"
+            )
+            written = kafka.exec(["sh", "-c", write])
+            if written.exit_code != 0:
+                pytest.fail(f"could not configure the Kafka container: {written.output!r}")
+            api.LogMessageWaitStrategy("Kafka Server started").wait_until_ready(kafka)
+            registry = (
+                api.DockerContainer(registry_image)
+                .with_network(network)
+                .with_envs(**registry_container_env())
+                .with_exposed_ports(_REGISTRY_PORT)
+                .waiting_for(api.HttpWaitStrategy(_REGISTRY_PORT, "/apis/ccompat/v7/subjects"))
+            )
+            with registry:
+                port = registry.get_exposed_port(_REGISTRY_PORT)
+                url = f"http://{registry.get_container_host_ip()}:{port}/apis/ccompat/v7"
+                yield bootstrap, url
