@@ -66,7 +66,12 @@ int_to_uuid_bytes(PyObject *number, unsigned char raw[16])
         number, raw, 16,
         Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
             Py_ASNATIVEBYTES_REJECT_NEGATIVE);
-    if (needed < 0) return -1;
+    if (needed < 0) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {  /* a negative int: as before 3.13 */
+            PyErr_SetString(PyExc_OverflowError, "can't convert negative int to unsigned");
+        }
+        return -1;
+    }
     if (needed > 16) {
         PyErr_SetString(PyExc_OverflowError, "int too big to convert");
         return -1;
