@@ -3,24 +3,34 @@
 Every published event formats its id (the Avro body, then two headers) and its time (the
 ``ce_time`` header); every consumed event parses its id and time. These are the conversions the
 generated codec, the C codec and the headers share, and the one place that imports the optional
-C extension for them.
+C extension (not at all with ``AGENTFLUX_ACCELERATE=0``).
 """
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-_native: types.ModuleType | None
-try:  # the C codec, built with the package; without it, generated Python does its work
-    from agentflux.schemas import _native
-except ImportError:  # pragma: no cover  # a source checkout without a compiler
-    _native = None
+from agentflux._accelerate import accelerations_wanted
 
 if TYPE_CHECKING:
     import types
     from collections.abc import Callable
+
+
+def _load_native() -> types.ModuleType | None:
+    """The C codec, built with the package; without it (or turned off) generated Python works."""
+    if not accelerations_wanted():
+        return None
+    try:
+        return importlib.import_module("agentflux.schemas._native")
+    except ImportError:  # a source checkout or an install without a compiler
+        return None
+
+
+_native = _load_native()
 
 __all__ = ["EPOCH", "UUID_LAYOUT_KNOWN", "millis", "parse_uuid", "utc_text", "uuid_bytes"]
 
