@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck docs docs-serve test test-fast test-public-path doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,28 @@ test-public-path: ## The broker contract suites with every acceleration off (aio
 
 test-fast: ## Only the tests that need no broker, registry or database
 	$(BIN)/pytest -m "not broker and not cluster3 and not postgres" $(PYTEST_ARGS)
+
+test-matrix: ## The fast tests on Python 3.12 and 3.13 (.venv-3.12, .venv-3.13), every C extension required
+	.ci/python-matrix
+
+# make fuzz: the C extensions built with ASan and UBSan in $(FUZZ_BUILD) (the installed ones are left
+# alone), driven with random, mutated and truncated input. PYTHONMALLOC=malloc sends every Python
+# allocation through the sanitizer's malloc; libasan is preloaded as python itself is not built with it.
+FUZZ_CASES ?= 300
+FUZZ_BUILD ?= build/fuzz
+SANITIZE   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1
+
+fuzz: ## Fuzz the C extensions built with ASan+UBSan (FUZZ_CASES inputs per target); any report fails
+	rm -rf $(FUZZ_BUILD) && mkdir -p $(FUZZ_BUILD)/src
+	cp -r pyproject.toml setup.py README.md agentflux schemas $(FUZZ_BUILD)/src/
+	find $(FUZZ_BUILD)/src -name '*.so' -delete
+	cd $(FUZZ_BUILD)/src && CFLAGS="$(SANITIZE)" LDFLAGS="$(SANITIZE)" AGENTFLUX_REQUIRE_NATIVE=1 \
+		$(CURDIR)/$(BIN)/pip wheel --quiet --no-deps --wheel-dir ../wheel .
+	$(PY) -m zipfile -e $(FUZZ_BUILD)/wheel/agentflux-*.whl $(FUZZ_BUILD)/lib
+	LD_PRELOAD="$$($${CC:-gcc} -print-file-name=libasan.so)" PYTHONMALLOC=malloc \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		AGENTFLUX_FUZZ_BUILD=$(FUZZ_BUILD)/lib FUZZ_CASES=$(FUZZ_CASES) PYTHONPATH=tests/fuzz \
+		$(BIN)/pytest --capture=sys -p asan_extensions -p no:cacheprovider -q tests/fuzz tests/unit/test_native_safety.py $(PYTEST_ARGS)
 
 demo: install ## Run the platform end to end on the local cluster, print a summary, stop everything
 	$(BIN)/agentflux demo

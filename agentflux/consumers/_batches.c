@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <limits.h>
 #include <stdint.h>
 
 typedef struct {
@@ -68,6 +69,21 @@ read_varint(Cursor *c, int64_t *out)
     }
     PyErr_SetString(PyExc_ValueError, "varint longer than 10 bytes");
     return -1;
+}
+
+/* base + delta into *out: 0, or -1 with ValueError when the sum leaves the 64-bit range. The
+ * deltas come from the bytes read (attacker-controlled): a signed overflow would be undefined
+ * behaviour, so the range is checked before adding. */
+static int
+add_delta(long long base, int64_t delta, const char *what, long long *out)
+{
+    if ((delta > 0 && base > LLONG_MAX - delta) || (delta < 0 && base < LLONG_MIN - delta)) {
+        PyErr_Format(PyExc_ValueError, "record %s delta %lld out of range", what,
+                     (long long)delta);
+        return -1;
+    }
+    *out = base + delta;
+    return 0;
 }
 
 /* The next `size` bytes as a new bytes object (None for -1), or NULL with ValueError. */
@@ -253,14 +269,19 @@ read_records(PyObject *Py_UNUSED(module), PyObject *args)
             read_varint(&c, &offset_delta) < 0) {
             goto fail;
         }
-        long long offset = base_offset + offset_delta;
+        long long offset, timestamp = max_timestamp;
+        if (add_delta(base_offset, offset_delta, "offset", &offset) < 0 ||
+            (!log_append_time &&
+             add_delta(first_timestamp, timestamp_delta, "timestamp", &timestamp) < 0)) {
+            goto fail;
+        }
         Record *record = PyObject_New(Record, &RecordType);
         if (record == NULL) goto fail;
         record->topic = Py_NewRef(topic);
         record->key = record->value = record->headers = NULL;
         record->source = Py_NewRef(source);
         record->offset = offset;
-        record->timestamp = log_append_time ? max_timestamp : first_timestamp + timestamp_delta;
+        record->timestamp = timestamp;
         record->timestamp_type = log_append_time;
         record->partition = partition;
         if (read_varint(&c, &key_size) < 0 ||

@@ -27,9 +27,20 @@ Statement = tuple[str, tuple[Any, ...]]
 
 
 @lru_cache(maxsize=512)
-def _sqlite_sql(sql: str) -> str:
-    """``$1`` placeholders as SQLite's ``?1`` (views' statements are constants: cached)."""
-    return _PLACEHOLDER.sub(r"?\1", sql)
+def _sqlite_form(sql: str) -> tuple[str, tuple[int, ...] | None]:
+    """``$1`` placeholders as SQLite's plain ``?``, and which argument each takes, in order.
+
+    None: the arguments go as they are (each placeholder once, in order). Plain ``?`` rather
+    than ``?1``: some sqlite3 modules (Python 3.12.0-3.12.2) warn that ``?1`` is a named
+    placeholder given a sequence. Views' statements are constants: cached.
+    """
+    order = tuple(int(number) - 1 for number in _PLACEHOLDER.findall(sql))
+    return _PLACEHOLDER.sub("?", sql), None if order == tuple(range(len(order))) else order
+
+
+def _sqlite_statement(sql: str, args: tuple[Any, ...]) -> Statement:
+    text, order = _sqlite_form(sql)
+    return text, args if order is None else tuple(args[index] for index in order)
 
 
 class StoreNotFoundError(FileNotFoundError):
@@ -91,12 +102,12 @@ class _SqliteTransaction(Transaction):
         self._failed: BaseException | None = None  # as PostgreSQL, no statement after a failure
 
     async def execute(self, sql: str, *args: Any) -> None:
-        self._pending.append((_sqlite_sql(sql), args))
+        self._pending.append(_sqlite_statement(sql, args))
         if len(self._pending) >= _MAX_DEFERRED:
             await self._send(None)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return await self._send((_sqlite_sql(sql), args))
+        return await self._send(_sqlite_statement(sql, args))
 
     async def _send(self, query: Statement | None) -> list[dict[str, Any]]:
         if self._failed is not None:

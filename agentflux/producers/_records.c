@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -186,7 +187,19 @@ writer_append(RecordWriter *self, PyObject *const *args, Py_ssize_t nargs)
                         "append(key, value, header_values, timestamp=None) takes 3 or 4 arguments");
         return NULL;
     }
-    if (self->closed) {
+    /* The timestamp first: converting it may run Python code (__index__), which could close or
+     * re-initialise this writer; nothing after it does. */
+    long long timestamp;
+    if (nargs == 4 && args[3] != Py_None) {
+        timestamp = PyLong_AsLongLong(args[3]);
+        if (timestamp == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    else {
+        timestamp = now_ms();
+    }
+    if (self->closed || self->count == INT_MAX) {
         Py_RETURN_NONE;
     }
     Field key, value;
@@ -200,17 +213,18 @@ writer_append(RecordWriter *self, PyObject *const *args, Py_ssize_t nargs)
                      header_count);
         return NULL;
     }
-    long long timestamp;
-    if (nargs == 4 && args[3] != Py_None) {
-        timestamp = PyLong_AsLongLong(args[3]);
-        if (timestamp == -1 && PyErr_Occurred()) {
+    /* The caller's timestamp minus the first: checked first, as a signed overflow would be
+     * undefined behaviour (and the record's delta nonsense). */
+    long long delta = 0;
+    if (self->count > 0) {
+        long long first = self->first_timestamp;
+        if ((first < 0 && timestamp > LLONG_MAX + first) ||
+            (first > 0 && timestamp < LLONG_MIN + first)) {
+            PyErr_SetString(PyExc_OverflowError, "timestamp too far from the batch's first");
             return NULL;
         }
+        delta = timestamp - first;
     }
-    else {
-        timestamp = now_ms();
-    }
-    long long delta = self->count == 0 ? 0 : timestamp - self->first_timestamp;
 
     /* Headers are looked at twice (size, then write): their Fields are kept on the stack. */
     Field small[16];
@@ -253,6 +267,11 @@ writer_append(RecordWriter *self, PyObject *const *args, Py_ssize_t nargs)
                                                                  : FIRST_CAPACITY_MAX;
         if (capacity < 64) capacity = 64;
         while (capacity < self->size + required) {
+            if (capacity > PY_SSIZE_T_MAX / 2) {
+                Py_DECREF(offset);
+                PyErr_NoMemory();
+                goto failed;
+            }
             capacity *= 2;
         }
         char *grown = PyMem_Realloc(self->data, (size_t)capacity);

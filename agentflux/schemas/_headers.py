@@ -15,16 +15,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from agentflux._accelerate import accelerations_wanted
-from agentflux.schemas._compiled import utc_text, uuid_bytes
-
-_native: types.ModuleType | None
-try:  # the C extension, built with the package
-    from agentflux.schemas import _native
-except ImportError:  # pragma: no cover  # a source checkout without a compiler
-    _native = None
+from agentflux.schemas._conversions import _native, utc_text, uuid_bytes
 
 if TYPE_CHECKING:
-    import types
     from collections.abc import Callable
 
     from agentflux.schemas._models import BaseEvent

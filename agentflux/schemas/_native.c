@@ -18,9 +18,80 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
-#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+
+/* 128-bit unsigned ints (a UUID's `int`) to and from 16 big-endian bytes, with the public C API
+ * only: CPython's private _PyLong_AsByteArray/_PyLong_FromByteArray changed signature in 3.13.
+ * 3.13 added the public PyLong_AsNativeBytes/PyLong_FromUnsignedNativeBytes; before it, the int
+ * is parsed from its 32 hex digits (PyLong_FromString, one call: as fast as three calls joining
+ * two 64-bit halves) and split into two 64-bit halves with public number calls. Chosen over the
+ * pythoncapi-compat header: it is not a PyPI package to depend on (projects copy it in), and
+ * this is a dozen lines, tested on every supported version (.ci/python-matrix). */
+#if PY_VERSION_HEX < 0x030D0000
+static PyObject *sixty_four;  /* the int 64: the shift between the halves, set at import */
+
+static void
+store_big_endian64(unsigned char *at, uint64_t value)
+{
+    for (int i = 7; i >= 0; i--, value >>= 8) at[i] = (unsigned char)(value & 0xFF);
+}
+#endif
+
+/* The int of 16 big-endian bytes, unsigned: a new reference, or NULL with an error set. */
+static PyObject *
+int_from_uuid_bytes(const unsigned char raw[16])
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyLong_FromUnsignedNativeBytes(raw, 16, Py_ASNATIVEBYTES_BIG_ENDIAN);
+#else
+    static const char digits[] = "0123456789abcdef";
+    char hex[33];
+    for (int i = 0; i < 16; i++) {
+        hex[2 * i] = digits[raw[i] >> 4];
+        hex[2 * i + 1] = digits[raw[i] & 0xF];
+    }
+    hex[32] = 0;
+    return PyLong_FromString(hex, NULL, 16);
+#endif
+}
+
+/* An int (0 <= number < 2**128) into 16 big-endian bytes: 0, or -1 with OverflowError (a
+ * negative or larger int) or another error set. */
+static int
+int_to_uuid_bytes(PyObject *number, unsigned char raw[16])
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t needed = PyLong_AsNativeBytes(
+        number, raw, 16,
+        Py_ASNATIVEBYTES_BIG_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+            Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    if (needed < 0) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {  /* a negative int: as before 3.13 */
+            PyErr_SetString(PyExc_OverflowError, "can't convert negative int to unsigned");
+        }
+        return -1;
+    }
+    if (needed > 16) {
+        PyErr_SetString(PyExc_OverflowError, "int too big to convert");
+        return -1;
+    }
+    return 0;
+#else
+    /* The high half is range-checked (negative or past 64 bits: OverflowError); the low half is
+     * then the int's low 64 bits. */
+    PyObject *high = PyNumber_Rshift(number, sixty_four);
+    if (high == NULL) return -1;
+    unsigned long long upper = PyLong_AsUnsignedLongLong(high);
+    Py_DECREF(high);
+    if (upper == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    unsigned long long lower = PyLong_AsUnsignedLongLongMask(number);
+    if (lower == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    store_big_endian64(raw, upper);
+    store_big_endian64(raw + 8, lower);
+    return 0;
+#endif
+}
 
 enum {
     OP_NULL,
@@ -225,7 +296,7 @@ read_uuid(Reader *r, Py_ssize_t size, PyObject *parse_uuid)
         return value;
     }
     r->pos += size;
-    PyObject *number = _PyLong_FromByteArray(raw, 16, 0, 0);
+    PyObject *number = int_from_uuid_bytes(raw);
     if (number == NULL) return NULL;
     PyObject *value = PyBaseObject_Type.tp_new((PyTypeObject *)uuid_class, empty_tuple, NULL);
     if (value == NULL ||
@@ -929,7 +1000,14 @@ write_container(Writer *w, Op *op, PyObject *value, PyObject *uuid_bytes)
     /* One block with the item count, then the end marker: the bytes fastavro writes. */
     int failed = 0;
     if (op->code == OP_MAP) {
-        PyObject *items = PyMapping_Items(value);
+        /* A dict (any other mapping's items() could yield anything), walked through a list of
+         * its (key, value) pairs: the list holds them while writing calls Python code. */
+        if (!PyDict_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "a map must be a dict, not %.100s",
+                         Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        PyObject *items = PyDict_Items(value);
         if (items == NULL) return -1;
         Py_ssize_t count = PyList_GET_SIZE(items);
         if (count && put_long(w, count) < 0) failed = 1;
@@ -955,9 +1033,16 @@ write_container(Writer *w, Op *op, PyObject *value, PyObject *uuid_bytes)
         Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
         if (count && put_long(w, count) < 0) failed = 1;
         for (Py_ssize_t i = 0; !failed && i < count; i++) {
-            if (write_value(w, op->inner, PySequence_Fast_GET_ITEM(items, i), uuid_bytes) < 0) {
+            /* A list may be changed by the Python code writing an item calls (a UUID's
+             * __str__, a value's __bool__): each item is held, and a shrunk list refused. */
+            if (i >= PySequence_Fast_GET_SIZE(items)) {
+                PyErr_SetString(PyExc_RuntimeError, "array changed size during encoding");
                 failed = 1;
+                break;
             }
+            PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(items, i));
+            failed = write_value(w, op->inner, item, uuid_bytes) < 0;
+            Py_DECREF(item);
         }
         Py_DECREF(items);
     }
@@ -987,7 +1072,8 @@ write_value(Writer *w, Op *op, PyObject *value, PyObject *uuid_bytes)
         if (PyDateTime_Check(value)) {
             return timestamp_millis(value, &number) < 0 ? -1 : put_long(w, number);
         }
-        /* fall through: milliseconds given as a number */
+        /* milliseconds given as a number: */
+        /* fall through */
     case OP_INT:
     case OP_LONG:
         return as_long(value, &number, op->code == OP_INT) < 0 ? -1 : put_long(w, number);
@@ -1141,14 +1227,14 @@ learn_order(Encoder *self, PyObject *record)
     Py_ssize_t position = 0, index = 0;
     PyObject *key, *value;
     while (index < count && PyDict_Next(record, &position, &key, &value)) {
+        keys[index] = Py_NewRef(key);  /* held first: comparing a str subclass runs Python */
         Py_ssize_t field = field_of(self, key);
         if (field == -2) {
-            for (Py_ssize_t i = 0; i < index; i++) Py_DECREF(keys[i]);
+            for (Py_ssize_t i = 0; i <= index; i++) Py_DECREF(keys[i]);
             PyMem_Free(keys);
             PyMem_Free(fields);
             return -1;
         }
-        keys[index] = Py_NewRef(key);
         fields[index++] = field;
     }
     self->learned_keys = keys;
@@ -1299,18 +1385,22 @@ decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     PyObject *decoders = args[0];
-    PyObject *values = PySequence_Fast(args[1], "values must be a sequence");
+    /* A tuple of our own (the same tuple when given one): validators run Python code, which
+     * could shrink a list being walked or drop the bytes being read. */
+    PyObject *values = PySequence_Tuple(args[1]);
     if (values == NULL) return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(values), misses = 0;
+    Py_ssize_t count = PyTuple_GET_SIZE(values), misses = 0;
     PyObject *events = PyList_New(count);
     if (events == NULL) {
         Py_DECREF(values);
         return NULL;
     }
     long last_id = -1;
-    Decoder *decoder = NULL;  /* the last id's: batches run of one type after another */
+    /* The last id's decoder (batches run of one type after another), held: its validators may
+     * remove it from ``decoders``. */
+    Decoder *decoder = NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *value = PySequence_Fast_GET_ITEM(values, i), *event = NULL;
+        PyObject *value = PyTuple_GET_ITEM(values, i), *event = NULL;
         if (PyBytes_Check(value) && PyBytes_GET_SIZE(value) >= FRAME_HEADER_SIZE &&
             PyBytes_AS_STRING(value)[0] == 0) {
             const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(value);
@@ -1323,8 +1413,9 @@ decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
                 PyObject *found = PyDict_GetItemWithError(decoders, key);  /* borrowed */
                 Py_DECREF(key);
                 if (found == NULL && PyErr_Occurred()) goto error;
-                decoder = found != NULL && Py_IS_TYPE(found, &DecoderType) ? (Decoder *)found
-                                                                            : NULL;
+                Py_XSETREF(decoder, found != NULL && Py_IS_TYPE(found, &DecoderType)
+                                        ? (Decoder *)Py_NewRef(found)
+                                        : NULL);
                 last_id = schema_id;
             }
             if (decoder != NULL) {
@@ -1344,9 +1435,11 @@ decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
         }
         PyList_SET_ITEM(events, i, event);
     }
+    Py_XDECREF(decoder);
     Py_DECREF(values);
     return Py_BuildValue("(Nn)", events, misses);
 error:
+    Py_XDECREF(decoder);
     Py_DECREF(values);
     Py_DECREF(events);
     return NULL;
@@ -1357,7 +1450,11 @@ PyDoc_STRVAR(uuid_text_doc,
              "The last value is remembered: publishing formats an event's id three times (the body,\n"
              "then two headers), so the second and third time are a comparison.");
 
-static Py_ssize_t uuid_int_offset = 0;  /* where uuid.UUID's `int` slot is; 0: not a slot */
+/* uuid.UUID's `int` descriptor when it is a slot's member descriptor (CPython's is), else NULL:
+ * its __get__ (tp_descr_get, public) reads the slot without the attribute lookup through the
+ * type, a third of formatting an id. A data descriptor wins over any instance dict, so this is
+ * what getattr returns; anything else (a property, no descriptor) takes PyObject_GetAttr. */
+static PyObject *uuid_int_descriptor = NULL;
 static PyObject *last_uuid = NULL;      /* the value formatted last (held: its id stays unique) */
 static PyObject *last_uuid_text = NULL; /* and its text */
 
@@ -1389,14 +1486,13 @@ format_uuid(PyObject *value)
         Py_DECREF(text);
         return encoded;
     }
-    /* The slot itself when uuid.UUID keeps `int` in a slot (CPython's does): the attribute
-     * lookup through the type was a third of formatting an id. */
-    PyObject *number = uuid_int_offset ? *(PyObject **)((char *)value + uuid_int_offset) : NULL;
-    number = number ? Py_NewRef(number) : PyObject_GetAttr(value, str_int);
+    PyObject *number =
+        uuid_int_descriptor != NULL
+            ? Py_TYPE(uuid_int_descriptor)->tp_descr_get(uuid_int_descriptor, value, uuid_class)
+            : PyObject_GetAttr(value, str_int);
     if (number == NULL) return NULL;
     unsigned char raw[16];
-    int failed = !PyLong_Check(number) ||
-                 _PyLong_AsByteArray((PyLongObject *)number, raw, 16, 0, 0) < 0;
+    int failed = !PyLong_Check(number) || int_to_uuid_bytes(number, raw) < 0;
     Py_DECREF(number);
     if (failed) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "UUID.int is not an int");
@@ -1434,7 +1530,9 @@ utc_text(PyObject *Py_UNUSED(module), PyObject *value)
     PyObject *tzinfo = PyDateTime_DATE_GET_TZINFO(value);
     if (tzinfo == Py_None) Py_RETURN_NONE;
     if (tzinfo != PyDateTime_TimeZone_UTC) {  /* e.g. pydantic's own UTC: ask for its offset */
+        Py_INCREF(tzinfo);  /* the call runs Python code; value is the caller's to hold */
         PyObject *offset = PyObject_CallMethodOneArg(tzinfo, str_utcoffset, value);
+        Py_DECREF(tzinfo);
         if (offset == NULL) return NULL;
         int utc = PyDelta_Check(offset) && PyDateTime_DELTA_GET_DAYS(offset) == 0 &&
                   PyDateTime_DELTA_GET_SECONDS(offset) == 0 &&
@@ -1484,43 +1582,48 @@ event_header_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     /* The constants come first: functools.partial binds them once per model. */
     PyObject *constants = args[0], *fields = args[1], *traceparent = args[2];
-    PyObject *event_id = PyDict_GetItemWithError(fields, str_event_id);
-    PyObject *correlation_id = event_id ? PyDict_GetItemWithError(fields, str_correlation_id) : NULL;
-    PyObject *source = correlation_id ? PyDict_GetItemWithError(fields, str_source) : NULL;
-    PyObject *occurred_at = source ? PyDict_GetItemWithError(fields, str_occurred_at) : NULL;
-    PyObject *session_id = occurred_at ? PyDict_GetItemWithError(fields, str_session_id) : NULL;
-    if (session_id == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NONE;
+    /* Held, not borrowed: a tzinfo's utcoffset() and a UUID's __str__ run Python code, which
+     * may change the dict and free what it held. */
+    PyObject *keys[5] = {str_event_id, str_correlation_id, str_source, str_occurred_at,
+                         str_session_id};
+    PyObject *found[5] = {NULL};
+    PyObject *values = NULL, *time_text = NULL, *id_text = NULL;
+    for (int i = 0; i < 5; i++) {
+        found[i] = Py_XNewRef(PyDict_GetItemWithError(fields, keys[i]));
+        if (found[i] == NULL) {
+            values = PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+            goto done;
+        }
     }
+    PyObject *event_id = found[0], *correlation_id = found[1], *source = found[2],
+             *occurred_at = found[3], *session_id = found[4];
     if (correlation_id == Py_None ||
         (PyUnicode_CheckExact(correlation_id) && PyUnicode_GET_LENGTH(correlation_id) == 0)) {
         correlation_id = empty_str;  /* `correlation_id or ""` */
     }
     else if (!PyUnicode_CheckExact(correlation_id)) {
-        Py_RETURN_NONE;  /* another truth test: the Python path's */
+        values = Py_NewRef(Py_None);  /* another truth test: the Python path's */
+        goto done;
     }
-    PyObject *time_text = utc_text(module, occurred_at);
-    if (time_text == NULL || time_text == Py_None) return time_text;
-    PyObject *id_text = uuid_text(module, event_id);
-    if (id_text == NULL) {
-        Py_DECREF(time_text);
-        return NULL;
+    time_text = utc_text(module, occurred_at);
+    if (time_text == NULL || time_text == Py_None) {
+        values = Py_XNewRef(time_text);
+        goto done;
     }
-    PyObject *values = PyTuple_New(11);
-    if (values == NULL) {
-        Py_DECREF(time_text);
-        Py_DECREF(id_text);
-        return NULL;
-    }
+    id_text = uuid_text(module, event_id);
+    if (id_text == NULL) goto done;
+    values = PyTuple_New(11);
+    if (values == NULL) goto done;
     PyObject *items[11] = {
         PyTuple_GET_ITEM(constants, 0), id_text, correlation_id, traceparent,
         PyTuple_GET_ITEM(constants, 2), id_text, source, PyTuple_GET_ITEM(constants, 1),
         time_text, session_id, PyTuple_GET_ITEM(constants, 3),
     };
     for (Py_ssize_t i = 0; i < 11; i++) PyTuple_SET_ITEM(values, i, Py_NewRef(items[i]));
-    Py_DECREF(time_text);
-    Py_DECREF(id_text);
+done:
+    for (int i = 0; i < 5; i++) Py_XDECREF(found[i]);
+    Py_XDECREF(time_text);
+    Py_XDECREF(id_text);
     return values;
 }
 
@@ -1643,6 +1746,12 @@ PyInit__native(void)
 {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) return NULL;
+    str_int = PyUnicode_InternFromString("int");
+    if (str_int == NULL) return NULL;
+#if PY_VERSION_HEX < 0x030D0000
+    sixty_four = PyLong_FromLong(64);
+    if (sixty_four == NULL) return NULL;
+#endif
     PyObject *os_module = PyImport_ImportModule("os");
     if (os_module == NULL) return NULL;
     os_urandom = PyObject_GetAttrString(os_module, "urandom");
@@ -1652,10 +1761,15 @@ PyInit__native(void)
     if (uuid_module == NULL) return NULL;
     uuid_class = PyObject_GetAttrString(uuid_module, "UUID");
     if (uuid_class != NULL && PyType_Check(uuid_class)) {
-        PyObject *slot = PyDict_GetItemString(((PyTypeObject *)uuid_class)->tp_dict, "int");
-        if (slot != NULL && Py_IS_TYPE(slot, &PyMemberDescr_Type) &&
-            ((PyMemberDescrObject *)slot)->d_member->type == T_OBJECT_EX) {
-            uuid_int_offset = ((PyMemberDescrObject *)slot)->d_member->offset;
+        /* Read from the class, a member descriptor's __get__ returns the descriptor itself. */
+        PyObject *descriptor = PyObject_GetAttr(uuid_class, str_int);
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+            Py_TYPE(descriptor)->tp_descr_get != NULL) {
+            uuid_int_descriptor = descriptor;
+        }
+        else {
+            Py_XDECREF(descriptor);
+            PyErr_Clear();  /* no such attribute: PyObject_GetAttr per value raises it then */
         }
     }
     PyObject *safety = PyObject_GetAttrString(uuid_module, "SafeUUID");
@@ -1667,7 +1781,6 @@ PyInit__native(void)
     uuid_safety_unknown = PyObject_GetAttrString(safety, "unknown");
     Py_DECREF(safety);
     empty_tuple = PyTuple_New(0);
-    str_int = PyUnicode_InternFromString("int");
     str_is_safe = PyUnicode_InternFromString("is_safe");
     str_dict = PyUnicode_InternFromString("__dict__");
     str_fields_set = PyUnicode_InternFromString("__pydantic_fields_set__");

@@ -323,7 +323,7 @@ async def test_a_commit_failing_at_a_rebalance_does_not_stop_later_commits(
 
 @pytest.mark.broker
 @pytest.mark.skipif(
-    not gate().open, reason="the cleanup reaches into aiokafka: only with the gate open"
+    not gate().tested, reason="the cleanup reaches into aiokafka: only on a tested version"
 )
 async def test_a_consumer_stop_cut_short_inside_aiokafka_still_closes_every_connection(
     cluster: Cluster, new_topic: str

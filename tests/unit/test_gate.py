@@ -66,10 +66,11 @@ def test_an_untested_aiokafka_closes_the_gate_and_says_why(version: str) -> None
     assert aiokafka_range() in state.reason
 
 
-def test_the_switch_closes_the_gate_whatever_the_version() -> None:
+def test_the_switch_closes_the_gate_on_a_tested_version() -> None:
     """AGENTFLUX_ACCELERATE=0 closes the gate, and says that is why."""
     state = state_for("0.14.0", wanted=False)
     assert not state.open
+    assert state.tested
     assert "AGENTFLUX_ACCELERATE=0" in state.reason
 
 
@@ -147,8 +148,31 @@ async def test_with_the_gate_closed_the_publisher_fills_aiokafkas_own_batches() 
     assert type(batch) is BatchBuilder
     assert append_record(b"k", b"v", (b"1", None)) == 0
     assert _accumulator.taken_and_delivered(_Producer(), ("t", 0), batch) is None  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def untested_aiokafka(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An aiokafka outside the tested range, as far as the gate can tell, for one test."""
+    monkeypatch.setattr(_gate.aiokafka, "__version__", "0.13.0")
+    _gate.gate.cache_clear()
+    yield
+    _gate.gate.cache_clear()
+
+
+@pytest.mark.usefixtures("untested_aiokafka")
+async def test_on_an_untested_aiokafka_even_the_client_fixes_take_the_public_path() -> None:
+    """Untested aiokafka: the gate is closed, and the client calls that are no accelerations too."""
+    assert not _gate.gate().open
+    assert not _gate.gate().tested
     assert await _clients.metadata_from_broker(None, ["t"], 1) is None  # type: ignore[arg-type]
     assert await _clients.delete_group_on(None, 1, "g") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("closed_gate")
+def test_the_switch_leaves_the_client_fixes_on() -> None:
+    """AGENTFLUX_ACCELERATE=0 closes the accelerations, not the fixes on a tested aiokafka."""
+    assert not _gate.gate().open
+    assert _gate.gate().tested
 
 
 @pytest.mark.skipif(not accelerations_wanted(), reason="AGENTFLUX_ACCELERATE=0 closes the gate")

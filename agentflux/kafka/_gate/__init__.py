@@ -15,8 +15,10 @@ higher CPU cost:
 
 Each is checked against aiokafka's own code by a test, on the aiokafka versions in
 ``TESTED_AIOKAFKA``, the range ``pyproject.toml`` pins. With another version installed (the
-pin overridden), or with ``AGENTFLUX_ACCELERATE=0``, the gate is closed: every adapter takes
-its public-API path, and one warning says why.
+pin overridden) the gate is closed: every adapter takes its public-API path, and one warning
+says why. ``AGENTFLUX_ACCELERATE=0`` closes it to the accelerations only: ``_clients``' calls
+(a fix for an aiokafka bug, calls its admin client lacks) are not accelerations and stay on
+for the tested versions (``GateState.tested``).
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ _log = structlog.get_logger("agentflux.kafka")
 class GateState:
     """Whether the adapters may use aiokafka's internals, and why not when closed."""
 
-    open: bool
-    reason: str
+    open: bool  # the accelerations may use aiokafka's internals
+    reason: str  # why not, when closed
     aiokafka_version: str
+    tested: bool  # the installed aiokafka is one the adapters were tested with
 
 
 def tested_range() -> str:
@@ -61,23 +64,23 @@ def _release(version: str) -> tuple[int, int] | None:
 
 def state_for(version: str, *, wanted: bool) -> GateState:
     """The gate for aiokafka ``version``, with accelerations ``wanted`` or turned off."""
-    if not wanted:
-        return GateState(
-            open=False, reason=f"turned off by {ACCELERATE_ENV}=0", aiokafka_version=version
-        )
     release = _release(version)
     low, high = TESTED_AIOKAFKA
-    if release is None or not low <= release < high:
+    tested = release is not None and low <= release < high
+    if not tested:
         reason = f"aiokafka {version} is outside the tested range {tested_range()}"
-        return GateState(open=False, reason=reason, aiokafka_version=version)
-    return GateState(open=True, reason="", aiokafka_version=version)
+    elif not wanted:
+        reason = f"turned off by {ACCELERATE_ENV}=0"
+    else:
+        reason = ""
+    return GateState(open=not reason, reason=reason, aiokafka_version=version, tested=tested)
 
 
 @functools.cache
 def gate() -> GateState:
     """The process's gate, decided once; an untested aiokafka is logged once, as a warning."""
     state = state_for(aiokafka.__version__, wanted=accelerations_wanted())
-    if not state.open and accelerations_wanted():
+    if not state.tested:
         _log.warning(
             "aiokafka version not tested with agentflux's accelerations: "
             "aiokafka's public API only (correct, slower)",

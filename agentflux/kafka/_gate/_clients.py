@@ -1,6 +1,8 @@
 """aiokafka's clients where their public API stops short: one broker's metadata, groups, a stop.
 
-With the gate closed each of these takes the public path described on it.
+None of these is an acceleration: they reach into aiokafka on the versions it was tested with
+(``gate().tested``), whatever ``AGENTFLUX_ACCELERATE`` says; on another version each takes the
+public path described on it.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ _log = structlog.get_logger("agentflux.kafka")
 async def metadata_from_broker(
     admin: AIOKafkaAdminClient, names: list[str], node_id: int
 ) -> list[dict[str, Any]] | None:
-    """These topics' metadata as broker ``node_id`` sees it; None with the gate closed.
+    """These topics' metadata as broker ``node_id`` sees it; None on an untested aiokafka.
 
     aiokafka's admin asks a random broker and has no public call for a given one.
     """
-    if not gate().open:
+    if not gate().tested:
         return None
     response = await admin._send_request(MetadataRequest(names), node_id)  # noqa: SLF001
     topics: list[dict[str, Any]] = response.to_object()["topics"]
@@ -40,11 +42,11 @@ async def metadata_from_broker(
 async def delete_group_on(
     admin: AIOKafkaAdminClient, coordinator: int, group: str
 ) -> list[tuple[str, int]] | None:
-    """Delete ``group`` on its coordinator: (group, error code) pairs; None with the gate closed.
+    """Delete ``group`` on its coordinator: (group, error code) pairs; None on an untested aiokafka.
 
     aiokafka's admin client has no delete_consumer_groups yet (the request itself is public).
     """
-    if not gate().open:
+    if not gate().tested:
         return None
     response = await admin._send_request_to_node(coordinator, DeleteGroupsRequest([group]))  # noqa: SLF001
     results: list[tuple[str, int]] = response.results
@@ -54,10 +56,10 @@ async def delete_group_on(
 async def close_cut_short(consumer: AIOKafkaConsumer) -> None:
     """Close what a consumer's cut-short ``stop()`` left open (aio-libs/aiokafka issue 647).
 
-    With the gate closed nothing can reach them: a warning says connections may linger until
+    On an untested aiokafka nothing can reach them: a warning says connections may linger until
     the process ends.
     """
-    if not gate().open:
+    if not gate().tested:
         _log.warning("consumer stop cut short inside aiokafka; its connections may linger")
         return
     _log.warning("consumer stop cut short inside aiokafka, closing its connections")
