@@ -285,7 +285,8 @@ def _fake_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """Maven replaced by a function writing what the two goals write; returns the goals run."""
     calls: list[str] = []
 
-    def mvn(goal: str, *options: str) -> None:
+    def mvn(pom: Path, goal: str, *options: str) -> None:
+        assert pom.read_text() == artifacts._POM.read_text()  # Maven runs on a copy of the pom
         calls.append(goal)
         values = dict(option.removeprefix("-D").split("=", 1) for option in options)
         if goal == "dependency:build-classpath":
