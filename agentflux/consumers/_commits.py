@@ -129,8 +129,8 @@ async def commit_as_group(
     committer = AIOKafkaConsumer(
         **connection_kwargs(settings), group_id=group, enable_auto_commit=False
     )
-    await committer.start()
-    try:
+    try:  # stopped even when starting fails, or it warns "Unclosed AIOKafkaConsumer" later
+        await committer.start()
         committer.assign(list(offsets))
         await committer.commit({tp: OffsetAndMetadata(o, note) for tp, o in offsets.items()})
     finally:

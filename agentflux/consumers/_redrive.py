@@ -109,8 +109,8 @@ async def read_dead_letters(
         group_id=redrive_group_id(group_id),
         enable_auto_commit=False,
     )
-    await consumer.start()
-    try:
+    try:  # stopped even when starting fails, or it warns "Unclosed AIOKafkaConsumer" later
+        await consumer.start()
         partitions = sorted(await topic_partitions(settings, consumer, dlq_topic))
         tps = [TopicPartition(dlq_topic, p) for p in partitions]
         if not tps:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["GroupRunner"]
 
 _log = structlog.get_logger("agentflux.runner")
+_PROGRESS_EVERY_S = 10.0  # a service's progress line: often enough to watch, never per event
 
 
 class _BatchLeft(Exception):  # noqa: N818  # a signal inside the runner, never raised out of it
@@ -119,6 +120,9 @@ class GroupRunner:
         self._commits = BackgroundCommits(group_id, commit_interval_s, self._backoff)
         self.ready = asyncio.Event()
         self._progress = asyncio.Event()
+        # What the periodic progress line reports: each partition's lag, and since when.
+        self._lags: dict[TopicPartition, int] = {}
+        self._progress_at = (time.monotonic(), 0)  # (when, handled then)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -142,6 +146,9 @@ class GroupRunner:
         registry is back, and by the partitions' new owner.
         """
         self._leave_batch.set()
+        revoked = list(revoked)
+        for tp in revoked:
+            self._lags.pop(tp, None)  # another member reports those now
         try:
             async with self.batch_lock:
                 await self.commit_now()
@@ -279,9 +286,24 @@ class GroupRunner:
         for tp, records in batches.items():
             end = self._consumer.highwater(tp)
             if end is not None:
-                self.metrics.lag.labels(self.group_id, tp.topic, str(tp.partition)).set(
-                    end - records[-1].offset - 1
-                )
+                lag = self._lags[tp] = end - records[-1].offset - 1
+                self.metrics.lag.labels(self.group_id, tp.topic, str(tp.partition)).set(lag)
+        self._log_progress()
+
+    def _log_progress(self) -> None:
+        """At most every ``_PROGRESS_EVERY_S``: events/s handled since the last line, and lag."""
+        now = time.monotonic()
+        since, handled_then = self._progress_at
+        if now - since < _PROGRESS_EVERY_S:
+            return
+        self._progress_at = (now, self.handled)
+        _log.info(
+            "progress",
+            group=self.group_id,
+            handled=self.handled,
+            events_per_s=round((self.handled - handled_then) / (now - since)),
+            lag=sum(self._lags.values()),
+        )
 
     # -- handling ------------------------------------------------------------------------------
 
@@ -307,6 +329,14 @@ class GroupRunner:
             raise failures[0]
 
     async def _partition(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        # Every line logged while this partition's batch is handled names it, the views' and
+        # handlers' own lines too (gather() gives each partition a task, a context, of its own).
+        with structlog.contextvars.bound_contextvars(
+            group=self.group_id, topic=records[0].topic, partition=records[0].partition
+        ):
+            await self._partition_batch(records)
+
+    async def _partition_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         # Fast paths: a store-backed batch applies in one transaction; a handler-only batch runs
         # its handlers in order. On any failure the records from the failing one on go one by
         # one, with retries and dead letters (the store's transaction rolls back first).

@@ -163,7 +163,7 @@ class RegistryClient:
                     return self._answer(response)
                 failure = f"HTTP {response.status_code}: {response.text[:200]}"
             if attempt < self._retries:
-                _log.warning(
+                _log.info(
                     "registry retry", method=method, path=path, attempt=attempt + 1, cause=failure
                 )
                 await asyncio.sleep(delay)  # backoff between retries, doubling each time

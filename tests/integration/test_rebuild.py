@@ -81,7 +81,7 @@ async def test_rebuild_into_fresh_sqlite_matches_the_live_view(
     assert not [t for t in left if "agentflux.rebuild." in t]  # nor its dead-letter topic
 
     again = await run_cli(settings, "rebuild", group, "--into", f"sqlite:///{fresh_path}")
-    assert again.code == 2  # a store that already holds the view is refused
+    assert again.code == 1  # a store that already holds the view is refused
     assert "already holds" in again.stderr
 
 
@@ -120,7 +120,7 @@ async def test_rebuild_reports_differences_and_swap_makes_it_live(
     if kind == "postgres":  # a service still connected to the live database: refused, nothing moved
         async with open_store(live_url):
             busy = await run_cli(settings, "rebuild", "metrics", "--into", second_url, *swap)
-        assert busy.code == 2
+        assert busy.code == 1
         assert "still open" in busy.stderr
         second_url = await fresh_postgres_database(request.getfixturevalue("postgres_url"))
 
