@@ -34,7 +34,15 @@ def render_cli(module: str = "agentflux.cli", program: str = "agentflux") -> str
     ).stdout
     # typer titles the page with the program's name; the site's navigation calls it this.
     body = generated.split("\n", 1)[1] if generated.startswith("# ") else generated
-    return f"# CLI reference\n\n{NOTE}\n{body}"
+    return f"# CLI reference\n\n{NOTE}\n{body}\n{exit_codes()}"
+
+
+def exit_codes() -> str:
+    """The exit codes every command uses, from the command line's own table."""
+    from agentflux._cli_errors import EXIT_CODES  # noqa: PLC0415  # only when the page is built
+
+    rows = [f"| {int(code)} | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(["## Exit codes", "", "| code | meaning |", "|---|---|", *rows, ""])
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
