@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agentflux.kafka import AgentfluxSettings
 
 
@@ -34,16 +36,24 @@ def cli_env(settings: AgentfluxSettings) -> dict[str, str]:
 
 async def run_cli(settings: AgentfluxSettings, *args: str) -> CliResult:
     """``agentflux ARGS`` in a child process (the commands call ``asyncio.run`` themselves)."""
+    return await run_agentflux(*args, env=cli_env(settings))
+
+
+async def run_agentflux(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout_s: float = 180
+) -> CliResult:
+    """``agentflux ARGS`` in a child process with exactly ``env``, in ``cwd``."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         "from agentflux.cli import main; main()",
         *args,
-        env=cli_env(settings),
+        cwd=cwd,
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(180):
+    async with asyncio.timeout(timeout_s):
         out, err = await process.communicate()
     assert process.returncode is not None
     return CliResult(process.returncode, out.decode(), err.decode())

@@ -89,8 +89,8 @@ def _rollback(connection: sqlite3.Connection) -> None:
 class _SqliteTransaction(Transaction):
     """Statements are held and sent with the next read or the commit: one thread hop for many.
 
-    A hop to SQLite's thread costs ~90 µs of CPU here, a statement ~2 µs: a view applying an
-    event per statement spent nearly all of its time hopping. A failing statement therefore
+    A hop to SQLite's thread costs far more CPU than a statement: a view applying an event per
+    statement spent nearly all of its time hopping. A failing statement therefore
     raises at the next read or at the commit, and the whole transaction rolls back.
     """
 

@@ -1,7 +1,7 @@
 """Avro record schemas turned into straight-line Python: readers, writers and model builders.
 
-fastavro interprets a parsed schema for every record: about 14 µs to write and 14 µs to read one
-of our events. This module turns a record schema into Python source once (``compile`` +
+fastavro interprets a parsed schema for every record, a cost that dominated publishing and
+consuming our events. This module turns a record schema into Python source once (``compile`` +
 ``exec``, as Java's specific records or protobuf's generated code do), which reads and writes
 the same bytes several times faster. It is the codec without the C extension, and the reference
 the tests hold the C code to (see :mod:`agentflux.schemas._compiled`, which picks between them).

@@ -12,11 +12,11 @@ import asyncio
 import json
 import os
 import sqlite3
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
+from _cli import CliResult, run_agentflux
 from typer.testing import CliRunner
 
 from agentflux._cli_errors import EXIT_CODES, ExitCode
@@ -164,17 +164,6 @@ CASES: dict[str, Case] = {
 }
 
 
-# aiokafka's consumer in consumers/_redrive.py is started outside its try (a file owned by the
-# read side); until that is fixed, `dlq` prints "Unclosed AIOKafkaConsumer" after its message.
-@dataclass(frozen=True)
-class Run:
-    """How one command ended."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the stores and files the cases point at, and no ``.env``."""
@@ -206,29 +195,17 @@ def _env(tmp: Path, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
-async def _run(tmp: Path, case: Case, gate: asyncio.Semaphore) -> Run:
+async def _run(tmp: Path, case: Case, gate: asyncio.Semaphore) -> CliResult:
     async with gate:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from agentflux.cli import main; main()",
-            *(arg.format(tmp=tmp) for arg in case.args),
-            cwd=tmp,
-            env=_env(tmp, case.env),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
+        args = (arg.format(tmp=tmp) for arg in case.args)
+        return await run_agentflux(*args, env=_env(tmp, case.env), cwd=tmp, timeout_s=60)
 
 
 @pytest.fixture(scope="module")
-def runs(workdir: Path) -> dict[str, Run]:
+def runs(workdir: Path) -> dict[str, CliResult]:
     """Every case's command, run once (three at a time: the machine is shared)."""
 
-    async def all_cases() -> list[Run]:
+    async def all_cases() -> list[CliResult]:
         gate = asyncio.Semaphore(3)
         return await asyncio.gather(*(_run(workdir, case, gate) for case in CASES.values()))
 
@@ -237,7 +214,7 @@ def runs(workdir: Path) -> dict[str, Run]:
 
 @pytest.mark.parametrize("name", CASES)
 def test_failure_says_what_failed_and_exits_with_its_code(
-    name: str, runs: dict[str, Run], workdir: Path
+    name: str, runs: dict[str, CliResult], workdir: Path
 ) -> None:
     """The command exits with the documented code and its message names what failed and why."""
     run, case = runs[name], CASES[name]
@@ -251,7 +228,7 @@ def test_failure_says_what_failed_and_exits_with_its_code(
     [name for name, case in CASES.items() if case.code != ExitCode.OK and not case.service],
 )
 def test_failure_is_two_lines_without_traceback_or_leftovers(
-    name: str, runs: dict[str, Run]
+    name: str, runs: dict[str, CliResult]
 ) -> None:
     """A failure is at most two lines on stderr: no traceback, no unclosed client, no lost task."""
     run = runs[name]
@@ -263,14 +240,16 @@ def test_failure_is_two_lines_without_traceback_or_leftovers(
     assert run.stderr.startswith("error: "), run.stderr
 
 
-def test_reading_commands_create_no_store_or_folder(runs: dict[str, Run], workdir: Path) -> None:
+def test_reading_commands_create_no_store_or_folder(
+    runs: dict[str, CliResult], workdir: Path
+) -> None:
     """Commands that only read leave no database or folder behind where none was."""
     assert not (workdir / "views.db").exists()
     assert not (workdir / "nope.db").exists()
     assert not (workdir / "new-dir").exists()
 
 
-def test_a_service_failure_leaves_nothing_behind_either(runs: dict[str, Run]) -> None:
+def test_a_service_failure_leaves_nothing_behind_either(runs: dict[str, CliResult]) -> None:
     """A service that cannot start logs its lifecycle and the message, and nothing else."""
     run = runs["consume, no cluster"]
     for leftover in _LEFTOVERS:
