@@ -30,6 +30,11 @@ LogFormat = Literal["console", "json"]
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+# A logger binds its configuration on first use (cheaper calls). The test suite turns it off:
+# structlog.testing.capture_logs cannot see a logger cached under another configuration.
+CACHE_LOGGERS = True
+
+
 class LogSettings(BaseSettings):
     """``AGENTFLUX_LOG_FORMAT`` and ``AGENTFLUX_LOG_LEVEL``; unset, the caller's defaults."""
 
@@ -119,7 +124,7 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         # Below the level a call returns at once: a disabled debug line costs almost nothing.
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     handler = _OwnHandler(stream, json=log_format == "json")
     handler.setFormatter(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import subprocess
@@ -21,12 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog
 from _clusters import ClusterChoice, choose_cluster, describe_choice, docker_cluster
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import AIOKafkaConnection
 from aiokafka.structs import TopicPartition
 
+from agentflux import _logging as agentflux_logging
 from agentflux._local import LocalCluster
 from agentflux._local._ports import free_ports
 from agentflux._offsets import partitions_of
@@ -133,6 +136,26 @@ def pytest_configure(config: pytest.Config) -> None:
         # process it starts, through settings read from the environment.
         for name in ("AGENTFLUX_BOOTSTRAP_SERVERS", "AGENTFLUX_REGISTRY_URL"):
             os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A command run in-process configures logging process-wide: each test starts from scratch.
+
+    Loggers are not cached (capture_logs must see them all), and after the test structlog's
+    defaults, the root logger and warnings (raised, not logged: filterwarnings=error) are back.
+    """
+    monkeypatch.setattr(agentflux_logging, "CACHE_LOGGERS", False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name in ("aiokafka", "httpx"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    logging.captureWarnings(capture=False)
 
 
 @pytest.fixture(scope="session")

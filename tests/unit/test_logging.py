@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import structlog
 from _samples import sample_events
 
@@ -20,7 +19,7 @@ from agentflux._logging import LogSettings, configure_logging
 from agentflux.consumers import AuditView, Position, SqliteStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import pytest
 
 
 class _Terminal(io.StringIO):
@@ -28,21 +27,6 @@ class _Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Whatever a test configures is undone: structlog's defaults, the root logger's state."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.getLogger("aiokafka").setLevel(logging.NOTSET)
-    logging.getLogger("httpx").setLevel(logging.NOTSET)
-    logging.captureWarnings(capture=False)
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -82,7 +66,7 @@ def test_json_format_gives_one_object_per_line_from_every_logger(tmp_path: Path)
     assert {"timestamp", "level"} <= failure.keys()
 
 
-def test_format_follows_the_stream_unless_set(restore_logging: None) -> None:
+def test_format_follows_the_stream_unless_set() -> None:
     """Console lines on a terminal, JSON lines elsewhere; AGENTFLUX_LOG_FORMAT wins over both."""
     terminal, pipe = _Terminal(), io.StringIO()
     assert configure_logging(LogSettings(), stream=terminal) == "console"
@@ -99,7 +83,7 @@ def test_format_follows_the_stream_unless_set(restore_logging: None) -> None:
     assert len([h for h in logging.getLogger().handlers if type(h).__name__ == "_OwnHandler"]) == 1
 
 
-def test_contextvars_reach_every_line(restore_logging: None) -> None:
+def test_contextvars_reach_every_line() -> None:
     """Group, topic and partition bound for a batch appear on the lines logged while handling it."""
     stream = io.StringIO()
     configure_logging(LogSettings(format="json"), stream=stream)
@@ -110,9 +94,7 @@ def test_contextvars_reach_every_line(restore_logging: None) -> None:
         assert json.loads(line) | {"group": "g", "topic": "t", "partition": 3} == json.loads(line)
 
 
-async def test_audit_view_logs_no_line_per_event_at_the_default_level(
-    restore_logging: None, tmp_path: Path
-) -> None:
+async def test_audit_view_logs_no_line_per_event_at_the_default_level(tmp_path: Path) -> None:
     """Applying events to the audit view logs nothing at INFO: the store is the audit trail."""
     stream = io.StringIO()
     configure_logging(LogSettings(format="json", level="INFO"), stream=stream)
@@ -164,9 +146,7 @@ def test_importing_the_library_configures_nothing(tmp_path: Path) -> None:
     assert done.stdout.split() == ["0", "False"]
 
 
-def test_handler_follows_stderr_when_swapped(
-    restore_logging: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_handler_follows_stderr_when_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no stream given, each record goes to the sys.stderr of the moment (CliRunner swaps it)."""
     configure_logging(LogSettings(format="json"))
     first, second = io.StringIO(), io.StringIO()
