@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from agentflux.schemas import EventCategory, RegistryClient, load_topics, subject_name
-from agentflux.schemas._compat import check_levels, describe, enum_symbols_without_default
+from agentflux.schemas._compat import (
+    Incompatibility,
+    check_levels,
+    describe,
+    enum_symbols_without_default,
+)
 
 __all__ = [
     "SchemaFile",
@@ -77,7 +82,9 @@ def schema_files(root: Path | None = None) -> list[SchemaFile]:
     return found
 
 
-def _judge(schema: dict[str, Any], earlier: list[dict[str, Any]], level: str) -> list[Any]:
+def _judge(
+    schema: dict[str, Any], earlier: list[dict[str, Any]], level: str
+) -> list[tuple[int, str, Incompatibility]]:
     """The level's resolution rules and the enum policy, against ``earlier`` (oldest first)."""
     return [
         *check_levels(schema, earlier, level),

@@ -4,6 +4,15 @@
 ``reader``. Compatibility levels are built from it the way the Confluent registry defines them:
 BACKWARD = the new schema reads the latest; FORWARD = the latest reads the new; FULL = both;
 ``*_TRANSITIVE`` = against every earlier version instead of only the latest.
+``enum_symbols_without_default`` adds the project's enum policy (a symbol is added only through
+an enum default), which the BACKWARD levels would otherwise let through.
+
+Why hand-written rather than Apache Avro's ``avro.compatibility`` checker: this one names the
+field path and the rule in words a reviewer can act on (the library gives JSON-pointer
+locations and one-word messages), it reads the plain JSON the ``.avsc`` files hold, and
+``agentflux.schemas`` gains no run-time dependency. The library stays the second opinion: a
+corpus of changes (``tests/_compat_corpus.py``) runs through this checker, the library and the
+real registry, which must agree but for listed cases where this checker is the stricter.
 """
 
 from __future__ import annotations
