@@ -1,7 +1,8 @@
 """A corpus of schema changes the compatibility gate is judged on, against two other opinions.
 
 Each case is one change from ``old`` (the released version) to ``new``, with what the Avro
-specification's resolution rules say of it in each direction:
+specification's resolution rules say of it in each direction (where the specification leaves
+room, the stricter reading the gate takes: see ``DISAGREEMENTS``):
 
 - ``backward``: ``new`` reads data written with ``old`` (BACKWARD, the consumer upgrades first);
 - ``forward``: ``old`` reads data written with ``new`` (FORWARD, the producer upgrades first).
