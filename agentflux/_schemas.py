@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from agentflux.schemas import EventCategory, RegistryClient, load_topics, subject_name
-from agentflux.schemas._compat import check_levels, describe
+from agentflux.schemas._compat import (
+    Incompatibility,
+    check_levels,
+    describe,
+    enum_symbols_without_default,
+)
 
 __all__ = [
     "SchemaFile",
@@ -77,13 +82,23 @@ def schema_files(root: Path | None = None) -> list[SchemaFile]:
     return found
 
 
+def _judge(
+    schema: dict[str, Any], earlier: list[dict[str, Any]], level: str
+) -> list[tuple[int, str, Incompatibility]]:
+    """The level's resolution rules and the enum policy, against ``earlier`` (oldest first)."""
+    return [
+        *check_levels(schema, earlier, level),
+        *enum_symbols_without_default(schema, earlier, level),
+    ]
+
+
 def check_schemas(root: Path | None = None) -> tuple[list[str], list[str]]:
     """Judge every schema against its history; return (problems, notes). Offline."""
     problems: list[str] = []
     notes: list[str] = []
     for item in schema_files(root):
         problems.extend(
-            describe(item.subject, item.level, check_levels(item.schema, item.history, item.level))
+            describe(item.subject, item.level, _judge(item.schema, item.history, item.level))
         )
         if not item.history:
             notes.append(f"{item.subject}: no released version yet; this will be v1")
@@ -101,7 +116,7 @@ async def _explain(registry: RegistryClient, item: SchemaFile, reasons: list[str
         json.loads((await registry.get_version(item.subject, version))["schema"])
         for version in await registry.get_versions(item.subject)
     ]
-    found = describe(item.subject, item.level, check_levels(item.schema, registered, item.level))
+    found = describe(item.subject, item.level, _judge(item.schema, registered, item.level))
     prefix = f"the registry refuses {item.subject} under {item.level}"
     return [f"{prefix}: {line}" for line in found] or [f"{prefix}: {r}" for r in reasons]
 

@@ -4,6 +4,15 @@
 ``reader``. Compatibility levels are built from it the way the Confluent registry defines them:
 BACKWARD = the new schema reads the latest; FORWARD = the latest reads the new; FULL = both;
 ``*_TRANSITIVE`` = against every earlier version instead of only the latest.
+``enum_symbols_without_default`` adds the project's enum policy (a symbol is added only through
+an enum default), which the BACKWARD levels would otherwise let through.
+
+Why hand-written rather than Apache Avro's ``avro.compatibility`` checker: this one names the
+field path and the rule in words a reviewer can act on (the library gives JSON-pointer
+locations and one-word messages), it reads the plain JSON the ``.avsc`` files hold, and
+``agentflux.schemas`` gains no run-time dependency. The library stays the second opinion: a
+corpus of changes (``tests/_compat_corpus.py``) runs through this checker, the library and the
+real registry, which must agree but for listed cases where this checker is the stricter.
 """
 
 from __future__ import annotations
@@ -11,7 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Incompatibility", "can_read", "check_levels", "describe"]
+__all__ = [
+    "Incompatibility",
+    "can_read",
+    "check_levels",
+    "describe",
+    "enum_symbols_without_default",
+]
 
 _PROMOTIONS = {
     "int": {"long", "float", "double"},
@@ -79,11 +94,29 @@ def _short(schema: Any) -> str:
     return str(schema.get("name", schema["type"])) if isinstance(schema, dict) else str(schema)
 
 
-def _names_match(reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+def _names_match(
+    reader: dict[str, Any], writer: dict[str, Any], r_ns: str, w_ns: str
+) -> str | None:
+    """None when ``reader`` reads ``writer``'s named type; else why not.
+
+    Names match on their last part, as Avro's Java checker (and so the registry) compares them:
+    a namespace moved is no break. A rename needs an alias equal to the writer's full name, and
+    only a full-name alias counts: Apache Avro's Python checker reads aliases as written, so a
+    short one there is no alias at all, and the gate takes the stricter side.
+    """
     reader_name = str(reader["name"]).rpartition(".")[2]
     writer_name = str(writer["name"]).rpartition(".")[2]
-    aliases = {str(a).rpartition(".")[2] for a in reader.get("aliases", [])}
-    return reader_name == writer_name or writer_name in aliases
+    if reader_name == writer_name:
+        return None
+    writer_full = f"{w_ns}.{writer_name}" if w_ns else writer_name
+    aliases = [str(a) for a in reader.get("aliases", [])]
+    if writer_full in aliases:
+        return None
+    detail = f"reader {reader_name}, writer {writer_full}"
+    relative = {f"{r_ns}.{a}" if r_ns else a for a in aliases if "." not in a}
+    if writer_name in aliases or writer_full in relative:
+        return f"{detail}; write the alias as the full name {writer_full!r}"
+    return f"{detail}; a rename needs the old full name in the reader's aliases"
 
 
 class _Checker:
@@ -133,10 +166,17 @@ class _Checker:
         if kind == "record":
             self._records(reader, writer, path, *spaces)
         elif kind == "enum":
-            self._enums(reader, writer, path)
+            self._enums(reader, writer, path, *spaces)
         elif kind == "fixed":
-            if reader["size"] != writer["size"] or not _names_match(reader, writer):
-                self.problem(path, "FIXED_MISMATCH", f"{_short(reader)} vs {_short(writer)}")
+            if (mismatch := _names_match(reader, writer, *spaces)) is not None:
+                self.problem(path, "NAME_MISMATCH", f"fixed {mismatch}")
+            elif reader["size"] != writer["size"]:
+                self.problem(
+                    path,
+                    "FIXED_SIZE_MISMATCH",
+                    f"fixed {_short(reader)}: reader {reader['size']} bytes, "
+                    f"writer {writer['size']} bytes",
+                )
         elif kind == "array":
             self.check(reader["items"], writer["items"], f"{path}[]", *spaces)
         elif kind == "map":
@@ -158,12 +198,8 @@ class _Checker:
     def _records(
         self, reader: dict[str, Any], writer: dict[str, Any], path: str, r_ns: str, w_ns: str
     ) -> None:  # see check()
-        if not _names_match(reader, writer):
-            self.problem(
-                path,
-                "NAME_MISMATCH",
-                f"reader record {reader['name']}, writer record {writer['name']}",
-            )
+        if (mismatch := _names_match(reader, writer, r_ns, w_ns)) is not None:
+            self.problem(path, "NAME_MISMATCH", f"record {mismatch}")
             return
         written = {f["name"]: f for f in writer["fields"]}
         for field in reader["fields"]:
@@ -180,18 +216,20 @@ class _Checker:
                 continue
             self.check(field["type"], source["type"], where, r_ns, w_ns)
 
-    def _enums(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> None:
-        if not _names_match(reader, writer):
-            self.problem(
-                path, "NAME_MISMATCH", f"reader enum {reader['name']}, writer enum {writer['name']}"
-            )
+    def _enums(
+        self, reader: dict[str, Any], writer: dict[str, Any], path: str, r_ns: str, w_ns: str
+    ) -> None:  # see check()
+        if (mismatch := _names_match(reader, writer, r_ns, w_ns)) is not None:
+            self.problem(path, "NAME_MISMATCH", f"enum {mismatch}")
             return
         missing = [s for s in writer["symbols"] if s not in reader["symbols"]]
-        if missing and "default" not in reader:
+        if missing and reader.get("default") not in reader["symbols"]:
+            name = f"{r_ns}.{_short(reader)}" if r_ns else _short(reader)
             self.problem(
                 path,
                 "MISSING_ENUM_SYMBOLS",
-                f"reader lacks symbol(s) {missing} and has no enum default",
+                f"enum {name} of the reader lacks symbol(s) {missing} and has no default: "
+                "add a default to the enum and release it before adding symbols",
             )
 
 
@@ -220,6 +258,62 @@ def check_levels(
             found.extend((number, "new reader, old data", p) for p in can_read(new, old))
         if base in {"FORWARD", "FULL"}:
             found.extend((number, "old reader, new data", p) for p in can_read(old, new))
+    return found
+
+
+def _enum_types(schema: Any, namespace: str = "") -> dict[str, dict[str, Any]]:
+    """Every enum declared in ``schema``, by full name."""
+    found: dict[str, dict[str, Any]] = {}
+    if isinstance(schema, list):
+        for branch in schema:
+            found.update(_enum_types(branch, namespace))
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in _NAMED:
+            full = _Names().full_name(schema, namespace)
+            namespace = full.rpartition(".")[0]
+            if kind == "enum":
+                found[full] = schema
+        for field in schema.get("fields", []) if kind == "record" else []:
+            found.update(_enum_types(field["type"], namespace))
+        for key in ("items", "values"):
+            if kind in {"array", "map"} and key in schema:
+                found.update(_enum_types(schema[key], namespace))
+        if isinstance(kind, (dict, list)):
+            found.update(_enum_types(kind, namespace))
+    return found
+
+
+def enum_symbols_without_default(
+    new: Any, earlier: list[Any], level: str
+) -> list[tuple[int, str, Incompatibility]]:
+    """The enum policy: a symbol may be added only to an enum whose earlier versions have a default.
+
+    A reader on an earlier version maps a symbol it does not know to that version's enum
+    default; without one it cannot read the record at all. The FORWARD and FULL levels refuse
+    such a change by the resolution rules already; this rule holds it at the BACKWARD levels
+    too, so that a topic set to BACKWARD still does not break the consumers of other teams.
+    Same triples as :func:`check_levels`.
+    """
+    if level not in {"BACKWARD", "BACKWARD_TRANSITIVE"} or not earlier:
+        return []
+    versions = list(enumerate(earlier, start=1))
+    against = versions if level.endswith("_TRANSITIVE") else versions[-1:]
+    current = _enum_types(new)
+    found: list[tuple[int, str, Incompatibility]] = []
+    for number, old in against:
+        for name, enum in _enum_types(old).items():
+            added = [
+                s for s in current.get(name, {}).get("symbols", []) if s not in enum["symbols"]
+            ]
+            if added and enum.get("default") not in enum["symbols"]:
+                problem = Incompatibility(
+                    name,
+                    "ENUM_SYMBOL_WITHOUT_DEFAULT",
+                    f"symbol(s) {added} added to enum {name}, which has no default in "
+                    f"v{number}: add a default to the enum and release it before adding symbols",
+                )
+                found.append((number, "enum policy", problem))
     return found
 
 

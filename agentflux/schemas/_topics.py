@@ -30,7 +30,8 @@ class TopicSpec(BaseModel):
     retention_ms: int = Field(ge=-1)
     retention_bytes: int = Field(default=-1, ge=-1)
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
-    compatibility: Compatibility = "BACKWARD_TRANSITIVE"
+    # Every version readable by every other: the teams reading a topic upgrade on their own.
+    compatibility: Compatibility = "FULL_TRANSITIVE"
     owner: str
     description: str
 

@@ -46,7 +46,7 @@ def test_check_names_subject_field_and_rule(tree: Path) -> None:
     _add_field(tree, {"name": "priority", "type": "int"})
     result = CliRunner().invoke(app, ["schemas", "check", "--root", str(tree)])
     assert result.exit_code == 1
-    assert f"agent.events-{_RECORD}: breaks BACKWARD_TRANSITIVE against v1" in result.output
+    assert f"agent.events-{_RECORD}: breaks FULL_TRANSITIVE against v1" in result.output
     assert "priority: READER_FIELD_MISSING_DEFAULT_VALUE" in result.output
 
 
@@ -56,6 +56,20 @@ def test_check_accepts_a_compatible_change_and_asks_for_release(tree: Path) -> N
     result = CliRunner().invoke(app, ["schemas", "check", "--root", str(tree)])
     assert result.exit_code == 0, result.output
     assert f"history/{_RECORD}/v2.avsc" in result.output
+
+
+def test_check_refuses_an_enum_symbol_added_without_default(tree: Path) -> None:
+    """ESCALATED added to the HITL decision fails, naming the enum and asking for a default."""
+    path = tree / "hitl" / "HitlDecisionMade.avsc"
+    schema = json.loads(path.read_text())
+    decision = next(f for f in schema["fields"] if f["name"] == "decision")
+    decision["type"]["symbols"].append("ESCALATED")
+    path.write_text(json.dumps(schema))
+    result = CliRunner().invoke(app, ["schemas", "check", "--root", str(tree)])
+    assert result.exit_code == 1
+    assert "breaks FULL_TRANSITIVE against v1 (old reader, new data)" in result.output
+    assert "enum agentflux.events.hitl.HitlDecision" in result.output
+    assert "add a default to the enum" in result.output
 
 
 @pytest.mark.broker
@@ -78,7 +92,7 @@ def test_register_all_then_refuse_a_breaking_change(cluster: Cluster, tree: Path
     result = CliRunner().invoke(app, ["schemas", "register"], env=env)
     assert result.exit_code == 0, result.output
     level, before, subjects = asyncio.run(registry_view())
-    assert level == "BACKWARD_TRANSITIVE"
+    assert level == "FULL_TRANSITIVE"
     categories = ("agent.", "session.", "tool.", "hitl.", "system.", "metrics.")
     assert (
         len([s for s in subjects if s.startswith(categories) and "-agentflux.events." in s]) == 22

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from _evolution import CASES, Case, base
 
-from agentflux.schemas._compat import can_read, check_levels, describe
+from agentflux.schemas import TopicSpec, load_topics
+from agentflux.schemas._compat import (
+    can_read,
+    check_levels,
+    describe,
+    enum_symbols_without_default,
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -106,3 +114,68 @@ def test_nested_arrays_maps_and_named_references() -> None:
     }
     paths = sorted(p.path for p in can_read(reader, writer))
     assert paths == ["items[].m", "tags{}"]
+
+
+def _decision(*symbols: str, default: str | None = None) -> dict[str, Any]:
+    enum: dict[str, Any] = {"type": "enum", "name": "Decision", "symbols": list(symbols)}
+    if default is not None:
+        enum["default"] = default
+    return {
+        "type": "record",
+        "name": "Made",
+        "namespace": "agentflux.test",
+        "fields": [{"name": "decision", "type": enum}],
+    }
+
+
+def test_a_symbol_added_without_default_names_the_enum_at_full() -> None:
+    """Under FULL an added symbol is refused by naming the enum and asking for a default."""
+    problems = check_levels(_decision("A", "B", "C"), [_decision("A", "B")], "FULL_TRANSITIVE")
+    assert [p.rule for _, _, p in problems] == ["MISSING_ENUM_SYMBOLS"]
+    assert "enum agentflux.test.Decision" in problems[0][2].detail
+    assert "add a default to the enum" in problems[0][2].detail
+
+
+@pytest.mark.parametrize("level", ["BACKWARD", "BACKWARD_TRANSITIVE"])
+def test_the_enum_policy_holds_at_backward_levels(level: str) -> None:
+    """BACKWARD alone lets a symbol through; the enum policy refuses it, naming the enum."""
+    new, old = _decision("A", "B", "C"), _decision("A", "B")
+    assert check_levels(new, [old], level) == []
+    problems = enum_symbols_without_default(new, [old], level)
+    assert [(n, p.path, p.rule) for n, _, p in problems] == [
+        (1, "agentflux.test.Decision", "ENUM_SYMBOL_WITHOUT_DEFAULT")
+    ]
+    assert "add a default to the enum" in problems[0][2].detail
+
+
+def test_a_symbol_may_be_added_once_a_default_is_released() -> None:
+    """The default released first (v2) lets v3 add a symbol at every level; at once is refused."""
+    v1, v2 = _decision("A", "B"), _decision("A", "B", default="A")
+    v3 = _decision("A", "B", "C", default="A")
+    assert check_levels(v2, [v1], "FULL_TRANSITIVE") == []
+    assert check_levels(v3, [v2], "FULL_TRANSITIVE") == []
+    assert enum_symbols_without_default(v3, [v2], "BACKWARD") == []
+    assert check_levels(v3, [v1, v2], "FULL_TRANSITIVE") != []  # v1's readers have no default
+    assert check_levels(v3, [v1], "FULL") != []
+    assert enum_symbols_without_default(v3, [v1, v2], "BACKWARD_TRANSITIVE") != []
+    assert enum_symbols_without_default(v3, [v1], "NONE") == []
+
+
+def test_record_aliases_count_only_as_full_names() -> None:
+    """A rename reads old data through a full-name alias; a short one is refused with a hint."""
+    old = {"type": "record", "name": "Old", "namespace": "n", "fields": []}
+    renamed = {**old, "name": "New", "aliases": ["n.Old"]}
+    assert can_read(renamed, old) == []
+    renamed["aliases"] = ["Old"]
+    (problem,) = can_read(renamed, old)
+    assert problem.rule == "NAME_MISMATCH"
+    assert "full name 'n.Old'" in problem.detail
+
+
+def test_shipped_topics_default_to_full_transitive() -> None:
+    """Every declared topic, and a topic that names no level, is at FULL_TRANSITIVE."""
+    declaration = load_topics()
+    assert {t.compatibility for t in declaration.topics} == {"FULL_TRANSITIVE"}
+    spec = declaration.topics[0].model_dump(exclude={"compatibility"})
+    assert TopicSpec(**spec).compatibility == "FULL_TRANSITIVE"
+    assert TopicSpec(**spec, compatibility="BACKWARD").compatibility == "BACKWARD"
