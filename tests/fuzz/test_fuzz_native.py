@@ -34,8 +34,11 @@ from agentflux.schemas._compiled import (
 )
 from agentflux.schemas._conversions import _native
 
+# Skipped only on an install that may lack them: where they are required (CI), a missing one fails.
 pytestmark = pytest.mark.skipif(
-    _native is None or _batches is None or _records is None, reason="C extensions not built"
+    os.environ.get("AGENTFLUX_REQUIRE_NATIVE") != "1"
+    and (_native is None or _batches is None or _records is None),
+    reason="C extensions not built (AGENTFLUX_REQUIRE_NATIVE=1 makes this a failure)",
 )
 
 _CASES = int(os.environ.get("FUZZ_CASES", "30"))
