@@ -33,6 +33,9 @@ format: ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+generate: ## The event models and catalogue from schemas/avro/*.avsc (commit the result)
+	$(BIN)/agentflux schemas generate
+
 typecheck: ## mypy --strict with the pydantic plugin
 	$(BIN)/mypy
 

@@ -3,6 +3,7 @@
 This package depends on nothing else in the project; ``producers`` and ``consumers`` build on it.
 """
 
+from agentflux.schemas import _events
 from agentflux.schemas._codec import (
     ENCODING_ERRORS,
     AvroCodec,
@@ -20,6 +21,7 @@ from agentflux.schemas._errors import (
     SchemaResolutionError,
     UnknownSchemaIdError,
 )
+from agentflux.schemas._events import *  # noqa: F403  # the generated models, listed in _events.__all__
 from agentflux.schemas._headers import (
     CONTENT_TYPE,
     HEADER_DOCS,
@@ -32,35 +34,7 @@ from agentflux.schemas._headers import (
     header_values_for,
     new_traceparent,
 )
-from agentflux.schemas._models import (
-    EVENT_MODELS,
-    AgentErrorOccurredEvent,
-    AgentProcessingCompletedEvent,
-    AgentProcessingStartedEvent,
-    AgentSwitchedEvent,
-    BaseEvent,
-    HitlApprovalRequestedEvent,
-    HitlDecision,
-    HitlDecisionMadeEvent,
-    HitlTimeoutOccurredEvent,
-    MessageRole,
-    MetricsCollectedEvent,
-    MetricsPerformanceMeasuredEvent,
-    SessionCreatedEvent,
-    SessionDeletedEvent,
-    SessionMessageAddedEvent,
-    SessionUpdatedEvent,
-    SystemBackgroundTaskCompletedEvent,
-    SystemBackgroundTaskStartedEvent,
-    SystemShutdownEvent,
-    SystemStartupEvent,
-    ToolApprovalRequiredEvent,
-    ToolExecutionCompletedEvent,
-    ToolExecutionFailedEvent,
-    ToolExecutionRequestedEvent,
-    ToolExecutionStartedEvent,
-    event_model,
-)
+from agentflux.schemas._models import BaseEvent
 from agentflux.schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
 from agentflux.schemas._topics import (
     DeadLetterSpec,
@@ -75,13 +49,8 @@ __all__ = [
     "COMPATIBILITY_LEVELS",
     "CONTENT_TYPE",
     "ENCODING_ERRORS",
-    "EVENT_MODELS",
     "HEADER_DOCS",
     "HEADER_NAMES",
-    "AgentErrorOccurredEvent",
-    "AgentProcessingCompletedEvent",
-    "AgentProcessingStartedEvent",
-    "AgentSwitchedEvent",
     "AvroCodec",
     "BaseEvent",
     "CodecError",
@@ -89,32 +58,12 @@ __all__ = [
     "DeadLetterSpec",
     "EventCategory",
     "EventType",
-    "HitlApprovalRequestedEvent",
-    "HitlDecision",
-    "HitlDecisionMadeEvent",
-    "HitlTimeoutOccurredEvent",
     "IncompatibleSchemaError",
-    "MessageRole",
-    "MetricsCollectedEvent",
-    "MetricsPerformanceMeasuredEvent",
     "RegistryClient",
     "RegistryError",
     "RegistryUnavailableError",
     "SchemaNotFoundError",
     "SchemaResolutionError",
-    "SessionCreatedEvent",
-    "SessionDeletedEvent",
-    "SessionMessageAddedEvent",
-    "SessionUpdatedEvent",
-    "SystemBackgroundTaskCompletedEvent",
-    "SystemBackgroundTaskStartedEvent",
-    "SystemShutdownEvent",
-    "SystemStartupEvent",
-    "ToolApprovalRequiredEvent",
-    "ToolExecutionCompletedEvent",
-    "ToolExecutionFailedEvent",
-    "ToolExecutionRequestedEvent",
-    "ToolExecutionStartedEvent",
     "TopicSpec",
     "TopicsDeclaration",
     "UnknownEvent",
@@ -124,7 +73,6 @@ __all__ = [
     "dead_letter_topic",
     "event_header_values",
     "event_headers",
-    "event_model",
     "header_map",
     "header_pairs",
     "header_values_for",
@@ -133,3 +81,4 @@ __all__ = [
     "new_traceparent",
     "subject_name",
 ]
+__all__ += _events.__all__

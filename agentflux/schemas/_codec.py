@@ -33,10 +33,12 @@ from agentflux.schemas._errors import (
     SchemaResolutionError,
     UnknownSchemaIdError,
 )
-from agentflux.schemas._models import EVENT_MODELS, BaseEvent
+from agentflux.schemas._events import EVENT_MODELS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+
+    from agentflux.schemas._models import BaseEvent
 
     _BodyDecoder = Callable[[bytes, int], tuple[Any, int]]
 
