@@ -29,7 +29,9 @@ sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in repr(f)]
 
 _GENERATE = _COPY_ONLY + "from agentflux.cli import main; main()"
 
-_ROUND_TRIP = _COPY_ONLY + """
+_ROUND_TRIP = (
+    _COPY_ONLY
+    + """
 import asyncio, os
 import agentflux
 from agentflux.kafka import AgentfluxSettings
@@ -53,6 +55,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 def _new_schema(root: Path) -> None:
