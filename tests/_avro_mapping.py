@@ -21,12 +21,10 @@ from agentflux.schemas._types import EventType
 if typing.TYPE_CHECKING:
     from agentflux.schemas._models import BaseEvent
 
-_INT_AS_INT = {"schema_version"}
+_INT_AS_INT = {"schema_version"}  # everything else integral is a long (durations, counts)
 _ENUM_FALLBACK = " A reader meeting a symbol it does not know reads "
 _ENVELOPE = json.loads((Path(__file__).parents[1] / "schemas/avro/envelope.avsc").read_text())
-_ENVELOPE_DOCS = {
-    f["name"]: f["doc"] for f in _ENVELOPE["fields"] if "doc" in f
-}  # everything else integral is a long (durations, counts)
+_ENVELOPE_DOCS = {f["name"]: f["doc"] for f in _ENVELOPE["fields"] if "doc" in f}
 
 
 def _avro_type(name: str, annotation: Any) -> Any:  # noqa: PLR0911  # one return per Avro type
