@@ -34,7 +34,7 @@ format: ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 generate: ## The event models and catalogue from schemas/avro/*.avsc (commit the result)
-	$(BIN)/agentflux schemas generate
+	$(BIN)/python agentflux/schemas/_modelgen.py
 
 typecheck: ## mypy --strict with the pydantic plugin
 	$(BIN)/mypy

@@ -22,7 +22,7 @@ if typing.TYPE_CHECKING:
     from agentflux.schemas._models import BaseEvent
 
 _INT_AS_INT = {"schema_version"}  # everything else integral is a long (durations, counts)
-_ENUM_FALLBACK = " A reader meeting a symbol it does not know reads "
+_ENUM_FALLBACK = " A reader meeting a symbol it does not know reads "  # the docstring's 2nd part
 _ENVELOPE = json.loads((Path(__file__).parents[1] / "schemas/avro/envelope.avsc").read_text())
 _ENVELOPE_DOCS = {f["name"]: f["doc"] for f in _ENVELOPE["fields"] if "doc" in f}
 
@@ -39,7 +39,8 @@ def _avro_type(name: str, annotation: Any) -> Any:  # noqa: PLR0911  # one retur
     if origin is dict:
         return {"type": "map", "values": "string"}
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
-        doc, _, fallback = (annotation.__doc__ or "").partition(_ENUM_FALLBACK)
+        flat = " ".join((annotation.__doc__ or "").split())
+        doc, _, fallback = flat.partition(_ENUM_FALLBACK)
         spelled: dict[str, Any] = {"type": "enum", "name": annotation.__name__}
         if doc and not doc.startswith("The symbols of"):
             spelled["doc"] = doc
@@ -64,8 +65,8 @@ def _constraint(annotation: Any) -> str | None:
     """The ``agentflux.constraint`` an annotation spells (one of the aliases of ``_models``)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    for constraint, alias in CONSTRAINTS.items():
-        if annotation == getattr(_models, alias):
+    for constraint, by_type in CONSTRAINTS.items():
+        if any(annotation == getattr(_models, alias) for alias in by_type.values()):
             return constraint
     return None
 

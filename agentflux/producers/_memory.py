@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from agentflux.producers._batching import key_partition
 from agentflux.producers._errors import InvalidEventError
 from agentflux.producers._protocols import PublishResult
+from agentflux.producers._sequences import SessionSequences
 from agentflux.schemas import EVENT_MODELS, BaseEvent, EventType, current_traceparent, event_headers
 
 if TYPE_CHECKING:
@@ -40,8 +41,11 @@ class InMemoryTransport:
     here does not publish invalid events in production.
     """
 
-    def __init__(self, partitions: int = 6, topic_prefix: str = "") -> None:
-        """Pretend every topic has ``partitions`` partitions."""
+    def __init__(
+        self, partitions: int = 6, topic_prefix: str = "", producer_id: str | None = None
+    ) -> None:
+        """Pretend every topic has ``partitions`` partitions; number events as the publisher."""
+        self.sequences = SessionSequences(producer_id)
         self._partitions = list(range(partitions))
         self._prefix = topic_prefix
         self._offsets: dict[tuple[str, int], int] = defaultdict(int)
@@ -59,6 +63,11 @@ class InMemoryTransport:
             type(event).model_validate(event.__dict__)
         except ValidationError as exc:
             raise InvalidEventError(f"{type(event).__name__} is invalid: {exc}") from exc
+        stamped = self.sequences.stamped(event.__dict__)
+        if stamped is not event.__dict__:  # the record carries the envelope the publisher gives it
+            event = event.model_copy(
+                update={"producer_id": stamped["producer_id"], "sequence": stamped["sequence"]}
+            )
         key = event.session_id.encode()
         topic = self._prefix + event.topic
         partition = key_partition(key, self._partitions)  # as the Kafka publisher partitions

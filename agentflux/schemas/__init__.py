@@ -9,6 +9,7 @@ from agentflux.schemas._codec import (
     AvroCodec,
     UnknownEvent,
     load_schema,
+    released_schema,
     subject_name,
 )
 from agentflux.schemas._errors import (
@@ -79,6 +80,7 @@ __all__ = [
     "load_schema",
     "load_topics",
     "new_traceparent",
+    "released_schema",
     "subject_name",
 ]
 __all__ += _events.__all__

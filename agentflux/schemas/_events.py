@@ -14,11 +14,10 @@ from agentflux.schemas._catalogue import EventType
 from agentflux.schemas._models import (
     BaseEvent,
     Content,
-    Count,
     Id,
-    Millis,
     Name,
-    NonNegative,
+    NonNegativeFloat,
+    NonNegativeInt,
     Tags,
     Text,
 )
@@ -54,7 +53,10 @@ __all__ = [
 
 
 class MessageRole(StrEnum):
-    """Who wrote a message of a session."""
+    """Who wrote a message of a session.
+
+    A reader meeting a symbol it does not know reads ``SYSTEM``.
+    """
 
     USER = "USER"
     ASSISTANT = "ASSISTANT"
@@ -63,7 +65,10 @@ class MessageRole(StrEnum):
 
 
 class HitlDecision(StrEnum):
-    """A human's answer to an approval request."""
+    """A human's answer to an approval request.
+
+    A reader meeting a symbol it does not know reads ``REJECTED``.
+    """
 
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
@@ -86,9 +91,9 @@ class AgentProcessingCompletedEvent(BaseEvent):
     agent: Name
     model: Name | None = None
     request_id: Id | None = None
-    duration_ms: Millis
-    input_tokens: Count = 0
-    output_tokens: Count = 0
+    duration_ms: NonNegativeInt
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
     finish_reason: Name | None = None
 
 
@@ -160,7 +165,7 @@ class ToolExecutionCompletedEvent(BaseEvent):
     event_type: Literal[EventType.TOOL_EXECUTION_COMPLETED] = EventType.TOOL_EXECUTION_COMPLETED
     call_id: Id
     tool_name: Name
-    duration_ms: Millis
+    duration_ms: NonNegativeInt
     result_summary: Text = ""
 
 
@@ -170,7 +175,7 @@ class ToolExecutionFailedEvent(BaseEvent):
     event_type: Literal[EventType.TOOL_EXECUTION_FAILED] = EventType.TOOL_EXECUTION_FAILED
     call_id: Id
     tool_name: Name
-    duration_ms: Millis
+    duration_ms: NonNegativeInt
     error_type: Name
     error_message: Text
 
@@ -201,7 +206,7 @@ class HitlApprovalRequestedEvent(BaseEvent):
     approval_id: Id
     call_id: Id | None = None
     subject: Text
-    timeout_s: Count = 300
+    timeout_s: NonNegativeInt = 300
 
 
 class HitlDecisionMadeEvent(BaseEvent):
@@ -219,7 +224,7 @@ class HitlTimeoutOccurredEvent(BaseEvent):
 
     event_type: Literal[EventType.HITL_TIMEOUT_OCCURRED] = EventType.HITL_TIMEOUT_OCCURRED
     approval_id: Id
-    waited_s: Count
+    waited_s: NonNegativeInt
 
 
 class SystemBackgroundTaskCompletedEvent(BaseEvent):
@@ -230,7 +235,7 @@ class SystemBackgroundTaskCompletedEvent(BaseEvent):
     )
     task_id: Id
     task_name: Name
-    duration_ms: Millis
+    duration_ms: NonNegativeInt
     success: bool = True
     error_message: Text | None = None
 
@@ -280,7 +285,7 @@ class MetricsPerformanceMeasuredEvent(BaseEvent):
         EventType.METRICS_PERFORMANCE_MEASURED
     )
     operation: Name
-    duration_ms: NonNegative
+    duration_ms: NonNegativeFloat
     tags: Tags = Field(default_factory=dict)
 
 

@@ -8,7 +8,7 @@ aliases below. Limits, enforced at construction (a violation raises ``pydantic.V
 * ``name`` (agents, tools, models, services, metrics): 1-256 characters;
 * ``text`` (reasons, comments, summaries, error messages): at most 8,192 characters;
 * ``content`` (message content and tool arguments): at most 65,536 characters;
-* ``millis``, ``count``, ``non_negative``: never below zero;
+* ``non_negative`` (a ``long``, ``int`` or ``double``): never below zero;
 * timestamps must carry a time zone; they are kept to the millisecond, as Avro stores them.
 """
 
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, ClassVar
 
+from annotated_types import Ge
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from agentflux.schemas._catalogue import EventType
@@ -26,11 +27,10 @@ from agentflux.schemas._catalogue import EventType
 __all__ = [
     "BaseEvent",
     "Content",
-    "Count",
     "Id",
-    "Millis",
     "Name",
-    "NonNegative",
+    "NonNegativeFloat",
+    "NonNegativeInt",
     "Tags",
     "Text",
 ]
@@ -44,9 +44,8 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Content = Annotated[str, StringConstraints(max_length=MAX_CONTENT)]
-Millis = Annotated[int, Field(ge=0)]
-Count = Annotated[int, Field(ge=0)]
-NonNegative = Annotated[float, Field(ge=0)]
+NonNegativeInt = Annotated[int, Ge(0)]
+NonNegativeFloat = Annotated[float, Ge(0)]
 Tags = dict[str, str]
 
 
@@ -77,7 +76,9 @@ class BaseEvent(BaseModel):
     correlation_id: Id | None = None
     causation_id: Id | None = None
     source: Name = "agent-runtime"
-    schema_version: int = Field(default=1, ge=1)
+    schema_version: int = Field(default=2, ge=1)
+    producer_id: Id | None = None
+    sequence: NonNegativeInt | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Derive the class constants from the subclass's fixed ``event_type`` default."""
