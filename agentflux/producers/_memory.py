@@ -24,7 +24,11 @@ __all__ = ["InMemoryTransport", "PublishedRecord"]
 
 @dataclass(frozen=True, slots=True)
 class PublishedRecord:
-    """What a Kafka record would have been: topic, partition, offset, key, headers, event."""
+    """What a Kafka record would have been: topic, partition, offset, key, headers, event.
+
+    ``event`` is the object published; ``producer_id`` and ``sequence`` are the values the
+    Kafka publisher would have stamped into the record's envelope.
+    """
 
     topic: str
     partition: int
@@ -32,6 +36,8 @@ class PublishedRecord:
     key: bytes
     headers: tuple[tuple[str, bytes], ...]
     event: BaseEvent
+    producer_id: str | None = None
+    sequence: int | None = None
 
 
 class InMemoryTransport:
@@ -64,17 +70,24 @@ class InMemoryTransport:
         except ValidationError as exc:
             raise InvalidEventError(f"{type(event).__name__} is invalid: {exc}") from exc
         stamped = self.sequences.stamped(event.__dict__)
-        if stamped is not event.__dict__:  # the record carries the envelope the publisher gives it
-            event = event.model_copy(
-                update={"producer_id": stamped["producer_id"], "sequence": stamped["sequence"]}
-            )
         key = event.session_id.encode()
         topic = self._prefix + event.topic
         partition = key_partition(key, self._partitions)  # as the Kafka publisher partitions
         offset = self._offsets[topic, partition]
         self._offsets[topic, partition] += 1
         headers = tuple(event_headers(event, current_traceparent()))
-        self.records.append(PublishedRecord(topic, partition, offset, key, headers, event))
+        self.records.append(
+            PublishedRecord(
+                topic,
+                partition,
+                offset,
+                key,
+                headers,
+                event,
+                stamped["producer_id"],
+                stamped["sequence"],
+            )
+        )
         return PublishResult(topic, partition, offset)
 
     async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:
