@@ -71,10 +71,9 @@ def _where(review: SchemaReview, change: Change) -> str:
 
 
 def _text_change(review: SchemaReview, change: Change) -> str:
-    sign = _SIGNS.get(change.what, "~")
-    if change.what in _SIGNS:
-        return f"  {sign} {_where(review, change)}: {change.what}: {change.before or change.after}"
-    return f"  {sign} {_where(review, change)}: {change.what}: {change.before} -> {change.after}"
+    both = change.before and change.after  # else one side is all there is (added, removed)
+    words = f"{change.before} -> {change.after}" if both else change.before or change.after
+    return f"  {_SIGNS.get(change.what, '~')} {_where(review, change)}: {change.what}: {words}"
 
 
 def _holds(review: SchemaReview) -> str:
