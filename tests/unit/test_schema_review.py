@@ -88,6 +88,14 @@ def test_diff_text_names_fields_defaults_levels_and_readers(tree: Path) -> None:
     assert "agentflux schemas release" in result.stderr
 
 
+def test_the_evolution_page_shows_what_diff_prints(tree: Path) -> None:
+    """The example on the Schema evolution page is the output of this very change."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "schema-evolution.md").read_text()
+    example = page.split("```text\n$ agentflux schemas diff\n", 1)[1].split("```", 1)[0]
+    _edit(tree, "agent/AgentSwitched.avsc", _evolve_switched)
+    assert _run("diff", "--root", str(tree)).stdout == example
+
+
 def test_diff_markdown_has_a_table_per_schema(tree: Path) -> None:
     """Markdown for a pull request: a heading and a table of field changes, levels, policy, readers."""
     _edit(tree, "agent/AgentSwitched.avsc", _evolve_switched)
