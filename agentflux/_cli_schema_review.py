@@ -53,7 +53,12 @@ class UnreleasedError(CliError):
 
 Root = Annotated[
     Path | None,
-    typer.Option("--root", help="The schemas/avro folder to review (default: the project's)."),
+    typer.Option(
+        "--root",
+        exists=True,  # a mistyped folder would hold no schema, so nothing would seem changed
+        file_okay=False,
+        help="The schemas/avro folder to review (default: the project's).",
+    ),
 ]
 
 _SIGNS = {"added": "+", "removed": "-"}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentflux._schemas import (
     _judge,  # the gate's verdict, so that the review never disagrees with `schemas check`
@@ -93,7 +93,7 @@ class SchemaReview:
 class ReviewReport:
     """The review of every schema: those that changed, and how many did not."""
 
-    against: str  # "history" or "registry"
+    against: Literal["history", "registry"]
     reviews: tuple[SchemaReview, ...]
     unchanged: int
 
@@ -340,7 +340,8 @@ def _review(item: SchemaFile, released: list[dict[str, Any]]) -> SchemaReview | 
 
 
 def _report(
-    against: str, judged: Iterable[tuple[SchemaFile, list[dict[str, Any]]]]
+    against: Literal["history", "registry"],
+    judged: Iterable[tuple[SchemaFile, list[dict[str, Any]]]],
 ) -> ReviewReport:
     everything = list(judged)
     reviews = tuple(r for item, released in everything if (r := _review(item, released)))

@@ -248,6 +248,14 @@ def test_release_never_overwrites_a_released_file(tree: Path) -> None:
     assert _files(tree) == before
 
 
+@pytest.mark.parametrize("command", ["diff", "release"])
+def test_a_root_that_does_not_exist_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    """A mistyped --root is refused (exit 2), never taken for a tree with nothing changed."""
+    result = _run(command, "--root", str(tmp_path / "nowhere"))
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "does not exist" in result.output
+
+
 def _record(*fields: dict[str, Any], **attributes: Any) -> dict[str, Any]:
     return {"type": "record", "name": "R", "namespace": "t", "fields": list(fields), **attributes}
 
