@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._cli_schema_generate import add_generate_command
+from agentflux._cli_schema_review import add_review_commands
 from agentflux._schemas import check_schemas, register_schemas
 from agentflux._topics import apply_topics, describe_topics
 from agentflux.kafka import AgentfluxSettings, run_event_loop
@@ -192,5 +193,6 @@ def _one_line(exc: yaml.YAMLError) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the contract commands to the root command line."""
+    add_review_commands(schemas_app)
     app.add_typer(schemas_app, name="schemas")
     app.add_typer(topics_app, name="topics")
