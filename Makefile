@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format generate typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)

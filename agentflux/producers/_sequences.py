@@ -52,7 +52,10 @@ class SessionSequences:
             self._next.pop(session, None)  # the session's last event
         else:
             self._next[session] = sequence + 1
-        return {**fields, "producer_id": self.producer_id, "sequence": sequence}
+        stamped = fields.copy()  # a copy of the table: about half the cost of {**fields, ...}
+        stamped["producer_id"] = self.producer_id
+        stamped["sequence"] = sequence
+        return stamped
 
     def rewind(self, stamped: dict[str, Any], original: dict[str, Any]) -> None:
         """Give the number back: the stamped event was refused before it was queued."""
