@@ -87,25 +87,23 @@ def test_a_new_event_type_needs_one_avsc_file_and_a_regeneration(
         "AGENTFLUX_REGISTRY_URL": cluster.settings.registry_url,
         "TOPIC": f"test-new-type-{uuid.uuid4().hex[:8]}.tool.events",
     }
-    generated = subprocess.run(
-        [sys.executable, "-c", _GENERATE, "schemas", "generate"],
-        env=env,
-        cwd=tmp_path,  # not the repository: `python -c` puts the working folder first
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        # In tmp_path, not the repository: `python -c` puts the working folder first on the path.
+        return subprocess.run(
+            [sys.executable, "-c", *args],
+            check=False,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+
+    generated = run(_GENERATE, "schemas", "generate")
     assert generated.returncode == 0, generated.stderr
     written = {Path(line.removeprefix("wrote ")).name for line in generated.stdout.splitlines()}
     # The new schema's envelope copy, the catalogue and the models: nothing else changes.
     assert written == {"ToolExecutionCancelled.avsc", "_catalogue.py", "_events.py"}
-    round_trip = subprocess.run(
-        [sys.executable, "-c", _ROUND_TRIP, str(source)],
-        env=env,
-        cwd=tmp_path,  # not the repository: `python -c` puts the working folder first
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    round_trip = run(_ROUND_TRIP, str(source))
     assert round_trip.returncode == 0, round_trip.stderr
     assert "('reason', 'user')" in round_trip.stdout
