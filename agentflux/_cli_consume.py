@@ -17,12 +17,14 @@ from rich.table import Table
 from agentflux._accelerations import accelerations_line
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._cli_stores import shown_url, view_store
+from agentflux._rebuild import audit_against_topics
 from agentflux.consumers import (
+    ChainReport,
+    audit_report,
     get_audit_log,
     get_context,
     get_metrics,
     render_prometheus,
-    verify_audit,
 )
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
 from agentflux.kafka import AgentfluxSettings, run_event_loop
@@ -246,22 +248,46 @@ def audit(  # noqa: PLR0913, PLR0917  # one option per filter, as typer declares
 
 
 @audit_app.command("verify")
-def audit_verify(store: StoreUrl = None) -> None:
-    """Report every audit record that was changed or removed; exit 1 if any."""
+def audit_verify(
+    store: StoreUrl = None,
+    against_topics: Annotated[
+        bool,
+        typer.Option(
+            "--against-topics",
+            help="Also derive the chains again from the retained events and compare, hash by hash.",
+        ),
+    ] = False,
+) -> None:
+    """Check every session's audit chains: intact, gaps, late, tampered; exit 1 unless intact."""
 
-    async def _run() -> list[str]:
+    async def _run() -> tuple[dict[str, ChainReport], dict[str, list[str]]]:
         async with view_store(store, "audit", read_only=True) as opened:
-            return await verify_audit(opened)
+            reports = await audit_report(opened)
+            differences = (
+                await audit_against_topics(opened, AgentfluxSettings()) if against_topics else {}
+            )
+            return reports, differences
 
-    problems = run_event_loop(_run())
-    for problem in problems:
-        _err.print(f"[red]broken:[/red] {problem}", highlight=False)
-    if problems:
-        raise RefusedError(
-            f"{len(problems)} broken link(s) in the audit chains",
-            "the records above were changed or removed after they were recorded",
+    reports, differences = run_event_loop(_run())
+    for session_id in sorted(reports.keys() | differences.keys()):
+        report = reports.get(session_id) or ChainReport(session_id)
+        status = "tampered" if differences.get(session_id) else report.status
+        _console.print(
+            f"{session_id}: {status} ({report.records} records, {report.gaps} gap(s), "
+            f"{report.late} late, {report.pending} pending)",
+            highlight=False,
         )
-    _console.print("audit chains intact")
+        for problem in [*(report.tampered or []), *differences.get(session_id, [])]:
+            _err.print(f"  [red]{problem}[/red]", highlight=False)
+    broken = [s for s, r in reports.items() if r.status in {"tampered", "gaps", "late"}]
+    broken += [s for s in differences if s not in broken]
+    if broken:
+        raise RefusedError(
+            f"{len(broken)} of {len(reports)} session(s) not intact",
+            "gaps: events that never arrived; late: arrived after their gap was recorded; "
+            "tampered: records edited or removed after they were recorded",
+        )
+    _console.print(f"audit chains intact: {len(reports)} session(s)")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -47,6 +48,7 @@ __all__ = [
     "RebuildResult",
     "StoreNotFreshError",
     "SwapError",
+    "audit_against_topics",
     "compare_views",
     "rebuild_view",
     "swap_into_live",
@@ -191,6 +193,37 @@ async def compare_views(view: View, live: Store, rebuilt: Store, *, examples: in
             f"  rebuilt only: {dict(row)}" for row in list(only_rebuilt.elements())[:examples]
         )
     return differences
+
+
+async def audit_against_topics(store: Store, settings: AgentfluxSettings) -> dict[str, list[str]]:
+    """Per session, how the chains in ``store`` differ from chains derived again from the topics.
+
+    Records whose events have expired from the topics show as "not in the retained events".
+    """
+    with tempfile.TemporaryDirectory(prefix="agentflux-audit-") as folder:
+        async with SqliteStore(Path(folder) / "audit.db") as derived:
+            await rebuild_view("audit", derived, settings)
+            theirs = await _hashes(derived)
+    ours = await _hashes(store)
+    differences: dict[str, list[str]] = {}
+    for key in sorted(ours.keys() | theirs.keys()):
+        session_id, chain, seq = key
+        where = f"chain {chain} record {seq}"
+        if key not in theirs:
+            problem = f"{where}: not in the retained events"
+        elif key not in ours:
+            problem = f"{where}: in the retained events, missing from the store"
+        elif ours[key] != theirs[key]:
+            problem = f"{where}: differs from the retained events"
+        else:
+            continue
+        differences.setdefault(session_id, []).append(problem)
+    return differences
+
+
+async def _hashes(store: Store) -> dict[tuple[str, str, int], str]:
+    rows = await store.rows("SELECT session_id, chain, seq, hash FROM audit_chain")
+    return {(r["session_id"], r["chain"], int(r["seq"])): str(r["hash"]) for r in rows}
 
 
 async def swap_into_live(

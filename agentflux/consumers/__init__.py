@@ -7,7 +7,13 @@ A team's own group::
     await runner.run(install_signal_handlers=True)
 """
 
-from agentflux.consumers._audit import AuditView, get_audit_log, verify_audit
+from agentflux.consumers._audit import (
+    AuditView,
+    ChainReport,
+    audit_report,
+    get_audit_log,
+    verify_audit,
+)
 from agentflux.consumers._context import ContextView, get_context
 from agentflux.consumers._metrics import (
     MetricsView,
@@ -24,6 +30,7 @@ from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [
     "AuditView",
+    "ChainReport",
     "ContextView",
     "GroupRunner",
     "MetricsView",
@@ -34,6 +41,7 @@ __all__ = [
     "Store",
     "Transaction",
     "View",
+    "audit_report",
     "get_agent_avg_duration",
     "get_audit_log",
     "get_context",

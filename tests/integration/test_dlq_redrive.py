@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from agentflux.schemas import BaseEvent
 
 _BREAK = (
-    "CREATE TRIGGER refuse_session BEFORE INSERT ON audit_log WHEN NEW.session_id = '{sid}' "
+    "CREATE TRIGGER refuse_session BEFORE INSERT ON audit_chain WHEN NEW.session_id = '{sid}' "
     "BEGIN SELECT RAISE(ABORT, 'audit store refuses session {sid}'); END"
 )
 
@@ -147,7 +147,9 @@ async def test_redrive_is_once_per_event_even_if_offsets_are_lost(
         ]
         await redriver.close_codec()
         assert outcomes == ["redriven"] * broken + ["already redriven"] * broken
-        rows = await store.rows("SELECT count(*) AS n FROM audit_log WHERE session_id = $1", victim)
+        rows = await store.rows(
+            "SELECT count(*) AS n FROM audit_chain WHERE session_id = $1", victim
+        )
         assert rows == [{"n": broken}]
 
 

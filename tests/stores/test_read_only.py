@@ -38,9 +38,9 @@ async def test_sqlite_read_only_reads_and_refuses_writes(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 'views.db'}"
     await _a_view_store(url)
     async with open_store(url, read_only=True) as store:
-        assert await store.rows("SELECT count(*) AS n FROM audit_log") == [{"n": 0}]
+        assert await store.rows("SELECT count(*) AS n FROM audit_chain") == [{"n": 0}]
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await _write(store, "DELETE FROM audit_log")
+            await _write(store, "DELETE FROM audit_chain")
 
 
 async def test_sqlite_read_only_creates_neither_file_nor_folder(tmp_path: Path) -> None:

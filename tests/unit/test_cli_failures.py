@@ -98,7 +98,7 @@ CASES: dict[str, Case] = {
     "audit, a store without the view": Case(
         ("audit", "--store", "sqlite:///{tmp}/empty.db"),
         ExitCode.NOT_FOUND,
-        ("holds no audit view", "audit_log"),
+        ("holds no audit view", "audit_chain"),
     ),
     "context, a file that is not a database": Case(
         ("context", "s-1", "--store", "sqlite:///{tmp}/not-a-db.db"),
