@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import structlog
 from prometheus_client import Counter
 
+from agentflux.kafka import AgentfluxSettings
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
     from agentflux.schemas import BaseEvent
 
 __all__ = [
-    "AUDIT_GRACE_S",
     "AuditView",
     "ChainReport",
     "audit_report",
@@ -47,8 +48,6 @@ __all__ = [
 ]
 
 _GENESIS = "0" * 64
-AUDIT_GRACE_S = 30.0
-"""How long a later event waits for a missing predecessor before the gap is recorded."""
 _SWEEP_EVERY_S = 1.0  # how often pending events are checked against the grace period
 
 _log = structlog.get_logger("agentflux.audit")
@@ -140,10 +139,13 @@ class AuditView:
     order_dependent_columns: ClassVar[dict[str, tuple[str, ...]]] = {"audit_pending": ("held_ms",)}
 
     def __init__(
-        self, grace_s: float = AUDIT_GRACE_S, *, clock: Callable[[], float] = time.time
+        self, grace_s: float | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
-        """Hold out-of-order events up to ``grace_s`` seconds; ``clock`` is for tests."""
-        self.grace_s = grace_s
+        """Hold out-of-order events up to ``grace_s`` seconds; ``clock`` is for tests.
+
+        The default is the ``audit_grace_s`` setting (``AGENTFLUX_AUDIT_GRACE_S``, 30 s).
+        """
+        self.grace_s = AgentfluxSettings().audit_grace_s if grace_s is None else grace_s
         self._clock = clock
         self._swept_at = float("-inf")
 

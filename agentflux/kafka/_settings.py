@@ -53,3 +53,7 @@ class AgentfluxSettings(BaseSettings):
     # Where the local launcher keeps its state, and the store URL of the shipped groups.
     state_dir: Path = Path(".agentflux")
     store_url: str = "sqlite:///.agentflux/views.db"
+
+    # How long the audit group holds an event whose predecessor (by sequence) has not arrived
+    # before it records the missing number as a gap.
+    audit_grace_s: float = Field(default=30.0, gt=0)
