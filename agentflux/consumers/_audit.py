@@ -152,6 +152,7 @@ class AuditView:
     async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Chain the event in publish order (once: a known event id is ignored)."""
         entry = _Entry.of(event, position)
+        await _lock(tx, entry.session_id, entry.chain)
         if await _known(tx, entry.event_id):
             return
         if entry.sequence is None:  # envelope v1: the topic's order
@@ -165,7 +166,7 @@ class AuditView:
 
     async def _place(self, tx: Transaction, entry: _Entry) -> None:
         cursor = await _cursor(tx, entry.session_id, entry.chain)
-        expected = 0 if cursor is None else int(cursor["next_sequence"])
+        expected = int(cursor["next_sequence"])
         assert entry.sequence is not None  # noqa: S101  # _place is for sequenced events
         if entry.sequence == expected:
             await _append(tx, entry, "event")
@@ -187,8 +188,9 @@ class AuditView:
         gaps = 0
         for row in overdue:
             session_id, chain, first = row["session_id"], row["chain"], int(row["first"])
+            await _lock(tx, session_id, chain)
             cursor = await _cursor(tx, session_id, chain)
-            missing_from = 0 if cursor is None else int(cursor["next_sequence"])
+            missing_from = int(cursor["next_sequence"])
             if first > missing_from:  # else its predecessor came meanwhile: nothing is missing
                 await _append_gap(tx, session_id, chain, missing_from, first - 1)
                 _GAPS.labels("audit").inc(first - missing_from)
@@ -206,12 +208,35 @@ async def _known(tx: Transaction, event_id: str) -> bool:
     return row is not None
 
 
-async def _cursor(tx: Transaction, session_id: str, chain: str) -> dict[str, Any] | None:
-    return await tx.fetchone(
-        "SELECT next_sequence, last_seq, last_hash FROM audit_cursor WHERE session_id = $1 AND chain = $2",
+async def _lock(tx: Transaction, session_id: str, chain: str) -> None:
+    """Make the chain's cursor exist and lock it: one transaction at a time extends a chain.
+
+    The no-op update takes PostgreSQL's row lock until commit (a concurrent transaction on the
+    same chain waits, then sees what this one held or appended); SQLite writes one at a time.
+    """
+    await tx.execute(
+        "INSERT INTO audit_cursor (session_id, chain, next_sequence, last_seq, last_hash) "
+        "VALUES ($1, $2, 0, 0, $3) ON CONFLICT (session_id, chain) DO NOTHING",
+        session_id,
+        chain,
+        _GENESIS,
+    )
+    await tx.execute(
+        "UPDATE audit_cursor SET last_seq = last_seq WHERE session_id = $1 AND chain = $2",
         session_id,
         chain,
     )
+
+
+async def _cursor(tx: Transaction, session_id: str, chain: str) -> dict[str, Any]:
+    row = await tx.fetchone(
+        "SELECT next_sequence, last_seq, last_hash FROM audit_cursor "
+        "WHERE session_id = $1 AND chain = $2",
+        session_id,
+        chain,
+    )
+    assert row is not None  # noqa: S101  # _lock made it
+    return row
 
 
 async def _link(
@@ -219,32 +244,19 @@ async def _link(
 ) -> tuple[int, str, str]:
     """(seq, previous hash, hash) of a record appended to a chain; the cursor moves past it."""
     cursor = await _cursor(tx, session_id, chain)
-    seq = 1 if cursor is None else int(cursor["last_seq"]) + 1
-    previous = _GENESIS if cursor is None else str(cursor["last_hash"])
+    seq = int(cursor["last_seq"]) + 1
+    previous = str(cursor["last_hash"])
     digest = _chain(previous, payload)
-    following = (
-        next_sequence
-        if next_sequence is not None
-        else (0 if cursor is None else int(cursor["next_sequence"]))
+    following = int(cursor["next_sequence"]) if next_sequence is None else next_sequence
+    await tx.execute(
+        "UPDATE audit_cursor SET next_sequence = $3, last_seq = $4, last_hash = $5 "
+        "WHERE session_id = $1 AND chain = $2",
+        session_id,
+        chain,
+        following,
+        seq,
+        digest,
     )
-    if cursor is None:
-        await tx.execute(
-            "INSERT INTO audit_cursor (session_id, chain, next_sequence, last_seq, last_hash) VALUES ($1, $2, $3, $4, $5)",
-            session_id,
-            chain,
-            following,
-            seq,
-            digest,
-        )
-    else:
-        await tx.execute(
-            "UPDATE audit_cursor SET next_sequence = $3, last_seq = $4, last_hash = $5 WHERE session_id = $1 AND chain = $2",
-            session_id,
-            chain,
-            following,
-            seq,
-            digest,
-        )
     return seq, previous, digest
 
 
@@ -328,7 +340,6 @@ async def _drain(tx: Transaction, session_id: str, chain: str) -> None:
     """Append the held events that now follow the chain's end, in order."""
     while True:
         cursor = await _cursor(tx, session_id, chain)
-        assert cursor is not None  # noqa: S101  # a chain is drained after an append
         row = await tx.fetchone(
             "SELECT * FROM audit_pending WHERE session_id = $1 AND chain = $2 AND sequence = $3",
             session_id,
