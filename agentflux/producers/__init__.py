@@ -11,6 +11,7 @@ from agentflux.producers._errors import (
     InvalidEventError,
     PublishError,
     PublishTimeoutError,
+    SchemaNotRegisteredError,
     SchemaRegistrationError,
     UnacknowledgedRecordsError,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "PublishedRecord",
     "QueueingTransport",
     "RateLimiter",
+    "SchemaNotRegisteredError",
     "SchemaRegistrationError",
     "SessionCreatedEvent",
     "SessionDeletedEvent",
