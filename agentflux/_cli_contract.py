@@ -95,11 +95,11 @@ def schemas_register(
             "`agentflux schemas check` shows the same; add defaults (or enum defaults)",
         )
     if registration.refusals:
-        for refusal in registration.refusals:
+        for refusal in registration.reasons():
             _err.print(f"[red]refused:[/red] {refusal}", highlight=False)
         raise RefusedError(
-            f"the registry refuses {len(registration.refusals)} schema change(s); nothing "
-            f"{would or 'was '}registered and no level changed",
+            f"{len(registration.refusals)} schema(s) incompatible with the registry's versions; "
+            f"nothing {would or 'was '}registered and no level changed",
             "a schema the registry has versions of must be compatible with them all",
         )
     _print_registration(registration)

@@ -230,7 +230,7 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
             async with RegistryClient.from_settings(settings) as registry:
                 registration = await register_schemas(registry)
         if registration.refused:
-            console.print(*registration.problems, *registration.refusals, sep="\n")
+            console.print(*registration.reasons(), sep="\n")
             return False
         steps.done(
             f"{len(changes)} topic change(s) applied, {len(registration.ids)} schemas registered"

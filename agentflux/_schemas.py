@@ -145,7 +145,8 @@ class Registration:
     dry_run: bool
     problems: list[str]  # the offline gate's, against the released history
     notes: list[str]
-    refusals: list[str] = field(default_factory=list)  # at the registry, at the policy's level
+    # At the registry, at the policy's level: each refused subject with why.
+    refusals: dict[str, list[str]] = field(default_factory=dict)
     subjects: list[SubjectState] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=dict)  # subject -> id; empty unless registered
 
@@ -153,6 +154,10 @@ class Registration:
     def refused(self) -> bool:
         """Nothing was (or would be) registered: the gate or the registry said no."""
         return bool(self.problems or self.refusals)
+
+    def reasons(self) -> list[str]:
+        """Why nothing was registered: the gate's problems, then the registry's refusals."""
+        return [*self.problems, *(line for lines in self.refusals.values() for line in lines)]
 
 
 async def _subject_state(registry: RegistryClient, item: SchemaFile) -> SubjectState:
@@ -179,18 +184,19 @@ async def _refusal(registry: RegistryClient, state: SubjectState, *, ask: bool) 
     judged = describe(item.subject, item.level, _judge(item.schema, registered, item.level))
     reasons = await registry.check_compatibility(item.subject, item.schema) if ask else []
     if reasons:
-        prefix = f"the registry refuses {item.subject} under {item.level}"
-        return [f"{prefix}: {line}" for line in judged] or [f"{prefix}: {r}" for r in reasons]
+        return [f"by the registry: {line}" for line in judged] or [
+            f"by the registry: {item.subject} under {item.level}: {reason}" for reason in reasons
+        ]
     return [f"against the registry's versions: {line}" for line in judged]
 
 
 async def _refusals(
     registry: RegistryClient, states: list[SubjectState], *, levels_set: bool
-) -> list[str]:
+) -> dict[str, list[str]]:
     found = await asyncio.gather(
         *(_refusal(registry, state, ask=levels_set or state.level_ok) for state in states)
     )
-    return [line for lines in found for line in lines]
+    return {state.item.subject: lines for state, lines in zip(states, found, strict=True) if lines}
 
 
 async def _restore_levels(registry: RegistryClient, changed: list[SubjectState]) -> None:
