@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format generate typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ lint: ## ruff check and ruff format --check
 format: ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+generate: ## The event models and catalogue from schemas/avro/*.avsc (commit the result)
+	$(BIN)/python agentflux/schemas/_modelgen.py
 
 typecheck: ## mypy --strict with the pydantic plugin
 	$(BIN)/mypy
@@ -77,6 +80,15 @@ fuzz: ## Fuzz the C extensions built with ASan+UBSan (FUZZ_CASES inputs per targ
 
 demo: install ## Run the platform end to end on the local cluster, print a summary, stop everything
 	@$(BIN)/agentflux demo
+
+# make schemas-diff SCHEMAS_FORMAT=markdown: the same review as a pull request comment.
+SCHEMAS_FORMAT ?= text
+
+schemas-diff: ## What changed in each schema since its release, the levels that hold, who reads it (exit 5: unreleased)
+	$(BIN)/agentflux schemas diff --format $(SCHEMAS_FORMAT)
+
+schemas-release: ## Write history/<record>/v<N+1>.avsc for every changed schema (none if one breaks its level)
+	$(BIN)/agentflux schemas release
 
 doctor: ## Versions, the cluster it would talk to, and which accelerations are on (and why not)
 	$(BIN)/agentflux doctor

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
+from agentflux._cli_schema_generate import add_generate_command
+from agentflux._cli_schema_review import add_review_commands
 from agentflux._schemas import Registration, check_schemas, register_schemas
 from agentflux._topics import apply_topics, describe_topics
 from agentflux.kafka import AgentfluxSettings, run_event_loop
@@ -29,6 +31,7 @@ _err = Console(stderr=True, soft_wrap=True)
 schemas_app = typer.Typer(
     help="The Avro contract: compatibility gate and registration.", no_args_is_help=True
 )
+add_generate_command(schemas_app)
 topics_app = typer.Typer(help="Topics as code (schemas/topics.yaml).", no_args_is_help=True)
 
 TopicsFile = Annotated[
@@ -229,5 +232,6 @@ def _one_line(exc: yaml.YAMLError) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the contract commands to the root command line."""
+    add_review_commands(schemas_app)
     app.add_typer(schemas_app, name="schemas")
     app.add_typer(topics_app, name="topics")

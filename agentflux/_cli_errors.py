@@ -17,6 +17,8 @@ below. A traceback is shown only with ``agentflux --debug``.
   3     a service could not be reached: Kafka, the schema registry, PostgreSQL
   4     something named does not exist: a store (or its view's tables), a session,
         a consumer group, a topic, a schema, a dead letter
+  5     a schema changed compatibly and is not released yet (``schemas diff``): CI
+        fails on it until the change is released
   70    an unexpected error, i.e. a bug: run again with ``--debug`` and report it
 ======  ==============================================================================
 """
@@ -68,6 +70,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     UNREACHABLE = 3
     NOT_FOUND = 4
+    UNRELEASED = 5
     INTERNAL = 70  # EX_SOFTWARE of sysexits.h
 
 
@@ -77,6 +80,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.USAGE: "the command line or its input is wrong",
     ExitCode.UNREACHABLE: "Kafka, the schema registry or PostgreSQL could not be reached",
     ExitCode.NOT_FOUND: "a store, session, group, topic, schema or dead letter does not exist",
+    ExitCode.UNRELEASED: "a schema changed and is not released yet (schemas diff)",
     ExitCode.INTERNAL: "an unexpected error (a bug): run again with --debug and report it",
 }
 

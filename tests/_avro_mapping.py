@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
+from agentflux.schemas import _models
+from agentflux.schemas._modelgen import CONSTRAINTS
 from agentflux.schemas._types import EventType
 
 if typing.TYPE_CHECKING:
     from agentflux.schemas._models import BaseEvent
 
 _INT_AS_INT = {"schema_version"}  # everything else integral is a long (durations, counts)
+_ENUM_FALLBACK = " A reader meeting a symbol it does not know reads "  # the docstring's 2nd part
+_ENVELOPE = json.loads((Path(__file__).parents[1] / "schemas/avro/envelope.avsc").read_text())
+_ENVELOPE_DOCS = {f["name"]: f["doc"] for f in _ENVELOPE["fields"] if "doc" in f}
 
 
 def _avro_type(name: str, annotation: Any) -> Any:  # noqa: PLR0911  # one return per Avro type
@@ -32,11 +39,15 @@ def _avro_type(name: str, annotation: Any) -> Any:  # noqa: PLR0911  # one retur
     if origin is dict:
         return {"type": "map", "values": "string"}
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
-        return {
-            "type": "enum",
-            "name": annotation.__name__,
-            "symbols": [m.value for m in annotation],
-        }
+        flat = " ".join((annotation.__doc__ or "").split())
+        doc, _, fallback = flat.partition(_ENUM_FALLBACK)
+        spelled: dict[str, Any] = {"type": "enum", "name": annotation.__name__}
+        if doc and not doc.startswith("The symbols of"):
+            spelled["doc"] = doc
+        spelled["symbols"] = [m.value for m in annotation]
+        if fallback:
+            spelled["default"] = fallback.split("``")[1]
+        return spelled
     simple = {
         str: "string",
         bool: "boolean",
@@ -48,6 +59,16 @@ def _avro_type(name: str, annotation: Any) -> Any:  # noqa: PLR0911  # one retur
     if annotation is int:
         return "int" if name in _INT_AS_INT else "long"
     return simple[annotation]
+
+
+def _constraint(annotation: Any) -> str | None:
+    """The ``agentflux.constraint`` an annotation spells (one of the aliases of ``_models``)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    for constraint, by_type in CONSTRAINTS.items():
+        if any(annotation == getattr(_models, alias) for alias in by_type.values()):
+            return constraint
+    return None
 
 
 def _default(field: Any) -> Any:
@@ -69,8 +90,12 @@ def avro_schema_of(model: type[BaseEvent]) -> dict[str, Any]:
             "name": field_name,
             "type": _avro_type(field_name, hints[field_name]),
         }
-        if field.description:
-            entry["doc"] = field.description
+        doc = field.description or _ENVELOPE_DOCS.get(field_name)
+        if doc:
+            entry["doc"] = doc
+        constraint = _constraint(hints[field_name])
+        if constraint:
+            entry["agentflux.constraint"] = constraint
         default = _default(field)
         if field_name == "event_type":
             entry["default"] = model.EVENT_TYPE.value

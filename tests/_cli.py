@@ -57,3 +57,15 @@ async def run_agentflux(
         out, err = await process.communicate()
     assert process.returncode is not None
     return CliResult(process.returncode, out.decode(), err.decode())
+
+
+async def rebuild_into(
+    settings: AgentfluxSettings, group: str, fresh: Path, live: Path
+) -> CliResult:
+    """``agentflux rebuild GROUP`` into the SQLite file ``fresh``, compared with ``live``; it passed."""
+    done = await run_cli(
+        settings, "rebuild", group, "--into", f"sqlite:///{fresh}", "--live", f"sqlite:///{live}"
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    assert "identical" in done.stdout
+    return done

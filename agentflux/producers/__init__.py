@@ -19,43 +19,14 @@ from agentflux.producers._memory import InMemoryTransport, PublishedRecord
 from agentflux.producers._protocols import PublishResult, QueueingTransport, Transport
 from agentflux.producers._publisher import PUBLISHER_BATCH_SIZE, EventPublisher
 from agentflux.producers._simulator import RateLimiter, Simulator
-from agentflux.schemas import (
-    AgentErrorOccurredEvent,
-    AgentProcessingCompletedEvent,
-    AgentProcessingStartedEvent,
-    AgentSwitchedEvent,
-    BaseEvent,
-    EventCategory,
-    EventType,
-    HitlApprovalRequestedEvent,
-    HitlDecisionMadeEvent,
-    HitlTimeoutOccurredEvent,
-    MetricsCollectedEvent,
-    MetricsPerformanceMeasuredEvent,
-    SessionCreatedEvent,
-    SessionDeletedEvent,
-    SessionMessageAddedEvent,
-    SessionUpdatedEvent,
-    SystemBackgroundTaskCompletedEvent,
-    SystemBackgroundTaskStartedEvent,
-    SystemShutdownEvent,
-    SystemStartupEvent,
-    ToolApprovalRequiredEvent,
-    ToolExecutionCompletedEvent,
-    ToolExecutionFailedEvent,
-    ToolExecutionRequestedEvent,
-    ToolExecutionStartedEvent,
-)
+from agentflux.schemas import BaseEvent, EventCategory, EventType, _events
+from agentflux.schemas._events import *  # noqa: F403  # the generated models, listed in _events.__all__
 
 #: The process-wide bus, configured from ``AGENTFLUX_*`` settings and connected on first publish.
 event_bus = EventBus()
 
 __all__ = [
     "PUBLISHER_BATCH_SIZE",
-    "AgentErrorOccurredEvent",
-    "AgentProcessingCompletedEvent",
-    "AgentProcessingStartedEvent",
-    "AgentSwitchedEvent",
     "BaseEvent",
     "BrokerUnavailableError",
     "EventBus",
@@ -63,13 +34,8 @@ __all__ = [
     "EventPublisher",
     "EventType",
     "Handler",
-    "HitlApprovalRequestedEvent",
-    "HitlDecisionMadeEvent",
-    "HitlTimeoutOccurredEvent",
     "InMemoryTransport",
     "InvalidEventError",
-    "MetricsCollectedEvent",
-    "MetricsPerformanceMeasuredEvent",
     "PublishError",
     "PublishResult",
     "PublishTimeoutError",
@@ -78,21 +44,9 @@ __all__ = [
     "RateLimiter",
     "SchemaNotRegisteredError",
     "SchemaRegistrationError",
-    "SessionCreatedEvent",
-    "SessionDeletedEvent",
-    "SessionMessageAddedEvent",
-    "SessionUpdatedEvent",
     "Simulator",
-    "SystemBackgroundTaskCompletedEvent",
-    "SystemBackgroundTaskStartedEvent",
-    "SystemShutdownEvent",
-    "SystemStartupEvent",
-    "ToolApprovalRequiredEvent",
-    "ToolExecutionCompletedEvent",
-    "ToolExecutionFailedEvent",
-    "ToolExecutionRequestedEvent",
-    "ToolExecutionStartedEvent",
     "Transport",
     "UnacknowledgedRecordsError",
     "event_bus",
 ]
+__all__ += _events.__all__

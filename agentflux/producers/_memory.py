@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from agentflux.producers._batching import key_partition
 from agentflux.producers._errors import InvalidEventError
 from agentflux.producers._protocols import PublishResult
+from agentflux.producers._sequences import SessionSequences
 from agentflux.schemas import EVENT_MODELS, BaseEvent, EventType, current_traceparent, event_headers
 
 if TYPE_CHECKING:
@@ -23,7 +24,11 @@ __all__ = ["InMemoryTransport", "PublishedRecord"]
 
 @dataclass(frozen=True, slots=True)
 class PublishedRecord:
-    """What a Kafka record would have been: topic, partition, offset, key, headers, event."""
+    """What a Kafka record would have been: topic, partition, offset, key, headers, event.
+
+    ``event`` is the object published; ``producer_id`` and ``sequence`` are the values the
+    Kafka publisher would have stamped into the record's envelope.
+    """
 
     topic: str
     partition: int
@@ -31,6 +36,8 @@ class PublishedRecord:
     key: bytes
     headers: tuple[tuple[str, bytes], ...]
     event: BaseEvent
+    producer_id: str | None = None
+    sequence: int | None = None
 
 
 class InMemoryTransport:
@@ -40,8 +47,11 @@ class InMemoryTransport:
     here does not publish invalid events in production.
     """
 
-    def __init__(self, partitions: int = 6, topic_prefix: str = "") -> None:
-        """Pretend every topic has ``partitions`` partitions."""
+    def __init__(
+        self, partitions: int = 6, topic_prefix: str = "", producer_id: str | None = None
+    ) -> None:
+        """Pretend every topic has ``partitions`` partitions; number events as the publisher."""
+        self.sequences = SessionSequences(producer_id)
         self._partitions = list(range(partitions))
         self._prefix = topic_prefix
         self._offsets: dict[tuple[str, int], int] = defaultdict(int)
@@ -59,13 +69,25 @@ class InMemoryTransport:
             type(event).model_validate(event.__dict__)
         except ValidationError as exc:
             raise InvalidEventError(f"{type(event).__name__} is invalid: {exc}") from exc
+        stamped = self.sequences.stamped(event.__dict__)
         key = event.session_id.encode()
         topic = self._prefix + event.topic
         partition = key_partition(key, self._partitions)  # as the Kafka publisher partitions
         offset = self._offsets[topic, partition]
         self._offsets[topic, partition] += 1
         headers = tuple(event_headers(event, current_traceparent()))
-        self.records.append(PublishedRecord(topic, partition, offset, key, headers, event))
+        self.records.append(
+            PublishedRecord(
+                topic,
+                partition,
+                offset,
+                key,
+                headers,
+                event,
+                stamped["producer_id"],
+                stamped["sequence"],
+            )
+        )
         return PublishResult(topic, partition, offset)
 
     async def prepare(self, models: Iterable[type[BaseEvent]] | None = None) -> int:

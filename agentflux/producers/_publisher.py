@@ -24,6 +24,7 @@ from agentflux.producers._errors import (
     SchemaRegistrationError,
     UnacknowledgedRecordsError,
 )
+from agentflux.producers._sequences import SessionSequences
 from agentflux.schemas import (
     ENCODING_ERRORS,
     EVENT_MODELS,
@@ -100,10 +101,16 @@ class EventPublisher:
         publish_timeout_s: float = 30.0,
         connect_timeout_s: float = 30.0,
         revalidate: bool = False,
+        producer_id: str | None = None,
         **producer_overrides: Any,
     ) -> None:
-        """Build from settings (default: the environment); overrides go to aiokafka."""
+        """Build from settings (default: the environment); overrides go to aiokafka.
+
+        ``producer_id`` names this publisher in every event's envelope (default: host, pid and
+        a random part); each session's events are numbered in ``sequence`` as they are queued.
+        """
         self.settings = settings or AgentfluxSettings()
+        self.sequences = SessionSequences(producer_id)
         self._own_registry = codec is None
         self.codec = codec or AvroCodec(
             RegistryClient.from_settings(self.settings),
@@ -260,7 +267,8 @@ class EventPublisher:
         if compiled is not None and partitions is not None:
             self._prepared[model] = (topic, *compiled, header_values_for(model), partitions)
 
-    async def _encode(self, event: BaseEvent, topic: str) -> bytes:
+    async def _prepare_encoding(self, event: BaseEvent, topic: str) -> None:
+        """Check ``event`` (when revalidating) and learn its schema id: the awaits of encoding."""
         if self._revalidate:
             try:
                 # Catches events built with model_construct(), which skips validation.
@@ -268,15 +276,34 @@ class EventPublisher:
             except ValidationError as exc:
                 raise InvalidEventError(f"{type(event).__name__} is invalid: {exc}") from exc
         try:
-            return self.codec.encode_known(event, topic)
-        except CodecError:
-            pass  # first event of this type on this topic: look its schema up below
-        try:
-            return await self.codec.encode(event, topic)
-        except CodecError as exc:
-            raise InvalidEventError(str(exc)) from exc
+            await self.codec.prepare(type(event), topic)
         except RegistryError as exc:
             raise await self._schema_error(type(event), topic, exc) from exc
+
+    def _encode_stamped(self, event: BaseEvent, topic: str) -> bytes:
+        """Number ``event`` in its session and encode it, with no await in between.
+
+        Numbering and queueing happen in one step, so the numbers follow the order of the
+        records on the topic; a number given to an event that does not encode is given back.
+        """
+        fields = self.sequences.stamped(event.__dict__)
+        try:
+            compiled = self.codec.compiled_writer(type(event), topic)
+            if compiled is not None:
+                header, encode = compiled
+                try:
+                    return encode(header, fields)
+                except ENCODING_ERRORS as exc:
+                    raise CodecError(
+                        f"{type(event).__name__} does not fit its schema: {exc!r}"
+                    ) from exc
+            if fields is not event.__dict__:  # a schema fastavro writes: it takes an event
+                stamp = {"producer_id": fields["producer_id"], "sequence": fields["sequence"]}
+                event = event.model_copy(update=stamp)
+            return self.codec.encode_known(event, topic)
+        except CodecError as exc:
+            self.sequences.rewind(fields, event.__dict__)
+            raise InvalidEventError(str(exc)) from exc
 
     async def send(self, event: BaseEvent) -> asyncio.Future[PublishResult]:
         """Queue ``event``; the returned future resolves when the broker acknowledges it.
@@ -311,10 +338,11 @@ class EventPublisher:
         if prepared is None:  # the type's first event, or a schema fastavro writes
             return None
         topic, header, encode, header_values, partitions = prepared
-        fields = event.__dict__
+        fields = self.sequences.stamped(event.__dict__)
         try:
             value = encode(header, fields)
         except ENCODING_ERRORS:
+            self.sequences.rewind(fields, event.__dict__)
             return None  # the full path raises the typed error
         key = event.session_id.encode()
         traceparent = current_traceparent()
@@ -328,7 +356,7 @@ class EventPublisher:
     async def _ready(self, event: BaseEvent) -> _Record:
         self._require_open()
         topic = self.topic_for(event)
-        value = await self._encode(event, topic)
+        await self._prepare_encoding(event, topic)
         key = event.session_id.encode()
         partition = self._batcher.known_partition(topic, key)
         if partition is None:
@@ -337,6 +365,7 @@ class EventPublisher:
             self._remember_steady_path(type(event), topic)
         while self._in_flight >= self._max_in_flight:
             await self._wait_for_room()
+        value = self._encode_stamped(event, topic)  # no await from here until it is queued
         return (topic, partition), key, value, event_header_values(event, current_traceparent())
 
     def _append(self, record: _Record) -> asyncio.Future[PublishResult]:

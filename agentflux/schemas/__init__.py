@@ -3,11 +3,13 @@
 This package depends on nothing else in the project; ``producers`` and ``consumers`` build on it.
 """
 
+from agentflux.schemas import _events
 from agentflux.schemas._codec import (
     ENCODING_ERRORS,
     AvroCodec,
     UnknownEvent,
     load_schema,
+    released_schema,
     subject_name,
 )
 from agentflux.schemas._errors import (
@@ -20,6 +22,7 @@ from agentflux.schemas._errors import (
     SchemaResolutionError,
     UnknownSchemaIdError,
 )
+from agentflux.schemas._events import *  # noqa: F403  # the generated models, listed in _events.__all__
 from agentflux.schemas._headers import (
     CONTENT_TYPE,
     HEADER_DOCS,
@@ -32,35 +35,7 @@ from agentflux.schemas._headers import (
     header_values_for,
     new_traceparent,
 )
-from agentflux.schemas._models import (
-    EVENT_MODELS,
-    AgentErrorOccurredEvent,
-    AgentProcessingCompletedEvent,
-    AgentProcessingStartedEvent,
-    AgentSwitchedEvent,
-    BaseEvent,
-    HitlApprovalRequestedEvent,
-    HitlDecision,
-    HitlDecisionMadeEvent,
-    HitlTimeoutOccurredEvent,
-    MessageRole,
-    MetricsCollectedEvent,
-    MetricsPerformanceMeasuredEvent,
-    SessionCreatedEvent,
-    SessionDeletedEvent,
-    SessionMessageAddedEvent,
-    SessionUpdatedEvent,
-    SystemBackgroundTaskCompletedEvent,
-    SystemBackgroundTaskStartedEvent,
-    SystemShutdownEvent,
-    SystemStartupEvent,
-    ToolApprovalRequiredEvent,
-    ToolExecutionCompletedEvent,
-    ToolExecutionFailedEvent,
-    ToolExecutionRequestedEvent,
-    ToolExecutionStartedEvent,
-    event_model,
-)
+from agentflux.schemas._models import BaseEvent
 from agentflux.schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
 from agentflux.schemas._topics import (
     DeadLetterSpec,
@@ -75,13 +50,8 @@ __all__ = [
     "COMPATIBILITY_LEVELS",
     "CONTENT_TYPE",
     "ENCODING_ERRORS",
-    "EVENT_MODELS",
     "HEADER_DOCS",
     "HEADER_NAMES",
-    "AgentErrorOccurredEvent",
-    "AgentProcessingCompletedEvent",
-    "AgentProcessingStartedEvent",
-    "AgentSwitchedEvent",
     "AvroCodec",
     "BaseEvent",
     "CodecError",
@@ -89,32 +59,12 @@ __all__ = [
     "DeadLetterSpec",
     "EventCategory",
     "EventType",
-    "HitlApprovalRequestedEvent",
-    "HitlDecision",
-    "HitlDecisionMadeEvent",
-    "HitlTimeoutOccurredEvent",
     "IncompatibleSchemaError",
-    "MessageRole",
-    "MetricsCollectedEvent",
-    "MetricsPerformanceMeasuredEvent",
     "RegistryClient",
     "RegistryError",
     "RegistryUnavailableError",
     "SchemaNotFoundError",
     "SchemaResolutionError",
-    "SessionCreatedEvent",
-    "SessionDeletedEvent",
-    "SessionMessageAddedEvent",
-    "SessionUpdatedEvent",
-    "SystemBackgroundTaskCompletedEvent",
-    "SystemBackgroundTaskStartedEvent",
-    "SystemShutdownEvent",
-    "SystemStartupEvent",
-    "ToolApprovalRequiredEvent",
-    "ToolExecutionCompletedEvent",
-    "ToolExecutionFailedEvent",
-    "ToolExecutionRequestedEvent",
-    "ToolExecutionStartedEvent",
     "TopicSpec",
     "TopicsDeclaration",
     "UnknownEvent",
@@ -124,12 +74,13 @@ __all__ = [
     "dead_letter_topic",
     "event_header_values",
     "event_headers",
-    "event_model",
     "header_map",
     "header_pairs",
     "header_values_for",
     "load_schema",
     "load_topics",
     "new_traceparent",
+    "released_schema",
     "subject_name",
 ]
+__all__ += _events.__all__

@@ -33,10 +33,12 @@ from agentflux.schemas._errors import (
     SchemaResolutionError,
     UnknownSchemaIdError,
 )
-from agentflux.schemas._models import EVENT_MODELS, BaseEvent
+from agentflux.schemas._events import EVENT_MODELS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+
+    from agentflux.schemas._models import BaseEvent
 
     _BodyDecoder = Callable[[bytes, int], tuple[Any, int]]
 
@@ -59,6 +61,17 @@ def load_schema(model: type[BaseEvent]) -> dict[str, Any]:
     name = model.RECORD_NAME.rpartition(".")[2]
     text = (
         resources.files("agentflux.contract").joinpath("avro", category, f"{name}.avsc").read_text()
+    )
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def released_schema(model: type[BaseEvent], version: int) -> dict[str, Any]:
+    """Version ``version`` of a model's schema, as released (``history/<record>/v<N>.avsc``)."""
+    text = (
+        resources.files("agentflux.contract")
+        .joinpath("avro", "history", model.RECORD_NAME, f"v{version}.avsc")
+        .read_text()
     )
     schema: dict[str, Any] = json.loads(text)
     return schema
@@ -117,17 +130,34 @@ class AvroCodec:
         *,
         auto_register: bool = False,
         models: Iterable[type[BaseEvent]] = EVENT_MODELS.values(),
+        reader_schemas: Callable[[type[BaseEvent]], dict[str, Any]] = load_schema,
     ) -> None:
         """Use ``registry``, where schemas must be registered already (``schemas register``).
 
         ``auto_register`` lets :meth:`prepare` register a schema the registry lacks, skipping
-        the compatibility gate: for development clusters and tests only.
+        the compatibility gate: for development clusters and tests only. ``reader_schemas``
+        gives the schema each model's records are read with (default: the shipped ``.avsc``);
+        e.g. ``functools.partial(released_schema, version=1)`` reads as a consumer still on
+        version 1 does.
         """
         self.registry = registry
         self._auto_register = auto_register
         self._models = {model.RECORD_NAME: model for model in models}
-        self._reader_schemas = {
+        # What this codec writes (and what the registry has under the ids it learns by lookup),
+        # and what it reads with: the same unless ``reader_schemas`` says otherwise.
+        self._shipped_schemas = {
             name: fastavro.parse_schema(load_schema(model)) for name, model in self._models.items()
+        }
+        readers = {name: reader_schemas(model) for name, model in self._models.items()}
+        self._reader_schemas = {
+            name: self._shipped_schemas[name]
+            if reader_schemas is load_schema
+            else fastavro.parse_schema(schema)
+            for name, schema in readers.items()
+        }
+        # Generated decoders read the shipped layout; other readers resolve through fastavro.
+        self._reads_shipped = {
+            name for name, s in readers.items() if _layout(s) == _shipped_layout(self._models[name])
         }
         self._writers: dict[tuple[str, type[BaseEvent]], _Writer] = {}
         self._by_id: dict[int, tuple[Any, str]] = {}
@@ -159,7 +189,7 @@ class AvroCodec:
                         "register it with `agentflux schemas register`"
                     )
                 schema_id = found
-            parsed = self._reader_schemas[model.RECORD_NAME]
+            parsed = self._shipped_schemas[model.RECORD_NAME]
             header = _HEADER.pack(_MAGIC, schema_id)
             self._writers[key] = _Writer(header, parsed, _compiled_encoder(model))
             self._remember_writer(schema_id, parsed, model.RECORD_NAME, schema)
@@ -178,7 +208,7 @@ class AvroCodec:
             schema = load_schema(model)
             found = await self.registry.lookup(subject_name(topic, model.RECORD_NAME), schema)
             if found is not None:
-                parsed = self._reader_schemas[model.RECORD_NAME]
+                parsed = self._shipped_schemas[model.RECORD_NAME]
                 self._remember_writer(found, parsed, model.RECORD_NAME, schema)
             return found is not None
 
@@ -256,7 +286,7 @@ class AvroCodec:
             return
         self._by_id[schema_id] = (parsed, name)
         model = self._models.get(name)
-        if model is None:
+        if model is None or name not in self._reads_shipped:
             return
         if _layout(raw) != _shipped_layout(model):
             return

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from mkdocs.structure.files import File
 
+from agentflux._schema_review import avro_type  # the words `agentflux schemas diff` uses too
+
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
     from mkdocs.structure.files import Files
@@ -22,24 +24,6 @@ if TYPE_CHECKING:
 PAGE = "events.md"
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 _DAY_MS = 86_400_000
-
-
-def avro_type(schema: Any) -> str:
-    """An Avro type written the way a reader of the page thinks of it."""
-    if isinstance(schema, str):
-        return schema
-    if isinstance(schema, list):
-        return " | ".join(avro_type(branch) for branch in schema)
-    kind = schema["type"]
-    if "logicalType" in schema:
-        return f"{avro_type(kind)} ({schema['logicalType']})"
-    named = {
-        "enum": lambda: f"enum {schema['name']} {{{', '.join(schema['symbols'])}}}",
-        "array": lambda: f"array<{avro_type(schema['items'])}>",
-        "map": lambda: f"map<string, {avro_type(schema['values'])}>",
-        "record": lambda: f"record {schema['name']}",
-    }
-    return named[kind]() if kind in named else avro_type(kind)
 
 
 def _cell(text: str) -> str:

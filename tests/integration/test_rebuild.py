@@ -7,7 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
-from _cli import run_cli
+from _cli import rebuild_into, run_cli
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import fresh_postgres_database
@@ -60,17 +60,7 @@ async def test_rebuild_into_fresh_sqlite_matches_the_live_view(
     await _live_view(settings, group, f"sqlite:///{live_path}", events)
 
     topics_before = set(await _topics(settings))
-    done = await run_cli(
-        settings,
-        "rebuild",
-        group,
-        "--into",
-        f"sqlite:///{fresh_path}",
-        "--live",
-        f"sqlite:///{live_path}",
-    )
-    assert done.code == 0, done.stdout + done.stderr
-    assert "identical" in done.stdout
+    done = await rebuild_into(settings, group, fresh_path, live_path)
     assert f"from {len(events_of(group, events))} events" in done.stdout
     async with SqliteStore(live_path) as live, SqliteStore(fresh_path) as fresh:
         assert await snapshot(group, fresh, events) == await snapshot(group, live, events)

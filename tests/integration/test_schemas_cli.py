@@ -51,11 +51,12 @@ def test_check_names_subject_field_and_rule(tree: Path) -> None:
 
 
 def test_check_accepts_a_compatible_change_and_asks_for_release(tree: Path) -> None:
-    """A field added with a default passes, with a note to release it as v2."""
+    """A field added with a default passes, with a note to release it as the next version."""
     _add_field(tree, {"name": "priority", "type": "int", "default": 0})
     result = CliRunner().invoke(app, ["schemas", "check", "--root", str(tree)])
     assert result.exit_code == 0, result.output
-    assert f"history/{_RECORD}/v2.avsc" in result.output
+    released = len(list((tree / "history" / _RECORD).glob("v*.avsc")))
+    assert f"history/{_RECORD}/v{released + 1}.avsc" in result.output
 
 
 def test_check_refuses_an_enum_symbol_added_without_default(tree: Path) -> None:
