@@ -240,6 +240,15 @@ async def apply_topics(
             warnings.extend(notes)
         states = await _states(admin, [s.name for s in fitted])
         changes = [c for s in fitted if (c := _plan(s, states.get(s.name))) is not None]
+        warnings.extend(
+            f"{s.name}: {states[s.name].partitions} -> {s.partitions} partitions moves keys: a "
+            "session's earlier events stay in their old partition, its new ones go to another "
+            "(see Operations, growing the category topics)"
+            for s in fitted
+            if s.category is not None
+            and s.name in states
+            and s.partitions > states[s.name].partitions
+        )
         declared = {s.name for s in fitted}
         existing = set(await admin.list_topics())
         doomed = sorted(n for n in delete_undeclared if n in existing and n not in declared)

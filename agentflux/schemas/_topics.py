@@ -73,6 +73,19 @@ class TopicsDeclaration(BaseModel):
     dead_letter: DeadLetterSpec
     topics: tuple[TopicSpec, ...]
 
+    @model_validator(mode="after")
+    def _copartitioned(self) -> Self:
+        # Per-session views read several category topics; keyed by session id, partition N of
+        # each holds the same sessions only when the counts are equal.
+        counts = {t.name: t.partitions for t in self.topics if t.category is not None}
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{name} {count}" for name, count in counts.items())
+            raise ValueError(
+                "the category topics must have the same partition count (co-partitioned: "
+                f"a session's events in partition N of each), not {listed}"
+            )
+        return self
+
     def for_category(self, category: EventCategory) -> TopicSpec:
         """The topic declared for a category."""
         return next(t for t in self.topics if t.category == category)
