@@ -52,6 +52,8 @@ def up(
     _console.print("\nexport the settings for other shells:")
     print(f"export AGENTFLUX_BOOTSTRAP_SERVERS={state.bootstrap_servers}")
     print(f"export AGENTFLUX_REGISTRY_URL={state.registry_url}")
+    # A development cluster: publishers may register their own schemas (never in production).
+    print("export AGENTFLUX_AUTO_REGISTER_SCHEMAS=true")
 
 
 def status(state_dir: StateDir = None) -> None:

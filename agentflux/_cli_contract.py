@@ -15,7 +15,7 @@ from rich.table import Table
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._cli_schema_generate import add_generate_command
 from agentflux._cli_schema_review import add_review_commands
-from agentflux._schemas import check_schemas, register_schemas
+from agentflux._schemas import Registration, check_schemas, register_schemas
 from agentflux._topics import apply_topics, describe_topics
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.schemas import RegistryClient, load_topics
@@ -67,23 +67,62 @@ def schemas_check(root: Root = None) -> None:
 
 
 @schemas_app.command("register")
-def schemas_register(root: Root = None) -> None:
-    """Register every schema in the registry; refuse all if the registry refuses one."""
+def schemas_register(
+    root: Root = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Check, and show what would be set and registered."),
+    ] = False,
+) -> None:
+    """Gate every schema (released history, then the registry), set levels, register all or none."""
+    if root is not None and not root.is_dir():
+        raise InputError(f"no schemas folder at {root}")
+    settings = AgentfluxSettings()
 
-    async def _run() -> tuple[list[str], dict[str, int]]:
-        async with RegistryClient.from_settings(AgentfluxSettings()) as registry:
-            return await register_schemas(registry, root)
+    async def _run() -> Registration:
+        async with RegistryClient.from_settings(settings) as registry:
+            return await register_schemas(
+                registry, root, topic_prefix=settings.topic_prefix, dry_run=dry_run
+            )
 
-    refusals, ids = run_event_loop(_run())
-    if refusals:
-        for refusal in refusals:
+    registration = run_event_loop(_run())
+    for note in registration.notes:
+        _console.print(f"note: {note}")
+    would = "would be " if dry_run else ""
+    if registration.problems:
+        for problem in registration.problems:
+            _err.print(f"[red]incompatible:[/red] {problem}", highlight=False)
+        raise RefusedError(
+            f"{len(registration.problems)} incompatible change(s) against the released "
+            f"versions; nothing {would or 'was '}registered",
+            "`agentflux schemas check` shows the same; add defaults (or enum defaults)",
+        )
+    if registration.refusals:
+        for refusal in registration.reasons():
             _err.print(f"[red]refused:[/red] {refusal}", highlight=False)
         raise RefusedError(
-            f"the registry refused {len(refusals)} schema(s); nothing was registered",
-            "`agentflux schemas check` shows the same offline",
+            f"{len(registration.refusals)} schema(s) incompatible with the registry's versions; "
+            f"nothing {would or 'was '}registered and no level changed",
+            "a schema the registry has versions of must be compatible with them all",
         )
-    for subject, schema_id in sorted(ids.items()):
-        _console.print(f"{subject}: id {schema_id}")
+    _print_registration(registration)
+
+
+def _print_registration(registration: Registration) -> None:
+    """Each subject's level change and version: done, or (dry run) to do."""
+    for state in registration.subjects:
+        subject, level = state.item.subject, state.item.level
+        if not state.level_ok:
+            before = state.level or "the registry's global level"
+            verb = "would set" if registration.dry_run else "set"
+            _console.print(f"{subject}: {verb} level {level} (was {before})", highlight=False)
+        if state.schema_id is not None:
+            _console.print(f"{subject}: registered already, id {state.schema_id}")
+        elif registration.dry_run:
+            after = f"after v{max(state.versions)}" if state.versions else "its first"
+            _console.print(f"{subject}: would register a new version ({after})")
+        else:
+            _console.print(f"{subject}: registered a new version, id {registration.ids[subject]}")
 
 
 @topics_app.command("apply")

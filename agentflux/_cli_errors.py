@@ -45,7 +45,7 @@ from agentflux._offsets import (
 from agentflux._rebuild import StoreNotFreshError, SwapError
 from agentflux._topics import PartitionDecreaseError
 from agentflux.kafka import AgentfluxSettings, EventLoopUnavailableError
-from agentflux.producers import PublishError
+from agentflux.producers import PublishError, SchemaNotRegisteredError
 from agentflux.schemas import RegistryError, RegistryUnavailableError, SchemaNotFoundError
 
 __all__ = [
@@ -164,6 +164,8 @@ def _unreachable(exc: BaseException) -> UnreachableError | None:
 
 def _from_contract(exc: BaseException) -> CliError | None:
     """The registry, the schemas, publishing."""
+    if isinstance(exc, SchemaNotRegisteredError):  # names the subjects and the command
+        return NotFoundError(f"publishing failed: {exc}")
     if isinstance(exc, PublishError):
         return RefusedError(f"publishing failed: {exc}")
     if isinstance(exc, SchemaNotFoundError):

@@ -225,11 +225,13 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
         with steps.waiting("applying topics and registering schemas…"):
             changes, _warnings = await apply_topics(settings, load_topics().topics)
             async with RegistryClient.from_settings(settings) as registry:
-                refusals, ids = await register_schemas(registry)
-        if refusals:
-            console.print(*refusals, sep="\n")
+                registration = await register_schemas(registry)
+        if registration.refused:
+            console.print(*registration.reasons(), sep="\n")
             return False
-        steps.done(f"{len(changes)} topic change(s) applied, {len(ids)} schemas registered")
+        steps.done(
+            f"{len(changes)} topic change(s) applied, {len(registration.ids)} schemas registered"
+        )
 
         async with AsyncExitStack() as stack:
             stores = {

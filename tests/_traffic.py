@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from _registration import register_shipped_schemas
 from conftest import create_topic
 
 from agentflux.consumers import Position, get_audit_log, get_context, get_metrics
@@ -29,6 +30,7 @@ async def publish_traffic(
     settings = cluster.settings.model_copy(update={"topic_prefix": f"v{uuid.uuid4().hex[:8]}."})
     for category in EventCategory:
         await create_topic(settings, settings.topic_prefix + category.topic, partitions=3)
+    await register_shipped_schemas(settings)
     events = list(Simulator(sessions=sessions, seed=seed).events())
     async with EventPublisher(settings) as publisher:
         for event in events:

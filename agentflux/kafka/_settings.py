@@ -40,6 +40,9 @@ class AgentfluxSettings(BaseSettings):
     registry_password: SecretStr | None = None
     registry_timeout_s: float = Field(default=5.0, gt=0)
     registry_retries: int = Field(default=3, ge=0)
+    # Publishers only look schemas up: `agentflux schemas register` (CI, after the gate) puts
+    # them in the registry. True lets a publisher register its own, for development clusters.
+    auto_register_schemas: bool = False
 
     # Prepended to every category topic, e.g. "staging." -> "staging.agent.events".
     topic_prefix: str = ""

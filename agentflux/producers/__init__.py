@@ -11,6 +11,7 @@ from agentflux.producers._errors import (
     InvalidEventError,
     PublishError,
     PublishTimeoutError,
+    SchemaNotRegisteredError,
     SchemaRegistrationError,
     UnacknowledgedRecordsError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "PublishedRecord",
     "QueueingTransport",
     "RateLimiter",
+    "SchemaNotRegisteredError",
     "SchemaRegistrationError",
     "Simulator",
     "Transport",

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "BrokerUnavailableError",
     "InvalidEventError",
     "PublishError",
     "PublishTimeoutError",
+    "SchemaNotRegisteredError",
     "SchemaRegistrationError",
     "UnacknowledgedRecordsError",
 ]
+
+_REGISTER_COMMAND = "agentflux schemas register"
 
 
 class PublishError(Exception):
@@ -27,6 +30,38 @@ class InvalidEventError(PublishError, ValueError):
 
 class SchemaRegistrationError(PublishError):
     """The event's schema could not be registered or found; nothing was sent."""
+
+
+class SchemaNotRegisteredError(SchemaRegistrationError):
+    """The registry does not have this process's schema of an event type; nothing was sent.
+
+    Publishers look schemas up and never register them (unless told to, on a development
+    cluster): ``agentflux schemas register`` does, after the compatibility gate. ``versions``
+    maps each subject to the versions the registry has of it: none, or only other schemas
+    than this process's (its ``.avsc`` changed and the change was not registered).
+    """
+
+    def __init__(self, versions: Mapping[str, Sequence[int]]) -> None:
+        """Name every subject, say what the registry has of it and what to run."""
+        self.versions = {subject: tuple(found) for subject, found in versions.items()}
+        self.subjects = tuple(sorted(self.versions))
+        missing = [s for s in self.subjects if not self.versions[s]]
+        differing = [s for s in self.subjects if self.versions[s]]
+        parts = []
+        if missing:
+            parts.append(f"no schema is registered under {', '.join(missing)}")
+        for subject in differing:
+            found = ", ".join(f"v{v}" for v in self.versions[subject])
+            parts.append(
+                f"{subject} has other versions ({found}) but not this process's schema: its "
+                "shipped .avsc changed since it was registered; run the gate (`agentflux "
+                "schemas check`) and release the change"
+            )
+        super().__init__(
+            "; ".join(parts) + f". Publishers only look schemas up: register them with "
+            f"`{_REGISTER_COMMAND}` (CI runs it after the gate; a development cluster may opt "
+            "in with AGENTFLUX_AUTO_REGISTER_SCHEMAS=true). Nothing was sent"
+        )
 
 
 class BrokerUnavailableError(PublishError):

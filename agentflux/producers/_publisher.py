@@ -20,6 +20,7 @@ from agentflux.producers._errors import (
     InvalidEventError,
     PublishError,
     PublishTimeoutError,
+    SchemaNotRegisteredError,
     SchemaRegistrationError,
     UnacknowledgedRecordsError,
 )
@@ -32,9 +33,11 @@ from agentflux.schemas import (
     CodecError,
     RegistryClient,
     RegistryError,
+    SchemaNotFoundError,
     current_traceparent,
     event_header_values,
     header_values_for,
+    subject_name,
 )
 
 if TYPE_CHECKING:
@@ -73,7 +76,7 @@ def _unavailable(
     model: type[BaseEvent], topic: str, error: RegistryError
 ) -> SchemaRegistrationError:
     return SchemaRegistrationError(
-        f"schema of {model.RECORD_NAME} for {topic} unavailable: {error}"
+        f"schema of {model.RECORD_NAME} for {topic} refused or unavailable: {error}"
     )
 
 
@@ -109,7 +112,10 @@ class EventPublisher:
         self.settings = settings or AgentfluxSettings()
         self.sequences = SessionSequences(producer_id)
         self._own_registry = codec is None
-        self.codec = codec or AvroCodec(RegistryClient.from_settings(self.settings))
+        self.codec = codec or AvroCodec(
+            RegistryClient.from_settings(self.settings),
+            auto_register=self.settings.auto_register_schemas,
+        )
         options = _PRODUCER_DEFAULTS | producer_overrides
         if options["compression_type"] == "lz4":
             install_fast_lz4()  # as Java producers compress LZ4; aiokafka alone uses LZ4-HC
@@ -209,16 +215,27 @@ class EventPublisher:
         """Learn each event type's schema id and its topic's partitions before its first event.
 
         Call it once after ``start``, as a runtime starts up. Without it, the first event
-        of each type waits for the registry (a registration, or a lookup) and for the topic's
-        metadata, and that registry work falls on the first seconds of traffic. Registers the
-        shipped schema of every event type by default (or only looks it up, with a codec that
-        does not auto-register). Raises ``SchemaRegistrationError`` when the registry
-        refuses a schema or cannot answer, ``BrokerUnavailableError`` when a topic's
-        partitions are unknown; nothing is sent either way. Returns how many types are ready.
+        of each type waits for the registry (a lookup) and for the topic's metadata, and that
+        registry work falls on the first seconds of traffic. Looks up the shipped schema of
+        every event type; registers none (unless ``AGENTFLUX_AUTO_REGISTER_SCHEMAS`` or the
+        codec says to). Raises ``SchemaNotRegisteredError`` naming every subject the registry
+        lacks this process's schema under, ``SchemaRegistrationError`` when the registry
+        refuses or cannot answer, ``BrokerUnavailableError`` when a topic's partitions are
+        unknown; nothing is sent either way. Returns how many types are ready.
         """
         self._require_open()
         wanted = list(EVENT_MODELS.values() if models is None else dict.fromkeys(models))
-        await asyncio.gather(*(self._prepare_type(model) for model in wanted))
+        outcomes = await asyncio.gather(
+            *(self._prepare_type(model) for model in wanted), return_exceptions=True
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        unregistered = [f for f in failures if isinstance(f, SchemaNotRegisteredError)]
+        if len(unregistered) < len(failures):  # a broker or registry failure: likely all types
+            raise next(f for f in failures if not isinstance(f, SchemaNotRegisteredError))
+        if unregistered:  # one error naming every subject, not only the first type's
+            raise SchemaNotRegisteredError(
+                {s: found for error in unregistered for s, found in error.versions.items()}
+            )
         return len(wanted)
 
     async def _prepare_type(self, model: type[BaseEvent]) -> None:
@@ -226,9 +243,22 @@ class EventPublisher:
         try:
             await self.codec.prepare(model, topic)
         except RegistryError as exc:
-            raise _unavailable(model, topic, exc) from exc
+            raise await self._schema_error(model, topic, exc) from exc
         await self._batcher.partition_for(topic, b"")
         self._remember_steady_path(model, topic)
+
+    async def _schema_error(
+        self, model: type[BaseEvent], topic: str, error: RegistryError
+    ) -> SchemaRegistrationError:
+        """Why the registry gave no id: this schema not registered (and what is), or refused."""
+        if not isinstance(error, SchemaNotFoundError):
+            return _unavailable(model, topic, error)
+        subject = subject_name(topic, model.RECORD_NAME)
+        try:
+            versions = await self.codec.registry.get_versions(subject)
+        except RegistryError as exc:
+            return _unavailable(model, topic, exc)
+        return SchemaNotRegisteredError({subject: versions})
 
     def _remember_steady_path(self, model: type[BaseEvent], topic: str) -> None:
         """Once its schema and partitions are known, the type's events take ``_ready_now``."""
@@ -248,7 +278,7 @@ class EventPublisher:
         try:
             await self.codec.prepare(type(event), topic)
         except RegistryError as exc:
-            raise _unavailable(type(event), topic, exc) from exc
+            raise await self._schema_error(type(event), topic, exc) from exc
 
     def _encode_stamped(self, event: BaseEvent, topic: str) -> bytes:
         """Number ``event`` in its session and encode it, with no await in between.

@@ -118,24 +118,27 @@ def _layout(schema: Any) -> Any:
 class AvroCodec:
     """Encodes events to and decodes them from the Confluent wire format.
 
-    The first ``encode`` of a model on a topic registers (or looks up) its schema; after that
-    :meth:`encode_known` is synchronous and touches no network. Decoding looks the writer's
-    schema up by id once and resolves it against the reader's own schema for that record.
+    The first ``encode`` of a model on a topic looks its schema up (registers it, with
+    ``auto_register``); after that :meth:`encode_known` is synchronous and touches no network.
+    Decoding looks the writer's schema up by id once and resolves it against the reader's own
+    schema for that record.
     """
 
     def __init__(
         self,
         registry: RegistryClient,
         *,
-        auto_register: bool = True,
+        auto_register: bool = False,
         models: Iterable[type[BaseEvent]] = EVENT_MODELS.values(),
         reader_schemas: Callable[[type[BaseEvent]], dict[str, Any]] = load_schema,
     ) -> None:
-        """Use ``registry``; with ``auto_register`` False, schemas must already be registered.
+        """Use ``registry``, where schemas must be registered already (``schemas register``).
 
-        ``reader_schemas`` gives the schema each model's records are read with (default: the
-        shipped ``.avsc``); e.g. ``functools.partial(released_schema, version=1)`` reads as a
-        consumer still on version 1 does.
+        ``auto_register`` lets :meth:`prepare` register a schema the registry lacks, skipping
+        the compatibility gate: for development clusters and tests only. ``reader_schemas``
+        gives the schema each model's records are read with (default: the shipped ``.avsc``);
+        e.g. ``functools.partial(released_schema, version=1)`` reads as a consumer still on
+        version 1 does.
         """
         self.registry = registry
         self._auto_register = auto_register
@@ -167,7 +170,10 @@ class AvroCodec:
     # -- encode --------------------------------------------------------------------------------
 
     async def prepare(self, model: type[BaseEvent], topic: str | None = None) -> int:
-        """Register (or look up) the model's schema for ``topic`` and cache its id."""
+        """Look up (with ``auto_register``: register) the model's schema for ``topic``; its id.
+
+        Raises :class:`~schemas.SchemaNotFoundError` when the registry does not have it.
+        """
         topic = topic or model.EVENT_TYPE.category.topic
         key = (topic, model)
         if key not in self._writers:
@@ -179,7 +185,8 @@ class AvroCodec:
                 found = await self.registry.lookup(subject, schema)
                 if found is None:
                     raise SchemaNotFoundError(
-                        f"schema of {model.RECORD_NAME} not registered under {subject}"
+                        f"this schema of {model.RECORD_NAME} is not registered under {subject}; "
+                        "register it with `agentflux schemas register`"
                     )
                 schema_id = found
             parsed = self._shipped_schemas[model.RECORD_NAME]

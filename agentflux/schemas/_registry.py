@@ -281,6 +281,13 @@ class RegistryClient:
             raise ValueError(f"unknown compatibility level {level!r}")
         await self._request("PUT", f"/config/{subject}", {"compatibility": level})
 
+    async def delete_compatibility(self, subject: str) -> None:
+        """Drop the subject's own level: it follows the registry's global level again."""
+        try:
+            await self._request("DELETE", f"/config/{subject}")
+        except SchemaNotFoundError:
+            return  # it had no level of its own
+
     async def get_compatibility(self, subject: str) -> str | None:
         """The subject's own compatibility level, or None if it follows the global one."""
         try:
@@ -291,12 +298,16 @@ class RegistryClient:
         return str(level) if level else None
 
     async def check_compatibility(self, subject: str, schema: str | dict[str, Any]) -> list[str]:
-        """Why ``schema`` would be refused under ``subject``'s level; [] when it is compatible."""
+        """Why ``schema`` would be refused under ``subject``'s level; [] when it is compatible.
+
+        Asks against every version (``/versions``), as registration judges: against
+        ``/versions/latest`` a ``*_TRANSITIVE`` level is checked against the latest only.
+        """
         if not await self.get_versions(subject):
             return []  # the first version of a subject is always accepted
         answer = await self._request(
             "POST",
-            f"/compatibility/subjects/{subject}/versions/latest?verbose=true",
+            f"/compatibility/subjects/{subject}/versions?verbose=true",
             {"schema": canonical(schema), "schemaType": "AVRO"},
         )
         if answer.get("is_compatible", False):

@@ -45,7 +45,7 @@ async def test_every_event_round_trips(
     registry: RegistryClient, topic_name: str, event: BaseEvent
 ) -> None:
     """Model -> Confluent-framed bytes -> model is the identity, read by a fresh codec."""
-    data = await AvroCodec(registry).encode(event, topic_name)
+    data = await AvroCodec(registry, auto_register=True).encode(event, topic_name)
     assert data[0] == 0
     schema_id = struct.unpack(">I", data[1:5])[0]
     stored = await registry.get_version(subject_name(topic_name, event.RECORD_NAME))
@@ -77,7 +77,7 @@ async def test_corrupt_payloads_raise_typed_errors(
     registry: RegistryClient, topic_name: str
 ) -> None:
     """Short, unframed, truncated, padded and unknown-id payloads raise CodecError subclasses."""
-    codec = AvroCodec(registry)
+    codec = AvroCodec(registry, auto_register=True)  # ad-hoc topics: registered as encoded
     good = await codec.encode(
         AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b"), topic_name
     )
@@ -100,7 +100,7 @@ async def test_corrupt_payloads_raise_typed_errors(
 @given(tail=st.binary(max_size=200))
 async def test_any_bytes_decode_or_raise_codec_error(registry: RegistryClient, tail: bytes) -> None:
     """Whatever follows a known schema id, decoding returns an event or raises CodecError."""
-    codec = AvroCodec(registry)
+    codec = AvroCodec(registry, auto_register=True)  # ad-hoc topics: registered as encoded
     topic = "hypothesis-codec-probe"
     header = (
         await codec.encode(AgentSwitchedEvent(session_id="s", from_agent="a", to_agent="b"), topic)
@@ -125,7 +125,7 @@ async def test_any_valid_event_round_trips(
     registry: RegistryClient, from_agent: str, to_agent: str, reason: str, correlation: str | None
 ) -> None:
     """Any valid AgentSwitched event, odd Unicode included, survives encode and decode."""
-    codec = AvroCodec(registry)
+    codec = AvroCodec(registry, auto_register=True)  # ad-hoc topics: registered as encoded
     event = AgentSwitchedEvent(
         session_id="s",
         from_agent=from_agent,
@@ -141,7 +141,7 @@ async def test_registry_schema_is_the_shipped_avsc(
 ) -> None:
     """What the codec registers is exactly the .avsc file shipped in the package."""
     event = sample_events()[0]
-    data = await AvroCodec(registry).encode(event, topic_name)
+    data = await AvroCodec(registry, auto_register=True).encode(event, topic_name)
     stored = json.loads(await registry.get_schema(struct.unpack(">I", data[1:5])[0]))
     assert stored["name"] == event.RECORD_NAME.rpartition(".")[2]
     assert [f["name"] for f in stored["fields"]][:4] == [

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from _registration import register_shipped_schemas
 from _traffic import apply_directly, events_of, snapshot
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import create_topic, read_to_end
@@ -48,6 +49,7 @@ async def _durable_topic(cluster: Cluster) -> tuple[AgentfluxSettings, str]:
         replication_factor=3,
         configs={"min.insync.replicas": "2"},
     )
+    await register_shipped_schemas(settings)
     return settings, topic
 
 
@@ -123,7 +125,7 @@ async def test_registry_crash_cached_schemas_flow_new_schema_fails_clearly(
             sent.append((event.session_id, str(event.event_id), await publisher.send(event)))
 
     async with EventPublisher(settings) as publisher:
-        await send(publisher, 100)  # registers and caches the schema
+        await send(publisher, 100)  # looks the schema up and caches it
         await publisher.flush()
         async with _registry_down(cluster3, settings):
             await send(publisher, 2000)  # cached schema: no registry needed
@@ -256,6 +258,7 @@ async def test_leader_killed_while_the_context_group_consumes_ends_with_the_same
             replication_factor=3,
             configs={"min.insync.replicas": "2"},
         )
+    await register_shipped_schemas(settings)
     events = list(Simulator(sessions=300, seed=21).events())
     async with EventPublisher(settings) as publisher:
         for event in events:

@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from _registration import register_shipped_schemas
 from _samples import sample_events
 from conftest import create_topic
 
@@ -30,6 +31,7 @@ async def _round_trip(cluster: Cluster) -> tuple[str, list[BaseEvent], list[Base
     topics = [settings.topic_prefix + category.topic for category in EventCategory]
     for topic in topics:
         await create_topic(settings, topic)
+    await register_shipped_schemas(settings)
     events = sample_events()
     third = len(events) // 3
     async with EventPublisher(settings) as publisher:

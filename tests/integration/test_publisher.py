@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections import defaultdict
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import structlog.testing
+from _registration import register_shipped_schemas
 from _samples import sample_events
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
@@ -29,7 +29,6 @@ from agentflux.producers import (
     EventType,
     InvalidEventError,
     PublishResult,
-    SchemaRegistrationError,
     Simulator,
     ToolExecutionCompletedEvent,
     UnacknowledgedRecordsError,
@@ -60,6 +59,7 @@ async def _prefixed(cluster: Cluster, replication: int = 1, min_isr: int = 1) ->
             replication_factor=replication,
             configs={"min.insync.replicas": str(min_isr)},
         )
+    await register_shipped_schemas(settings)
     return settings
 
 
@@ -82,6 +82,7 @@ async def _refusing_topic(cluster: Cluster) -> tuple[AgentfluxSettings, AgentSwi
     await create_topic(
         settings, settings.topic_prefix + event.topic, configs={"max.message.bytes": "64"}
     )
+    await register_shipped_schemas(settings)
     return settings, event
 
 
@@ -243,6 +244,7 @@ async def test_added_partitions_are_used_after_a_metadata_refresh(cluster: Clust
     """A topic grown from 2 to 6 partitions gets keys by murmur2 over all 6, without a restart."""
     settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
     topic = await create_topic(settings, settings.topic_prefix + "agent.events", partitions=2)
+    await register_shipped_schemas(settings)
     sessions = [f"session-{n}" for n in range(40)]
 
     def one_each() -> list[AgentSwitchedEvent]:
@@ -343,7 +345,7 @@ async def test_prepared_types_publish_without_asking_the_registry(cluster: Clust
     async with EventPublisher(settings, codec=AvroCodec(registry)) as publisher:
         assert await publisher.prepare() == len(EVENT_MODELS)
         prepared_with = registry.requests
-        assert prepared_with == len(EVENT_MODELS)  # one registration per type, nothing more
+        assert prepared_with == len(EVENT_MODELS)  # one lookup per type, nothing more
         results = await publisher.publish_many(events)
         assert registry.requests == prepared_with
         assert await publisher.prepare([type(events[0])]) == 1  # known: asks nothing again
@@ -352,20 +354,6 @@ async def test_prepared_types_publish_without_asking_the_registry(cluster: Clust
     stored = {header_map(r.headers)["event_id"] for r in await _read_all(settings, len(events))}
     assert stored == {str(e.event_id) for e in events}
     assert [r.topic for r in results] == [settings.topic_prefix + e.topic for e in events]
-
-
-@pytest.mark.broker
-async def test_prepare_refuses_unregistered_schemas_without_auto_register(cluster: Cluster) -> None:
-    """With registration left to CI, prepare() names the missing subject and sends nothing."""
-    settings = await _prefixed(cluster)
-    registry = RegistryClient.from_settings(settings)
-    codec = AvroCodec(registry, auto_register=False)
-    async with EventPublisher(settings, codec=codec) as publisher:
-        topic = settings.topic_prefix + AgentSwitchedEvent.TOPIC
-        with pytest.raises(SchemaRegistrationError, match=re.escape(topic)):
-            await publisher.prepare([AgentSwitchedEvent])
-    await registry.aclose()
-    assert await read_to_end(settings, [topic]) == []
 
 
 @pytest.mark.broker

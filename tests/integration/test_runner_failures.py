@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _registration import register_shipped_schemas
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
@@ -53,6 +54,7 @@ async def _agent_topic(cluster: Cluster, partitions: int) -> tuple[AgentfluxSett
     """Settings with a topic prefix of their own, and its agent topic (where agent events go)."""
     settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
     topic = settings.topic_prefix + "agent.events"
+    await register_shipped_schemas(settings)
     return settings, await create_topic(settings, topic, partitions=partitions)
 
 

@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from _registration import register_shipped_schemas
 from conftest import create_topic, read_to_end
 from transport_contract import Stored, TransportContract
 
@@ -48,6 +49,7 @@ class TestKafkaPublisher(TransportContract):
         settings = cluster.settings.model_copy(update={"topic_prefix": f"c{uuid.uuid4().hex[:8]}."})
         for category in EventCategory:
             await create_topic(settings, settings.topic_prefix + category.topic, partitions=6)
+        await register_shipped_schemas(settings)
         async with EventPublisher(settings) as publisher:
             yield publisher
 

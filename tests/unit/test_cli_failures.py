@@ -79,6 +79,11 @@ CASES: dict[str, Case] = {
         (_REGISTRY, "AGENTFLUX_REGISTRY_URL"),
         {"AGENTFLUX_REGISTRY_RETRIES": "0"},
     ),
+    "schemas register, missing schemas folder": Case(
+        ("schemas", "register", "--root", "{tmp}/missing"),
+        ExitCode.USAGE,
+        ("no schemas folder at",),
+    ),
     "context, missing default store": Case(
         ("context", "s-1"), ExitCode.NOT_FOUND, ("no store at sqlite:///{tmp}/views.db",)
     ),
