@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from _cli import run_cli
+from _registration import register_shipped_schemas
 from conftest import create_topic
 
 from agentflux.consumers import SqliteStore, audit_report
@@ -31,6 +32,7 @@ async def test_a_dropped_event_is_reported_as_one_gap(
     settings = cluster.settings.model_copy(update={"topic_prefix": f"a{uuid.uuid4().hex[:8]}."})
     for category in EventCategory:
         await create_topic(settings, settings.topic_prefix + category.topic, partitions=3)
+    await register_shipped_schemas(settings)
     created = SessionCreatedEvent(session_id="hole-1", initial_agent="orchestrator")
     switches = [
         AgentSwitchedEvent(session_id="hole-1", from_agent=f"a{i}", to_agent=f"a{i + 1}")
