@@ -228,8 +228,10 @@ class HitlTimeoutJob:
                 async with self._lock:
                     for tp, records in batches.items():
                         await self._read(tp, records)
-                    for part in list(self._parts.values()):
-                        await self._settle_or_rebuild(part)
+                    # Partitions publish concurrently: one's transaction does not delay another's
+                    # due timeouts.
+                    parts = list(self._parts.values())
+                    await asyncio.gather(*(self._settle_or_rebuild(part) for part in parts))
             async with self._lock:
                 for part in list(self._parts.values()):
                     await self._settle(part, force_commit=True)
@@ -248,9 +250,10 @@ class HitlTimeoutJob:
 
     async def take_over(self, assigned: Iterable[TopicPartition]) -> None:
         """Start each partition's producer (fencing its earlier owner), then rebuild its state."""
+        assigned = list(assigned)
         async with self._lock:
-            for tp in assigned:
-                await self._take_over(tp)
+            # Concurrently: each producer's start waits for its transaction coordinator.
+            await asyncio.gather(*(self._take_over(tp) for tp in assigned))
             _log.info("partitions taken over", group=self.group_id, partitions=by_topic(assigned))
             if self._parts:
                 self.ready.set()

@@ -220,7 +220,7 @@ async def test_a_killed_job_restarts_with_one_timeout_per_expired_approval(
         group_id,
     ]
     await _publish(settings, requests)
-    await _publish(settings, decided)  # in the log before the job starts: in time
+    await _publish(settings, [_decision(r) for r in decided])  # before the job starts: in time
 
     log = tmp_path / "job.log"
     with log.open("wb") as sink:
