@@ -15,17 +15,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer
-
+from agentflux.consumers import GroupRunner
 from agentflux.consumers._timeouts import HitlTimeoutJob
-from agentflux.kafka import AgentfluxSettings, connection_kwargs, run_event_loop
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.producers import EventPublisher
 from agentflux.schemas import (
-    AvroCodec,
+    BaseEvent,
     EventCategory,
     HitlApprovalRequestedEvent,
     HitlTimeoutOccurredEvent,
-    RegistryClient,
 )
 from bench._cluster import local_or_given_cluster, make_topics
 
@@ -70,25 +68,20 @@ async def _lateness(settings: AgentfluxSettings, pending: int, spread: float) ->
 async def _read_timeouts(
     settings: AgentfluxSettings, topic: str, count: int
 ) -> list[HitlTimeoutOccurredEvent]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        **connection_kwargs(settings),
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
+    """The first ``count`` timeouts on ``topic``, read by a group of the platform's own."""
     found: list[HitlTimeoutOccurredEvent] = []
-    try:
-        async with RegistryClient.from_settings(settings) as registry:
-            codec = AvroCodec(registry)
-            while len(found) < count:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for record in (r for batch in batches.values() for r in batch):
-                    event = await codec.decode(record.value or b"")
-                    if isinstance(event, HitlTimeoutOccurredEvent):
-                        found.append(event)
-    finally:
-        await consumer.stop()
+
+    async def on_timeout(event: BaseEvent) -> None:
+        assert isinstance(event, HitlTimeoutOccurredEvent)  # noqa: S101  # the handler's type
+        found.append(event)
+
+    group = f"bench-read-{uuid.uuid4().hex[:6]}"
+    handlers = {HitlTimeoutOccurredEvent: on_timeout}
+    async with GroupRunner(group, [topic], settings=settings, handlers=handlers) as runner:
+        while len(found) < count:
+            if runner.finished:
+                runner.raise_failure()
+            await asyncio.sleep(0.2)  # poll what the handler collected
     return found
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -13,15 +12,15 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from conftest import create_topic
+from _cli import cli_env
+from _traffic import prefixed_topics
+from conftest import read_to_end
 
-from agentflux._offsets import group_lag, partitions_of
+from agentflux._offsets import group_lag
 from agentflux.consumers import SqliteStore, get_context, get_metrics
 from agentflux.consumers._groups import shipped_runner
 from agentflux.consumers._pending import timeout_event_id
 from agentflux.consumers._timeouts import HitlTimeoutJob
-from agentflux.kafka import connection_kwargs
 from agentflux.producers import EventPublisher
 from agentflux.schemas import (
     AvroCodec,
@@ -41,19 +40,6 @@ if TYPE_CHECKING:
     from conftest import Cluster
 
     from agentflux.kafka import AgentfluxSettings
-
-
-async def _fresh_topics(cluster: Cluster, replication: int = 1) -> AgentfluxSettings:
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
-    for category in EventCategory:
-        await create_topic(
-            settings,
-            settings.topic_prefix + category.topic,
-            partitions=3,
-            replication_factor=replication,
-            configs={"min.insync.replicas": "2"} if replication > 1 else None,
-        )
-    return settings
 
 
 def _requests(count: int, timeouts: list[int], prefix: str) -> list[HitlApprovalRequestedEvent]:
@@ -89,28 +75,11 @@ async def _timeouts(
 ) -> list[HitlTimeoutOccurredEvent]:
     """Every timeout on the hitl topic now, as a consumer with ``isolation_level`` reads it."""
     topic = settings.topic_prefix + EventCategory.HITL.topic
-    consumer = AIOKafkaConsumer(
-        **connection_kwargs(settings), enable_auto_commit=False, isolation_level=isolation_level
-    )
-    await consumer.start()
-    found: list[HitlTimeoutOccurredEvent] = []
-    try:
-        async with RegistryClient.from_settings(settings) as registry:
-            codec = AvroCodec(registry)
-            partitions = await partitions_of(settings, consumer, [topic])
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            async with asyncio.timeout(120):
-                while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-                    batches = await consumer.getmany(timeout_ms=500)
-                    for record in (r for batch in batches.values() for r in batch):
-                        event = await codec.decode(record.value or b"")
-                        if isinstance(event, HitlTimeoutOccurredEvent):
-                            found.append(event)
-    finally:
-        await consumer.stop()
-    return found
+    records = await read_to_end(settings, [topic], isolation_level=isolation_level)
+    async with RegistryClient.from_settings(settings) as registry:
+        codec = AvroCodec(registry)
+        events = [await codec.decode(record.value or b"") for record in records]
+    return [event for event in events if isinstance(event, HitlTimeoutOccurredEvent)]
 
 
 async def _wait_for_timeouts(settings: AgentfluxSettings, count: int, seconds: float) -> None:
@@ -140,7 +109,7 @@ async def test_the_job_publishes_each_timeout_once_in_transactions(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """Undecided approvals time out once each (read_committed), across a restart; the views agree."""
-    settings = await _fresh_topics(cluster)
+    settings = await prefixed_topics(cluster)
     group_id = f"timeouts-{uuid.uuid4().hex[:6]}"
     first = _requests(60, [300], "first")
     await _publish(settings, first)
@@ -198,18 +167,13 @@ async def test_a_killed_job_restarts_with_one_timeout_per_expired_approval(
     cluster3: Cluster, tmp_path: Path
 ) -> None:
     """SIGKILL the job with 1,000 approvals pending; restarted, each expired one times out once."""
-    settings = await _fresh_topics(cluster3, replication=3)
+    settings = await prefixed_topics(cluster3, replication=3, min_isr=2)
     group_id = f"timeouts-{uuid.uuid4().hex[:6]}"
     # Deadlines spread over 4 to 20 s: some pass before the job is up, most while it runs.
     requests = _requests(1000, list(range(4, 21, 2)), "kill")
     decided = requests[::4]
     undecided = [r for i, r in enumerate(requests) if i % 4]
-    env = {
-        **os.environ,
-        "AGENTFLUX_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "AGENTFLUX_REGISTRY_URL": settings.registry_url,
-        "AGENTFLUX_TOPIC_PREFIX": settings.topic_prefix,
-    }
+    env = cli_env(settings)
     command = [
         sys.executable,
         "-c",

@@ -86,7 +86,7 @@ def _batch(  # noqa: PLR0913  # a batch's independent properties, each set by so
     return bytes(batch)
 
 
-def _partition(
+def _partition(  # noqa: PLR0913  # one keyword per fetch-response field the tests vary
     data: bytes,
     fetch_offset: int = 0,
     *,
@@ -246,9 +246,7 @@ def test_message_formats_before_v2_read_as_aiokafka_reads_them(magic: int) -> No
 
 
 def test_unmarked_consumers_and_aborted_transactions_get_aiokafkas_records() -> None:
-    """Without the marker, or reading committed data of a fetch with an aborted transaction,
-    records are aiokafka's own.
-    """
+    """Unmarked, or reading committed data of a fetch with an aborted one: aiokafka's records."""
     data = _batch(_records(5))
     plain = _partition(data, marked=False)
     aborted = _partition(data, isolation_level=_READ_COMMITTED, aborted=[(7, 0)])
