@@ -176,6 +176,7 @@ class HitlTimeoutJob:
         self._parts: dict[TopicPartition, _Partition] = {}
         self._lock = asyncio.Lock()  # a fetch's handling and its transactions vs. a rebalance
         self._stopping = asyncio.Event()
+        self._failure: Exception | None = None  # a take-over that failed in aiokafka's listener
 
     @classmethod
     def for_settings(
@@ -232,6 +233,8 @@ class HitlTimeoutJob:
                     # due timeouts.
                     parts = list(self._parts.values())
                     await asyncio.gather(*(self._settle_or_rebuild(part) for part in parts))
+            if self._failure is not None:
+                raise self._failure
             async with self._lock:
                 for part in list(self._parts.values()):
                     await self._settle(part, force_commit=True)
@@ -253,7 +256,13 @@ class HitlTimeoutJob:
         assigned = list(assigned)
         async with self._lock:
             # Concurrently: each producer's start waits for its transaction coordinator.
-            await asyncio.gather(*(self._take_over(tp) for tp in assigned))
+            try:
+                await asyncio.gather(*(self._take_over(tp) for tp in assigned))
+            except Exception as exc:  # noqa: BLE001  # raised by run(): aiokafka only logs it
+                # A partition not taken over would be read and never published for: stop.
+                self._failure = exc
+                self._stopping.set()
+                return
             _log.info("partitions taken over", group=self.group_id, partitions=by_topic(assigned))
             if self._parts:
                 self.ready.set()
@@ -314,7 +323,8 @@ class HitlTimeoutJob:
                     with contextlib.suppress(Exception):  # the new owner rebuilds from the log
                         await self._settle(part, force_commit=True)
                     await part.producer.stop()
-                    self.metrics.pending.remove(self.group_id, str(tp.partition))
+                    with contextlib.suppress(KeyError):  # never set: it never committed
+                        self.metrics.pending.remove(self.group_id, str(tp.partition))
 
     async def _release_all(self) -> None:
         for part in self._parts.values():
