@@ -161,6 +161,32 @@ async def test_the_job_publishes_each_timeout_once_in_transactions(
         assert late.approval_id not in context["pending_approvals"]
 
 
+@pytest.mark.broker
+@pytest.mark.slow
+async def test_members_joining_and_leaving_publish_each_timeout_once(cluster: Cluster) -> None:
+    """Partitions move between two members while timeouts fall due: still one per approval."""
+    settings = await prefixed_topics(cluster)
+    group_id = f"timeouts-{uuid.uuid4().hex[:6]}"
+    topic = settings.topic_prefix + EventCategory.HITL.topic
+    requests = _requests(300, list(range(2, 21)), "moved")  # due over 2 to 20 s
+    await _publish(settings, requests)
+    first = HitlTimeoutJob(group_id, topic, settings=settings)
+    second = HitlTimeoutJob(group_id, topic, settings=settings)
+    async with first:
+        await _wait_for_timeouts(settings, 1, 60)
+        async with second:  # joins: every partition is revoked, then shared out
+            async with asyncio.timeout(60):
+                while second.emitted == 0:
+                    assert not second.finished
+                    await asyncio.sleep(0.1)  # poll until the second member published some
+        # The second leaves: its partitions go back to the first.
+        await _wait_for_timeouts(settings, len(requests), 60)
+    _one_each(await _timeouts(settings), requests)
+    assert first.emitted + second.emitted == len(requests)
+    assert first.emitted > 0
+    assert second.emitted > 0
+
+
 @pytest.mark.cluster3
 @pytest.mark.slow
 async def test_a_killed_job_restarts_with_one_timeout_per_expired_approval(
