@@ -205,12 +205,22 @@ async def _summary(
     figures = await get_metrics(stores["metrics"])
     print_metrics(figures, console=console)
     unanswered = _unanswered_approvals(events)
-    timed_out = figures["approvals"]["timed_out"] == unanswered
+    statuses = {
+        row["status"]: int(row["n"])
+        for row in await stores["context"].rows(
+            "SELECT status, COUNT(*) AS n FROM ctx_approvals GROUP BY status"
+        )
+    }
+    timed_out = (
+        figures["approvals"]["timed_out"] == statuses.get("timed_out") == unanswered
+        and "pending" not in statuses
+    )
     console.print(
-        f"[green]✓ {unanswered} unanswered approval(s) timed out, by the timeout job[/green]"
+        f"[green]✓ {unanswered} unanswered approvals timed out (timeout job), none pending[/green]"
         if timed_out
-        else f"[red]✗ {figures['approvals']['timed_out']} of {unanswered} unanswered "
-        "approval(s) timed out[/red]"
+        else f"[red]✗ of {unanswered} unanswered approval(s), timed out: "
+        f"{statuses.get('timed_out', 0)} in context, {figures['approvals']['timed_out']} in "
+        f"metrics; {statuses.get('pending', 0)} pending[/red]"
     )
 
     # The chain in the order it was appended (the query's own order is by event time).
