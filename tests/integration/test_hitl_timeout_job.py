@@ -9,15 +9,18 @@ import sys
 import time
 import uuid
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from _cli import cli_env
 from _traffic import prefixed_topics
 from conftest import read_to_end
 
+from agentflux._cli_consume import _routes, serve_http
+from agentflux._local._ports import free_ports
 from agentflux._offsets import group_lag
-from agentflux.consumers import SqliteStore, get_context, get_metrics
+from agentflux.consumers import SqliteStore, get_metrics
 from agentflux.consumers._groups import shipped_runner
 from agentflux.consumers._pending import timeout_event_id
 from agentflux.consumers._timeouts import HitlTimeoutJob
@@ -136,13 +139,38 @@ async def test_the_job_publishes_each_timeout_once_in_transactions(
     # Restarted, on more approvals: the earlier ones are not timed out again.
     second = _requests(30, [300], "second")
     await _publish(settings, second)
-    async with HitlTimeoutJob(group_id, topic, settings=settings, clock=ahead):
-        await _wait_for_timeouts(settings, len(undecided) + len(second), 60)
+    port = free_ports(1)[0]
+    restarted = HitlTimeoutJob(group_id, topic, settings=settings, clock=ahead)
+    server = await serve_http(port, _routes("hitl-timeouts", restarted, None))
+    try:
+        async with restarted:
+            await _wait_for_timeouts(settings, len(undecided) + len(second), 60)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                health = (await client.get("/health")).json()
+                text = (await client.get("/metrics")).text
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert health["group"] == group_id
+    assert health["assigned"] is True
+    assert f'agentflux_hitl_timeouts_emitted_total{{group="{group_id}"}} 30.0' in text
     committed = await _timeouts(settings)
     _one_each(committed, undecided + second)
     assert len(await _timeouts(settings, isolation_level="read_uncommitted")) == len(committed)
 
     # The context and metrics groups read the transactional topic, and their lag reaches 0.
+    approvals, statuses = await _views(settings, tmp_path, group_id)
+    assert approvals["timed_out"] == len(undecided) + len(second)
+    assert approvals["approved"] == len(first[::3])
+    assert approvals["late"] == 1
+    assert statuses[late.approval_id] == "timed_out"  # not reopened by the late decision
+    assert set(statuses.values()) == {"approved", "timed_out"}  # none pending
+
+
+async def _views(
+    settings: AgentfluxSettings, tmp_path: Path, group_id: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The metrics view's approvals and the context view's status of each approval, caught up."""
     async with SqliteStore(tmp_path / "views.db") as store:
         context_group, metrics_group = (f"{name}-{group_id}" for name in ("context", "metrics"))
         async with (
@@ -153,12 +181,8 @@ async def test_the_job_publishes_each_timeout_once_in_transactions(
                 while not await _caught_up(settings, [context_group, metrics_group]):
                     await asyncio.sleep(0.2)  # poll the committed lag
         approvals = (await get_metrics(store))["approvals"]
-        assert approvals["timed_out"] == len(undecided) + len(second)
-        assert approvals["approved"] == len(first[::3])
-        assert approvals["late"] == 1
-        context = await get_context(store, late.session_id)
-        assert context is not None
-        assert late.approval_id not in context["pending_approvals"]
+        rows = await store.rows("SELECT approval_id, status FROM ctx_approvals")
+    return approvals, {row["approval_id"]: row["status"] for row in rows}
 
 
 @pytest.mark.broker

@@ -1,4 +1,4 @@
-"""The HITL timeout job's state, on a fake clock: what times out, once, and what a restart rebuilds."""
+"""The HITL timeout job's state on a fake clock (what times out, once; what a restart rebuilds), its group."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import pytest
+
 from agentflux.consumers import ContextView, MetricsView, Position, SqliteStore, get_context
+from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_service
 from agentflux.consumers._metrics import get_metrics
 from agentflux.consumers._pending import PendingApprovals, timeout_event, timeout_event_id
-from agentflux.consumers._timeouts import parse_rebuild_from
+from agentflux.consumers._timeouts import HitlTimeoutJob, parse_rebuild_from
+from agentflux.kafka import AgentfluxSettings
 from agentflux.producers import Simulator
 from agentflux.schemas import (
     BaseEvent,
@@ -202,3 +206,22 @@ def test_the_simulator_leaves_timeouts_to_the_job() -> None:
     decided = {e.approval_id for e in events if isinstance(e, HitlDecisionMadeEvent)}
     assert {r.timeout_s for r in requests} == {7}
     assert 0 < len({r.approval_id for r in requests} - decided) < len(requests)
+
+
+def test_the_job_is_a_shipped_group_without_a_view(tmp_path: Path) -> None:
+    """It runs as a service on the prefixed hitl topic; view-only commands refuse it."""
+    from typer.testing import CliRunner  # noqa: PLC0415  # only this test drives the CLI
+
+    from agentflux.cli import app  # noqa: PLC0415
+
+    settings = AgentfluxSettings(topic_prefix="staging.")
+    job = shipped_service("hitl-timeouts", None, settings)
+    assert isinstance(job, HitlTimeoutJob)
+    assert (job.group_id, job.topics) == ("agentflux.hitl-timeouts", ["staging.hitl.events"])
+    with pytest.raises(ValueError, match="keeps no view"):
+        SHIPPED_GROUPS["hitl-timeouts"].view()
+    refused = CliRunner().invoke(
+        app, ["rebuild", "hitl-timeouts", "--into", f"sqlite:///{tmp_path / 'x.db'}"]
+    )
+    assert refused.exit_code == 2  # a usage error, before anything is opened
+    assert "context, metrics, audit" in refused.output
