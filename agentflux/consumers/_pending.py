@@ -72,15 +72,19 @@ class _Open:
 class PendingApprovals:
     """The open approvals of one partition, a deadline heap, and what the job counted."""
 
-    _open: dict[_Key, _Open] = field(default_factory=dict)  # in request-offset order
-    _deadlines: list[tuple[float, _Key]] = field(default_factory=list)
-    _closed: dict[_Key, bool] = field(default_factory=dict)  # timed out?, oldest first, bounded
+    _open: dict[_Key, _Open] = field(default_factory=dict)
+    _deadlines: list[tuple[float, _Key]] = field(default_factory=list)  # of unsent approvals
+    # Closed approvals, remembered: (timed out?, request offset), oldest closure first, bounded.
+    _closed: dict[_Key, tuple[bool, int]] = field(default_factory=dict)
+    # The request offset of every approval held (open or remembered closed): where to rebuild.
+    _offsets: list[tuple[int, _Key]] = field(default_factory=list)
     late: int = 0  # decisions read after the approval's timeout
     superseded: int = 0  # timeouts sent while a decision was already on its way to the log
+    _unsent: int = 0  # open approvals whose timeout is not sent yet
 
     def __len__(self) -> int:
         """Open approvals whose timeout is not sent yet."""
-        return sum(1 for approval in self._open.values() if not approval.fired)
+        return self._unsent
 
     def apply(self, event: BaseEvent, offset: int, timestamp_ms: int) -> str | None:
         """Fold one record in; what it did to an approval (None: nothing).
@@ -106,30 +110,35 @@ class PendingApprovals:
         start = max(event.occurred_at.timestamp(), timestamp_ms / 1000)
         deadline = start + event.timeout_s
         self._open[key] = _Open(event, offset, deadline)
+        self._unsent += 1
         heapq.heappush(self._deadlines, (deadline, key))
+        heapq.heappush(self._offsets, (offset, key))
         return "opened"
 
     def _decision(self, key: _Key) -> str | None:
         approval = self._open.pop(key, None)
         if approval is not None:
-            self._close(key, timed_out=False)
+            self._close(key, timed_out=False, was=approval)
             if approval.fired:
                 self.superseded += 1  # first in the log: the decision stands, our timeout not
                 return "superseded"
             return "decided"
-        if self._closed.get(key):
+        if self._closed.get(key, (False, 0))[0]:
             self.late += 1
             return "late"
         return None  # decided twice, closed before this state began, or never requested
 
     def _timeout(self, key: _Key) -> str | None:
-        if self._open.pop(key, None) is None:
+        approval = self._open.pop(key, None)
+        if approval is None:
             return None  # already closed: by a decision first, or before this state began
-        self._close(key, timed_out=True)
+        self._close(key, timed_out=True, was=approval)
         return "timed out"
 
-    def _close(self, key: _Key, *, timed_out: bool) -> None:
-        self._closed[key] = timed_out
+    def _close(self, key: _Key, *, timed_out: bool, was: _Open) -> None:
+        if not was.fired:
+            self._unsent -= 1
+        self._closed[key] = (timed_out, was.offset)
         if len(self._closed) > _CLOSED_REMEMBERED:
             del self._closed[next(iter(self._closed))]
 
@@ -152,22 +161,36 @@ class PendingApprovals:
             _, key = heapq.heappop(self._deadlines)
             approval = self._open[key]
             approval.fired = True
+            self._unsent -= 1
             expired.append(approval.request)
 
     def _drop_closed(self) -> None:
         # Closed approvals leave their heap entry behind; drop those that reach the top.
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][1] not in self._open:
+        deadlines, held = self._deadlines, self._open
+        while deadlines and (
+            (approval := held.get(deadlines[0][1])) is None
+            or approval.fired
+            or approval.deadline != deadlines[0][0]
+        ):
             heapq.heappop(deadlines)
 
     def rebuild_from(self, next_offset: int) -> int:
-        """Where a rebuild of this state must start reading: the oldest unsent request's offset.
+        """Where a rebuild of this state must start reading: the oldest request it still holds.
 
-        Every approval requested before it is closed or has its timeout sent (sent in the same
-        transaction as this position, so it is read back after a restart or never sent at all);
-        ``next_offset`` (the position) when nothing is waiting.
+        The state is a function of the partition from there on: every approval it holds, open
+        (its timeout sent or not) or remembered closed, is requested at or after it, and every
+        approval requested before it is closed and forgotten. (A timeout sent is committed in
+        the same transaction as this position: a rebuild reads it back, or it was never sent.)
+        ``next_offset`` (the position) when it holds none.
         """
-        for approval in self._open.values():  # in offset order: usually the first one answers
-            if not approval.fired:
-                return approval.offset
-        return next_offset
+        offsets = self._offsets
+        while offsets and not self._holds(*offsets[0]):
+            heapq.heappop(offsets)  # closed and forgotten since
+        return offsets[0][0] if offsets else next_offset
+
+    def _holds(self, offset: int, key: _Key) -> bool:
+        approval = self._open.get(key)
+        if approval is not None:
+            return approval.offset == offset
+        closed = self._closed.get(key)
+        return closed is not None and closed[1] == offset

@@ -7,8 +7,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agentflux.consumers import ContextView, MetricsView, Position, SqliteStore, get_context
+from agentflux.consumers import (
+    ContextView,
+    MetricsView,
+    Position,
+    SqliteStore,
+    _pending,
+    get_context,
+)
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_service
 from agentflux.consumers._metrics import get_metrics
 from agentflux.consumers._pending import PendingApprovals, timeout_event, timeout_event_id
@@ -63,7 +72,9 @@ def test_an_approval_times_out_once_when_its_timeout_has_passed() -> None:
     state = _fold([request])
     assert state.next_deadline() == T0 + 10
     assert state.expire(T0 + 9.999) == []
+    assert len(state) == 1
     assert state.expire(T0 + 10) == [request]
+    assert len(state) == 0  # sent: no longer waiting
     assert state.expire(T0 + 10) == []
     assert state.expire(T0 + 1000) == []
     assert state.next_deadline() is None
@@ -120,28 +131,82 @@ def test_a_restart_rebuilds_the_same_pending_approvals_from_the_committed_metada
     sent = live.expire(T0 + 6)
     assert [r.approval_id for r in sent] == ["a1"]
     rebuild_from = live.rebuild_from(2)
-    assert rebuild_from == 1  # a2 is still waiting: its request must be read again
+    assert rebuild_from == 0  # a1's timeout is not read back yet: its request is read again
     log.insert(2, timeout_event(sent[0], T0 + 6))  # committed with that position
     log.append(_decision("a4", at=T0 + 7))
 
     # Killed; restarted: the rebuild reads from rebuild_from to the end, publishing nothing.
     rebuilt = _fold(log, start=rebuild_from)
     assert rebuilt.expire(T0 + 6) == [log[4]]  # a3 only: a1 timed out already, a2 not due
-    # a1 closed before rebuild_from: its timeout and late decision are not the job's concern now
-    # (the views count the late decision themselves).
-    assert rebuilt.late == 0
+    assert rebuilt.late == 1  # a1's decision, after its timeout
     assert [r.approval_id for r in rebuilt.expire(T0 + 51)] == ["a2"]
     assert rebuilt.expire(T0 + 10_000) == []  # a4 was decided
 
 
-def test_rebuild_from_never_moves_back_and_is_the_position_when_nothing_waits() -> None:
-    """Nothing waiting: rebuild from the position; an unsent request pins it to its offset."""
-    state = _fold([_request("a1"), _request("a2", timeout_s=60)])
-    assert state.rebuild_from(2) == 0
-    state.expire(T0 + 10)
-    assert state.rebuild_from(2) == 1
-    state.expire(T0 + 60)
-    assert state.rebuild_from(2) == 2
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("request"), st.integers(0, 7), st.integers(1, 20)),
+        st.tuples(st.just("decide"), st.integers(0, 7), st.just(0)),
+        st.tuples(st.just("tick"), st.integers(0, 7), st.integers(0, 15)),
+    ),
+    max_size=60,
+)
+
+
+@given(_STEPS, st.integers(0, 60), st.sampled_from([2, 100_000]))
+def test_a_job_restarted_at_any_point_publishes_what_an_uninterrupted_one_would(
+    steps: list[tuple[str, int, int]], crash_at: int, remembered: int
+) -> None:
+    """Any requests, decisions, ticks and memory: rebuilt from the last commit, it goes on alike."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_pending, "_CLOSED_REMEMBERED", remembered)
+        _restart_equals_uninterrupted(steps, crash_at)
+
+
+def _restart_equals_uninterrupted(steps: list[tuple[str, int, int]], crash_at: int) -> None:
+    log: list[BaseEvent] = []
+    live, now, rebuild_from = PendingApprovals(), T0, 0
+    restarted: PendingApprovals | None = None  # from the crash on, fed the same records
+    fired: set[uuid.UUID] = set()
+
+    def append(event: BaseEvent) -> None:
+        log.append(event)
+        for state in (live, restarted) if restarted else (live,):
+            state.apply(event, len(log) - 1, int(event.occurred_at.timestamp() * 1000))
+
+    for step, (kind, approval, amount) in enumerate(steps):
+        if step == crash_at:
+            restarted = _fold(log, start=rebuild_from)
+        if kind == "request":
+            append(_request(f"a{approval}", at=now, timeout_s=amount))
+        elif kind == "decide":
+            append(_decision(f"a{approval}", at=now))
+        else:  # a transaction: the due timeouts and the position, committed together
+            now += amount
+            due = live.expire(now)
+            if restarted is not None:
+                assert restarted.expire(now) == due
+            for request in due:
+                assert request.event_id not in fired  # never twice for one request
+                fired.add(request.event_id)
+                append(timeout_event(request, now))
+            rebuild_from = live.rebuild_from(len(log))
+    restarted = restarted or _fold(log, start=rebuild_from)
+    assert restarted.expire(now + 1000) == live.expire(now + 1000)
+
+
+def test_rebuild_from_starts_at_the_oldest_request_still_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Open or remembered closed approvals pin it; forgotten ones free it; none: the position."""
+    monkeypatch.setattr(_pending, "_CLOSED_REMEMBERED", 1)
+    assert PendingApprovals().rebuild_from(5) == 5
+    state = _fold([_request("a1"), _request("a2", timeout_s=60), _decision("a1", at=T0 + 1)])
+    assert state.rebuild_from(3) == 0  # a1 is closed, and remembered
+    state.apply(_decision("a2", at=T0 + 2), 3, 0)  # a1 is forgotten: one closure remembered
+    assert state.rebuild_from(4) == 1
+    state.apply(_request("a1"), 4, 0)  # forgotten: a repeated request opens it again
+    assert state.rebuild_from(5) == 1
 
 
 def test_timeouts_have_one_id_per_request_and_point_at_it() -> None:
