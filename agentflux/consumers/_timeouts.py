@@ -10,7 +10,7 @@ Exactly once, by construction: each partition has a transactional producer of it
 (``transactional_id`` = group, topic, partition), as Kafka's first exactly-once design had for
 Kafka Streams. When a member takes a partition over it starts that producer, which fences any
 earlier owner and completes or aborts its open transaction; then it reads the committed offset,
-whose metadata names where the state must be rebuilt from (the oldest request still waiting at
+whose metadata names where the state must be rebuilt from (the oldest request the state held at
 that commit), and re-reads the partition from there to its end (read_committed, so aborted
 timeouts are never seen) without publishing anything. Every timeout committed before is then in
 the rebuilt state as sent, so none is sent twice; a timeout whose transaction aborted is not in
@@ -18,7 +18,7 @@ the log and is sent again, with the same id. Only then does it publish.
 
 The state is rebuilt from the input, not kept in a store: a store written outside the Kafka
 transaction could disagree with it after a crash, the log cannot. The cost of a restart is the
-re-read from the oldest waiting request, which the committed metadata keeps short.
+re-read from the oldest request held (pending, or among the closed approvals remembered).
 """
 
 from __future__ import annotations
