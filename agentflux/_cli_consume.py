@@ -26,7 +26,7 @@ from agentflux.consumers import (
     get_metrics,
     render_prometheus,
 )
-from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_service
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.schemas import EventType
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from agentflux.consumers import GroupRunner, Store
+    from agentflux.consumers._timeouts import HitlTimeoutJob
 
     Route: TypeAlias = Callable[[], Awaitable[tuple[int, str, bytes]]]
 
@@ -80,7 +81,7 @@ async def serve_http(
 
 
 def consume(  # one typer option per setting
-    group: Annotated[str, typer.Argument(help="context | metrics | audit")],
+    group: Annotated[str, typer.Argument(help="context | metrics | audit | hitl-timeouts")],
     store: StoreUrl = None,
     port: Annotated[
         int, typer.Option("--port", help="Health and metrics HTTP port (0: none).")
@@ -99,22 +100,28 @@ def consume(  # one typer option per setting
     # The same line at every service's start: which accelerations run, and why any is off.
     _log.info(accelerations_line(), group=group)
 
+    async def _serve(opened: Store | None) -> None:
+        runner = shipped_service(group, opened, group_id=group_id, group_instance_id=instance_id)
+        server = await serve_http(port, _routes(group, runner, opened)) if port else None
+        try:
+            await runner.run(install_signal_handlers=True)
+        finally:
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+
     async def _run() -> None:
+        if not SHIPPED_GROUPS[group].is_view:
+            await _serve(None)  # a job keeps no store: its state is rebuilt from its topic
+            return
         async with view_store(store, group, read_only=False) as opened:
-            runner = shipped_runner(group, opened, group_id=group_id, group_instance_id=instance_id)
-            server = await serve_http(port, _routes(group, runner, opened)) if port else None
-            try:
-                await runner.run(install_signal_handlers=True)
-            finally:
-                if server is not None:
-                    server.close()
-                    await server.wait_closed()
+            await _serve(opened)
 
     run_event_loop(_run())
 
 
 def _routes(
-    group: str, runner: GroupRunner, store: Store
+    group: str, runner: GroupRunner | HitlTimeoutJob, store: Store | None
 ) -> dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]]:
     async def health() -> tuple[int, str, bytes]:
         status = {
@@ -126,7 +133,7 @@ def _routes(
 
     async def metrics() -> tuple[int, str, bytes]:
         own = generate_latest(runner.metrics.registry)
-        view = await render_prometheus(store) if group == "metrics" else b""
+        view = await render_prometheus(store) if group == "metrics" and store else b""
         return 200, "text/plain; version=0.0.4", own + view
 
     return {"/health": health, "/metrics": metrics}
@@ -192,7 +199,8 @@ def print_metrics(figures: dict[str, Any], console: Console = _console) -> None:
     )
     console.print(
         f"approvals: {approvals['approved']} approved, {approvals['rejected']} rejected, "
-        f"{approvals['timed_out']} timed out; rate {rate}; latency {latency}",
+        f"{approvals['timed_out']} timed out ({approvals['late']} decided late); "
+        f"rate {rate}; latency {latency}",
         highlight=False,
     )
     errors = " ".join(f"{kind}={count}" for kind, count in figures["errors_by_type"].items())

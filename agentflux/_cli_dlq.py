@@ -11,7 +11,7 @@ from rich.table import Table
 
 from agentflux._cli_errors import NotFoundError, RefusedError
 from agentflux._cli_stores import view_store
-from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.consumers._groups import SHIPPED_GROUPS, VIEW_GROUPS, shipped_runner
 from agentflux.consumers._redrive import DeadLetter, read_dead_letters, redrive
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.schemas import dead_letter_topic
@@ -34,8 +34,8 @@ GroupIdOverride = Annotated[
 
 
 def _group_id(group: str, group_id: str | None) -> str:
-    if group not in SHIPPED_GROUPS:
-        raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="--group")
+    if group not in VIEW_GROUPS:
+        raise typer.BadParameter(f"choose one of {', '.join(VIEW_GROUPS)}", param_hint="--group")
     return group_id or SHIPPED_GROUPS[group].group_id
 
 

@@ -17,7 +17,7 @@ from rich.progress import (
 
 from agentflux._cli_stores import shown_url, view_store
 from agentflux._rebuild import compare_views, rebuild_view, swap_into_live
-from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.consumers._groups import SHIPPED_GROUPS, VIEW_GROUPS
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 
 __all__ = ["register"]
@@ -51,8 +51,8 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
     ] = False,
 ) -> None:
     """Rebuild a view from the earliest retained events into a fresh store; compare; swap."""
-    if view not in SHIPPED_GROUPS:
-        raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="VIEW")
+    if view not in VIEW_GROUPS:
+        raise typer.BadParameter(f"choose one of {', '.join(VIEW_GROUPS)}", param_hint="VIEW")
     settings = AgentfluxSettings()
     live_url = live or settings.store_url
 

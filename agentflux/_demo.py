@@ -1,8 +1,9 @@
 """``agentflux demo``: the whole platform end to end on the embedded default, then tidy up.
 
 Starts a fresh local cluster and registry, applies the topics, registers the schemas, runs the
-context, metrics and audit groups on SQLite, publishes simulated sessions, waits until every
-group has caught up (lag 0), prints what the views say, and stops everything it started.
+context, metrics and audit groups on SQLite and the HITL timeout job, publishes simulated
+sessions, waits until every unanswered approval has timed out and every group has caught up
+(lag 0), prints what the views say, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ from agentflux.consumers import (
     get_metrics,
     verify_audit,
 )
-from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.consumers._groups import SHIPPED_GROUPS, VIEW_GROUPS, shipped_service
 from agentflux.kafka import AgentfluxSettings
 from agentflux.producers import EventPublisher, Simulator
-from agentflux.schemas import EventType, RegistryClient, load_topics
+from agentflux.schemas import (
+    EventCategory,
+    EventType,
+    HitlApprovalRequestedEvent,
+    HitlDecisionMadeEvent,
+    RegistryClient,
+    load_topics,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,12 +48,18 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from agentflux.consumers._timeouts import HitlTimeoutJob
     from agentflux.schemas import BaseEvent
+
+    Service = GroupRunner | HitlTimeoutJob
 
 __all__ = ["run_demo"]
 
 _AUDIT_EXCERPT = 5  # records of the chosen session's chain shown
 _HANDOVERS_SHOWN = 8  # agents named in the handover chain before it is cut short
+# The simulated approvals' timeout: short, so that the unanswered ones time out while the demo
+# runs (the answered ones are decided within a few hundred milliseconds).
+_APPROVAL_TIMEOUT_S = 3
 
 
 class _Steps:
@@ -98,15 +112,28 @@ async def _publish(settings: AgentfluxSettings, events: list[BaseEvent], steps: 
     return time.perf_counter() - started
 
 
+def _unanswered_approvals(events: list[BaseEvent]) -> int:
+    """Approvals requested and never decided: each ends with a timeout from the timeout job."""
+    requested = {
+        (e.session_id, e.approval_id) for e in events if isinstance(e, HitlApprovalRequestedEvent)
+    }
+    decided = {
+        (e.session_id, e.approval_id) for e in events if isinstance(e, HitlDecisionMadeEvent)
+    }
+    return len(requested - decided)
+
+
 async def _catch_up(
     settings: AgentfluxSettings,
-    runners: dict[str, GroupRunner],
+    runners: dict[str, Service],
     events: list[BaseEvent],
     steps: _Steps,
 ) -> None:
-    """Wait until every group handled its events, then until the broker has their commits."""
+    """Wait until every group handled its events (and the job's timeouts), then committed."""
+    timeouts = _unanswered_approvals(events)
     wanted = {
         name: sum(1 for e in events if e.EVENT_TYPE.category in SHIPPED_GROUPS[name].categories)
+        + (timeouts if EventCategory.HITL in SHIPPED_GROUPS[name].categories else 0)
         for name in runners
     }
     with steps.bars() as bars:
@@ -157,7 +184,7 @@ async def _summary(
     stores: dict[str, SqliteStore],
     events: list[BaseEvent],
     settings: AgentfluxSettings,
-    runners: dict[str, GroupRunner],
+    runners: dict[str, Service],
 ) -> tuple[bool, str]:
     """Print what the views say; whether the audit chains are intact, and the session shown."""
     from agentflux._cli_consume import print_metrics  # noqa: PLC0415  # the CLI's table renderer
@@ -175,7 +202,26 @@ async def _summary(
     _print_context(console, context)
 
     console.rule("metrics")
-    print_metrics(await get_metrics(stores["metrics"]), console=console)
+    figures = await get_metrics(stores["metrics"])
+    print_metrics(figures, console=console)
+    unanswered = _unanswered_approvals(events)
+    statuses = {
+        row["status"]: int(row["n"])
+        for row in await stores["context"].rows(
+            "SELECT status, COUNT(*) AS n FROM ctx_approvals GROUP BY status"
+        )
+    }
+    timed_out = (
+        figures["approvals"]["timed_out"] == statuses.get("timed_out") == unanswered
+        and "pending" not in statuses
+    )
+    console.print(
+        f"[green]✓ {unanswered} unanswered approvals timed out (timeout job), none pending[/green]"
+        if timed_out
+        else f"[red]✗ of {unanswered} unanswered approval(s), timed out: "
+        f"{statuses.get('timed_out', 0)} in context, {figures['approvals']['timed_out']} in "
+        f"metrics; {statuses.get('pending', 0)} pending[/red]"
+    )
 
     # In chain order: the order the runtime published the session's events (one producer here).
     chain = await get_audit_log(stores["audit"], session_id=session, limit=1_000_000)
@@ -191,7 +237,7 @@ async def _summary(
         if not problems
         else f"[red]✗ {len(problems)} problem(s) in the audit chains[/red]"
     )
-    return not problems, session
+    return not problems and timed_out, session
 
 
 def _next_steps(console: Console, state_dir: Path, session: str) -> None:
@@ -206,8 +252,8 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
     """Run the demo in ``state_dir`` (wiped first); True when every check passed."""
     steps = _Steps(console)
     console.print(
-        f"[bold]agentflux demo[/bold]: Kafka, a schema registry, 3 groups on SQLite, "
-        f"{sessions} sessions",
+        f"[bold]agentflux demo[/bold]: Kafka, a schema registry, 3 views on SQLite, "
+        f"the HITL timeout job, {sessions} sessions",
         highlight=False,
     )
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -236,21 +282,28 @@ async def run_demo(state_dir: Path, *, sessions: int, seed: int, console: Consol
         async with AsyncExitStack() as stack:
             stores = {
                 name: await stack.enter_async_context(SqliteStore(state_dir / f"{name}.db"))
-                for name in SHIPPED_GROUPS
+                for name in VIEW_GROUPS
             }
-            runners = {
-                name: shipped_runner(name, stores[name], settings) for name in SHIPPED_GROUPS
+            runners: dict[str, Service] = {
+                name: shipped_service(name, stores.get(name), settings) for name in SHIPPED_GROUPS
             }
             for runner in runners.values():
                 await stack.enter_async_context(runner)
-            steps.done(f"groups {', '.join(runners)} running, their views in SQLite")
+            steps.done(f"groups {', '.join(runners)} running, the views in SQLite")
 
-            events = list(Simulator(sessions=sessions, seed=seed).events())
+            events = list(
+                Simulator(
+                    sessions=sessions, seed=seed, approval_timeout_s=_APPROVAL_TIMEOUT_S
+                ).events()
+            )
             seconds = await _publish(settings, events, steps)
             steps.done(f"published {len(events)} events, all acknowledged, in {seconds:.1f} s")
             async with asyncio.timeout(300):
                 await _catch_up(settings, runners, events, steps)
-            steps.done("caught up: every group committed what it handled")
+            steps.done(
+                "caught up: every unanswered approval timed out, every group committed "
+                "what it handled"
+            )
             ok, session = await _summary(console, stores, events, settings, runners)
     finally:
         with steps.waiting("stopping the cluster…"):

@@ -23,14 +23,28 @@ if TYPE_CHECKING:
     from agentflux.schemas import BaseEvent
 
 
+async def prefixed_topics(
+    cluster: Cluster, *, partitions: int = 3, replication: int = 1, min_isr: int = 1
+) -> AgentfluxSettings:
+    """Settings whose six category topics exist under a prefix no other test uses."""
+    settings = cluster.settings.model_copy(update={"topic_prefix": f"v{uuid.uuid4().hex[:8]}."})
+    for category in EventCategory:
+        await create_topic(
+            settings,
+            settings.topic_prefix + category.topic,
+            partitions=partitions,
+            replication_factor=replication,
+            configs={"min.insync.replicas": str(min_isr)},
+        )
+    await register_shipped_schemas(settings)  # publishers only look schemas up
+    return settings
+
+
 async def publish_traffic(
     cluster: Cluster, *, sessions: int, seed: int
 ) -> tuple[AgentfluxSettings, list[BaseEvent]]:
     """Create the six category topics under a fresh prefix and publish simulated sessions there."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"v{uuid.uuid4().hex[:8]}."})
-    for category in EventCategory:
-        await create_topic(settings, settings.topic_prefix + category.topic, partitions=3)
-    await register_shipped_schemas(settings)
+    settings = await prefixed_topics(cluster)
     events = list(Simulator(sessions=sessions, seed=seed).events())
     async with EventPublisher(settings) as publisher:
         for event in events:

@@ -190,14 +190,15 @@ def topic_name(request: pytest.FixtureRequest) -> str:
 
 
 async def read_to_end(
-    settings: AgentfluxSettings, topics: list[str]
+    settings: AgentfluxSettings, topics: list[str], **options: Any
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topics`` from the beginning up to their end offsets now, in log order.
 
     Reading to the end offsets, not to a count: a publish that failed may still have been written
     (a leader that appended it but timed out waiting for replicas), and must not hide another.
+    ``options`` go to the consumer (``isolation_level="read_committed"``, say).
     """
-    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False, **options)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:

@@ -136,10 +136,12 @@ class ContextView:
     ) -> None:
         # Requests and decisions travel on different topics, so either may be applied first:
         # a request never overwrites a decision, and the call id is kept from whichever has it.
+        # The first outcome (decision or timeout, in the hitl partition's order) stays: a late
+        # decision does not reopen a timed-out approval.
         await tx.execute(
             "INSERT INTO ctx_approvals (session_id, approval_id, status, call_id) "
             "VALUES ($1, $2, COALESCE($3, 'pending'), $4) ON CONFLICT (session_id, approval_id) DO UPDATE SET "
-            "status = CASE WHEN $3 IS NULL THEN ctx_approvals.status ELSE $3 END, "
+            "status = CASE WHEN $3 IS NULL OR ctx_approvals.status <> 'pending' THEN ctx_approvals.status ELSE $3 END, "
             "call_id = COALESCE(ctx_approvals.call_id, excluded.call_id)",
             sid,
             approval_id,

@@ -1,4 +1,7 @@
-"""The three groups that ship with the platform: context, metrics and audit."""
+"""The groups that ship with the platform: three views (context, metrics, audit) and one job.
+
+The job, HITL timeouts, publishes instead of keeping a view in a store.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from agentflux.consumers._audit import AuditView
 from agentflux.consumers._context import ContextView
 from agentflux.consumers._metrics import MetricsView
 from agentflux.consumers._runner import GroupRunner
+from agentflux.consumers._timeouts import HitlTimeoutJob
 from agentflux.kafka import AgentfluxSettings
 from agentflux.schemas import EventCategory
 
@@ -17,18 +21,29 @@ if TYPE_CHECKING:
 
     from agentflux.consumers._ports import Store, View
 
-__all__ = ["SHIPPED_GROUPS", "GroupSpec", "shipped_runner"]
+__all__ = ["SHIPPED_GROUPS", "VIEW_GROUPS", "GroupSpec", "shipped_runner", "shipped_service"]
 
 
 @dataclass(frozen=True, slots=True)
 class GroupSpec:
-    """A shipped group: its id, the categories it reads, the view it maintains."""
+    """A shipped group: its id, the categories it reads, the view it maintains (None: a job)."""
 
     name: str
     group_id: str
     categories: tuple[EventCategory, ...]
-    view: Callable[[], View]
+    make_view: Callable[[], View] | None
     description: str
+
+    @property
+    def is_view(self) -> bool:
+        """Whether it maintains a view in a store (rebuilt, queried, re-driven) or is a job."""
+        return self.make_view is not None
+
+    def view(self) -> View:
+        """A fresh instance of its view; ValueError for a job, which keeps none."""
+        if self.make_view is None:
+            raise ValueError(f"{self.name} is a job and keeps no view")
+        return self.make_view()
 
     def topics(self, settings: AgentfluxSettings) -> list[str]:
         """The topics it reads, behind the configured prefix."""
@@ -57,7 +72,18 @@ SHIPPED_GROUPS: dict[str, GroupSpec] = {
         AuditView,
         "Append-only, hash-chained audit trail of every event.",
     ),
+    "hitl-timeouts": GroupSpec(
+        "hitl-timeouts",
+        "agentflux.hitl-timeouts",
+        (EventCategory.HITL,),
+        None,
+        "Publishes hitl_timeout_occurred once for every approval whose timeout_s passed "
+        "undecided (transactional, with its offsets).",
+    ),
 }
+
+# The groups that keep a view (rebuilt, compared, re-driven from their DLQ); the rest are jobs.
+VIEW_GROUPS = tuple(name for name, spec in SHIPPED_GROUPS.items() if spec.is_view)
 
 
 def shipped_runner(
@@ -68,7 +94,7 @@ def shipped_runner(
     group_id: str | None = None,
     group_instance_id: str | None = None,
 ) -> GroupRunner:
-    """A runner for one shipped group, applying its view to ``store``."""
+    """A runner for one shipped view group, applying its view to ``store``."""
     spec = SHIPPED_GROUPS[name]
     settings = settings or AgentfluxSettings()
     return GroupRunner(
@@ -79,3 +105,23 @@ def shipped_runner(
         store=store,
         group_instance_id=group_instance_id,
     )
+
+
+def shipped_service(
+    name: str,
+    store: Store | None,
+    settings: AgentfluxSettings | None = None,
+    *,
+    group_id: str | None = None,
+    group_instance_id: str | None = None,
+) -> GroupRunner | HitlTimeoutJob:
+    """A shipped group as a service: a view's runner over ``store``, or a job (no store)."""
+    spec = SHIPPED_GROUPS[name]
+    settings = settings or AgentfluxSettings()
+    if spec.is_view:
+        if store is None:
+            raise ValueError(f"the {name} group keeps its view in a store")
+        return shipped_runner(
+            name, store, settings, group_id=group_id, group_instance_id=group_instance_id
+        )
+    return HitlTimeoutJob.for_settings(settings, group_id or spec.group_id, group_instance_id)

@@ -44,6 +44,7 @@ class MetricsView:
     ddl = (
         "CREATE TABLE IF NOT EXISTS m_counts (metric TEXT NOT NULL, label TEXT NOT NULL, count BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL, PRIMARY KEY (metric, label))",
         "CREATE TABLE IF NOT EXISTS m_approval_times (approval_id TEXT PRIMARY KEY, requested_ms BIGINT, decided_ms BIGINT)",
+        "CREATE TABLE IF NOT EXISTS m_approval_outcomes (approval_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, outcome TEXT NOT NULL)",
     )
 
     @staticmethod
@@ -72,13 +73,41 @@ class MetricsView:
                 await self._add(tx, "errors", event.error_type)
             case HitlApprovalRequestedEvent():
                 await self._approval_time(tx, event.approval_id, requested_ms=_ms(event))
-            case HitlDecisionMadeEvent():
-                await self._add(tx, "approvals", event.decision.value.lower())
-                await self._approval_time(tx, event.approval_id, decided_ms=_ms(event))
-            case HitlTimeoutOccurredEvent():
-                await self._add(tx, "approvals", "timed_out")
+            case HitlDecisionMadeEvent() | HitlTimeoutOccurredEvent():
+                await self._outcome(tx, event)
             case _:
                 pass
+
+    async def _outcome(
+        self, tx: Transaction, event: HitlDecisionMadeEvent | HitlTimeoutOccurredEvent
+    ) -> None:
+        """Count an approval's first outcome (in the hitl partition's order) only.
+
+        A decision after the timeout counts as late (the approval stays timed out); a repeated
+        decision, or a timeout after a decision, counts nothing.
+        """
+        outcome = (
+            event.decision.value.lower()
+            if isinstance(event, HitlDecisionMadeEvent)
+            else "timed_out"
+        )
+        await tx.execute(
+            "INSERT INTO m_approval_outcomes (approval_id, event_id, outcome) VALUES ($1, $2, $3) "
+            "ON CONFLICT (approval_id) DO NOTHING",
+            event.approval_id,
+            str(event.event_id),
+            outcome,
+        )
+        first = await tx.fetchone(
+            "SELECT event_id, outcome FROM m_approval_outcomes WHERE approval_id = $1",
+            event.approval_id,
+        )
+        if first is None or first["event_id"] == str(event.event_id):
+            await self._add(tx, "approvals", outcome)
+            if isinstance(event, HitlDecisionMadeEvent):
+                await self._approval_time(tx, event.approval_id, decided_ms=_ms(event))
+        elif first["outcome"] == "timed_out" and isinstance(event, HitlDecisionMadeEvent):
+            await self._add(tx, "approvals", "late")
 
     async def _approval_time(
         self,
@@ -152,6 +181,7 @@ async def get_metrics(store: Store) -> dict[str, Any]:
             "approved": approvals.get("approved", 0),
             "rejected": approvals.get("rejected", 0),
             "timed_out": approvals.get("timed_out", 0),
+            "late": approvals.get("late", 0),  # decisions after the timeout: not an outcome
             "approval_rate": _rate(
                 approvals.get("approved", 0),
                 approvals.get("rejected", 0) + approvals.get("timed_out", 0),
@@ -210,7 +240,7 @@ class _Snapshot:
         approvals = CounterMetricFamily(
             "agentflux_approvals", "Approval outcomes", labels=["outcome"]
         )
-        for outcome in ("approved", "rejected", "timed_out"):
+        for outcome in ("approved", "rejected", "timed_out", "late"):
             approvals.add_metric([outcome], m["approvals"][outcome])
         yield approvals
         if m["approvals"]["avg_latency_ms"] is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from agentflux.consumers._commits import BackgroundCommits
 from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
@@ -123,6 +123,7 @@ class GroupRunner:
         # What the periodic progress line reports: each partition's lag, and since when.
         self._lags: dict[TopicPartition, int] = {}
         self._progress_at = (time.monotonic(), 0)  # (when, handled then)
+        self._marked: dict[TopicPartition, int] = {}  # the offset each partition resumes at
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -149,6 +150,7 @@ class GroupRunner:
         revoked = list(revoked)
         for tp in revoked:
             self._lags.pop(tp, None)  # another member reports those now
+            self._marked.pop(tp, None)
         try:
             async with self.batch_lock:
                 await self.commit_now()
@@ -183,6 +185,7 @@ class GroupRunner:
                 **self._consumer_options,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                isolation_level=self.settings.isolation_level,
                 key_deserializer=lazy_headers,
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
@@ -197,6 +200,8 @@ class GroupRunner:
                     self.ready.set()
                 if batches:
                     await self._handle_fetched(batches)
+                else:
+                    await self._past_control_records()
             async with self.batch_lock:
                 await self.commit_now()
 
@@ -217,6 +222,23 @@ class GroupRunner:
                 return  # stopping, or its partitions go to a rebalance: they restart from commits
             self._commits.soon()
         self._update_lag(batches)
+
+    async def _past_control_records(self) -> None:
+        """Idle: commit positions that moved past transaction markers, which are never handed out.
+
+        A transaction's commit marker takes an offset after its records; committing only the
+        last record's offset + 1 would leave the group's lag at 1 behind every transaction.
+        """
+        async with self.batch_lock:
+            for tp in self._consumer.assignment():
+                try:
+                    position = await self._consumer.position(tp)
+                except IllegalStateError:
+                    return  # a rebalance took it meanwhile: its new owner commits
+                if self._marked.get(tp) != position:
+                    self._marked[tp] = position
+                    self._commits.handled(tp, position)
+                    self._commits.soon()
 
     async def commit_now(self) -> None:
         """Commit whatever is handled and not yet committed, without waiting for the interval."""
@@ -315,6 +337,7 @@ class GroupRunner:
             tp, records = next(iter(batches.items()))
             await self._partition(records)
             self._commits.handled(tp, records[-1].offset + 1)
+            self._marked[tp] = records[-1].offset + 1
             return
         # Concurrently: one partition's handler I/O does not hold up the others. Every partition
         # finishes before a failure is raised, and the ones that were handled get committed.
@@ -325,6 +348,7 @@ class GroupRunner:
         for (tp, records), outcome in zip(batches.items(), outcomes, strict=True):
             if outcome is None:
                 self._commits.handled(tp, records[-1].offset + 1)
+                self._marked[tp] = records[-1].offset + 1
         if failures:
             raise failures[0]
 

@@ -50,6 +50,10 @@ class AgentfluxSettings(BaseSettings):
     # Migration switches of the old bus: publish to Kafka, dispatch in-process, or both.
     publish_mode: PublishMode = "both"
 
+    # How consumer groups read: read_committed (the default) never sees the records of an
+    # aborted transaction (the HITL timeout job publishes in transactions); read_uncommitted does.
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
+
     # The event loop of the platform's own processes (run_event_loop): uvloop when installed.
     event_loop: EventLoop = "auto"
 

@@ -2,7 +2,9 @@
 
 Each session is a plausible story: it opens, the user writes, the orchestrator hands over to a
 coder or reviewer, agents call the LLM (with durations and tokens), request tools (some need a
-human's approval, granted, rejected or timed out; some fail), errors happen, and it closes.
+human's approval, granted, rejected or left unanswered; some fail), errors happen, and it
+closes. An approval left unanswered is not closed here: the HITL timeout job
+(``agentflux consume hitl-timeouts``) publishes its timeout once its ``timeout_s`` has passed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from agentflux.schemas import (
     HitlApprovalRequestedEvent,
     HitlDecision,
     HitlDecisionMadeEvent,
-    HitlTimeoutOccurredEvent,
     MessageRole,
     MetricsPerformanceMeasuredEvent,
     SessionCreatedEvent,
@@ -94,8 +95,11 @@ class RateLimiter:
 class _Story:
     """The events of one session, in order, with plausible timing."""
 
-    def __init__(self, rng: random.Random, session_id: str, start: datetime) -> None:
+    def __init__(
+        self, rng: random.Random, session_id: str, start: datetime, approval_timeout_s: int
+    ) -> None:
         self.rng = rng
+        self.approval_timeout_s = approval_timeout_s
         self.session_id = session_id
         self.clock = start
         self.correlation_id = f"corr-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
@@ -210,11 +214,11 @@ class _Story:
                 approval_id=approval,
                 call_id=call,
                 subject=f"run {tool}?",
+                timeout_s=self.approval_timeout_s,
             )
             outcome = rng.random()
             if outcome < 0.1:
-                yield self.emit(HitlTimeoutOccurredEvent, approval_id=approval, waited_s=300)
-                return
+                return  # nobody answers: the timeout job closes it after timeout_s
             decision = HitlDecision.APPROVED if outcome < 0.8 else HitlDecision.REJECTED
             yield self.emit(
                 HitlDecisionMadeEvent,
@@ -249,9 +253,21 @@ class _Story:
 class Simulator:
     """Interleaves many concurrent sessions' stories, reproducibly from ``seed``."""
 
-    def __init__(self, *, sessions: int, seed: int = 42, session_prefix: str = "sim") -> None:
-        """``sessions`` stories, started together and interleaved at random."""
+    def __init__(
+        self,
+        *,
+        sessions: int,
+        seed: int = 42,
+        session_prefix: str = "sim",
+        approval_timeout_s: int = 300,
+    ) -> None:
+        """``sessions`` stories, started together and interleaved at random.
+
+        Every approval request asks for an answer within ``approval_timeout_s``; the answered
+        ones are decided within a few hundred milliseconds of event time.
+        """
         self.sessions = sessions
+        self.approval_timeout_s = approval_timeout_s
         self.seed = seed
         self.session_prefix = session_prefix
 
@@ -268,7 +284,12 @@ class Simulator:
             instance=instance,
         )
         stories = [
-            _Story(random.Random(rng.getrandbits(64)), f"{self.session_prefix}-{i:05d}", start)  # noqa: S311
+            _Story(
+                random.Random(rng.getrandbits(64)),  # noqa: S311  # reproducible traffic
+                f"{self.session_prefix}-{i:05d}",
+                start,
+                self.approval_timeout_s,
+            )
             for i in range(self.sessions)
         ]
         running = [s.events() for s in stories]

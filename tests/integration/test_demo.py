@@ -20,6 +20,7 @@ async def test_demo_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None
     output = console.export_text()
     assert "caught up" in output
     assert "audit chains verified: intact" in output
+    assert "unanswered approvals timed out (timeout job), none pending" in output
     assert "committed lag" in output
     assert "events: " in output  # the metrics tables
     assert "status " in output  # the session's context

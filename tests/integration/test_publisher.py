@@ -12,6 +12,7 @@ import pytest
 import structlog.testing
 from _registration import register_shipped_schemas
 from _samples import sample_events
+from _traffic import prefixed_topics
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.errors import KafkaError
@@ -49,18 +50,8 @@ if TYPE_CHECKING:
 
 
 async def _prefixed(cluster: Cluster, replication: int = 1, min_isr: int = 1) -> AgentfluxSettings:
-    """Settings whose category topics exist under a prefix no other test uses."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
-    for category in EventCategory:
-        await create_topic(
-            settings,
-            settings.topic_prefix + category.topic,
-            partitions=6,
-            replication_factor=replication,
-            configs={"min.insync.replicas": str(min_isr)},
-        )
-    await register_shipped_schemas(settings)
-    return settings
+    """Settings whose category topics (6 partitions) exist under a prefix no other test uses."""
+    return await prefixed_topics(cluster, partitions=6, replication=replication, min_isr=min_isr)
 
 
 async def _read_all(

@@ -81,7 +81,7 @@ def test_messages_declare_key_headers_and_framing() -> None:
 
 
 def test_platform_document_is_valid_and_complete(validator: jsonschema.Draft7Validator) -> None:
-    """`agentflux docs asyncapi` describes all 6 topics, 22 messages and 3 groups, validly."""
+    """`agentflux docs asyncapi` describes all 6 topics, 22 messages and 4 groups, validly."""
     from typer.testing import CliRunner  # noqa: PLC0415  # only this test drives the CLI
 
     from agentflux.cli import app  # noqa: PLC0415
@@ -97,6 +97,7 @@ def test_platform_document_is_valid_and_complete(validator: jsonschema.Draft7Val
         "agentflux.context",
         "agentflux.metrics",
         "agentflux.audit",
+        "agentflux.hitl-timeouts",
     }
     switched = document["components"]["messages"]["AgentSwitched"]
     assert "ce_id" in switched["headers"]["properties"]

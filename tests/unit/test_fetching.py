@@ -86,22 +86,26 @@ def _batch(  # noqa: PLR0913  # a batch's independent properties, each set by so
     return bytes(batch)
 
 
-def _partition(
+def _partition(  # noqa: PLR0913  # one keyword per fetch-response field the tests vary
     data: bytes,
     fetch_offset: int = 0,
     *,
     lazy: bool = True,
     marked: bool | None = None,
     isolation_level: int = 0,
+    aborted: list[tuple[int, int]] | None = None,
 ) -> Any:
-    """The fetcher's PartitionRecords of ``data``: ours (lazy) or aiokafka's."""
+    """The fetcher's PartitionRecords of ``data``: ours (lazy) or aiokafka's.
+
+    ``aborted``: the fetch response's aborted transactions, (producer id, first offset) pairs.
+    """
     records = _fetching._KeepsBytes(data) if lazy else MemoryRecords(data)
     kind = _fetching._PartitionRecords if lazy else PartitionRecords
     deserializer = lazy_headers if (lazy if marked is None else marked) else None
     return kind(
         _TP,
         records,
-        [],
+        aborted or [],
         fetch_offset,
         deserializer,
         None,
@@ -241,13 +245,20 @@ def test_message_formats_before_v2_read_as_aiokafka_reads_them(magic: int) -> No
     assert lazy[-1].offset == 4  # (aiokafka returns offset 1 of v0 too: its quirk, kept)
 
 
-def test_unmarked_and_transactional_consumers_get_aiokafkas_records() -> None:
-    """Without the marker, or reading committed data only, records are aiokafka's own."""
+def test_unmarked_consumers_and_aborted_transactions_get_aiokafkas_records() -> None:
+    """Unmarked, or reading committed data of a fetch with an aborted one: aiokafka's records."""
     data = _batch(_records(5))
     plain = _partition(data, marked=False)
+    aborted = _partition(data, isolation_level=_READ_COMMITTED, aborted=[(7, 0)])
+    assert all(isinstance(r, ConsumerRecord) for r in [*plain, *aborted])
+    _assert_same(_read(data), list(_partition(data, lazy=False, isolation_level=_READ_COMMITTED)))
+
+
+def test_committed_reads_without_aborted_transactions_are_read_in_c() -> None:
+    """read_committed of a fetch with no aborted transaction gives the same records, read in C."""
+    data = _batch(_records(5))
     committed = _read(data, isolation_level=_READ_COMMITTED)
-    assert all(isinstance(r, ConsumerRecord) for r in [*plain, *committed])
-    _assert_same(_read(data), committed)
+    _assert_same(committed, list(_partition(data, lazy=False, isolation_level=_READ_COMMITTED)))
 
 
 def test_headers_are_read_once_and_kept() -> None:

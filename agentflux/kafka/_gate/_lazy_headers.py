@@ -11,7 +11,8 @@ module, process-wide, for drop-in subclasses: ``MemoryRecords`` (which also keep
 bytes) and ``PartitionRecords`` (which reads them in C). Only a consumer whose
 ``key_deserializer`` is ``lazy_headers`` gets the new records; every other consumer in the
 process gets aiokafka's own, made by aiokafka's own code. Transactional reads
-(``isolation_level="read_committed"``) and message formats before v2 also take aiokafka's path.
+(``isolation_level="read_committed"``) of a fetch that holds an aborted transaction, and message
+formats before v2, take aiokafka's path.
 The batch checks are aiokafka's: the CRC (when ``check_crcs``), each record's length, the
 record count, no bytes left over; a failure raises aiokafka's ``CorruptRecordException``.
 
@@ -100,7 +101,9 @@ class _PartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]  # aio
             self._key_deserializer is lazy_headers
             and _read_records is not None
             and self._value_deserializer is None
-            and self._isolation_level == _READ_UNCOMMITTED
+            # read_committed with no aborted transaction in the fetch skips nothing but control
+            # batches, which the C path skips too
+            and (self._isolation_level == _READ_UNCOMMITTED or not self._aborted_transactions)
             and isinstance(self._records, _KeepsBytes)
         ):
             return self._read_lazily(self._records.data)
