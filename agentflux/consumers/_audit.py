@@ -9,8 +9,9 @@ a copy of the topics. Each record's hash is ``sha256(previous hash + payload)``.
 * A sequence number still missing ``grace_s`` after a later one arrived is recorded as a
   **gap** record in its place; the chain goes on. If the event arrives later it is appended as
   **late**, never spliced in. An event seen twice (same event id) is recorded once.
-* Events of envelope version 1 (no sequence) are chained per session and topic, in the
-  topic's order (a session's events of one topic are in one partition, in offset order).
+* Events without a sequence (envelope version 1, the timeout job's, other clients') are
+  chained per session and topic (chain ``topic:<topic>``), in the topic's order: a session's
+  events of one topic are in one partition, in offset order.
 
 Which events are held, and when a gap is declared, depends on when events arrive: a gap and the
 late event after it are what the live view saw; a rebuild that finds the event in time chains it
@@ -94,7 +95,7 @@ class _Entry:
         sequenced = event.sequence is not None
         return cls(
             session_id=event.session_id,
-            chain=(event.producer_id or "") if sequenced else f"v1:{event.topic}",
+            chain=(event.producer_id or "") if sequenced else f"topic:{event.topic}",
             event_id=str(event.event_id),
             event_type=event.EVENT_TYPE.value,
             occurred_ms=int(event.occurred_at.timestamp() * 1000),

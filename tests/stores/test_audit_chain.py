@@ -186,11 +186,11 @@ async def test_version_1_events_are_chained_per_topic_in_arrival_order(tmp_path:
         rows = await get_audit_log(store, session_id="s-1")
         chains = {r["chain"] for r in rows}
         assert chains == {
-            "v1:session.events",
-            "v1:agent.events",
-            "v1:tool.events",
-            "v1:hitl.events",
+            "topic:session.events",
+            "topic:agent.events",
+            "topic:tool.events",
+            "topic:hitl.events",
         }
-        session_chain = [r["event_id"] for r in rows if r["chain"] == "v1:session.events"]
+        session_chain = [r["event_id"] for r in rows if r["chain"] == "topic:session.events"]
         assert session_chain == [str(e.event_id) for e in events if e.topic == "session.events"]
         assert await verify_audit(store) == []
