@@ -186,8 +186,12 @@ async def _server_facts(url: str) -> dict[str, str]:
         await connection.close()
 
 
+def _spaced(number: int) -> str:
+    return f"{number:,}".replace(",", " ")
+
+
 def _rates(runs: list[dict[str, Any]]) -> str:
-    return " / ".join(f"{run['events_per_s']:,}".replace(",", " ") for run in runs)
+    return " / ".join(_spaced(run["events_per_s"]) for run in runs)
 
 
 def _problems(runs: list[dict[str, Any]]) -> str:
@@ -199,18 +203,21 @@ def _problems(runs: list[dict[str, Any]]) -> str:
 def stores_markdown(stores: dict[str, Any]) -> list[str]:
     """The store side as markdown lines: one row per view, each round's rate."""
     pg = stores["postgres"]
+    caption = (
+        f"Views rebuilt from the earliest offsets, events/s, each round ({stores['rounds']}); "
+        f"PostgreSQL {pg['server_version']} with fsync {pg['fsync']}, synchronous_commit "
+        f"{pg['synchronous_commit']}. Read + decode alone (no store): "
+        f"{_spaced(stores['decode_events_per_s'])} events/s."
+    )
     lines = [
-        f"Rebuild throughput, events/s ({stores['rounds']} round(s) each; PostgreSQL "
-        f"{pg['server_version']}, fsync {pg['fsync']}, synchronous_commit "
-        f"{pg['synchronous_commit']}); read + decode alone (no store): "
-        f"{stores['decode_events_per_s']:,} events/s.".replace(",", " "),
+        caption,
         "",
         "| view | events | SQLite | PostgreSQL | PostgreSQL deadlocks / batches retried |",
         "|---|---|---|---|---|",
     ]
     lines.extend(
-        f"| {view} | {runs['events']} | {_rates(runs['sqlite'])} | {_rates(runs['postgresql'])} "
-        f"| {_problems(runs['postgresql'])} |"
+        f"| {view} | {_spaced(runs['events'])} | {_rates(runs['sqlite'])} | "
+        f"{_rates(runs['postgresql'])} | {_problems(runs['postgresql'])} |"
         for view, runs in stores["views"].items()
     )
     return lines

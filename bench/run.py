@@ -93,18 +93,21 @@ def cli() -> None:
         "--stores", action="store_true", help="only the store side: the views' rebuild throughput"
     )
     args = parser.parse_args()
+    # A quick run never replaces the full figures, nor a run on the public path the accelerated.
+    public = "" if accelerations_wanted() else "-public-path"
+    stores = f"stores{'-quick' if args.quick else ''}{public}"
     if args.stores:
-        report = run_event_loop(stores_only(args.quick))
-        name = "stores-quick" if args.quick else "stores"
-        table = "\n".join(["# agentflux store benchmarks", "", *stores_markdown(report["stores"])])
-        write_report(name, report, table + "\n")
+        _write_stores(stores, run_event_loop(stores_only(args.quick)))
         return
     report = run_event_loop(main(args.quick))
-    # A quick run never replaces the full figures, nor a run on the public path the accelerated.
-    name = "quick" if args.quick else "latest"
-    if not accelerations_wanted():
-        name += "-public-path"
-    write_report(name, report, run_markdown(report))
+    write_report(("quick" if args.quick else "latest") + public, report, run_markdown(report))
+    # The store side's own files too: the docs' store table reads them.
+    _write_stores(stores, {key: report[key] for key in ("machine", "mode", "stores")})
+
+
+def _write_stores(name: str, report: dict[str, Any]) -> None:
+    table = ["# agentflux store benchmarks", "", *stores_markdown(report["stores"])]
+    write_report(name, report, "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":
