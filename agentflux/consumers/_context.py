@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 __all__ = ["ContextView", "get_context"]
 
 _TOOL_DONE = {ToolExecutionCompletedEvent: "completed", ToolExecutionFailedEvent: "failed"}
+_FOLDED = frozenset(
+    {
+        SessionCreatedEvent,
+        SessionDeletedEvent,
+        SessionMessageAddedEvent,
+        AgentSwitchedEvent,
+        ToolExecutionRequestedEvent,
+        *_TOOL_DONE,
+        ToolApprovalRequiredEvent,
+        HitlApprovalRequestedEvent,
+        HitlDecisionMadeEvent,
+        HitlTimeoutOccurredEvent,
+    }
+)  # the types whose fields the view keeps, beyond the session's last activity
 
 
 def _ms(event: BaseEvent) -> int:
@@ -116,7 +130,9 @@ class _Batch:
             session = self.sessions[sid] = _Session(at)
         elif at > session.last_ms:
             session.last_ms = at
-        if not self._session_event(session, event, at):
+        # Most events only touch the session's activity: no pattern matching for them (each
+        # class pattern is an isinstance check through pydantic's ABC metaclass).
+        if type(event) in _FOLDED and not self._session_event(session, event, at):
             self._row_event(sid, event)
 
     def _session_event(self, session: _Session, event: BaseEvent, at: int) -> bool:

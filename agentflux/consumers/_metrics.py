@@ -113,6 +113,8 @@ def _fold(
 ) -> None:
     """One event's counts through ``add``; its approval times onto ``timings``."""
     add("events", event.EVENT_TYPE.value)
+    if type(event) not in _FIGURED:
+        return  # counted only: no pattern matching (isinstance through pydantic's ABC metaclass)
     match event:
         case AgentProcessingCompletedEvent():
             add("agent_duration_ms", event.agent, event.duration_ms)
@@ -134,6 +136,18 @@ def _fold(
         case _:
             pass
 
+
+_FIGURED = frozenset(
+    {
+        AgentProcessingCompletedEvent,
+        ToolExecutionCompletedEvent,
+        ToolExecutionFailedEvent,
+        AgentErrorOccurredEvent,
+        HitlApprovalRequestedEvent,
+        HitlDecisionMadeEvent,
+        HitlTimeoutOccurredEvent,
+    }
+)  # the types whose fields make figures, beyond the count of events by type
 
 _COUNT_COLUMNS = (
     ("metric", "TEXT"),
