@@ -71,12 +71,14 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
 
 async def stores_only(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
     """Only the store side (``make bench-stores``), with the machine's figures."""
+    rounds = 1 if quick else 2
     with local_or_given_cluster() as (settings, _), tempfile.TemporaryDirectory() as directory:
         return {
             "machine": await machine_report(),
             "mode": "quick" if quick else "full",
+            "rounds": rounds,
             "stores": await bench_stores(
-                settings, 20_000 if quick else 100_000, Path(directory), rounds=1 if quick else 2
+                settings, 20_000 if quick else 100_000, Path(directory), rounds=rounds
             ),
         }
 
@@ -102,7 +104,7 @@ def cli() -> None:
     report = run_event_loop(main(args.quick))
     write_report(("quick" if args.quick else "latest") + public, report, run_markdown(report))
     # The store side's own files too: the docs' store table reads them.
-    _write_stores(stores, {key: report[key] for key in ("machine", "mode", "stores")})
+    _write_stores(stores, {key: report[key] for key in ("machine", "mode", "rounds", "stores")})
 
 
 def _write_stores(name: str, report: dict[str, Any]) -> None:
