@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from contextlib import AbstractAsyncContextManager
 
     from agentflux.consumers._records import Position
@@ -16,7 +16,7 @@ __all__ = ["ROWS", "BatchView", "Store", "Transaction", "View", "apply_events"]
 
 ROWS = "{rows}"  # in a statement of execute_rows/fetch_rows: the rows, as a table named r
 
-Columns = tuple[tuple[str, str], ...]  # (name, SQL type) of each column of the rows
+Columns = Sequence[tuple[str, str]]  # (name, SQL type) of each column of the rows
 
 
 def _one_row(columns: Columns) -> str:

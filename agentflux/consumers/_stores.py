@@ -48,7 +48,7 @@ def _sqlite_statement(sql: str, args: tuple[Any, ...]) -> Statement:
 
 
 @lru_cache(maxsize=128)
-def _sqlite_rows_form(sql: str, columns: Columns) -> str:
+def _sqlite_rows_form(sql: str, columns: tuple[tuple[str, str], ...]) -> str:
     """``{rows}`` as one row of plain ``?`` parameters (SQLite types values as they come)."""
     cells = ", ".join(f"? AS {name}" for name, _ in columns)
     return sql.replace(ROWS, f"(SELECT {cells}) AS r")
@@ -260,7 +260,7 @@ class _PostgresTransaction(Transaction):
 
 
 @lru_cache(maxsize=128)
-def _unnest_form(sql: str, columns: Columns) -> str:
+def _unnest_form(sql: str, columns: tuple[tuple[str, str], ...]) -> str:
     """``{rows}`` as ``unnest`` of one array parameter per column: one statement for all rows.
 
     Multi-argument ``unnest`` in FROM zips its arrays into rows, in order (PostgreSQL's docs,
