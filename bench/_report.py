@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench._stores import stores_markdown
+
 __all__ = ["machine_lines", "run_markdown", "write_report"]
 
 _RESULTS = Path(__file__).parent / "results"
@@ -94,6 +96,8 @@ def run_markdown(report: dict[str, Any]) -> str:
     lines.append(
         f"| rebuild of the context view into SQLite, events/s ({reb['events']} events) | {reb['events_per_s']} | | |"
     )
+    if "stores" in report:
+        lines.extend(["", *stores_markdown(report["stores"])])
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,8 @@
 """agentflux against raw aiokafka, side by side on the same broker: ``python -m bench.run [--quick]``.
 
 Writes ``bench/results/latest.json`` and ``bench/results/latest.md`` (figures and ratios);
-``--quick`` writes ``quick.json`` and ``quick.md`` beside them instead. With every acceleration
+``--quick`` writes ``quick.json`` and ``quick.md`` beside them instead; ``--stores`` runs only the
+store side (the views rebuilt into SQLite and PostgreSQL) into ``stores.{json,md}``. With every acceleration
 off (``AGENTFLUX_ACCELERATE=0``: aiokafka's public API only) the names end in ``-public-path``.
 Uses the cluster named by ``AGENTFLUX_BOOTSTRAP_SERVERS``/``AGENTFLUX_REGISTRY_URL`` or starts a
 local one for the run.
@@ -25,6 +26,7 @@ from bench._events import EVENTS_SEED, generated_events
 from bench._machine import machine_report, yardstick_us
 from bench._publish import bench_publish, bench_publish_fresh
 from bench._report import run_markdown, write_report
+from bench._stores import bench_stores, stores_markdown
 
 __all__ = ["main"]
 
@@ -63,7 +65,22 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         yardsticks["latency"] = yardstick_us()
         with tempfile.TemporaryDirectory() as directory:
             report["rebuild"] = await bench_rebuild(settings, count, Path(directory))
+            report["stores"] = await bench_stores(settings, count, Path(directory), rounds=rounds)
     return report
+
+
+async def stores_only(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
+    """Only the store side (``make bench-stores``), with the machine's figures."""
+    rounds = 1 if quick else 2
+    with local_or_given_cluster() as (settings, _), tempfile.TemporaryDirectory() as directory:
+        return {
+            "machine": await machine_report(),
+            "mode": "quick" if quick else "full",
+            "rounds": rounds,
+            "stores": await bench_stores(
+                settings, 20_000 if quick else 100_000, Path(directory), rounds=rounds
+            ),
+        }
 
 
 def cli() -> None:
@@ -74,13 +91,25 @@ def cli() -> None:
         action="store_true",
         help="one round of smaller runs: under a minute, a local cluster's start included",
     )
+    parser.add_argument(
+        "--stores", action="store_true", help="only the store side: the views' rebuild throughput"
+    )
     args = parser.parse_args()
-    report = run_event_loop(main(args.quick))
     # A quick run never replaces the full figures, nor a run on the public path the accelerated.
-    name = "quick" if args.quick else "latest"
-    if not accelerations_wanted():
-        name += "-public-path"
-    write_report(name, report, run_markdown(report))
+    public = "" if accelerations_wanted() else "-public-path"
+    stores = f"stores{'-quick' if args.quick else ''}{public}"
+    if args.stores:
+        _write_stores(stores, run_event_loop(stores_only(args.quick)))
+        return
+    report = run_event_loop(main(args.quick))
+    write_report(("quick" if args.quick else "latest") + public, report, run_markdown(report))
+    # The store side's own files too: the docs' store table reads them.
+    _write_stores(stores, {key: report[key] for key in ("machine", "mode", "rounds", "stores")})
+
+
+def _write_stores(name: str, report: dict[str, Any]) -> None:
+    table = ["# agentflux store benchmarks", "", *stores_markdown(report["stores"])]
+    write_report(name, report, "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from agentflux.consumers._metrics import (
     get_tool_success_rate,
     render_prometheus,
 )
-from agentflux.consumers._ports import Store, Transaction, View
+from agentflux.consumers._ports import BatchView, Store, Transaction, View
 from agentflux.consumers._records import Position
 from agentflux.consumers._runner import GroupRunner
 from agentflux.consumers._runner_metrics import RunnerMetrics
@@ -30,6 +30,7 @@ from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [
     "AuditView",
+    "BatchView",
     "ChainReport",
     "ContextView",
     "GroupRunner",

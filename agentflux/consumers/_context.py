@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentflux.schemas import (
@@ -20,12 +21,28 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
 
 __all__ = ["ContextView", "get_context"]
 
 _TOOL_DONE = {ToolExecutionCompletedEvent: "completed", ToolExecutionFailedEvent: "failed"}
+_FOLDED = frozenset(
+    {
+        SessionCreatedEvent,
+        SessionDeletedEvent,
+        SessionMessageAddedEvent,
+        AgentSwitchedEvent,
+        ToolExecutionRequestedEvent,
+        *_TOOL_DONE,
+        ToolApprovalRequiredEvent,
+        HitlApprovalRequestedEvent,
+        HitlDecisionMadeEvent,
+        HitlTimeoutOccurredEvent,
+    }
+)  # the types whose fields the view keeps, beyond the session's last activity
 
 
 def _ms(event: BaseEvent) -> int:
@@ -56,98 +73,233 @@ class ContextView:
         ),
     )
 
-    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:  # noqa: ARG002  # context needs no offsets
+    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Fold one event into its session's context."""
-        sid = event.session_id
-        await tx.execute(
-            "INSERT INTO ctx_sessions (session_id, status, current_agent, message_count, last_activity_ms) "
-            "VALUES ($1, 'active', NULL, 0, $2) ON CONFLICT (session_id) DO UPDATE SET "
-            "last_activity_ms = CASE WHEN excluded.last_activity_ms > ctx_sessions.last_activity_ms "
-            "THEN excluded.last_activity_ms ELSE ctx_sessions.last_activity_ms END",
-            sid,
-            _ms(event),
-        )
+        await self.apply_batch(tx, [(event, position)])
+
+    async def apply_batch(
+        self,
+        tx: Transaction,
+        events: Sequence[tuple[BaseEvent, Position]],
+    ) -> None:
+        """Fold a batch into the sessions' contexts: one multi-row statement per table."""
+        batch = _Batch()
+        for event, _ in events:
+            batch.add(event)
+        await batch.write(tx)
+
+
+@dataclass(slots=True)
+class _Session:
+    """One session's changes in a batch, as the per-event statements would leave them."""
+
+    last_ms: int
+    deleted: bool = False
+    messages: int = 0
+    created: bool = False
+    initial_agent: str | None = None  # COALESCE over the created events: the first one's
+    user_id: str | None = None  # the last created event's
+    handover: tuple[int, str] | None = None  # (at_ms, to_agent) of the latest hand-over
+
+
+@dataclass(slots=True)
+class _Tool:
+    tool_name: str  # the first event's: later ones never rename the call
+    status: str = "in_flight"  # the last outcome; a request never reopens a finished call
+
+
+@dataclass(slots=True)
+class _Approval:
+    status: str | None = None  # the first outcome; None: requests only, the stored one stays
+    call_id: str | None = None  # the first one given
+
+
+class _Batch:
+    """A batch folded in memory per row, then written in key order (see ``BatchView``)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, _Session] = {}
+        self.handovers: dict[tuple[str, str], tuple[str, str, int, str, str, str]] = {}
+        self.tools: dict[tuple[str, str], _Tool] = {}
+        self.approvals: dict[tuple[str, str], _Approval] = {}
+
+    def add(self, event: BaseEvent) -> None:
+        sid, at = event.session_id, _ms(event)
+        session = self.sessions.get(sid)
+        if session is None:
+            session = self.sessions[sid] = _Session(at)
+        elif at > session.last_ms:
+            session.last_ms = at
+        # Most events only touch the session's activity: no pattern matching for them (each
+        # class pattern is an isinstance check through pydantic's ABC metaclass).
+        if type(event) in _FOLDED and not self._session_event(session, event, at):
+            self._row_event(sid, event)
+
+    def _session_event(self, session: _Session, event: BaseEvent, at: int) -> bool:
+        """Fold an event that changes the session's own row; False for any other event."""
         match event:
             case SessionCreatedEvent():
-                await tx.execute(
-                    "UPDATE ctx_sessions SET current_agent = COALESCE(current_agent, $2), user_id = $3 WHERE session_id = $1",
-                    sid,
-                    event.initial_agent,
-                    event.user_id,
-                )
+                session.created = True
+                if session.initial_agent is None:
+                    session.initial_agent = event.initial_agent
+                session.user_id = event.user_id
             case SessionDeletedEvent():
-                await tx.execute(
-                    "UPDATE ctx_sessions SET status = 'deleted' WHERE session_id = $1", sid
-                )
+                session.deleted = True
             case SessionMessageAddedEvent():
-                await tx.execute(
-                    "UPDATE ctx_sessions SET message_count = message_count + 1 WHERE session_id = $1",
-                    sid,
-                )
+                session.messages += 1
             case AgentSwitchedEvent():
-                # The latest hand-over by event time wins, so one applied late (a re-driven
-                # dead letter, a replay) never takes the session back to an older agent.
-                await tx.execute(
-                    "UPDATE ctx_sessions SET current_agent = $2 WHERE session_id = $1 AND NOT EXISTS "
-                    "(SELECT 1 FROM ctx_handovers WHERE session_id = $1 AND at_ms > $3)",
-                    sid,
-                    event.to_agent,
-                    _ms(event),
+                # The latest by event time wins (a later one of equal time too), so one applied
+                # late (a re-driven dead letter, a replay) never takes the session back.
+                if session.handover is None or at >= session.handover[0]:
+                    session.handover = (at, event.to_agent)
+                key = (event.session_id, str(event.event_id))
+                self.handovers.setdefault(
+                    key, (*key, at, event.from_agent, event.to_agent, event.reason)
                 )
-                await tx.execute(
-                    "INSERT INTO ctx_handovers (session_id, event_id, at_ms, from_agent, to_agent, reason) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id, event_id) DO NOTHING",
-                    sid,
-                    str(event.event_id),
-                    _ms(event),
-                    event.from_agent,
-                    event.to_agent,
-                    event.reason,
-                )
+            case _:
+                return False
+        return True
+
+    def _row_event(self, sid: str, event: BaseEvent) -> None:
+        """Fold an event about one of the session's tool calls or approvals."""
+        match event:
             case ToolExecutionRequestedEvent():
-                await self._tool(tx, sid, event.call_id, event.tool_name, "in_flight")
+                self._tool(sid, event.call_id, event.tool_name, None)
             case ToolExecutionCompletedEvent() | ToolExecutionFailedEvent():
-                await self._tool(tx, sid, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
+                self._tool(sid, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
             case ToolApprovalRequiredEvent() | HitlApprovalRequestedEvent():
-                await self._approval(tx, sid, event.approval_id, None, event.call_id)
+                self._approval(sid, event.approval_id, None, event.call_id)
             case HitlDecisionMadeEvent():
-                await self._approval(tx, sid, event.approval_id, event.decision.value.lower(), None)
+                self._approval(sid, event.approval_id, event.decision.value.lower(), None)
             case HitlTimeoutOccurredEvent():
-                await self._approval(tx, sid, event.approval_id, "timed_out", None)
+                self._approval(sid, event.approval_id, "timed_out", None)
             case _:
                 pass
 
-    @staticmethod
-    async def _tool(tx: Transaction, sid: str, call_id: str, tool: str, status: str) -> None:
-        # A request applied after its outcome (late, re-driven) must not reopen the call.
-        await tx.execute(
-            "INSERT INTO ctx_tools (session_id, call_id, tool_name, status) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (session_id, call_id) DO UPDATE SET status = CASE "
-            "WHEN excluded.status = 'in_flight' THEN ctx_tools.status ELSE excluded.status END",
-            sid,
-            call_id,
-            tool,
-            status,
-        )
+    def _tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
+        tool = self.tools.get((sid, call_id))
+        if tool is None:
+            tool = self.tools[sid, call_id] = _Tool(tool_name)
+        if outcome is not None:
+            tool.status = outcome
 
-    @staticmethod
-    async def _approval(
-        tx: Transaction, sid: str, approval_id: str, status: str | None, call_id: str | None
+    def _approval(
+        self, sid: str, approval_id: str, status: str | None, call_id: str | None
     ) -> None:
         # Requests and decisions travel on different topics, so either may be applied first:
         # a request never overwrites a decision, and the call id is kept from whichever has it.
         # The first outcome (decision or timeout, in the hitl partition's order) stays: a late
-        # decision does not reopen a timed-out approval.
-        await tx.execute(
-            "INSERT INTO ctx_approvals (session_id, approval_id, status, call_id) "
-            "VALUES ($1, $2, COALESCE($3, 'pending'), $4) ON CONFLICT (session_id, approval_id) DO UPDATE SET "
-            "status = CASE WHEN $3 IS NULL OR ctx_approvals.status <> 'pending' THEN ctx_approvals.status ELSE $3 END, "
-            "call_id = COALESCE(ctx_approvals.call_id, excluded.call_id)",
-            sid,
-            approval_id,
-            status,
-            call_id,
+        # decision does not reopen a timed-out approval (nor change a decided one).
+        approval = self.approvals.get((sid, approval_id))
+        if approval is None:
+            approval = self.approvals[sid, approval_id] = _Approval()
+        if status is not None and approval.status is None:
+            approval.status = status
+        if approval.call_id is None:
+            approval.call_id = call_id
+
+    async def write(self, tx: Transaction) -> None:
+        """Every table in a fixed order, each one's rows in key order: locks in one order."""
+        sessions = sorted(self.sessions.items())
+        await tx.execute_rows(
+            _UPSERT_SESSIONS,
+            _SESSION_COLUMNS,
+            [
+                (sid, "deleted" if s.deleted else "active", s.messages, s.last_ms)
+                for sid, s in sessions
+            ],
         )
+        await tx.execute_rows(
+            _CREATED,
+            _CREATED_COLUMNS,
+            [(sid, s.initial_agent, s.user_id) for sid, s in sessions if s.created],
+        )
+        # Only rows locked by the upsert above are updated from here on.
+        await tx.execute_rows(
+            _HANDED_OVER,
+            _HANDED_OVER_COLUMNS,
+            [(sid, s.handover[1], s.handover[0]) for sid, s in sessions if s.handover],
+        )
+        await tx.execute_rows(_INSERT_HANDOVERS, _HANDOVER_COLUMNS, sorted(self.handovers.values()))
+        await tx.execute_rows(
+            _UPSERT_TOOLS,
+            _TOOL_COLUMNS,
+            [(*key, t.tool_name, t.status) for key, t in sorted(self.tools.items())],
+        )
+        await tx.execute_rows(
+            _UPSERT_APPROVALS,
+            _APPROVAL_COLUMNS,
+            [(*key, a.status, a.call_id) for key, a in sorted(self.approvals.items())],
+        )
+
+
+_SESSION_COLUMNS = (
+    ("session_id", "TEXT"),
+    ("status", "TEXT"),
+    ("messages", "BIGINT"),
+    ("last_ms", "BIGINT"),
+)
+_UPSERT_SESSIONS = (
+    "INSERT INTO ctx_sessions (session_id, status, current_agent, message_count, last_activity_ms) "
+    "SELECT r.session_id, r.status, NULL, r.messages, r.last_ms FROM {rows} WHERE true "
+    "ON CONFLICT (session_id) DO UPDATE SET "
+    "status = CASE WHEN excluded.status = 'deleted' THEN 'deleted' ELSE ctx_sessions.status END, "
+    "message_count = ctx_sessions.message_count + excluded.message_count, "
+    "last_activity_ms = CASE WHEN excluded.last_activity_ms > ctx_sessions.last_activity_ms "
+    "THEN excluded.last_activity_ms ELSE ctx_sessions.last_activity_ms END"
+)
+_CREATED_COLUMNS = (("session_id", "TEXT"), ("initial_agent", "TEXT"), ("user_id", "TEXT"))
+_CREATED = (
+    "UPDATE ctx_sessions SET current_agent = COALESCE(ctx_sessions.current_agent, r.initial_agent), "
+    "user_id = r.user_id FROM {rows} WHERE ctx_sessions.session_id = r.session_id"
+)
+# Run before this batch's hand-overs are stored: none of them is later than the batch's latest.
+_HANDED_OVER_COLUMNS = (("session_id", "TEXT"), ("to_agent", "TEXT"), ("at_ms", "BIGINT"))
+_HANDED_OVER = (
+    "UPDATE ctx_sessions SET current_agent = r.to_agent FROM {rows} "
+    "WHERE ctx_sessions.session_id = r.session_id AND NOT EXISTS "
+    "(SELECT 1 FROM ctx_handovers h WHERE h.session_id = r.session_id AND h.at_ms > r.at_ms)"
+)
+_HANDOVER_COLUMNS = (
+    ("session_id", "TEXT"),
+    ("event_id", "TEXT"),
+    ("at_ms", "BIGINT"),
+    ("from_agent", "TEXT"),
+    ("to_agent", "TEXT"),
+    ("reason", "TEXT"),
+)
+_INSERT_HANDOVERS = (
+    "INSERT INTO ctx_handovers (session_id, event_id, at_ms, from_agent, to_agent, reason) "
+    "SELECT r.session_id, r.event_id, r.at_ms, r.from_agent, r.to_agent, r.reason FROM {rows} "
+    "WHERE true ON CONFLICT (session_id, event_id) DO NOTHING"
+)
+_TOOL_COLUMNS = (
+    ("session_id", "TEXT"),
+    ("call_id", "TEXT"),
+    ("tool_name", "TEXT"),
+    ("status", "TEXT"),
+)
+_UPSERT_TOOLS = (
+    "INSERT INTO ctx_tools (session_id, call_id, tool_name, status) "
+    "SELECT r.session_id, r.call_id, r.tool_name, r.status FROM {rows} WHERE true "
+    "ON CONFLICT (session_id, call_id) DO UPDATE SET status = CASE "
+    "WHEN excluded.status = 'in_flight' THEN ctx_tools.status ELSE excluded.status END"
+)
+_APPROVAL_COLUMNS = (
+    ("session_id", "TEXT"),
+    ("approval_id", "TEXT"),
+    ("status", "TEXT"),
+    ("call_id", "TEXT"),
+)
+# 'pending' is never a decision: a row of requests only keeps the stored status.
+_UPSERT_APPROVALS = (
+    "INSERT INTO ctx_approvals (session_id, approval_id, status, call_id) "
+    "SELECT r.session_id, r.approval_id, COALESCE(r.status, 'pending'), r.call_id FROM {rows} "
+    "WHERE true ON CONFLICT (session_id, approval_id) DO UPDATE SET "
+    "status = CASE WHEN excluded.status = 'pending' OR ctx_approvals.status <> 'pending' "
+    "THEN ctx_approvals.status ELSE excluded.status END, "
+    "call_id = COALESCE(ctx_approvals.call_id, excluded.call_id)"
+)
 
 
 async def get_context(store: Store, session_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SHIPPED_GROUPS", "VIEW_GROUPS", "GroupSpec", "shipped_runner", "shipped_service"]
 
+_MAX_POLL_RECORDS = 2000
+
 
 @dataclass(frozen=True, slots=True)
 class GroupSpec:
@@ -104,6 +106,9 @@ def shipped_runner(
         views=[spec.view()],
         store=store,
         group_instance_id=group_instance_id,
+        # Up to 2000 records a fetch when behind (a rebuild, a catch-up): each store transaction
+        # costs a commit and a dozen statements whatever its size. Live traffic fetches less.
+        max_poll_records=_MAX_POLL_RECORDS,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,7 +20,7 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
@@ -47,94 +48,183 @@ class MetricsView:
         "CREATE TABLE IF NOT EXISTS m_approval_outcomes (approval_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, outcome TEXT NOT NULL)",
     )
 
-    @staticmethod
-    async def _add(tx: Transaction, metric: str, label: str, total: float = 0.0) -> None:
-        await tx.execute(
-            "INSERT INTO m_counts (metric, label, count, total) VALUES ($1, $2, 1, $3) "
-            "ON CONFLICT (metric, label) DO UPDATE SET count = m_counts.count + 1, total = m_counts.total + excluded.total",
-            metric,
-            label,
-            float(total),
-        )
-
-    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:  # noqa: ARG002  # metrics need no offsets
+    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Count the event and fold its figures in."""
-        await self._add(tx, "events", event.EVENT_TYPE.value)
-        match event:
-            case AgentProcessingCompletedEvent():
-                await self._add(tx, "agent_duration_ms", event.agent, event.duration_ms)
-                await self._add(tx, "tokens", event.agent, event.input_tokens + event.output_tokens)
-            case ToolExecutionCompletedEvent():
-                await self._add(tx, "tool_completed", event.tool_name, event.duration_ms)
-            case ToolExecutionFailedEvent():
-                await self._add(tx, "tool_failed", event.tool_name, event.duration_ms)
-                await self._add(tx, "errors", event.error_type)
-            case AgentErrorOccurredEvent():
-                await self._add(tx, "errors", event.error_type)
-            case HitlApprovalRequestedEvent():
-                await self._approval_time(tx, event.approval_id, requested_ms=_ms(event))
-            case HitlDecisionMadeEvent() | HitlTimeoutOccurredEvent():
-                await self._outcome(tx, event)
-            case _:
-                pass
+        await self.apply_batch(tx, [(event, position)])
 
-    async def _outcome(
-        self, tx: Transaction, event: HitlDecisionMadeEvent | HitlTimeoutOccurredEvent
-    ) -> None:
-        """Count an approval's first outcome (in the hitl partition's order) only.
-
-        A decision after the timeout counts as late (the approval stays timed out); a repeated
-        decision, or a timeout after a decision, counts nothing.
-        """
-        outcome = (
-            event.decision.value.lower()
-            if isinstance(event, HitlDecisionMadeEvent)
-            else "timed_out"
-        )
-        await tx.execute(
-            "INSERT INTO m_approval_outcomes (approval_id, event_id, outcome) VALUES ($1, $2, $3) "
-            "ON CONFLICT (approval_id) DO NOTHING",
-            event.approval_id,
-            str(event.event_id),
-            outcome,
-        )
-        first = await tx.fetchone(
-            "SELECT event_id, outcome FROM m_approval_outcomes WHERE approval_id = $1",
-            event.approval_id,
-        )
-        if first is None or first["event_id"] == str(event.event_id):
-            await self._add(tx, "approvals", outcome)
-            if isinstance(event, HitlDecisionMadeEvent):
-                await self._approval_time(tx, event.approval_id, decided_ms=_ms(event))
-        elif first["outcome"] == "timed_out" and isinstance(event, HitlDecisionMadeEvent):
-            await self._add(tx, "approvals", "late")
-
-    async def _approval_time(
+    async def apply_batch(
         self,
         tx: Transaction,
-        approval_id: str,
-        *,
-        requested_ms: int | None = None,
-        decided_ms: int | None = None,
+        events: Sequence[tuple[BaseEvent, Position]],
     ) -> None:
-        # Request and decision arrive on different topics in either order: latency is counted
-        # once, by whichever of the two completes the pair.
-        await tx.execute(
-            "INSERT INTO m_approval_times (approval_id, requested_ms, decided_ms) VALUES ($1, $2, $3) "
-            "ON CONFLICT (approval_id) DO UPDATE SET requested_ms = COALESCE(m_approval_times.requested_ms, excluded.requested_ms), "
-            "decided_ms = COALESCE(m_approval_times.decided_ms, excluded.decided_ms)",
-            approval_id,
-            requested_ms,
-            decided_ms,
+        """Count a batch: the counters summed in memory, then one upsert per table."""
+        counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+
+        def add(metric: str, label: str, total: float = 0.0) -> None:
+            figures = counts[metric, label]
+            figures[0] += 1
+            figures[1] += total
+
+        # Per approval, its request and decision times in the order the events came.
+        timings: dict[str, list[tuple[int | None, int | None]]] = defaultdict(list)
+        outcomes: list[HitlDecisionMadeEvent | HitlTimeoutOccurredEvent] = []
+        for event, _ in events:
+            _fold(event, add, timings, outcomes)
+        if outcomes:
+            await self._outcomes(tx, outcomes, add, timings)
+        if timings:
+            for latency in await self._approval_times(tx, timings):
+                add("approval_latency_ms", "all", latency)
+        # In key order: concurrent members of the group lock the shared counters in one order.
+        await tx.execute_rows(
+            _ADD_COUNTS,
+            _COUNT_COLUMNS,
+            [(*key, int(c), float(t)) for key, (c, t) in sorted(counts.items())],
         )
-        row = await tx.fetchone(
-            "SELECT requested_ms, decided_ms FROM m_approval_times WHERE approval_id = $1",
-            approval_id,
-        )
-        if row and row["requested_ms"] is not None and row["decided_ms"] is not None:
-            await self._add(
-                tx, "approval_latency_ms", "all", int(row["decided_ms"]) - int(row["requested_ms"])
+
+    @staticmethod
+    async def _outcomes(
+        tx: Transaction,
+        outcomes: list[HitlDecisionMadeEvent | HitlTimeoutOccurredEvent],
+        add: Callable[..., None],
+        timings: dict[str, list[tuple[int | None, int | None]]],
+    ) -> None:
+        """Count each approval's first outcome (in the hitl partition's order) only.
+
+        A decision after the timeout counts as late (the approval stays timed out); a repeated
+        decision, a timeout after a decision, or the first outcome delivered again, nothing.
+        """
+        ids = sorted({event.approval_id for event in outcomes})
+        first = {
+            row["approval_id"]: (row["event_id"], row["outcome"])
+            for row in await tx.fetch_rows(_STORED_OUTCOMES, _ID_COLUMNS, [(i,) for i in ids])
+        }
+        new: dict[str, tuple[str, str]] = {}
+        for event in outcomes:
+            decided = isinstance(event, HitlDecisionMadeEvent)
+            outcome = (
+                event.decision.value.lower()
+                if isinstance(event, HitlDecisionMadeEvent)
+                else "timed_out"
             )
+            known = first.get(event.approval_id)
+            if known is None:
+                first[event.approval_id] = new[event.approval_id] = (str(event.event_id), outcome)
+                add("approvals", outcome)
+                if decided:
+                    timings[event.approval_id].append((None, _ms(event)))
+            elif known[1] == "timed_out" and decided and known[0] != str(event.event_id):
+                add("approvals", "late")
+        await tx.execute_rows(
+            _INSERT_OUTCOMES,
+            _OUTCOME_COLUMNS,
+            [(approval_id, *new[approval_id]) for approval_id in sorted(new)],
+        )
+
+    @staticmethod
+    async def _approval_times(
+        tx: Transaction, timings: dict[str, list[tuple[int | None, int | None]]]
+    ) -> list[int]:
+        """Store the approvals' times; the latencies of the events that completed a pair.
+
+        Request and decision arrive on different topics in either order: the latency is
+        counted by whichever of the two completes the pair (each event that finds both).
+        """
+        ids = sorted(timings)
+        stored = {
+            row["approval_id"]: (row["requested_ms"], row["decided_ms"])
+            for row in await tx.fetch_rows(_STORED_TIMES, _ID_COLUMNS, [(i,) for i in ids])
+        }
+        latencies: list[int] = []
+        rows: list[tuple[str, int | None, int | None]] = []
+        for approval_id in ids:
+            requested, decided = stored.get(approval_id, (None, None))
+            for asked, answered in timings[approval_id]:
+                requested = requested if requested is not None else asked
+                decided = decided if decided is not None else answered
+                if requested is not None and decided is not None:
+                    latencies.append(int(decided) - int(requested))
+            rows.append((approval_id, requested, decided))
+        await tx.execute_rows(_UPSERT_TIMES, _TIME_COLUMNS, rows)
+        return latencies
+
+
+def _fold(
+    event: BaseEvent,
+    add: Callable[..., None],
+    timings: dict[str, list[tuple[int | None, int | None]]],
+    outcomes: list[HitlDecisionMadeEvent | HitlTimeoutOccurredEvent],
+) -> None:
+    """One event's counts through ``add``; its approval times and outcomes set aside."""
+    add("events", event.EVENT_TYPE.value)
+    if type(event) not in _FIGURED:
+        return  # counted only: no pattern matching (isinstance through pydantic's ABC metaclass)
+    match event:
+        case AgentProcessingCompletedEvent():
+            add("agent_duration_ms", event.agent, event.duration_ms)
+            add("tokens", event.agent, event.input_tokens + event.output_tokens)
+        case ToolExecutionCompletedEvent():
+            add("tool_completed", event.tool_name, event.duration_ms)
+        case ToolExecutionFailedEvent():
+            add("tool_failed", event.tool_name, event.duration_ms)
+            add("errors", event.error_type)
+        case AgentErrorOccurredEvent():
+            add("errors", event.error_type)
+        case HitlApprovalRequestedEvent():
+            timings[event.approval_id].append((_ms(event), None))
+        case HitlDecisionMadeEvent() | HitlTimeoutOccurredEvent():
+            outcomes.append(event)  # counted once the approval's first outcome is known
+        case _:
+            pass
+
+
+_FIGURED = frozenset(
+    {
+        AgentProcessingCompletedEvent,
+        ToolExecutionCompletedEvent,
+        ToolExecutionFailedEvent,
+        AgentErrorOccurredEvent,
+        HitlApprovalRequestedEvent,
+        HitlDecisionMadeEvent,
+        HitlTimeoutOccurredEvent,
+    }
+)  # the types whose fields make figures, beyond the count of events by type
+
+_COUNT_COLUMNS = (
+    ("metric", "TEXT"),
+    ("label", "TEXT"),
+    ("count", "BIGINT"),
+    ("total", "DOUBLE PRECISION"),
+)
+_ADD_COUNTS = (
+    "INSERT INTO m_counts (metric, label, count, total) "
+    "SELECT r.metric, r.label, r.count, r.total FROM {rows} WHERE true "
+    "ON CONFLICT (metric, label) DO UPDATE SET count = m_counts.count + excluded.count, "
+    "total = m_counts.total + excluded.total"
+)
+_ID_COLUMNS = (("approval_id", "TEXT"),)
+_STORED_OUTCOMES = (
+    "SELECT o.approval_id, o.event_id, o.outcome FROM m_approval_outcomes o, {rows} "
+    "WHERE o.approval_id = r.approval_id"
+)
+_OUTCOME_COLUMNS = (("approval_id", "TEXT"), ("event_id", "TEXT"), ("outcome", "TEXT"))
+_INSERT_OUTCOMES = (
+    "INSERT INTO m_approval_outcomes (approval_id, event_id, outcome) "
+    "SELECT r.approval_id, r.event_id, r.outcome FROM {rows} WHERE true "
+    "ON CONFLICT (approval_id) DO NOTHING"
+)
+_STORED_TIMES = (
+    "SELECT a.approval_id, a.requested_ms, a.decided_ms FROM m_approval_times a, {rows} "
+    "WHERE a.approval_id = r.approval_id"
+)
+_TIME_COLUMNS = (("approval_id", "TEXT"), ("requested_ms", "BIGINT"), ("decided_ms", "BIGINT"))
+_UPSERT_TIMES = (
+    "INSERT INTO m_approval_times (approval_id, requested_ms, decided_ms) "
+    "SELECT r.approval_id, r.requested_ms, r.decided_ms FROM {rows} WHERE true "
+    "ON CONFLICT (approval_id) DO UPDATE SET "
+    "requested_ms = COALESCE(m_approval_times.requested_ms, excluded.requested_ms), "
+    "decided_ms = COALESCE(m_approval_times.decided_ms, excluded.decided_ms)"
+)
 
 
 async def _counts(store: Store) -> dict[str, dict[str, tuple[int, float]]]:

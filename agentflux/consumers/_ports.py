@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from contextlib import AbstractAsyncContextManager
 
     from agentflux.consumers._records import Position
     from agentflux.schemas import BaseEvent
 
-__all__ = ["Store", "Transaction", "View"]
+__all__ = ["ROWS", "BatchView", "Store", "Transaction", "View", "apply_events"]
+
+ROWS = "{rows}"  # in a statement of execute_rows/fetch_rows: the rows, as a table named r
+
+Columns = Sequence[tuple[str, str]]  # (name, SQL type) of each column of the rows
+
+
+def _one_row(columns: Columns) -> str:
+    """One row of ``columns`` as a table ``r``: ``$1, $2, ...`` cast to their types."""
+    cells = ", ".join(
+        f"CAST(${number} AS {kind}) AS {name}"
+        for number, (name, kind) in enumerate(columns, start=1)
+    )
+    return f"(SELECT {cells}) AS r"
 
 
 class Transaction(ABC):
@@ -36,6 +49,37 @@ class Transaction(ABC):
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
 
+    async def execute_rows(self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` over many rows at once: ``{rows}`` in it (:data:`ROWS`) is a table ``r``.
+
+        ``columns`` names each column of ``rows`` with its SQL type (``TEXT``, ``BIGINT``,
+        ``DOUBLE PRECISION``...); every parameter comes from the rows, so ``sql`` has no ``$n``
+        of its own. ``INSERT ... SELECT ... FROM {rows} WHERE true ON CONFLICT ...`` (SQLite
+        needs the ``WHERE`` there) and ``UPDATE ... FROM {rows} WHERE ...`` are the usual forms.
+        Adapters send it as one statement where they can (PostgreSQL: over ``unnest`` of one
+        array per column; SQLite: ``executemany``); this default runs it once per row.
+        """
+        one_row = sql.replace(ROWS, _one_row(columns))
+        for row in rows:
+            await self.execute(one_row, *row)
+
+    async def fetch_rows(
+        self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]
+    ) -> list[dict[str, Any]]:
+        """A query over many rows at once, as :meth:`execute_rows`: every row it returns."""
+        one_row = sql.replace(ROWS, _one_row(columns))
+        found: list[dict[str, Any]] = []
+        for row in rows:
+            found.extend(await self.fetch(one_row, *row))
+        return found
+
+    async def applied_positions(self, group: str) -> dict[tuple[str, int], int]:
+        """The last offset this group applied on each partition, by (topic, partition)."""
+        rows = await self.fetch(
+            "SELECT topic, part, last_offset FROM agentflux_offsets WHERE grp = $1", group
+        )
+        return {(r["topic"], int(r["part"])): int(r["last_offset"]) for r in rows}
+
     async def position(self, group: str, topic: str, partition: int) -> int | None:
         """The last offset this group applied on a partition, or None."""
         row = await self.fetchone(
@@ -47,20 +91,24 @@ class Transaction(ABC):
         return None if row is None else int(row["last_offset"])
 
     async def record_position(self, group: str, position: Position) -> None:
-        """Store the offset just applied, in the same transaction as its effect.
+        """Store the offset just applied, in the same transaction as its effect."""
+        await self.record_positions(group, [position])
 
-        It never moves back: a re-read batch that ends below what was applied (after a restart
-        or a replay) must not lower the guard, or the records after it would apply twice.
+    async def record_positions(self, group: str, positions: Sequence[Position]) -> None:
+        """Store the offsets just applied (one per partition), in the transaction of their effects.
+
+        None moves back: a re-read batch that ends below what was applied (after a restart or a
+        replay) must not lower the guard, or the records after it would apply twice.
         """
-        await self.execute(
-            "INSERT INTO agentflux_offsets (grp, topic, part, last_offset) VALUES ($1, $2, $3, $4) "
+        await self.execute_rows(
+            "INSERT INTO agentflux_offsets (grp, topic, part, last_offset) "
+            "SELECT r.grp, r.topic, r.part, r.last_offset FROM {rows} WHERE true "
             "ON CONFLICT (grp, topic, part) DO UPDATE SET last_offset = CASE "
             "WHEN excluded.last_offset > agentflux_offsets.last_offset "
             "THEN excluded.last_offset ELSE agentflux_offsets.last_offset END",
-            group,
-            position.topic,
-            position.partition,
-            position.offset,
+            _OFFSET_COLUMNS,
+            # In key order, as every multi-row write: concurrent writers lock rows in one order.
+            sorted((group, p.topic, p.partition, p.offset) for p in positions),
         )
 
     async def mark_redriven(self, group: str, event_id: str) -> bool:
@@ -76,6 +124,13 @@ class Transaction(ABC):
         )
         return True
 
+
+_OFFSET_COLUMNS: Columns = (
+    ("grp", "TEXT"),
+    ("topic", "TEXT"),
+    ("part", "INTEGER"),
+    ("last_offset", "BIGINT"),
+)
 
 _BOOKKEEPING_DDL = (
     (
@@ -121,10 +176,7 @@ class Store(ABC):
     async def positions(self, group: str) -> dict[tuple[str, int], int]:
         """Every partition's last applied offset for ``group``."""
         async with self.transaction() as tx:
-            rows = await tx.fetch(
-                "SELECT topic, part, last_offset FROM agentflux_offsets WHERE grp = $1", group
-            )
-        return {(r["topic"], int(r["part"])): int(r["last_offset"]) for r in rows}
+            return await tx.applied_positions(group)
 
     async def __aenter__(self) -> Self:
         """Open on entry."""
@@ -154,3 +206,32 @@ class View(Protocol):
 
     async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Apply one event's effect inside ``tx``."""
+
+
+class BatchView(View, Protocol):
+    """A view that applies a fetched batch at once: few statements for many events.
+
+    The runner applies every partition of a fetch in one transaction through
+    :func:`apply_events`; a view without ``apply_batch`` gets its events one by one.
+    """
+
+    async def apply_batch(
+        self, tx: Transaction, events: Sequence[tuple[BaseEvent, Position]]
+    ) -> None:
+        """Apply ``events`` inside ``tx``: the same effect as ``apply`` on each, in order.
+
+        Events of one partition come in offset order; partitions may interleave. Writes to
+        rows other writers share go in key order (deadlock-free with concurrent writers).
+        """
+
+
+async def apply_events(
+    view: View, tx: Transaction, events: Sequence[tuple[BaseEvent, Position]]
+) -> None:
+    """``view``'s ``apply_batch`` if it has one, else its ``apply`` on each event in order."""
+    apply_batch = getattr(view, "apply_batch", None)
+    if apply_batch is not None:
+        await apply_batch(tx, events)
+        return
+    for event, position in events:
+        await view.apply(tx, event, position)

@@ -1,8 +1,10 @@
 """The consumer-group runner: at-least-once delivery, exactly-once effects, retries, dead letters.
 
-For each fetched batch, every partition's records are handled in order while partitions run
-concurrently; offsets are committed to Kafka only after the batch is handled. Store-backed views
-commit each event's effect together with its offset, so a redelivered record changes nothing.
+For each fetched batch, every partition's records are handled in order; offsets are committed to
+Kafka only after the batch is handled. Handlers alone: partitions run concurrently. Store-backed
+views: every partition of the fetch is applied in one transaction, together with the partitions'
+offsets, so a redelivered record changes nothing and no two transactions of one runner ever wait
+for each other (views write shared rows in key order, so members of one group do not deadlock).
 A record that keeps failing is retried with exponential backoff, then goes to the group's
 dead-letter topic with the failure in its headers, and the partition moves on.
 """
@@ -21,6 +23,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 
 from agentflux.consumers._commits import BackgroundCommits
 from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
+from agentflux.consumers._ports import apply_events
 from agentflux.consumers._reader import install_consumer_accelerations
 from agentflux.consumers._rebalance import Rebalances, by_topic
 from agentflux.consumers._records import Position
@@ -41,14 +44,14 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from aiokafka.structs import ConsumerRecord, TopicPartition
     from prometheus_client import Counter, Histogram
 
     from agentflux.consumers._ports import Store, Transaction, View
 
-__all__ = ["GroupRunner"]
+__all__ = ["GroupRunner", "apply_fetched"]
 
 _log = structlog.get_logger("agentflux.runner")
 _PROGRESS_EVERY_S = 10.0  # a service's progress line: often enough to watch, never per event
@@ -60,6 +63,32 @@ class _BatchLeft(Exception):  # noqa: N818  # a signal inside the runner, never 
     The batch is left unfinished and its partition uncommitted: whoever reads the partition
     next starts at its committed offset (a rebalance gives every partition a fresh position).
     """
+
+
+async def apply_fetched(
+    tx: Transaction,
+    group: str,
+    events: Sequence[tuple[BaseEvent, Position]],
+    ends: Sequence[Position],
+    effects: Callable[[Transaction, list[tuple[BaseEvent, Position]]], Awaitable[None]],
+) -> dict[str, int]:
+    """Apply a fetch's ``events`` in ``tx``, each at most once; record where each partition ends.
+
+    ``ends``: the last offset read on each partition (records no view wanted included). Events
+    at or below a partition's stored offset are already in the store (a redelivery, a replay):
+    they are counted, by topic, and left out of ``effects``.
+    """
+    guards = await tx.applied_positions(group)
+    fresh: list[tuple[BaseEvent, Position]] = []
+    already: dict[str, int] = {}
+    for event, position in events:
+        if position.offset > guards.get((position.topic, position.partition), -1):
+            fresh.append((event, position))
+        else:
+            already[position.topic] = already.get(position.topic, 0) + 1
+    await effects(tx, fresh)
+    await tx.record_positions(group, ends)
+    return already
 
 
 class GroupRunner:
@@ -116,6 +145,7 @@ class GroupRunner:
         }
         self.handled = 0
         self.redelivered = 0
+        self.batch_fallbacks = 0  # fetches whose joint transaction failed (a deadlock, say)
         self._children: dict[tuple[int, str], Any] = {}
         self._commits = BackgroundCommits(group_id, commit_interval_s, self._backoff)
         self.ready = asyncio.Event()
@@ -333,6 +363,9 @@ class GroupRunner:
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         """Handle each partition's records; mark the handled ones' offsets for the next commit."""
+        if self.store is not None:
+            await self._store_partitions(batches)
+            return
         if len(batches) == 1:  # the common case at low rates: no task, no event-loop hop
             tp, records = next(iter(batches.items()))
             await self._partition(records)
@@ -361,19 +394,33 @@ class GroupRunner:
             await self._partition_batch(records)
 
     async def _partition_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        # Fast paths: a store-backed batch applies in one transaction; a handler-only batch runs
-        # its handlers in order. On any failure the records from the failing one on go one by
-        # one, with retries and dead letters (the store's transaction rolls back first).
+        # Fast path: a handler-only batch runs its handlers in order. On any failure the records
+        # from the failing one on go one by one, with retries and dead letters (store-backed
+        # partitions come here only when their joint transaction failed: record by record).
         failure: Exception | None = None
-        if len(records) > 1:
-            if self.store is not None:
-                if await self._batch(records):
-                    return
-            else:
-                records, failure = await self._handler_batch(records)
+        if len(records) > 1 and self.store is None:
+            records, failure = await self._handler_batch(records)
         for record in records:
             await self._record(record, failure)
             failure = None
+
+    async def _store_partitions(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        """Every partition in one transaction; the ones it could not take, one by one after.
+
+        One transaction per fetch rather than one per partition on a pool: partitions of a
+        fetch share rows (a session's context fed from four topics, the metrics counters), and
+        concurrent transactions on shared rows wait for each other or deadlock.
+        """
+        applied = await self._store_batch(batches)
+        for tp, records in batches.items():
+            if tp in applied:
+                self._commits.handled(tp, records[-1].offset + 1)
+        for tp, records in batches.items():
+            if tp not in applied:  # in turn, not concurrently: the same reason as above
+                await self._partition(records)
+                self._commits.handled(tp, records[-1].offset + 1)
 
     async def _decode_all(
         self, records: list[ConsumerRecord[bytes, bytes]]
@@ -436,40 +483,57 @@ class GroupRunner:
         self._account(records[-1].topic, done, skipped, time.perf_counter() - started)
         return [], None
 
-    async def _batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+    async def _store_batch(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> set[TopicPartition]:
+        """Apply the decodable partitions of a fetch in one transaction; which ones it applied.
+
+        Empty when the transaction failed: the caller goes record by record, with retries.
+        """
         assert self.store is not None  # noqa: S101  # checked by the caller
-        decoded = await self._decode_all(records)
-        if decoded is None:
-            return False  # the per-record path dead-letters the undecodable record
-        last = records[-1]
+        decoded = {}
+        for tp, records in batches.items():
+            found = await self._decode_all(records)
+            if found is not None:  # else the per-record path dead-letters the undecodable one
+                decoded[tp] = found
+        if not decoded:
+            return set()
         started = time.perf_counter()
-        already = 0
+        events = [
+            (event, Position(tp.topic, tp.partition, record.offset, record.timestamp))
+            for tp, found in decoded.items()
+            for event, record in found
+        ]
+        ends = [Position(tp.topic, tp.partition, batches[tp][-1].offset) for tp in decoded]
         try:
             async with self.store.transaction() as tx:
-                applied = await tx.position(self.group_id, last.topic, last.partition)
-                for event, record in decoded:
-                    if applied is not None and record.offset <= applied:
-                        already += 1
-                        continue  # redelivered or replayed: already in the store
-                    position = Position(
-                        record.topic, record.partition, record.offset, record.timestamp
-                    )
-                    await self._effects(tx, event, position)
-                await tx.record_position(
-                    self.group_id, Position(last.topic, last.partition, last.offset)
-                )
+                already = await apply_fetched(tx, self.group_id, events, ends, self._batch_effects)
         except Exception as exc:  # noqa: BLE001  # fall back to per-record handling
+            self.batch_fallbacks += 1
+            self.metrics.batch_fallbacks.labels(self.group_id).inc()
             _log.warning(
                 "batch failed, retrying record by record", group=self.group_id, error=repr(exc)
             )
-            return False
-        if already:
-            self._child(self.metrics.redelivered, last.topic).inc(already)
-            self.redelivered += already
-        self._account(
-            last.topic, len(decoded), len(records) - len(decoded), time.perf_counter() - started
-        )
-        return True
+            return set()
+        for topic, count in already.items():
+            self._child(self.metrics.redelivered, topic).inc(count)
+            self.redelivered += count
+        elapsed = time.perf_counter() - started
+        for tp, found in decoded.items():
+            share = elapsed * len(found) / max(len(events), 1)
+            self._account(tp.topic, len(found), len(batches[tp]) - len(found), share)
+        return set(decoded)
+
+    async def _batch_effects(
+        self, tx: Transaction, events: list[tuple[BaseEvent, Position]]
+    ) -> None:
+        """A batch's effects: each view's (at once where it can), then the types' handlers."""
+        for view in self.views:
+            await apply_events(view, tx, events)
+        for event, _ in events:
+            handler = self.handlers.get(type(event))
+            if handler is not None:
+                await handler(event)
 
     async def _record(
         self, record: ConsumerRecord[bytes, bytes], failed: Exception | None = None

@@ -83,4 +83,10 @@ class RunnerMetrics:
             ["group"],
             registry=self.registry,
         )
+        self.batch_fallbacks = Counter(
+            "agentflux_batch_fallbacks",
+            "Fetches whose joint store transaction failed and were applied record by record",
+            ["group"],
+            registry=self.registry,
+        )
         self.group = group

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from agentflux.consumers._ports import Store, Transaction
+from agentflux.consumers._ports import ROWS, Store, Transaction
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+    from agentflux.consumers._ports import Columns
 
 __all__ = ["PostgresStore", "SqliteStore", "StoreNotFoundError", "open_store"]
 
@@ -24,6 +26,8 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 _MAX_DEFERRED = 1000  # statements held before they are sent anyway (memory stays bounded)
 
 Statement = tuple[str, tuple[Any, ...]]
+# A statement run once per argument tuple (executemany), or a query whose rows are gathered.
+Statements = tuple[str, list[tuple[Any, ...]]]
 
 
 @lru_cache(maxsize=512)
@@ -41,6 +45,17 @@ def _sqlite_form(sql: str) -> tuple[str, tuple[int, ...] | None]:
 def _sqlite_statement(sql: str, args: tuple[Any, ...]) -> Statement:
     text, order = _sqlite_form(sql)
     return text, args if order is None else tuple(args[index] for index in order)
+
+
+@lru_cache(maxsize=128)
+def _sqlite_rows_form(sql: str, columns: tuple[tuple[str, str], ...]) -> str:
+    """``{rows}`` as one row of plain ``?`` parameters (SQLite types values as they come)."""
+    cells = ", ".join(f"? AS {name}" for name, _ in columns)
+    return sql.replace(ROWS, f"(SELECT {cells}) AS r")
+
+
+def _sqlite_many(sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> Statements:
+    return _sqlite_rows_form(sql, tuple(columns)), [tuple(row) for row in rows]
 
 
 class StoreNotFoundError(FileNotFoundError):
@@ -65,20 +80,29 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 
 
 def _run_statements(
-    connection: sqlite3.Connection, statements: list[Statement], query: Statement | None
+    connection: sqlite3.Connection,
+    statements: list[Statement | Statements],
+    query: Statements | None,
 ) -> list[dict[str, Any]]:
     """Run ``statements`` then ``query`` (its rows returned); roll back if any of them fails."""
     try:
         for sql, args in statements:
-            connection.execute(sql, args)
+            if isinstance(args, list):
+                connection.executemany(sql, args)
+            else:
+                connection.execute(sql, args)
         if query is None:
             return []
-        cursor = connection.execute(*query)
-        names = [column[0] for column in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        found: list[dict[str, Any]] = []
+        sql, many_args = query
+        for args in many_args:
+            cursor = connection.execute(sql, args)
+            names = [column[0] for column in cursor.description or ()]
+            found.extend(dict(zip(names, row, strict=True)) for row in cursor.fetchall())
     except BaseException:
         _rollback(connection)
         raise
+    return found
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
@@ -97,7 +121,9 @@ class _SqliteTransaction(Transaction):
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         # A read-only connection cannot take the write lock IMMEDIATE asks for.
-        self._pending: list[Statement] = [("BEGIN" if store.read_only else "BEGIN IMMEDIATE", ())]
+        self._pending: list[Statement | Statements] = [
+            ("BEGIN" if store.read_only else "BEGIN IMMEDIATE", ())
+        ]
         self.begun = False  # BEGIN was sent: a failure must roll back in the database too
         self._failed: BaseException | None = None  # as PostgreSQL, no statement after a failure
 
@@ -107,9 +133,22 @@ class _SqliteTransaction(Transaction):
             await self._send(None)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return await self._send(_sqlite_statement(sql, args))
+        text, ordered = _sqlite_statement(sql, args)
+        return await self._send((text, [ordered]))
 
-    async def _send(self, query: Statement | None) -> list[dict[str, Any]]:
+    async def execute_rows(self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._pending.append(_sqlite_many(sql, columns, rows))
+            if len(self._pending) >= _MAX_DEFERRED:
+                await self._send(None)
+
+    async def fetch_rows(
+        self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]
+    ) -> list[dict[str, Any]]:
+        # One hop to SQLite's thread for every row's query: the hop is what costs.
+        return await self._send(_sqlite_many(sql, columns, rows)) if rows else []
+
+    async def _send(self, query: Statements | None) -> list[dict[str, Any]]:
         if self._failed is not None:
             # Rolled back in SQLite: anything sent now would run outside any transaction.
             raise RuntimeError("the transaction failed and was rolled back") from self._failed
@@ -206,6 +245,38 @@ class _PostgresTransaction(Transaction):
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return [dict(row) for row in await self._connection.fetch(sql, *args)]
+
+    async def execute_rows(self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._connection.execute(_unnest_form(sql, tuple(columns)), *_arrays(rows))
+
+    async def fetch_rows(
+        self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]
+    ) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        found = await self._connection.fetch(_unnest_form(sql, tuple(columns)), *_arrays(rows))
+        return [dict(row) for row in found]
+
+
+@lru_cache(maxsize=128)
+def _unnest_form(sql: str, columns: tuple[tuple[str, str], ...]) -> str:
+    """``{rows}`` as ``unnest`` of one array parameter per column: one statement for all rows.
+
+    Multi-argument ``unnest`` in FROM zips its arrays into rows, in order (PostgreSQL's docs,
+    "Table Functions"); asyncpg sends each array in binary. ``executemany`` was the other
+    choice: one round trip too, but the statement runs once per row on the server.
+    """
+    arrays = ", ".join(
+        f"CAST(${number} AS {kind}[])" for number, (_, kind) in enumerate(columns, start=1)
+    )
+    names = ", ".join(name for name, _ in columns)
+    return sql.replace(ROWS, f"unnest({arrays}) AS r({names})")
+
+
+def _arrays(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows turned into one list per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class PostgresStore(Store):

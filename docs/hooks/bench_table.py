@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 RESULTS = Path("bench") / "results" / "latest.json"
 PUBLIC_PATH_RESULTS = Path("bench") / "results" / "latest-public-path.json"
-# Where each table goes on the page: the accelerated run, and the run with every one off.
-MARKERS = {
-    f"<!-- generated: {RESULTS.as_posix()} -->": RESULTS,
-    f"<!-- generated: {PUBLIC_PATH_RESULTS.as_posix()} -->": PUBLIC_PATH_RESULTS,
-}
+STORES_RESULTS = Path("bench") / "results" / "stores.json"
+
+
+def _marker(results: Path) -> str:
+    return f"<!-- generated: {results.as_posix()} -->"
 
 
 class BenchResultsError(ValueError):
@@ -126,16 +126,60 @@ def render_table(results: dict[str, Any]) -> str:
     return "\n".join([_machine(results), "", *header, *rows])
 
 
+def _spaced(value: int) -> str:
+    return f"{value:,}".replace(",", " ")
+
+
+def render_stores_table(results: dict[str, Any]) -> str:
+    """The store side's table (Markdown): each view's rebuild rate into SQLite and PostgreSQL."""
+    try:
+        stores = results["stores"]
+        server = stores["postgres"]
+        rows = [
+            f"| {view} | {_spaced(runs['events'])} | "
+            + " | ".join(
+                " / ".join(_spaced(run["events_per_s"]) for run in runs[kind])
+                for kind in ("sqlite", "postgresql")
+            )
+            + f" | {sum(run['deadlocks'] for run in runs['postgresql'])} / "
+            f"{sum(run['fallbacks'] or 0 for run in runs['postgresql'])} |"
+            for view, runs in stores["views"].items()
+        ]
+        caption = (
+            f"PostgreSQL {server['server_version'].split()[0]} (fsync {server['fsync']}, "
+            f"synchronous_commit {server['synchronous_commit']}); events/s of each of "
+            f"{stores['rounds']} rounds. Read + decode alone, no store: "
+            f"{_spaced(stores['decode_events_per_s'])} events/s."
+        )
+    except KeyError as missing:
+        raise BenchResultsError(
+            f"{STORES_RESULTS} has no {missing}: did its format change?"
+        ) from None
+    header = [
+        "| view | events | SQLite, events/s | PostgreSQL, events/s | deadlocks / batches retried |",
+        "|---|---|---|---|---|",
+    ]
+    return "\n".join([_machine(results), caption, "", *header, *rows])
+
+
+# Where each table goes on the page, what it is made of, and the command that writes it.
+MARKERS = {
+    _marker(RESULTS): (RESULTS, render_table, "make bench"),
+    _marker(PUBLIC_PATH_RESULTS): (PUBLIC_PATH_RESULTS, render_table, "make bench-public-path"),
+    _marker(STORES_RESULTS): (STORES_RESULTS, render_stores_table, "make bench-stores"),
+}
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Put the current tables where the Performance page asks for them."""
     root = Path(config.config_file_path).parent
-    for marker, results in MARKERS.items():
+    for marker, (results, render, command) in MARKERS.items():
         if marker in markdown:
             path = root / results
             table = (
-                render_table(json.loads(path.read_text()))
+                render(json.loads(path.read_text()))
                 if path.exists()
-                else f"No `{results.as_posix()}` yet: `make bench-public-path` writes it."
+                else f"No `{results.as_posix()}` yet: `{command}` writes it."
             )
             markdown = markdown.replace(marker, table)
     return markdown

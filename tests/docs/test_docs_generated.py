@@ -80,6 +80,19 @@ def test_the_bench_table_refuses_results_it_cannot_read() -> None:
         bench_table.render_table({"consume": {}})
 
 
+def test_the_store_table_shows_every_view_into_both_stores() -> None:
+    """The store table has a row per view with each round's SQLite and PostgreSQL rate, and refuses another format."""
+    results = json.loads((ROOT / "bench/results/stores.json").read_text())
+    bench_table = _hook("bench_table")
+    table = bench_table.render_stores_table(results)
+    for view, runs in results["stores"]["views"].items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {view} |"))
+        rates = [f"{run['events_per_s']:,}".replace(",", " ") for run in runs["postgresql"]]
+        assert " / ".join(rates) in row
+    with pytest.raises(bench_table.BenchResultsError, match="stores"):
+        bench_table.render_stores_table({"machine": {}})
+
+
 def test_every_setting_is_documented() -> None:
     """Each AGENTFLUX_* setting of the settings model has its row in Running on a real cluster."""
     page = (ROOT / "docs/production.md").read_text()

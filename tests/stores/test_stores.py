@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import fresh_postgres_database
 from contract import StoreContract
+from views_contract import ViewsContract
 
 from agentflux.consumers import PostgresStore, SqliteStore, open_store
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from agentflux.consumers import Store
 
 
-class TestSqliteStore(StoreContract):
+class TestSqliteStore(StoreContract, ViewsContract):
     """SQLite (its own thread, WAL) honours the store contract."""
 
     @pytest.fixture
@@ -28,7 +29,7 @@ class TestSqliteStore(StoreContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, ViewsContract):
     """PostgreSQL (asyncpg) honours the store contract."""
 
     @pytest.fixture
