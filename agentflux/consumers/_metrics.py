@@ -20,7 +20,7 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Sequence
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
@@ -67,11 +67,10 @@ class MetricsView:
 
         # Per approval, its request and decision times in the order the events came.
         timings: dict[str, list[tuple[int | None, int | None]]] = defaultdict(list)
-        outcomes: list[HitlDecisionMadeEvent | HitlTimeoutOccurredEvent] = []
+        outcome, store_outcomes = await self._first_outcomes(tx, events, add, timings)
         for event, _ in events:
-            _fold(event, add, timings, outcomes)
-        if outcomes:
-            await self._outcomes(tx, outcomes, add, timings)
+            _fold(event, add, timings, outcome)
+        await store_outcomes()
         if timings:
             for latency in await self._approval_times(tx, timings):
                 add("approval_latency_ms", "all", latency)
@@ -83,24 +82,29 @@ class MetricsView:
         )
 
     @staticmethod
-    async def _outcomes(
+    async def _first_outcomes(
         tx: Transaction,
-        outcomes: list[HitlDecisionMadeEvent | HitlTimeoutOccurredEvent],
+        events: Sequence[tuple[BaseEvent, Position]],
         add: Callable[..., None],
         timings: dict[str, list[tuple[int | None, int | None]]],
-    ) -> None:
-        """Count each approval's first outcome (in the hitl partition's order) only.
+    ) -> tuple[Callable[[_Outcome], None], Callable[[], Awaitable[None]]]:
+        """(count one outcome, store the new first outcomes): an approval's first outcome only.
 
         A decision after the timeout counts as late (the approval stays timed out); a repeated
         decision, a timeout after a decision, or the first outcome delivered again, nothing.
         """
-        ids = sorted({event.approval_id for event in outcomes})
+        ids = sorted({e.approval_id for e, _ in events if isinstance(e, _OUTCOME_TYPES)})
         first = {
             row["approval_id"]: (row["event_id"], row["outcome"])
-            for row in await tx.fetch_rows(_STORED_OUTCOMES, _ID_COLUMNS, [(i,) for i in ids])
+            for row in (
+                await tx.fetch_rows(_STORED_OUTCOMES, _ID_COLUMNS, [(i,) for i in ids])
+                if ids
+                else []
+            )
         }
         new: dict[str, tuple[str, str]] = {}
-        for event in outcomes:
+
+        def count(event: _Outcome) -> None:
             decided = isinstance(event, HitlDecisionMadeEvent)
             outcome = (
                 event.decision.value.lower()
@@ -115,11 +119,15 @@ class MetricsView:
                     timings[event.approval_id].append((None, _ms(event)))
             elif known[1] == "timed_out" and decided and known[0] != str(event.event_id):
                 add("approvals", "late")
-        await tx.execute_rows(
-            _INSERT_OUTCOMES,
-            _OUTCOME_COLUMNS,
-            [(approval_id, *new[approval_id]) for approval_id in sorted(new)],
-        )
+
+        async def store() -> None:
+            await tx.execute_rows(
+                _INSERT_OUTCOMES,
+                _OUTCOME_COLUMNS,
+                [(approval_id, *new[approval_id]) for approval_id in sorted(new)],
+            )
+
+        return count, store
 
     @staticmethod
     async def _approval_times(
@@ -153,9 +161,9 @@ def _fold(
     event: BaseEvent,
     add: Callable[..., None],
     timings: dict[str, list[tuple[int | None, int | None]]],
-    outcomes: list[HitlDecisionMadeEvent | HitlTimeoutOccurredEvent],
+    outcome: Callable[[_Outcome], None],
 ) -> None:
-    """One event's counts through ``add``; its approval times and outcomes set aside."""
+    """One event's counts through ``add``, its approval times onto ``timings``, in order."""
     add("events", event.EVENT_TYPE.value)
     if type(event) not in _FIGURED:
         return  # counted only: no pattern matching (isinstance through pydantic's ABC metaclass)
@@ -173,10 +181,13 @@ def _fold(
         case HitlApprovalRequestedEvent():
             timings[event.approval_id].append((_ms(event), None))
         case HitlDecisionMadeEvent() | HitlTimeoutOccurredEvent():
-            outcomes.append(event)  # counted once the approval's first outcome is known
+            outcome(event)
         case _:
             pass
 
+
+_Outcome = HitlDecisionMadeEvent | HitlTimeoutOccurredEvent
+_OUTCOME_TYPES = (HitlDecisionMadeEvent, HitlTimeoutOccurredEvent)
 
 _FIGURED = frozenset(
     {

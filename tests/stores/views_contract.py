@@ -209,6 +209,7 @@ class ViewsContract:
                 "approved": 1,
                 "rejected": 1,
                 "timed_out": 1,
+                "late": 0,
                 "approval_rate": 1 / 3,
                 "avg_latency_ms": 3000.0,  # a1: 5 s - 1 s, a2: 4 s - 2 s
             },
