@@ -23,6 +23,7 @@ class _Member(Protocol):
 
     group_id: str
     ready: asyncio.Event
+    assignment: dict[str, list[int]]
 
     async def give_up_partitions(self, revoked: Iterable[TopicPartition]) -> None: ...
 
@@ -53,5 +54,6 @@ class Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
             group=self._runner.group_id,
             partitions=by_topic(assigned),
         )
+        self._runner.assignment = by_topic(assigned)
         if assigned:
             self._runner.ready.set()  # before the first fetch of the new assignment

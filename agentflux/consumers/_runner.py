@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from agentflux.consumers._commits import BackgroundCommits
@@ -144,6 +146,8 @@ class GroupRunner:
             "max_poll_records": max_poll_records,
         }
         self.handled = 0
+        #: The partitions this member holds, by topic (as of the last rebalance).
+        self.assignment: dict[str, list[int]] = {}
         self.redelivered = 0
         self.batch_fallbacks = 0  # fetches whose joint transaction failed (a deadlock, say)
         self._children: dict[tuple[int, str], Any] = {}
@@ -217,6 +221,13 @@ class GroupRunner:
                 auto_offset_reset="earliest",
                 isolation_level=self.settings.isolation_level,
                 key_deserializer=lazy_headers,
+                # Range first: with co-partitioned topics, a member gets partition N of every
+                # topic it reads, so all of a session's events. Round robin second: a group whose
+                # members still run an older version agrees on it until they are all upgraded.
+                partition_assignment_strategy=(
+                    RangePartitionAssignor,
+                    RoundRobinPartitionAssignor,
+                ),
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
             opened.push_async_callback(stop_consumer, self._consumer)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from _traffic import apply_directly, events_of, publish_traffic, snapshot
+from _traffic import apply_directly, events_of, prefixed_topics, publish_traffic, snapshot
 
 from agentflux._cli_consume import _routes, serve_http
 from agentflux._local._ports import free_ports
@@ -89,3 +89,28 @@ async def test_health_and_prometheus_endpoints(cluster: Cluster, tmp_path: Path)
             "metrics", reference, events
         )
         assert (await render_prometheus(reference)).decode() in text
+
+
+@pytest.mark.broker
+async def test_members_of_a_group_hold_the_same_partitions_of_every_topic(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Co-partitioned topics, two members: each holds partition N of every topic it holds N of."""
+    # Three partitions: round robin would give a member 0 and 2 of one topic but 1 of the next.
+    settings = await prefixed_topics(cluster, partitions=3)
+    group_id = f"context-{uuid.uuid4().hex[:6]}"
+    async with (
+        SqliteStore(tmp_path / "one.db") as one_store,
+        SqliteStore(tmp_path / "two.db") as two_store,
+        shipped_runner("context", one_store, settings, group_id=group_id) as one,
+        shipped_runner("context", two_store, settings, group_id=group_id) as two,
+    ):
+        async with asyncio.timeout(60):
+            while True:
+                held = [sorted({tuple(p) for p in r.assignment.values()}) for r in (one, two)]
+                if all(len(h) == 1 for h in held) and sum(len(h[0]) for h in held) == 3:
+                    break
+                await asyncio.sleep(0.1)  # the second member's join moves partitions
+    (first,), (second,) = held
+    assert sorted(first + second) == [0, 1, 2]  # split, each number with one member
+    assert one.assignment.keys() == two.assignment.keys()  # both read all four topics
