@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from _postgres_stats import database_counters
-from _traffic import apply_directly, events_of, snapshot
-from conftest import create_topic, fresh_postgres_database
+from _traffic import apply_directly, events_of, prefixed_topics, snapshot
+from conftest import fresh_postgres_database
 
 from agentflux.consumers import PostgresStore, SqliteStore
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
 from agentflux.producers import EventPublisher, Simulator
-from agentflux.schemas import EventCategory, load_topics
+from agentflux.schemas import load_topics
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,11 +41,9 @@ async def test_two_members_per_group_never_deadlock_nor_retry_a_batch(
     cluster: Cluster, postgres_url: str, tmp_path: Path
 ) -> None:
     """Context and metrics, two members each, topics partitioned as declared: zero deadlocks, rollbacks and retried batches; the views are right."""
-    settings = cluster.settings.model_copy(update={"topic_prefix": f"c{uuid.uuid4().hex[:8]}."})
-    declared = load_topics()
-    for category in EventCategory:  # 6 and 3 partitions: hitl is not co-partitioned with tool
-        partitions = declared.for_category(category).partitions
-        await create_topic(settings, settings.topic_prefix + category.topic, partitions=partitions)
+    # As declared: six partitions each, co-partitioned.
+    partitions = {t.partitions for t in load_topics().topics if t.category is not None}
+    settings = await prefixed_topics(cluster, partitions=partitions.pop())
     events: list[BaseEvent] = list(Simulator(sessions=150, seed=23).events())
     async with EventPublisher(settings) as publisher:
         for event in events:

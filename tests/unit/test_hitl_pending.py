@@ -171,7 +171,7 @@ def _restart_equals_uninterrupted(steps: list[tuple[str, int, int]], crash_at: i
 
     def append(event: BaseEvent) -> None:
         log.append(event)
-        for state in (live, restarted) if restarted else (live,):
+        for state in (live, restarted) if restarted is not None else (live,):
             state.apply(event, len(log) - 1, int(event.occurred_at.timestamp() * 1000))
 
     for step, (kind, approval, amount) in enumerate(steps):
