@@ -133,6 +133,9 @@ async def test_registry_crash_cached_schemas_flow_new_schema_fails_clearly(
             new_type = AgentSwitchedEvent(session_id="s-1", from_agent="coder", to_agent="reviewer")
             with pytest.raises(SchemaRegistrationError, match="unavailable"):
                 await publisher.publish(new_type)
+        # The local registry keeps schemas in memory: restarted, it has them again once
+        # registered (a production registry keeps them in its storage).
+        await register_shipped_schemas(settings)
         switched = await publisher.publish(new_type)  # the registry is back: it goes through
         sent.append((new_type.session_id, str(new_type.event_id), _done(switched)))
 
