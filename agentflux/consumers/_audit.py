@@ -172,9 +172,9 @@ class AuditView:
         if entry.sequence == expected:
             await _append(tx, entry, "event")
             await _drain(tx, entry.session_id, entry.chain)
-        elif entry.sequence > expected:
+        elif entry.sequence > expected and not await _held(tx, entry):
             await _hold(tx, entry, int(self._clock() * 1000))
-        else:  # its number was passed over as a gap: evidence that it came late
+        else:  # its number was passed over (a gap) or is taken by another event: evidence
             await _append(tx, entry, "late")
             _LATE.labels("audit").inc()
 
@@ -316,6 +316,17 @@ async def _append_gap(tx: Transaction, session_id: str, chain: str, first: int, 
     _log.warning(
         "audit gap", session_id=session_id, producer_id=chain, missing_from=first, missing_to=last
     )
+
+
+async def _held(tx: Transaction, entry: _Entry) -> bool:
+    """Whether another event already waits with this number (a producer that reused it)."""
+    row = await tx.fetchone(
+        "SELECT 1 AS held FROM audit_pending WHERE session_id = $1 AND chain = $2 AND sequence = $3",
+        entry.session_id,
+        entry.chain,
+        entry.sequence,
+    )
+    return row is not None
 
 
 async def _hold(tx: Transaction, entry: _Entry, held_ms: int) -> None:

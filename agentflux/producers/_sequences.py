@@ -5,8 +5,9 @@ Every event a publisher sends carries its ``producer_id`` (fixed for the process
 Readers order a session's events by (``producer_id``, ``sequence``) whatever topic each went to,
 and a missing number is a gap they can see.
 
-A session's counter is dropped when its ``session_deleted`` event is published; memory is one
-small entry per session still open (about 100 bytes).
+A session's counter is set aside when its ``session_deleted`` event is published: memory is one
+small entry per session still open (about 100 bytes), plus the last :data:`ENDED_REMEMBERED`
+deleted sessions, whose numbering goes on if their id is used again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from typing import Any
 
 from agentflux.schemas import EventType
 
-__all__ = ["SessionSequences", "new_producer_id"]
+__all__ = ["ENDED_REMEMBERED", "SessionSequences", "new_producer_id"]
+
+ENDED_REMEMBERED = 65_536
+"""How many deleted sessions keep their next number, in case their id is used again."""
 
 _MAX_HOST = 96  # the producer id is an identifier: at most 128 characters in all
 
@@ -35,21 +39,28 @@ class SessionSequences:
     keeps its own ``producer_id`` and ``sequence``.
     """
 
-    __slots__ = ("_next", "producer_id")
+    __slots__ = ("_ended", "_next", "producer_id")
 
     def __init__(self, producer_id: str | None = None) -> None:
         """Use ``producer_id`` (default: a new one for this process)."""
         self.producer_id = producer_id or new_producer_id()
         self._next: dict[str, int] = {}
+        # Deleted sessions' next numbers, oldest first (dicts keep insertion order).
+        self._ended: dict[str, int] = {}
 
     def stamped(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The fields to encode: ``fields`` with this producer's id and the session's number."""
         if fields["sequence"] is not None:
             return fields
         session = fields["session_id"]
-        sequence = self._next.get(session, 0)
+        sequence = self._next.get(session)
+        if sequence is None:  # a new session, or an id used again after its deletion
+            sequence = self._ended.pop(session, 0)
         if fields["event_type"] is EventType.SESSION_DELETED:
-            self._next.pop(session, None)  # the session's last event
+            self._next.pop(session, None)  # the session's last event, normally
+            self._ended[session] = sequence + 1
+            if len(self._ended) > ENDED_REMEMBERED:
+                del self._ended[next(iter(self._ended))]
         else:
             self._next[session] = sequence + 1
         stamped = fields.copy()  # a copy of the table: about half the cost of {**fields, ...}
@@ -60,6 +71,7 @@ class SessionSequences:
     def rewind(self, stamped: dict[str, Any], original: dict[str, Any]) -> None:
         """Give the number back: the stamped event was refused before it was queued."""
         if stamped is not original:
+            self._ended.pop(stamped["session_id"], None)
             self._next[stamped["session_id"]] = stamped["sequence"]
 
     def open_sessions(self) -> int:

@@ -194,3 +194,21 @@ async def test_version_1_events_are_chained_per_topic_in_arrival_order(tmp_path:
         session_chain = [r["event_id"] for r in rows if r["chain"] == "topic:session.events"]
         assert session_chain == [str(e.event_id) for e in events if e.topic == "session.events"]
         assert await verify_audit(store) == []
+
+
+async def test_a_number_taken_by_another_event_is_recorded_as_late(tmp_path: Path) -> None:
+    """Two events with one producer's same number: the second is evidence, never a crash."""
+    events = _session(count=4)
+    other = _session(count=4)[2]  # a different event with number 2
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _apply(
+            store, AuditView(clock=_Clock()), [events[0], events[2], other, events[1], events[3]]
+        )
+        rows = await get_audit_log(store, session_id="s-1")
+        assert [(r["kind"], r["sequence"]) for r in rows] == [
+            ("event", 0),
+            ("late", 2),
+            ("event", 1),
+            ("event", 2),
+            ("event", 3),
+        ]

@@ -75,3 +75,12 @@ def test_sequence_is_never_negative() -> None:
     """A negative sequence is refused when the event is built."""
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         _switched("s-1", sequence=-1)
+
+
+def test_a_session_id_used_again_after_its_deletion_goes_on_numbering() -> None:
+    """No number is given twice by one producer to one session id, even across its deletion."""
+    sequences = SessionSequences("p")
+    sequences.stamped(_switched("s-1").__dict__)
+    sequences.stamped(SessionDeletedEvent(session_id="s-1").__dict__)
+    assert sequences.open_sessions() == 0
+    assert sequences.stamped(_switched("s-1").__dict__)["sequence"] == 2
