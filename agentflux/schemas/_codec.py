@@ -148,17 +148,15 @@ class AvroCodec:
         self._shipped_schemas = {
             name: fastavro.parse_schema(load_schema(model)) for name, model in self._models.items()
         }
-        readers = {name: reader_schemas(model) for name, model in self._models.items()}
-        self._reader_schemas = {
-            name: self._shipped_schemas[name]
-            if reader_schemas is load_schema
-            else fastavro.parse_schema(schema)
-            for name, schema in readers.items()
-        }
+        self._reader_schemas = dict(self._shipped_schemas)
         # Generated decoders read the shipped layout; other readers resolve through fastavro.
-        self._reads_shipped = {
-            name for name, s in readers.items() if _layout(s) == _shipped_layout(self._models[name])
-        }
+        self._reads_shipped = set(self._models)
+        if reader_schemas is not load_schema:  # read as another release of the contract does
+            readers = {name: reader_schemas(model) for name, model in self._models.items()}
+            self._reader_schemas = {n: fastavro.parse_schema(s) for n, s in readers.items()}
+            self._reads_shipped = {
+                n for n, s in readers.items() if _layout(s) == _shipped_layout(self._models[n])
+            }
         self._writers: dict[tuple[str, type[BaseEvent]], _Writer] = {}
         self._by_id: dict[int, tuple[Any, str]] = {}
         # Generated readers for writer schemas laid out exactly as the reader's own schema
