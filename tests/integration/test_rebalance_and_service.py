@@ -105,7 +105,7 @@ async def test_members_of_a_group_hold_the_same_partitions_of_every_topic(
         shipped_runner("context", one_store, settings, group_id=group_id) as one,
         shipped_runner("context", two_store, settings, group_id=group_id) as two,
     ):
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(180):  # a join under load can take a few rebalances
             while True:
                 held = [sorted({tuple(p) for p in r.assignment.values()}) for r in (one, two)]
                 if all(len(h) == 1 for h in held) and sum(len(h[0]) for h in held) == 3:
