@@ -111,7 +111,9 @@ def _team_acls(declaration: TopicsDeclaration, team: TeamSpec) -> list[AclBindin
 
     # READ and WRITE imply DESCRIBE (Kafka's rule), so metadata and lag need no grant of their own.
     bindings = [allow("TOPIC", topic, "LITERAL", "READ") for topic in team.reads]
-    bindings += [allow("TOPIC", topic, "LITERAL", "WRITE") for topic in declaration.written_by(team)]
+    bindings += [
+        allow("TOPIC", topic, "LITERAL", "WRITE") for topic in declaration.written_by(team)
+    ]
     if team.group_prefix is not None:
         bindings.append(allow("GROUP", team.group_prefix, "PREFIXED", "READ"))
         dead_letters = declaration.dead_letter_prefix(team)

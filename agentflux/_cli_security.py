@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from agentflux._acls import AclPlan, add_user, apply_acls
-from agentflux._cli_contract import (  # noqa: PLC2701  # the one loader of --file, shared
+from agentflux._cli_contract import (  # the one loader of --file, shared with `topics`
     TopicsFile,
     _declaration,
 )
@@ -22,9 +22,7 @@ __all__ = ["PASSWORD_ENV", "register"]
 PASSWORD_ENV = "AGENTFLUX_USER_PASSWORD"  # noqa: S105  # the variable's name, not a password
 _console = Console(soft_wrap=True, highlight=False)
 
-acls_app = typer.Typer(
-    help="ACLs as code: the teams of schemas/topics.yaml.", no_args_is_help=True
-)
+acls_app = typer.Typer(help="ACLs as code: the teams of schemas/topics.yaml.", no_args_is_help=True)
 users_app = typer.Typer(help="SCRAM-SHA-512 users of the cluster.", no_args_is_help=True)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from agentflux._local._tls import LOCAL_HOSTS, CertificateAuthority, write_private
 from agentflux.kafka import AgentfluxSettings
@@ -35,7 +35,7 @@ __all__ = ["ADMIN_USER", "MECHANISM", "NODE_PRINCIPAL", "LocalSecurity"]
 
 ADMIN_USER = "admin"
 NODE_PRINCIPAL = "User:agentflux-node"
-MECHANISM = "SCRAM-SHA-512"
+MECHANISM: Final = "SCRAM-SHA-512"
 _SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 _AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 

@@ -7,7 +7,7 @@ loads as they are.
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["CertificateAuthority", "LOCAL_HOSTS", "write_private"]
+__all__ = ["LOCAL_HOSTS", "CertificateAuthority", "write_private"]
 
 # What clients of the local cluster connect to: the broker certificate names both.
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -88,15 +88,15 @@ class CertificateAuthority:
         """A new self-signed CA (P-256, ten years)."""
         key = ec.generate_private_key(ec.SECP256R1())
         name = _name("agentflux local CA")
-        now = datetime.datetime.now(datetime.UTC)
+        now = dt.datetime.now(dt.UTC)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=_CA_DAYS))
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=_CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -128,15 +128,15 @@ class CertificateAuthority:
             raise TypeError(f"{self._key_file} is not the EC key this module writes")
         ca_certificate = x509.load_pem_x509_certificate(self.certificate_file.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
+        now = dt.datetime.now(dt.UTC)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
             .issuer_name(ca_certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=_LEAF_DAYS))
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=_LEAF_DAYS))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_subject_alternative_names(hosts), critical=False)
             .add_extension(

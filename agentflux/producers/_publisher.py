@@ -12,12 +12,18 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import ValidationError
 
-from agentflux.kafka import AgentfluxSettings, connection_kwargs
+from agentflux.kafka import (
+    AgentfluxSettings,
+    access_refused,
+    authorization_error,
+    connection_kwargs,
+)
 from agentflux.kafka._gate._lz4 import install_fast_lz4
 from agentflux.producers._batching import Batcher, HeaderValue, key_partition
 from agentflux.producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
+    PublishDeniedError,
     PublishError,
     PublishTimeoutError,
     SchemaNotRegisteredError,
@@ -184,6 +190,10 @@ class EventPublisher:
                 await self._producer.start()
                 break
             except KafkaConnectionError as exc:
+                # A refused login or certificate will not pass on a retry: said at once.
+                if (refused := await access_refused(self.settings)) is not None:
+                    await self._producer.stop()
+                    raise refused from exc
                 if time.monotonic() + delay > deadline:
                     await self._producer.stop()
                     raise BrokerUnavailableError(
@@ -402,6 +412,13 @@ class EventPublisher:
         self._batcher.submit(record[0])  # the caller waits: no linger for its batch
         try:
             return await asyncio.wait_for(asyncio.shield(pending), self._publish_timeout_s)
+        except BrokerUnavailableError as exc:
+            denied = authorization_error(
+                exc.__cause__, self.settings, "WRITE", error_type=PublishDeniedError
+            )
+            if denied is None:
+                raise
+            raise denied from exc
         except TimeoutError as exc:
             raise PublishTimeoutError(
                 f"{event.event_id} not acknowledged within {self._publish_timeout_s:.0f} s; it may "

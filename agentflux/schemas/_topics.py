@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal, Self
@@ -109,7 +110,7 @@ class TopicsDeclaration(BaseModel):
         # Prefix ACLs: a prefix that starts another team's would let it use that team's groups.
         problems.extend(
             f"team {name}'s group prefix {prefix!r} covers team {other}'s {longer!r}"
-            for (prefix, name), (longer, other) in zip(prefixes, prefixes[1:], strict=False)
+            for (prefix, name), (longer, other) in itertools.pairwise(prefixes)
             if longer.startswith(prefix)
         )
         principals = [t.principal for t in self.teams]

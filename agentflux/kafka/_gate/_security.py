@@ -74,7 +74,7 @@ def _raise_for(error_code: int, message: str | None, what: str) -> None:
 async def describe_acls(admin: AIOKafkaAdminClient) -> list[AclEntry]:
     """Every ACL binding of the cluster."""
     _require_tested()
-    request = DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY)  # type: ignore[arg-type]  # null filters match all
+    request = DescribeAclsRequest(ANY, None, ANY, None, None, ANY, ANY)  # null filters match all
     response: Any = await admin._send_request(request)  # noqa: SLF001  # no public call
     _raise_for(response.error_code, response.error_message, "DescribeAcls")
     return [
@@ -102,7 +102,7 @@ async def delete_acls(admin: AIOKafkaAdminClient, entries: list[AclEntry]) -> No
             _raise_for(error_code, message, f"DeleteAcls {entry}")
 
 
-class _AlterUserScramCredentialsResponseV0(Response):
+class _AlterUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  # aiokafka's protocol types are untyped
     API_KEY = 51
     API_VERSION = 0
     SCHEMA = Schema(
@@ -120,7 +120,7 @@ class _AlterUserScramCredentialsResponseV0(Response):
     )
 
 
-class _AlterUserScramCredentialsRequestV0(RequestStruct):
+class _AlterUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[misc]  # aiokafka's protocol types are untyped
     FLEXIBLE_VERSION = True
     API_KEY = 51
     API_VERSION = 0
@@ -147,10 +147,12 @@ class _AlterUserScramCredentialsRequestV0(RequestStruct):
     )
 
 
-class _AlterUserScramCredentialsRequest(Request[_AlterUserScramCredentialsRequestV0]):
+class _AlterUserScramCredentialsRequest(Request[_AlterUserScramCredentialsRequestV0]):  # type: ignore[misc]  # aiokafka's protocol types are untyped
     API_KEY: ClassVar[int] = 51
 
-    def __init__(self, upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]]):
+    def __init__(
+        self, upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]]
+    ) -> None:
         self._upsertions = upsertions
 
     def build(
