@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
@@ -117,6 +118,11 @@ def authorization_error(
     if isinstance(exc, GroupAuthorizationFailedError):
         named = group or ", ".join(str(a) for a in exc.args) or "(unnamed)"
         return error_type(principal, "group", named, "READ")
+    if isinstance(exc, ClusterAuthorizationFailedError):
+        # What a client with no grant at all meets first: an idempotent producer's id needs
+        # IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+        cluster_operation = "IDEMPOTENT_WRITE" if operation == "WRITE" else operation
+        return error_type(principal, "cluster", "kafka-cluster", cluster_operation)
     if isinstance(exc, TransactionalIdAuthorizationFailed):
         return error_type(principal, "transactional id", str(exc), "WRITE")
     return None

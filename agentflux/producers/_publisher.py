@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from agentflux.kafka import (
@@ -202,6 +202,15 @@ class EventPublisher:
                     ) from exc
                 await asyncio.sleep(delay)  # backoff between connection attempts
                 delay = min(delay * 2, 5.0)
+            except KafkaError as exc:
+                # The idempotent producer's id needs a write grant: none at all is refused here.
+                await self._producer.stop()
+                denied = authorization_error(
+                    exc, self.settings, "WRITE", error_type=PublishDeniedError
+                )
+                if denied is None:
+                    raise
+                raise denied from exc
         self._started = True
         self._steady_limit = 0 if self._revalidate else self._max_in_flight
         _log.info("publisher started", bootstrap_servers=self.settings.bootstrap_servers)
