@@ -13,7 +13,6 @@ import ssl
 import sys
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -42,6 +41,7 @@ from agentflux.schemas import BaseEvent, load_topics
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+    from pathlib import Path
 
     from agentflux._local import LocalCluster
     from agentflux.kafka import AgentfluxSettings
