@@ -12,7 +12,6 @@ import contextlib
 import ssl
 from typing import TYPE_CHECKING
 
-from aiokafka.conn import create_conn
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
@@ -24,6 +23,7 @@ from aiokafka.errors import (
 )
 
 from agentflux.kafka._clients import connection_kwargs
+from agentflux.kafka._gate._security import login_once
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -139,18 +139,14 @@ async def access_refused(settings: AgentfluxSettings) -> KafkaAccessError | None
     """Why the first bootstrap server refuses these settings' login or TLS; None if it does not.
 
     One connection, made when a client could not bootstrap: a cluster that refuses who the
-    client is will not change its mind on retries, a cluster not up yet may.
+    client is will not change its mind on retries, a cluster not up yet may. On an aiokafka
+    outside the tested range nothing is diagnosed (None).
     """
     kwargs = connection_kwargs(settings)
     host, _, port = kwargs.pop("bootstrap_servers")[0].rpartition(":")
     server = f"{host}:{port}"
     try:
-        conn = await create_conn(
-            host,
-            int(port),
-            request_timeout_ms=_PROBE_TIMEOUT_MS,
-            **{k: v for k, v in kwargs.items() if k != "client_id"},
-        )
+        await login_once(host, int(port), request_timeout_ms=_PROBE_TIMEOUT_MS, **kwargs)
     except SaslAuthenticationFailed as exc:
         return AuthenticationError(
             principal_of(settings), settings.sasl_mechanism or "PLAIN", server, str(exc)
@@ -159,7 +155,6 @@ async def access_refused(settings: AgentfluxSettings) -> KafkaAccessError | None
         return TlsVerificationError(server, exc.verify_message or str(exc))
     except (KafkaError, OSError, TimeoutError):
         return None  # not up, not reachable: the caller's retries and timeout decide
-    conn.close()
     return None
 
 

@@ -10,6 +10,10 @@ through the admin client's connection to any broker, which forwards them to the 
 Like the other calls of ``_clients``, these are not accelerations: on an untested aiokafka they
 raise ``UnsupportedClientError`` instead of sending (there is no public path to take), and
 Kafka's own tools do the same job (``kafka-acls``, ``kafka-configs --entity-type users``).
+
+``login_once`` opens one connection (TLS handshake and SASL login) to tell why a client could
+not bootstrap: aiokafka's public clients only log a refused login, then report the cluster as
+unreachable.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
+from aiokafka.conn import create_conn
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
@@ -43,6 +48,7 @@ __all__ = [
     "create_acls",
     "delete_acls",
     "describe_acls",
+    "login_once",
     "upsert_scram_user",
 ]
 
@@ -69,6 +75,19 @@ def _require_tested() -> None:
 def _raise_for(error_code: int, message: str | None, what: str) -> None:
     if error_code:
         raise RuntimeError(f"{what} failed: error {error_code} {message or ''}".rstrip())
+
+
+async def login_once(host: str, port: int, **connection: Any) -> bool:
+    """Connect to ``host``:``port`` and log in once, then close; False on an untested aiokafka.
+
+    ``connection`` holds the client's security arguments (``connection_kwargs`` without the
+    bootstrap servers). A refused login or certificate raises as aiokafka raises it.
+    """
+    if not gate().tested:
+        return False  # the public path: no diagnosis, the caller's retries and timeout decide
+    conn = await create_conn(host, port, **connection)
+    conn.close()
+    return True
 
 
 async def describe_acls(admin: AIOKafkaAdminClient) -> list[AclEntry]:
