@@ -59,7 +59,8 @@ def up(
     how = "SASL_SSL, SCRAM-SHA-512, ACLs enforced" if state.secure else "PLAINTEXT"
     _console.print(f"kafka    {state.bootstrap_servers}  ({nodes} node(s), KRaft, {how})")
     _console.print(f"registry {state.registry_url}")
-    _console.print("\nexport the settings for other shells:")
+    # Not starting with "export": `eval "$(agentflux up | grep ^export)"` takes the lines below.
+    _console.print("\nthe settings, for other shells:")
     print(f"export AGENTFLUX_BOOTSTRAP_SERVERS={state.bootstrap_servers}")
     print(f"export AGENTFLUX_REGISTRY_URL={state.registry_url}")
     if state.secure:

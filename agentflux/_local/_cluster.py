@@ -361,6 +361,7 @@ class LocalCluster:
             "state_dir": str(self.state_dir),
             "bootstrap_servers": state.bootstrap_servers,
             "registry_url": state.registry_url,
+            "secure": state.secure,
             "nodes": [
                 {
                     "node_id": n.node_id,

@@ -13,6 +13,7 @@ import ssl
 import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,9 +29,11 @@ from agentflux._topics import apply_topics
 from agentflux.consumers import GroupRunner
 from agentflux.consumers._redrive import read_dead_letters
 from agentflux.kafka import (
+    AgentfluxSettings,
     AuthenticationError,
     AuthorizationError,
     TlsVerificationError,
+    access_refused,
     connection_kwargs,
     stop_consumer,
     topic_partitions,
@@ -41,10 +44,8 @@ from agentflux.schemas import BaseEvent, load_topics
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
 
     from agentflux._local import LocalCluster
-    from agentflux.kafka import AgentfluxSettings
 
 pytestmark = [pytest.mark.broker]
 
@@ -249,6 +250,16 @@ async def _refusals(settings: AgentfluxSettings, rounds: int) -> int:
     return refused
 
 
+async def topic_partitions_of(settings: AgentfluxSettings, topic: str) -> set[int]:
+    """The partitions of ``topic`` as ``settings``' principal sees them."""
+    consumer = AIOKafkaConsumer(**connection_kwargs(settings))
+    await consumer.start()
+    try:
+        return await topic_partitions(settings, consumer, topic)
+    finally:
+        await stop_consumer(consumer)
+
+
 async def _offsets_of(settings: AgentfluxSettings, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(**connection_kwargs(settings))
     await consumer.start()
@@ -392,3 +403,39 @@ async def test_three_secured_nodes_publish_consume_and_refuse(
     async with EventPublisher(setup.settings_of("billing")) as publisher:
         with pytest.raises(PublishDeniedError):
             await publisher.publish(events[0])
+
+
+async def test_up_secure_prints_settings_that_log_in_and_up_without_it_is_refused(
+    secured: Secured,
+) -> None:
+    """`up --secure` on the running cluster starts nothing and prints working settings."""
+    env = {**_cli_env(secured.admin), "AGENTFLUX_SASL_PASSWORD": ""}
+    state_dir = str(secured.local.state_dir)
+    printed = await run_agentflux("up", "--secure", "--state-dir", state_dir, env=env)
+    assert printed.code == 0, printed.stderr
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.stdout.splitlines()
+        if line.startswith("export AGENTFLUX_")
+    )
+    assert all(
+        line.startswith("export AGENTFLUX_")
+        for line in printed.stdout.splitlines()
+        if line.startswith("export")
+    )  # every line `grep ^export` picks is a setting
+    assert secured.passwords["billing"] not in printed.stdout
+    password_file = Path(exports["AGENTFLUX_SASL_PASSWORD"].removeprefix('"$(cat ').split(")")[0])
+    settings = AgentfluxSettings(
+        bootstrap_servers=exports["AGENTFLUX_BOOTSTRAP_SERVERS"],
+        registry_url=exports["AGENTFLUX_REGISTRY_URL"],
+        security_protocol=exports["AGENTFLUX_SECURITY_PROTOCOL"],  # type: ignore[arg-type]
+        sasl_mechanism=exports["AGENTFLUX_SASL_MECHANISM"],  # type: ignore[arg-type]
+        sasl_username=exports["AGENTFLUX_SASL_USERNAME"],
+        sasl_password=password_file.read_text().strip(),  # type: ignore[arg-type]
+        ssl_cafile=Path(exports["AGENTFLUX_SSL_CAFILE"]),
+    )
+    assert await access_refused(settings) is None
+    assert await topic_partitions_of(settings, "agent.events")
+    plain = await run_agentflux("up", "--state-dir", state_dir, env=env)
+    assert plain.code != 0
+    assert "holds a secured cluster" in plain.stderr
