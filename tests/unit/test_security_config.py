@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from _clusters import TEST_TEAMS, teams_declaration
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+)
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import SecretStr, ValidationError
@@ -20,7 +25,7 @@ from agentflux import _cli_security
 from agentflux._acls import AclBinding, desired_acls
 from agentflux._local._config import NodePorts, render_server
 from agentflux._local._secure import LocalSecurity
-from agentflux.kafka import AgentfluxSettings, connection_kwargs
+from agentflux.kafka import AgentfluxSettings, authorization_error, connection_kwargs
 from agentflux.schemas import TopicsDeclaration, load_topics
 
 _SHIPPED = Path(__file__).resolve().parents[2] / "schemas" / "topics.yaml"
@@ -209,3 +214,24 @@ def test_admin_settings_log_in_as_the_admin(security: LocalSecurity) -> None:
     assert isinstance(settings.sasl_password, SecretStr)
     assert settings.sasl_password.get_secret_value() == security.admin_password()
     assert settings.ssl_cafile == security.ca_file
+
+
+def test_aiokafkas_authorization_failures_become_errors_that_name_who_what_and_how() -> None:
+    """Topic, group and cluster denials name the principal, the resource and the operation."""
+    settings = AgentfluxSettings(
+        security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="billing"
+    )
+    topic = authorization_error(TopicAuthorizationFailedError({"b", "a"}), settings, "WRITE")
+    group = authorization_error(GroupAuthorizationFailedError("x"), settings, "READ", "safety.x")
+    cluster = authorization_error(ClusterAuthorizationFailedError(), settings, "WRITE")
+    described = [
+        (e.principal, e.resource_type, e.resource_name, e.operation)
+        for e in (topic, group, cluster)
+        if e is not None
+    ]
+    assert described == [
+        ("User:billing", "topic", "a, b", "WRITE"),
+        ("User:billing", "group", "safety.x", "READ"),
+        ("User:billing", "cluster", "kafka-cluster", "IDEMPOTENT_WRITE"),
+    ]
+    assert authorization_error(ValueError("other"), settings, "READ") is None
