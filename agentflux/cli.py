@@ -23,6 +23,7 @@ from agentflux import (
     _cli_doctor,
     _cli_offsets,
     _cli_rebuild,
+    _cli_security,
     _cli_simulate,
     _cli_tail,
 )
@@ -96,6 +97,7 @@ _cli_docs.register(app)
 _cli_doctor.register(app)
 _cli_offsets.register(app)
 _cli_rebuild.register(app)
+_cli_security.register(app)
 _cli_simulate.register(app)
 _cli_tail.register(app)
 
