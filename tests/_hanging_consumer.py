@@ -1,9 +1,10 @@
 """A shipped group's service that hangs mid-batch after N events, for the kill tests.
 
-Run as a script: ``python tests/_hanging_consumer.py GROUP STORE_URL GROUP_ID HANG_AFTER MARKER``.
-It applies the group's real view until ``HANG_AFTER`` events are applied, then, inside the
-open store transaction, writes ``MARKER`` and waits forever, so the test's SIGKILL lands
-mid-batch at a known point instead of racing a fast consumer.
+Run as a script: ``python tests/_hanging_consumer.py GROUP STORE_URL GROUP_ID HANG_AFTER MARKER
+[--batch]``. It applies the group's real view until ``HANG_AFTER`` events are applied, then,
+inside the open store transaction, writes ``MARKER`` and waits forever, so the test's SIGKILL
+lands mid-batch at a known point instead of racing a fast consumer. ``--batch``: the view applies
+whole fetches (its ``apply_batch``), and the hang comes after the first part of a fetch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from agentflux.consumers import GroupRunner, open_store
 from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.consumers._ports import apply_events
 from agentflux.kafka import AgentfluxSettings
 
 if TYPE_CHECKING:
@@ -51,15 +53,33 @@ class HangingView:
         await self._inner.apply(tx, event, position)
 
 
-async def _main(group: str, store_url: str, group_id: str, hang_after: int, marker: Path) -> None:
+class HangingBatchView(HangingView):
+    """As ``HangingView``, a fetch at a time: the part within the budget applied, then the hang."""
+
+    async def apply_batch(
+        self, tx: Transaction, events: Sequence[tuple[BaseEvent, Position]]
+    ) -> None:
+        """Apply the events within the budget as one batch; hang if any are left."""
+        within = list(events[: max(self._left, 0)])
+        self._left -= len(within)
+        await apply_events(self._inner, tx, within)
+        if len(within) < len(events):
+            self._marker.write_text("hung\n")
+            await asyncio.Event().wait()
+
+
+async def _main(  # noqa: PLR0913  # the script's arguments, passed through
+    group: str, store_url: str, group_id: str, hang_after: int, marker: Path, *, batch: bool
+) -> None:
     spec = SHIPPED_GROUPS[group]
+    hanging = HangingBatchView if batch else HangingView
     settings = AgentfluxSettings()
     async with open_store(store_url) as store:
         runner = GroupRunner(
             group_id,
             spec.topics(settings),
             settings=settings,
-            views=[HangingView(spec.view(), hang_after, marker)],
+            views=[hanging(spec.view(), hang_after, marker)],
             store=store,
         )
         async with runner:
@@ -68,4 +88,6 @@ async def _main(group: str, store_url: str, group_id: str, hang_after: int, mark
 
 if __name__ == "__main__":
     name, url, gid, after, marker_path = sys.argv[1:6]
-    asyncio.run(_main(name, url, gid, int(after), Path(marker_path)))
+    asyncio.run(
+        _main(name, url, gid, int(after), Path(marker_path), batch="--batch" in sys.argv[6:])
+    )

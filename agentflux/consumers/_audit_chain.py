@@ -53,7 +53,9 @@ class Entry:
     @classmethod
     def of(cls, event: BaseEvent, position: Position) -> Entry:
         """The entry of an event read at ``position``."""
-        payload = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # pydantic's own JSON, in the model's field order: the same text for the same event and
+        # model, several times cheaper than json.dumps over model_dump (measured).
+        payload = event.model_dump_json()
         # Version 2: the producer's chain (a sequence without a producer id is one producer too).
         sequenced = event.sequence is not None
         return cls(
