@@ -292,8 +292,8 @@ _END_COLUMNS = (
     ("last_seq", "BIGINT"),
     ("last_hash", "TEXT"),
 )
-_HOLD_COLUMNS = (
-    *_HELD_KEY_COLUMNS,
+# Where an event came from, as both audit_pending and audit_chain keep it.
+_EVENT_COLUMNS = (
     ("event_id", "TEXT"),
     ("event_type", "TEXT"),
     ("occurred_ms", "BIGINT"),
@@ -301,20 +301,13 @@ _HOLD_COLUMNS = (
     ("part", "INTEGER"),
     ("off", "BIGINT"),
     ("producer_id", "TEXT"),
-    ("payload", "TEXT"),
-    ("held_ms", "BIGINT"),
 )
+_HOLD_COLUMNS = (*_HELD_KEY_COLUMNS, *_EVENT_COLUMNS, ("payload", "TEXT"), ("held_ms", "BIGINT"))
 _RECORD_COLUMNS = (
     *_KEY_COLUMNS,
     ("seq", "BIGINT"),
     ("kind", "TEXT"),
-    ("event_id", "TEXT"),
-    ("event_type", "TEXT"),
-    ("occurred_ms", "BIGINT"),
-    ("topic", "TEXT"),
-    ("part", "INTEGER"),
-    ("off", "BIGINT"),
-    ("producer_id", "TEXT"),
+    *_EVENT_COLUMNS,
     ("sequence", "BIGINT"),
     ("payload", "TEXT"),
     ("prev_hash", "TEXT"),
