@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import structlog
 from prometheus_client import Counter
 
-from agentflux.consumers._audit_chain import COLUMNS, GENESIS, ChainEnd, ChainKey, Entry, Fold
+from agentflux.consumers._audit_chain import GENESIS, ChainEnd, ChainKey, Entry, Fold
 from agentflux.consumers._audit_clock import StreamClock
 from agentflux.consumers._audit_report import (
     ChainReport,
@@ -242,13 +242,11 @@ async def _held(tx: Transaction, keys: list[ChainKey]) -> dict[ChainKey, dict[in
 async def _write(tx: Transaction, fold: Fold) -> None:
     """Everything the fold decided, one statement per table, each in key order."""
     await tx.execute_rows(_RELEASE, _HELD_KEY_COLUMNS, sorted(fold.released))
-    await tx.execute_rows(
-        _HOLD,
-        _HOLD_COLUMNS,
-        [_held_row(entry, fold.held_ms) for entry in fold.new_held()],
+    await tx.insert_rows(
+        "audit_pending", _HOLD_COLUMNS, [_held_row(e, fold.held_ms) for e in fold.new_held()]
     )
     records: list[tuple[Any, ...]] = sorted(fold.records, key=_record_key)
-    await tx.execute_rows(_APPEND, _RECORD_COLUMNS, records)
+    await tx.insert_rows("audit_chain", _RECORD_COLUMNS, records)
     await tx.execute_rows(
         _MOVE_ENDS,
         _END_COLUMNS,
@@ -337,13 +335,6 @@ _RELEASE = (
     "DELETE FROM audit_pending WHERE (session_id, chain, sequence) IN "
     "(SELECT r.session_id, r.chain, r.sequence FROM {rows})"
 )
-_HOLD = (
-    "INSERT INTO audit_pending (session_id, chain, sequence, event_id, event_type, occurred_ms, "
-    "topic, part, off, producer_id, payload, held_ms) SELECT r.session_id, r.chain, r.sequence, "
-    "r.event_id, r.event_type, r.occurred_ms, r.topic, r.part, r.off, r.producer_id, r.payload, "
-    "r.held_ms FROM {rows}"
-)
-_APPEND = f"INSERT INTO audit_chain ({COLUMNS}) SELECT {', '.join(f'r.{name}' for name, _ in _RECORD_COLUMNS)} FROM {{rows}}"  # noqa: S608  # column names are ours
 _MOVE_ENDS = (
     "UPDATE audit_cursor SET next_sequence = r.next_sequence, last_seq = r.last_seq, "
     "last_hash = r.last_hash FROM {rows} "

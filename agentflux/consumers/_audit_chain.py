@@ -34,9 +34,9 @@ def link(previous: str, payload: str) -> str:
     return hashlib.sha256(f"{previous}{payload}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen one's __init__ costs a setattr call per field
 class Entry:
-    """An event as the chain records it."""
+    """An event as the chain records it (never changed once made)."""
 
     session_id: str
     chain: str
