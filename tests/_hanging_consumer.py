@@ -10,6 +10,8 @@ whole fetches (its ``apply_batch``), and the hang comes after the first part of 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,7 @@ from agentflux.consumers._ports import apply_events
 from agentflux.kafka import AgentfluxSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from agentflux.consumers._ports import Position, Transaction, View
     from agentflux.schemas import BaseEvent
@@ -66,6 +68,45 @@ class HangingBatchView(HangingView):
         if len(within) < len(events):
             self._marker.write_text("hung\n")
             await asyncio.Event().wait()
+
+
+async def kill_when_hung(
+    arguments: list[str], marker: Path, env: dict[str, str], timeout_s: float
+) -> None:
+    """Run this script with ``arguments`` (``marker`` among them) and SIGKILL it once it hangs."""
+    command = [sys.executable, __file__, *arguments]
+    hanging = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not marker.exists():
+                assert hanging.poll() is None, "the hanging consumer exited early"  # a test helper
+                await asyncio.sleep(0.05)  # poll for the marker the child writes
+        hanging.send_signal(signal.SIGKILL)
+        hanging.wait()
+    finally:
+        hanging.kill()
+
+
+async def serve_until(
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    done: Callable[[], Awaitable[bool]],
+    timeout_s: float,
+) -> None:
+    """Run a service (output to ``log``) until ``done()``, then SIGTERM it: it must exit 0."""
+    with log.open("wb") as sink:
+        service = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not await done():
+                await asyncio.sleep(0.1)  # poll what the service recorded
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=60) == 0  # a clean shutdown on SIGTERM
+    finally:
+        service.kill()
 
 
 async def _main(  # noqa: PLR0913  # the script's arguments, passed through

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import subprocess
 import sys
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from _cli import cli_env, rebuild_into
+from _hanging_consumer import kill_when_hung, serve_until
 from _traffic import prefixed_topics
 
 from agentflux.consumers import SqliteStore, audit_report, verify_audit
 from agentflux.producers import EventPublisher, Simulator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import Cluster
 
 pytestmark = [pytest.mark.cluster3, pytest.mark.slow]
@@ -54,45 +53,20 @@ async def test_audit_killed_mid_batch_on_three_nodes_ends_with_the_same_hashes(
     # The first run hangs inside a batch's open transaction, part of the fetch applied, then
     # is SIGKILLed there: deterministic, unlike racing a consumer that may finish first.
     marker = tmp_path / "hung"
-    hanging = [
-        sys.executable,
-        str(Path(__file__).parents[1] / "_hanging_consumer.py"),
-        "audit",
-        f"sqlite:///{store_path}",
-        group_id,
-        str(total // 2),
-        str(marker),
-        "--batch",
-    ]
-    first = subprocess.Popen(hanging, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        async with asyncio.timeout(180):
-            while not marker.exists():
-                assert first.poll() is None, "the hanging consumer exited early"
-                await asyncio.sleep(0.05)  # poll for the marker the child writes
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    finally:
-        first.kill()
+    hang_after = str(total // 2)
+    store_url = f"sqlite:///{store_path}"
+    await kill_when_hung(
+        ["audit", store_url, group_id, hang_after, str(marker), "--batch"], marker, env, 180
+    )
     killed_at = await _applied(store_path, group_id)
     assert 0 < killed_at <= total // 2  # committed batches survived; the hung one did not
 
-    command = [sys.executable, "-c", "from agentflux.cli import main; main()", "consume", "audit"]
-    with (tmp_path / "service.log").open("wb") as sink:
-        second = subprocess.Popen(
-            [*command, "--store", f"sqlite:///{store_path}", "--group-id", group_id],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        async with asyncio.timeout(240):
-            while await _applied(store_path, group_id) < total:
-                await asyncio.sleep(0.1)  # poll the store's recorded progress
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=60) == 0  # a clean shutdown on SIGTERM
-    finally:
-        second.kill()
+    async def caught_up() -> bool:
+        return await _applied(store_path, group_id) >= total
+
+    service = [sys.executable, "-c", "from agentflux.cli import main; main()", "consume", "audit"]
+    service += ["--store", store_url, "--group-id", group_id]
+    await serve_until(service, env, tmp_path / "service.log", caught_up, 240)
 
     async with SqliteStore(store_path) as live:
         assert await verify_audit(live) == []
