@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentflux.consumers._audit import AuditView
+from agentflux.consumers._audit_runner import AuditRunner
 from agentflux.consumers._context import ContextView
 from agentflux.consumers._metrics import MetricsView
 from agentflux.consumers._runner import GroupRunner
@@ -35,6 +36,7 @@ class GroupSpec:
     categories: tuple[EventCategory, ...]
     make_view: Callable[[], View] | None
     description: str
+    runner: type[GroupRunner] = GroupRunner  # the audit's also sweeps for gaps when idle
 
     @property
     def is_view(self) -> bool:
@@ -73,6 +75,7 @@ SHIPPED_GROUPS: dict[str, GroupSpec] = {
         tuple(EventCategory),
         AuditView,
         "Append-only, hash-chained audit trail of every event.",
+        AuditRunner,
     ),
     "hitl-timeouts": GroupSpec(
         "hitl-timeouts",
@@ -99,7 +102,7 @@ def shipped_runner(
     """A runner for one shipped view group, applying its view to ``store``."""
     spec = SHIPPED_GROUPS[name]
     settings = settings or AgentfluxSettings()
-    return GroupRunner(
+    return spec.runner(
         group_id or spec.group_id,
         spec.topics(settings),
         settings=settings,
