@@ -21,7 +21,7 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
@@ -29,24 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["ContextView", "get_context"]
 
 _TOOL_DONE = {ToolExecutionCompletedEvent: "completed", ToolExecutionFailedEvent: "failed"}
-_FOLDED = frozenset(
-    {
-        SessionCreatedEvent,
-        SessionDeletedEvent,
-        SessionMessageAddedEvent,
-        AgentSwitchedEvent,
-        ToolExecutionRequestedEvent,
-        *_TOOL_DONE,
-        ToolApprovalRequiredEvent,
-        HitlApprovalRequestedEvent,
-        HitlDecisionMadeEvent,
-        HitlTimeoutOccurredEvent,
-    }
-)  # the types whose fields the view keeps, beyond the session's last activity
-
-
-def _ms(event: BaseEvent) -> int:
-    return int(event.occurred_at.timestamp() * 1000)
 
 
 # Where a hand-over stands in its session's order: (at_ms, producer_id, sequence).
@@ -147,69 +129,27 @@ class _Batch:
         self.approvals: dict[tuple[str, str], _Approval] = {}
 
     def add(self, event: BaseEvent) -> None:
-        sid, at = event.session_id, _ms(event)
+        sid = event.session_id
+        at = int(event.occurred_at.timestamp() * 1000)  # inline: it runs for every event
         session = self.sessions.get(sid)
         if session is None:
             session = self.sessions[sid] = _Session(at)
         elif at > session.last_ms:
             session.last_ms = at
-        # Most events only touch the session's activity: no pattern matching for them (each
-        # class pattern is an isinstance check through pydantic's ABC metaclass).
-        if type(event) in _FOLDED and not self._session_event(session, event, at):
-            self._row_event(sid, event)
+        # Most events only touch the session's activity. A table by exact type, not pattern
+        # matching: each class pattern is an isinstance check through pydantic's ABC metaclass.
+        fold = _FOLDS.get(type(event))
+        if fold is not None:
+            fold(self, session, event, at)
 
-    def _session_event(self, session: _Session, event: BaseEvent, at: int) -> bool:
-        """Fold an event that changes the session's own row; False for any other event."""
-        match event:
-            case SessionCreatedEvent():
-                session.created = True
-                if session.initial_agent is None:
-                    session.initial_agent = event.initial_agent
-                session.user_id = event.user_id
-            case SessionDeletedEvent():
-                session.deleted = True
-            case SessionMessageAddedEvent():
-                session.messages += 1
-            case AgentSwitchedEvent():
-                # The latest in the session's order wins, so one applied late (a re-driven dead
-                # letter, a replay) never takes the session back.
-                order = (at, event.producer_id, event.sequence)
-                if session.handover is None or _supersedes(order, session.handover[0]):
-                    session.handover = (order, event.to_agent)
-                key = (event.session_id, str(event.event_id))
-                self.handovers.setdefault(
-                    key, (*key, *order, event.from_agent, event.to_agent, event.reason)
-                )
-            case _:
-                return False
-        return True
-
-    def _row_event(self, sid: str, event: BaseEvent) -> None:
-        """Fold an event about one of the session's tool calls or approvals."""
-        match event:
-            case ToolExecutionRequestedEvent():
-                self._tool(sid, event.call_id, event.tool_name, None)
-            case ToolExecutionCompletedEvent() | ToolExecutionFailedEvent():
-                self._tool(sid, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
-            case ToolApprovalRequiredEvent() | HitlApprovalRequestedEvent():
-                self._approval(sid, event.approval_id, None, event.call_id)
-            case HitlDecisionMadeEvent():
-                self._approval(sid, event.approval_id, event.decision.value.lower(), None)
-            case HitlTimeoutOccurredEvent():
-                self._approval(sid, event.approval_id, "timed_out", None)
-            case _:
-                pass
-
-    def _tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
+    def tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
         tool = self.tools.get((sid, call_id))
         if tool is None:
             tool = self.tools[sid, call_id] = _Tool(tool_name)
         if outcome is not None:
             tool.status = outcome
 
-    def _approval(
-        self, sid: str, approval_id: str, status: str | None, call_id: str | None
-    ) -> None:
+    def approval(self, sid: str, approval_id: str, status: str | None, call_id: str | None) -> None:
         # Requests and decisions travel on different topics, so either may be applied first:
         # a request never overwrites a decision, and the call id is kept from whichever has it.
         # The first outcome (decision or timeout, in the hitl partition's order) stays: a late
@@ -255,6 +195,88 @@ class _Batch:
             _APPROVAL_COLUMNS,
             [(*key, a.status, a.call_id) for key, a in sorted(self.approvals.items())],
         )
+
+
+def _created(_batch: _Batch, session: _Session, event: SessionCreatedEvent, _at: int) -> None:
+    session.created = True
+    if session.initial_agent is None:
+        session.initial_agent = event.initial_agent
+    session.user_id = event.user_id
+
+
+def _deleted(_batch: _Batch, session: _Session, _event: SessionDeletedEvent, _at: int) -> None:
+    session.deleted = True
+
+
+def _message(_batch: _Batch, session: _Session, _event: SessionMessageAddedEvent, _at: int) -> None:
+    session.messages += 1
+
+
+def _handed_over(batch: _Batch, session: _Session, event: AgentSwitchedEvent, at: int) -> None:
+    # The latest in the session's order wins, so one applied late (a re-driven dead letter, a
+    # replay) never takes the session back.
+    order = (at, event.producer_id, event.sequence)
+    if session.handover is None or _supersedes(order, session.handover[0]):
+        session.handover = (order, event.to_agent)
+    key = (event.session_id, str(event.event_id))
+    batch.handovers.setdefault(key, (*key, *order, event.from_agent, event.to_agent, event.reason))
+
+
+def _tool_requested(
+    batch: _Batch,
+    _session: _Session,
+    event: ToolExecutionRequestedEvent,
+    _at: int,
+) -> None:
+    batch.tool(event.session_id, event.call_id, event.tool_name, None)
+
+
+def _tool_done(
+    batch: _Batch,
+    _session: _Session,
+    event: ToolExecutionCompletedEvent | ToolExecutionFailedEvent,
+    _at: int,
+) -> None:
+    batch.tool(event.session_id, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
+
+
+def _approval_asked(
+    batch: _Batch,
+    _session: _Session,
+    event: ToolApprovalRequiredEvent | HitlApprovalRequestedEvent,
+    _at: int,
+) -> None:
+    batch.approval(event.session_id, event.approval_id, None, event.call_id)
+
+
+def _decided(batch: _Batch, _session: _Session, event: HitlDecisionMadeEvent, _at: int) -> None:
+    batch.approval(event.session_id, event.approval_id, event.decision.value.lower(), None)
+
+
+def _timed_out(
+    batch: _Batch,
+    _session: _Session,
+    event: HitlTimeoutOccurredEvent,
+    _at: int,
+) -> None:
+    batch.approval(event.session_id, event.approval_id, "timed_out", None)
+
+
+# The types whose fields the view keeps, beyond the session's last activity, and how (each
+# fold takes the batch, the session, the event and its time, whether it needs them or not).
+_FOLDS: dict[type[BaseEvent], Callable[[_Batch, _Session, Any, int], None]] = {
+    SessionCreatedEvent: _created,
+    SessionDeletedEvent: _deleted,
+    SessionMessageAddedEvent: _message,
+    AgentSwitchedEvent: _handed_over,
+    ToolExecutionRequestedEvent: _tool_requested,
+    ToolExecutionCompletedEvent: _tool_done,
+    ToolExecutionFailedEvent: _tool_done,
+    ToolApprovalRequiredEvent: _approval_asked,
+    HitlApprovalRequestedEvent: _approval_asked,
+    HitlDecisionMadeEvent: _decided,
+    HitlTimeoutOccurredEvent: _timed_out,
+}
 
 
 _SESSION_COLUMNS = (
