@@ -240,3 +240,26 @@ async def test_an_old_postgres_store_migrates(postgres_url: str) -> None:
     """A PostgreSQL context store made before the order columns gains them and keeps its rows."""
     async with PostgresStore(await fresh_postgres_database(postgres_url)) as store:
         await _migrates_an_old_store(store)
+
+
+async def test_the_rebuild_comparison_sees_the_order_columns(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Two context stores that differ only in a hand-over's sequence compare as different."""
+    events = await _stamped(
+        [AgentSwitchedEvent(session_id="s-1", from_agent="a", to_agent="b", occurred_at=_MOMENT)]
+    )
+    folder = tmp_path_factory.mktemp("compare")
+    async with (
+        SqliteStore(folder / "live.db") as live,
+        SqliteStore(folder / "rebuilt.db") as rebuilt,
+    ):
+        for store in (live, rebuilt):
+            await store.migrate(_VIEW.ddl)
+            async with store.transaction() as tx:
+                await apply_events(_VIEW, tx, [(e, Position(e.topic, 0, 0)) for e in events])
+        assert await compare_views(_VIEW, live, rebuilt) == []
+        async with rebuilt.transaction() as tx:
+            await tx.execute("UPDATE ctx_handovers SET sequence = sequence + 1")
+        differences = await compare_views(_VIEW, live, rebuilt)
+        assert differences[0].startswith("ctx_handovers: 1 row(s) only in the live view")
