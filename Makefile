@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format generate typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-stores bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format generate typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-stores bench-live bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,11 +105,14 @@ down: ## Stop everything the local launcher started
 status: ## Show what the local launcher runs
 	$(BIN)/agentflux status
 
-bench: install ## Benchmarks against raw aiokafka (~7 min), report under bench/results/
+bench: install ## Benchmarks against raw aiokafka and the store side, live groups included (~11 min), report under bench/results/
 	$(PY) -m bench.run
 
 bench-stores: install ## Only the store side: each view rebuilt into SQLite and PostgreSQL (~5 min), bench/results/stores.*
 	$(PY) -m bench.run --stores
+
+bench-live: install ## Only the live groups on PostgreSQL: lag at 10k events/s for 60 s, publish -> visible at 1k/s (~3 min), bench/results/live.*
+	$(PY) -m bench.run --live
 
 bench-public-path: install ## The benchmarks with every acceleration off (aiokafka's public API only), beside the others
 	AGENTFLUX_ACCELERATE=0 $(PY) -m bench.run

@@ -2,7 +2,8 @@
 
 Writes ``bench/results/latest.json`` and ``bench/results/latest.md`` (figures and ratios);
 ``--quick`` writes ``quick.json`` and ``quick.md`` beside them instead; ``--stores`` runs only the
-store side (the views rebuilt into SQLite and PostgreSQL) into ``stores.{json,md}``. With every acceleration
+store side (the views rebuilt into SQLite and PostgreSQL) into ``stores.{json,md}``; ``--live`` only
+the live groups on PostgreSQL (lag at 10k events/s, publish -> visible) into ``live.{json,md}``. With every acceleration
 off (``AGENTFLUX_ACCELERATE=0``: aiokafka's public API only) the names end in ``-public-path``.
 Uses the cluster named by ``AGENTFLUX_BOOTSTRAP_SERVERS``/``AGENTFLUX_REGISTRY_URL`` or starts a
 local one for the run.
@@ -23,6 +24,7 @@ from bench._cluster import local_or_given_cluster, make_topics
 from bench._consume import bench_consume, bench_rebuild
 from bench._end_to_end import bench_latency
 from bench._events import EVENTS_SEED, generated_events
+from bench._live import bench_live, live_markdown
 from bench._machine import machine_report, yardstick_us
 from bench._publish import bench_publish, bench_publish_fresh
 from bench._report import run_markdown, write_report
@@ -66,7 +68,18 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
         with tempfile.TemporaryDirectory() as directory:
             report["rebuild"] = await bench_rebuild(settings, count, Path(directory))
             report["stores"] = await bench_stores(settings, count, Path(directory), rounds=rounds)
+            if not quick:  # a minute of 10k events/s and half a minute at 1k: never quick
+                report["live"] = await bench_live(settings, Path(directory))
     return report
+
+
+async def live_only() -> dict[str, Any]:
+    """Only the live groups on PostgreSQL (``make bench-live``), with the machine's figures."""
+    with local_or_given_cluster() as (settings, _), tempfile.TemporaryDirectory() as directory:
+        return {
+            "machine": await machine_report(),
+            "live": await bench_live(settings, Path(directory)),
+        }
 
 
 async def stores_only(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, passed straight through
@@ -94,6 +107,11 @@ def cli() -> None:
     parser.add_argument(
         "--stores", action="store_true", help="only the store side: the views' rebuild throughput"
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="only the live groups on PostgreSQL: lag at 10k events/s, publish -> visible",
+    )
     args = parser.parse_args()
     # A quick run never replaces the full figures, nor a run on the public path the accelerated.
     public = "" if accelerations_wanted() else "-public-path"
@@ -101,10 +119,22 @@ def cli() -> None:
     if args.stores:
         _write_stores(stores, run_event_loop(stores_only(args.quick)))
         return
+    if args.live:
+        _write_live("live" + public, run_event_loop(live_only()))
+        return
     report = run_event_loop(main(args.quick))
     write_report(("quick" if args.quick else "latest") + public, report, run_markdown(report))
     # The store side's own files too: the docs' store table reads them.
     _write_stores(stores, {key: report[key] for key in ("machine", "mode", "rounds", "stores")})
+    if "live" in report:
+        _write_live("live" + public, {key: report[key] for key in ("machine", "live")})
+
+
+def _write_live(name: str, report: dict[str, Any]) -> None:
+    # The lines go in the JSON too: the docs' Performance page shows them as they are.
+    report["live"]["markdown"] = live_markdown(report["live"])
+    table = ["# agentflux live groups", "", *report["live"]["markdown"]]
+    write_report(name, report, "\n".join(table) + "\n")
 
 
 def _write_stores(name: str, report: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
@@ -29,24 +29,26 @@ if TYPE_CHECKING:
 __all__ = ["ContextView", "get_context"]
 
 _TOOL_DONE = {ToolExecutionCompletedEvent: "completed", ToolExecutionFailedEvent: "failed"}
-_FOLDED = frozenset(
-    {
-        SessionCreatedEvent,
-        SessionDeletedEvent,
-        SessionMessageAddedEvent,
-        AgentSwitchedEvent,
-        ToolExecutionRequestedEvent,
-        *_TOOL_DONE,
-        ToolApprovalRequiredEvent,
-        HitlApprovalRequestedEvent,
-        HitlDecisionMadeEvent,
-        HitlTimeoutOccurredEvent,
-    }
-)  # the types whose fields the view keeps, beyond the session's last activity
 
 
-def _ms(event: BaseEvent) -> int:
-    return int(event.occurred_at.timestamp() * 1000)
+# Where a hand-over stands in its session's order: (at_ms, producer_id, sequence).
+_Order = tuple[int, str | None, int | None]
+
+
+def _supersedes(new: _Order, old: _Order) -> bool:
+    """Whether a hand-over at ``new`` comes after one at ``old`` (docs: ordering guarantees).
+
+    One producer's numbered events follow their sequence, whatever their clocks say; any other
+    pair follows event time, then (producer id, sequence), and a full tie goes to ``new``, the
+    one applied later (offset order). ``_HANDED_OVER`` says the same in SQL.
+    """
+    at, producer, sequence = new
+    old_at, old_producer, old_sequence = old
+    numbered = sequence is not None and old_sequence is not None
+    if numbered and producer is not None and producer == old_producer:
+        return sequence > old_sequence  # type: ignore[operator]  # numbered: neither is None
+    rank = (at, producer or "", -1 if sequence is None else sequence)
+    return rank >= (old_at, old_producer or "", -1 if old_sequence is None else old_sequence)
 
 
 class ContextView:
@@ -61,8 +63,11 @@ class ContextView:
         (
             "CREATE TABLE IF NOT EXISTS ctx_handovers (session_id TEXT NOT NULL, event_id TEXT NOT NULL, "
             "at_ms BIGINT NOT NULL, from_agent TEXT NOT NULL, to_agent TEXT NOT NULL, reason TEXT NOT NULL, "
-            "PRIMARY KEY (session_id, event_id))"
+            "producer_id TEXT, sequence BIGINT, PRIMARY KEY (session_id, event_id))"
         ),
+        # Stores made before hand-overs kept their place in the producer's order.
+        "ALTER TABLE ctx_handovers ADD COLUMN IF NOT EXISTS producer_id TEXT",
+        "ALTER TABLE ctx_handovers ADD COLUMN IF NOT EXISTS sequence BIGINT",
         (
             "CREATE TABLE IF NOT EXISTS ctx_tools (session_id TEXT NOT NULL, call_id TEXT NOT NULL, "
             "tool_name TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (session_id, call_id))"
@@ -99,7 +104,7 @@ class _Session:
     created: bool = False
     initial_agent: str | None = None  # COALESCE over the created events: the first one's
     user_id: str | None = None  # the last created event's
-    handover: tuple[int, str] | None = None  # (at_ms, to_agent) of the latest hand-over
+    handover: tuple[_Order, str] | None = None  # (order, to_agent) of the latest hand-over
 
 
 @dataclass(slots=True)
@@ -119,73 +124,32 @@ class _Batch:
 
     def __init__(self) -> None:
         self.sessions: dict[str, _Session] = {}
-        self.handovers: dict[tuple[str, str], tuple[str, str, int, str, str, str]] = {}
+        self.handovers: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.tools: dict[tuple[str, str], _Tool] = {}
         self.approvals: dict[tuple[str, str], _Approval] = {}
 
     def add(self, event: BaseEvent) -> None:
-        sid, at = event.session_id, _ms(event)
+        sid = event.session_id
+        at = int(event.occurred_at.timestamp() * 1000)  # inline: it runs for every event
         session = self.sessions.get(sid)
         if session is None:
             session = self.sessions[sid] = _Session(at)
         elif at > session.last_ms:
             session.last_ms = at
-        # Most events only touch the session's activity: no pattern matching for them (each
-        # class pattern is an isinstance check through pydantic's ABC metaclass).
-        if type(event) in _FOLDED and not self._session_event(session, event, at):
-            self._row_event(sid, event)
+        # Most events only touch the session's activity. A table by exact type, not pattern
+        # matching: each class pattern is an isinstance check through pydantic's ABC metaclass.
+        fold = _FOLDS.get(type(event))
+        if fold is not None:
+            fold(self, session, event, at)
 
-    def _session_event(self, session: _Session, event: BaseEvent, at: int) -> bool:
-        """Fold an event that changes the session's own row; False for any other event."""
-        match event:
-            case SessionCreatedEvent():
-                session.created = True
-                if session.initial_agent is None:
-                    session.initial_agent = event.initial_agent
-                session.user_id = event.user_id
-            case SessionDeletedEvent():
-                session.deleted = True
-            case SessionMessageAddedEvent():
-                session.messages += 1
-            case AgentSwitchedEvent():
-                # The latest by event time wins (a later one of equal time too), so one applied
-                # late (a re-driven dead letter, a replay) never takes the session back.
-                if session.handover is None or at >= session.handover[0]:
-                    session.handover = (at, event.to_agent)
-                key = (event.session_id, str(event.event_id))
-                self.handovers.setdefault(
-                    key, (*key, at, event.from_agent, event.to_agent, event.reason)
-                )
-            case _:
-                return False
-        return True
-
-    def _row_event(self, sid: str, event: BaseEvent) -> None:
-        """Fold an event about one of the session's tool calls or approvals."""
-        match event:
-            case ToolExecutionRequestedEvent():
-                self._tool(sid, event.call_id, event.tool_name, None)
-            case ToolExecutionCompletedEvent() | ToolExecutionFailedEvent():
-                self._tool(sid, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
-            case ToolApprovalRequiredEvent() | HitlApprovalRequestedEvent():
-                self._approval(sid, event.approval_id, None, event.call_id)
-            case HitlDecisionMadeEvent():
-                self._approval(sid, event.approval_id, event.decision.value.lower(), None)
-            case HitlTimeoutOccurredEvent():
-                self._approval(sid, event.approval_id, "timed_out", None)
-            case _:
-                pass
-
-    def _tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
+    def tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
         tool = self.tools.get((sid, call_id))
         if tool is None:
             tool = self.tools[sid, call_id] = _Tool(tool_name)
         if outcome is not None:
             tool.status = outcome
 
-    def _approval(
-        self, sid: str, approval_id: str, status: str | None, call_id: str | None
-    ) -> None:
+    def approval(self, sid: str, approval_id: str, status: str | None, call_id: str | None) -> None:
         # Requests and decisions travel on different topics, so either may be applied first:
         # a request never overwrites a decision, and the call id is kept from whichever has it.
         # The first outcome (decision or timeout, in the hitl partition's order) stays: a late
@@ -218,7 +182,7 @@ class _Batch:
         await tx.execute_rows(
             _HANDED_OVER,
             _HANDED_OVER_COLUMNS,
-            [(sid, s.handover[1], s.handover[0]) for sid, s in sessions if s.handover],
+            [(sid, s.handover[1], *s.handover[0]) for sid, s in sessions if s.handover],
         )
         await tx.execute_rows(_INSERT_HANDOVERS, _HANDOVER_COLUMNS, sorted(self.handovers.values()))
         await tx.execute_rows(
@@ -231,6 +195,88 @@ class _Batch:
             _APPROVAL_COLUMNS,
             [(*key, a.status, a.call_id) for key, a in sorted(self.approvals.items())],
         )
+
+
+def _created(_batch: _Batch, session: _Session, event: SessionCreatedEvent, _at: int) -> None:
+    session.created = True
+    if session.initial_agent is None:
+        session.initial_agent = event.initial_agent
+    session.user_id = event.user_id
+
+
+def _deleted(_batch: _Batch, session: _Session, _event: SessionDeletedEvent, _at: int) -> None:
+    session.deleted = True
+
+
+def _message(_batch: _Batch, session: _Session, _event: SessionMessageAddedEvent, _at: int) -> None:
+    session.messages += 1
+
+
+def _handed_over(batch: _Batch, session: _Session, event: AgentSwitchedEvent, at: int) -> None:
+    # The latest in the session's order wins, so one applied late (a re-driven dead letter, a
+    # replay) never takes the session back.
+    order = (at, event.producer_id, event.sequence)
+    if session.handover is None or _supersedes(order, session.handover[0]):
+        session.handover = (order, event.to_agent)
+    key = (event.session_id, str(event.event_id))
+    batch.handovers.setdefault(key, (*key, *order, event.from_agent, event.to_agent, event.reason))
+
+
+def _tool_requested(
+    batch: _Batch,
+    _session: _Session,
+    event: ToolExecutionRequestedEvent,
+    _at: int,
+) -> None:
+    batch.tool(event.session_id, event.call_id, event.tool_name, None)
+
+
+def _tool_done(
+    batch: _Batch,
+    _session: _Session,
+    event: ToolExecutionCompletedEvent | ToolExecutionFailedEvent,
+    _at: int,
+) -> None:
+    batch.tool(event.session_id, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
+
+
+def _approval_asked(
+    batch: _Batch,
+    _session: _Session,
+    event: ToolApprovalRequiredEvent | HitlApprovalRequestedEvent,
+    _at: int,
+) -> None:
+    batch.approval(event.session_id, event.approval_id, None, event.call_id)
+
+
+def _decided(batch: _Batch, _session: _Session, event: HitlDecisionMadeEvent, _at: int) -> None:
+    batch.approval(event.session_id, event.approval_id, event.decision.value.lower(), None)
+
+
+def _timed_out(
+    batch: _Batch,
+    _session: _Session,
+    event: HitlTimeoutOccurredEvent,
+    _at: int,
+) -> None:
+    batch.approval(event.session_id, event.approval_id, "timed_out", None)
+
+
+# The types whose fields the view keeps, beyond the session's last activity, and how (each
+# fold takes the batch, the session, the event and its time, whether it needs them or not).
+_FOLDS: dict[type[BaseEvent], Callable[[_Batch, _Session, Any, int], None]] = {
+    SessionCreatedEvent: _created,
+    SessionDeletedEvent: _deleted,
+    SessionMessageAddedEvent: _message,
+    AgentSwitchedEvent: _handed_over,
+    ToolExecutionRequestedEvent: _tool_requested,
+    ToolExecutionCompletedEvent: _tool_done,
+    ToolExecutionFailedEvent: _tool_done,
+    ToolApprovalRequiredEvent: _approval_asked,
+    HitlApprovalRequestedEvent: _approval_asked,
+    HitlDecisionMadeEvent: _decided,
+    HitlTimeoutOccurredEvent: _timed_out,
+}
 
 
 _SESSION_COLUMNS = (
@@ -253,25 +299,42 @@ _CREATED = (
     "UPDATE ctx_sessions SET current_agent = COALESCE(ctx_sessions.current_agent, r.initial_agent), "
     "user_id = r.user_id FROM {rows} WHERE ctx_sessions.session_id = r.session_id"
 )
-# Run before this batch's hand-overs are stored: none of them is later than the batch's latest.
-_HANDED_OVER_COLUMNS = (("session_id", "TEXT"), ("to_agent", "TEXT"), ("at_ms", "BIGINT"))
+# Run before this batch's hand-overs are stored: none of them is after the batch's latest.
+_HANDED_OVER_COLUMNS = (
+    ("session_id", "TEXT"),
+    ("to_agent", "TEXT"),
+    ("at_ms", "BIGINT"),
+    ("producer_id", "TEXT"),
+    ("sequence", "BIGINT"),
+)
 _HANDED_OVER = (
     "UPDATE ctx_sessions SET current_agent = r.to_agent FROM {rows} "
     "WHERE ctx_sessions.session_id = r.session_id AND NOT EXISTS "
-    "(SELECT 1 FROM ctx_handovers h WHERE h.session_id = r.session_id AND h.at_ms > r.at_ms)"
+    "(SELECT 1 FROM ctx_handovers h WHERE h.session_id = r.session_id AND ("
+    # h strictly after r by _supersedes (a tie leaves r, applied later, the current one):
+    # one producer's numbers, else (time, producer, number).
+    "(COALESCE(h.producer_id = r.producer_id AND h.sequence IS NOT NULL "
+    "AND r.sequence IS NOT NULL, false) AND h.sequence > r.sequence) OR "
+    "(NOT COALESCE(h.producer_id = r.producer_id AND h.sequence IS NOT NULL "
+    "AND r.sequence IS NOT NULL, false) AND "
+    "(h.at_ms, COALESCE(h.producer_id, ''), COALESCE(h.sequence, -1)) > "
+    "(r.at_ms, COALESCE(r.producer_id, ''), COALESCE(r.sequence, -1)))))"
 )
 _HANDOVER_COLUMNS = (
     ("session_id", "TEXT"),
     ("event_id", "TEXT"),
     ("at_ms", "BIGINT"),
+    ("producer_id", "TEXT"),
+    ("sequence", "BIGINT"),
     ("from_agent", "TEXT"),
     ("to_agent", "TEXT"),
     ("reason", "TEXT"),
 )
 _INSERT_HANDOVERS = (
-    "INSERT INTO ctx_handovers (session_id, event_id, at_ms, from_agent, to_agent, reason) "
-    "SELECT r.session_id, r.event_id, r.at_ms, r.from_agent, r.to_agent, r.reason FROM {rows} "
-    "WHERE true ON CONFLICT (session_id, event_id) DO NOTHING"
+    "INSERT INTO ctx_handovers "
+    "(session_id, event_id, at_ms, producer_id, sequence, from_agent, to_agent, reason) "
+    "SELECT r.session_id, r.event_id, r.at_ms, r.producer_id, r.sequence, r.from_agent, "
+    "r.to_agent, r.reason FROM {rows} WHERE true ON CONFLICT (session_id, event_id) DO NOTHING"
 )
 _TOOL_COLUMNS = (
     ("session_id", "TEXT"),
@@ -309,7 +372,8 @@ async def get_context(store: Store, session_id: str) -> dict[str, Any] | None:
         if session is None:
             return None
         handovers = await tx.fetch(
-            "SELECT from_agent, to_agent, reason, at_ms FROM ctx_handovers WHERE session_id = $1 ORDER BY at_ms, event_id",
+            "SELECT from_agent, to_agent, reason, at_ms FROM ctx_handovers WHERE session_id = $1 "
+            "ORDER BY at_ms, COALESCE(producer_id, ''), COALESCE(sequence, -1), event_id",
             session_id,
         )
         tools = await tx.fetch(

@@ -184,10 +184,20 @@ class Store(ABC):
         """A transaction: committed when the block exits normally, rolled back on error."""
 
     async def migrate(self, statements: Sequence[str]) -> None:
-        """Create tables and indexes (idempotent ``IF NOT EXISTS`` statements)."""
+        """Create tables and indexes (idempotent ``IF NOT EXISTS`` statements).
+
+        ``ALTER TABLE t ADD COLUMN IF NOT EXISTS c TYPE`` brings a table made by an older
+        version up to its ``CREATE`` (which names the column too), on every adapter.
+        """
         async with self.transaction() as tx:
             for statement in (*_BOOKKEEPING_DDL, *statements):
-                await tx.execute(statement)
+                runnable = await self._ddl_form(tx, statement)
+                if runnable is not None:
+                    await tx.execute(runnable)
+
+    async def _ddl_form(self, tx: Transaction, statement: str) -> str | None:  # noqa: ARG002  # adapters that need to look use it
+        """``statement`` as this database runs it; None to skip it (already in place)."""
+        return statement
 
     async def positions(self, group: str) -> dict[tuple[str, int], int]:
         """Every partition's last applied offset for ``group``."""

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["GroupRunner", "apply_fetched"]
 
 _log = structlog.get_logger("agentflux.runner")
+_new_tuple = tuple.__new__
 _PROGRESS_EVERY_S = 10.0  # a service's progress line: often enough to watch, never per event
 
 
@@ -86,13 +87,13 @@ async def apply_fetched(
     they are counted, by topic, and left out of ``effects``.
     """
     guards = await tx.applied_positions(group)
-    fresh: list[tuple[BaseEvent, Position]] = []
+    # One comprehension for the common case, every event fresh; counted only if some are not.
+    fresh = [item for item in events if item[1].offset > guards.get(item[1][:2], -1)]
     already: dict[str, int] = {}
-    for event, position in events:
-        if position.offset > guards.get((position.topic, position.partition), -1):
-            fresh.append((event, position))
-        else:
-            already[position.topic] = already.get(position.topic, 0) + 1
+    if len(fresh) < len(events):
+        for _, position in events:
+            if position.offset <= guards.get(position[:2], -1):
+                already[position.topic] = already.get(position.topic, 0) + 1
     await effects(tx, fresh)
     await tx.record_positions(group, ends)
     return already
@@ -163,6 +164,8 @@ class GroupRunner:
         self._lags: dict[TopicPartition, int] = {}
         self._progress_at = (time.monotonic(), 0)  # (when, handled then)
         self._marked: dict[TopicPartition, int] = {}  # the offset each partition resumes at
+        # A store-backed runner's last fetch, being written while the next one is decoded.
+        self._writing: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -240,6 +243,7 @@ class GroupRunner:
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
             opened.push_async_callback(stop_consumer, self._consumer)
+            opened.push_async_callback(self._written, cancel=True)  # a failed run leaves it
             self._consumer.subscribe(self.topics, listener=Rebalances(self))
             await self._consumer.start()
             self._commits.consumer = self._consumer
@@ -251,7 +255,9 @@ class GroupRunner:
                 if batches:
                     await self._handle_fetched(batches)
                 else:
+                    await self._written()
                     await self._past_control_records()
+            await self._written()
             async with self.batch_lock:
                 await self.commit_now()
 
@@ -265,11 +271,58 @@ class GroupRunner:
     async def _handle_fetched(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        if self.store is not None:
+            await self._write_behind(batches)
+            return
         async with self.batch_lock:
             try:
                 await self._partitions(batches)
             except _BatchLeft:
                 return  # stopping, or its partitions go to a rebalance: they restart from commits
+            self._commits.soon()
+        self._update_lag(batches)
+
+    async def _write_behind(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        """Decode this fetch while the store writes the last one, then write it in the background.
+
+        The decode (CPU, this thread) and the store's write (SQLite's thread, or PostgreSQL's
+        round trips) overlap; one fetch is written at a time, in fetch order.
+        """
+        try:
+            decoded = await self._decode_fetch(batches)
+        except _BatchLeft:
+            return  # stopping, or its partitions go to a rebalance: they restart from commits
+        await self._written()
+        self._writing = asyncio.create_task(self._write_fetched(batches, decoded))
+
+    async def _written(self, *, cancel: bool = False) -> None:
+        """Wait for the fetch being written (its failure raised here); ``cancel``: stop it first."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        if cancel:
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writing
+            return
+        await writing
+
+    async def _write_fetched(
+        self,
+        batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+    ) -> None:
+        async with self.batch_lock:
+            # A rebalance may have taken partitions since the fetch (it waits for this lock, so
+            # not from here on): their new owner reads them from the last commit.
+            assigned = self._consumer.assignment()
+            batches = {tp: records for tp, records in batches.items() if tp in assigned}
+            try:
+                await self._store_partitions(batches, decoded)
+            except _BatchLeft:
+                return
             self._commits.soon()
         self._update_lag(batches)
 
@@ -383,9 +436,6 @@ class GroupRunner:
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         """Handle each partition's records; mark the handled ones' offsets for the next commit."""
-        if self.store is not None:
-            await self._store_partitions(batches)
-            return
         if len(batches) == 1:  # the common case at low rates: no task, no event-loop hop
             tp, records = next(iter(batches.items()))
             await self._partition(records)
@@ -425,7 +475,9 @@ class GroupRunner:
             failure = None
 
     async def _store_partitions(
-        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+        self,
+        batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
     ) -> None:
         """Every partition in one transaction; the ones it could not take, one by one after.
 
@@ -433,7 +485,7 @@ class GroupRunner:
         fetch share rows (a session's context fed from four topics, the metrics counters), and
         concurrent transactions on shared rows wait for each other or deadlock.
         """
-        applied = await self._store_batch(batches)
+        applied = await self._store_batch(batches, decoded)
         for tp, records in batches.items():
             if tp in applied:
                 self._commits.handled(tp, records[-1].offset + 1)
@@ -503,24 +555,34 @@ class GroupRunner:
         self._account(records[-1].topic, done, skipped, time.perf_counter() - started)
         return [], None
 
-    async def _store_batch(
+    async def _decode_fetch(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> set[TopicPartition]:
-        """Apply the decodable partitions of a fetch in one transaction; which ones it applied.
-
-        Empty when the transaction failed: the caller goes record by record, with retries.
-        """
-        assert self.store is not None  # noqa: S101  # checked by the caller
+    ) -> dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]]:
+        """Each partition's wanted events; a partition with an undecodable record left out."""
         decoded = {}
         for tp, records in batches.items():
             found = await self._decode_all(records)
             if found is not None:  # else the per-record path dead-letters the undecodable one
                 decoded[tp] = found
+        return decoded
+
+    async def _store_batch(
+        self,
+        batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+    ) -> set[TopicPartition]:
+        """Apply the decoded partitions of a fetch in one transaction; which ones it applied.
+
+        Empty when the transaction failed: the caller goes record by record, with retries.
+        """
+        assert self.store is not None  # noqa: S101  # checked by the caller
+        decoded = {tp: found for tp, found in decoded.items() if tp in batches}
         if not decoded:
             return set()
         started = time.perf_counter()
+        # tuple.__new__ straight: Position(...) goes through a Python-level __new__ per event.
         events = [
-            (event, Position(tp.topic, tp.partition, record.offset, record.timestamp))
+            (event, _new_tuple(Position, (tp.topic, tp.partition, record.offset, record.timestamp)))
             for tp, found in decoded.items()
             for event, record in found
         ]

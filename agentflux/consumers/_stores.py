@@ -166,6 +166,12 @@ class _SqliteTransaction(Transaction):
         await self._send(None)
 
 
+# SQLite has no ``ADD COLUMN IF NOT EXISTS``: the store looks at the table first.
+_ADD_COLUMN = re.compile(
+    r"ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) (.+)", re.IGNORECASE | re.DOTALL
+)
+
+
 class SqliteStore(Store):
     """SQLite in WAL mode: one connection on a thread of its own, transactions serialised.
 
@@ -217,6 +223,17 @@ class SqliteStore(Store):
             self._thread.shutdown(wait=False)  # idle: it ends at once
         self._connection = None
         self._thread = None
+
+    async def _ddl_form(self, tx: Transaction, statement: str) -> str | None:
+        added = _ADD_COLUMN.fullmatch(statement.strip())
+        if added is None:
+            return statement
+        table, column, kind = added.groups()
+        # Inside migrate's transaction (BEGIN IMMEDIATE): no other writer adds it meanwhile.
+        found = await tx.fetch("SELECT name FROM pragma_table_info($1)", table)
+        if any(row["name"] == column for row in found):
+            return None
+        return f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

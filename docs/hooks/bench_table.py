@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 RESULTS = Path("bench") / "results" / "latest.json"
 PUBLIC_PATH_RESULTS = Path("bench") / "results" / "latest-public-path.json"
 STORES_RESULTS = Path("bench") / "results" / "stores.json"
+LIVE_RESULTS = Path("bench") / "results" / "live.json"
 
 
 def _marker(results: Path) -> str:
@@ -162,11 +163,23 @@ def render_stores_table(results: dict[str, Any]) -> str:
     return "\n".join([_machine(results), caption, "", *header, *rows])
 
 
+def render_live_table(results: dict[str, Any]) -> str:
+    """The live groups' figures (Markdown), as the bench wrote them beside its numbers."""
+    try:
+        lines: list[str] = results["live"]["markdown"]
+    except KeyError as missing:
+        raise BenchResultsError(
+            f"{LIVE_RESULTS} has no {missing}: did its format change?"
+        ) from None
+    return "\n".join([_machine(results), *lines])
+
+
 # Where each table goes on the page, what it is made of, and the command that writes it.
 MARKERS = {
     _marker(RESULTS): (RESULTS, render_table, "make bench"),
     _marker(PUBLIC_PATH_RESULTS): (PUBLIC_PATH_RESULTS, render_table, "make bench-public-path"),
     _marker(STORES_RESULTS): (STORES_RESULTS, render_stores_table, "make bench-stores"),
+    _marker(LIVE_RESULTS): (LIVE_RESULTS, render_live_table, "make bench-live"),
 }
 
 

@@ -93,6 +93,18 @@ def test_the_store_table_shows_every_view_into_both_stores() -> None:
         bench_table.render_stores_table({"machine": {}})
 
 
+def test_the_live_table_shows_each_group_and_the_latency() -> None:
+    """The live table has a row per group and the publish -> visible p99, and refuses another format."""
+    results = json.loads((ROOT / "bench/results/live.json").read_text())
+    bench_table = _hook("bench_table")
+    table = bench_table.render_live_table(results)
+    for view in results["live"]["keep_up"]["groups"]:
+        assert any(line.startswith(f"| {view} |") for line in table.splitlines()), view
+    assert f"p99 {results['live']['visible']['p99_ms']} ms" in table
+    with pytest.raises(bench_table.BenchResultsError, match="live"):
+        bench_table.render_live_table({"machine": {}})
+
+
 def test_every_setting_is_documented() -> None:
     """Each AGENTFLUX_* setting of the settings model has its row in Running on a real cluster."""
     page = (ROOT / "docs/production.md").read_text()
