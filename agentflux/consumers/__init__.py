@@ -30,7 +30,7 @@ from agentflux.consumers._ports import BatchView, Store, Transaction, View
 from agentflux.consumers._records import Position
 from agentflux.consumers._runner import GroupRunner
 from agentflux.consumers._runner_metrics import RunnerMetrics
-from agentflux.consumers._start import StartPoint, StartPointError
+from agentflux.consumers._start import StartPoint, StartPointError, place_new_group
 from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "get_metrics",
     "get_tool_success_rate",
     "open_store",
+    "place_new_group",
     "render_prometheus",
     "verify_audit",
 ]
