@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from agentflux._cli_errors import RefusedError
+from agentflux._cli_errors import InputError
 from agentflux._cli_stores import shown_url, view_store
 from agentflux._group_lookup import find_group, known_groups
 from agentflux._rebuild import compare_views, rebuild_view, swap_into_live
@@ -67,7 +67,7 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
     """Rebuild a view from the earliest retained events into a fresh store; compare; swap."""
     spec = find_group(view, app=app)
     if not spec.is_view:
-        raise RefusedError(
+        raise InputError(
             f"the {spec.name} group keeps no view: there is nothing to rebuild",
             "groups with a view: "
             + ", ".join(found.name for found in known_groups() if found.spec.is_view),
