@@ -64,25 +64,47 @@ class ConsumerSpans:
 
     def _start(self, record: ConsumerRecord[bytes, bytes]) -> Span:
         traceparent = next((value for name, value in record.headers if name == _TRACEPARENT), None)
-        parent = (
-            _PROPAGATOR.extract({_TRACEPARENT: traceparent.decode(errors="replace")})
-            if traceparent
-            else None
+        return self._span(
+            "process",
+            (record.topic, record.partition, record.offset),
+            record.key,
+            None if traceparent is None else traceparent.decode(errors="replace"),
         )
+
+    def _span(
+        self,
+        operation: str,
+        origin: tuple[str, int, int],
+        key: bytes | None,
+        traceparent: str | None,
+    ) -> Span:
+        topic, partition, offset = origin
+        parent = _PROPAGATOR.extract({_TRACEPARENT: traceparent}) if traceparent else None
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": record.topic,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
+            "messaging.operation.name": operation,
+            "messaging.destination.name": topic,
+            "messaging.destination.partition.id": str(partition),
+            "messaging.kafka.offset": offset,
             "messaging.consumer.group.name": self.group_id,
         }
-        if record.key is not None:
-            attributes["messaging.kafka.message.key"] = record.key.decode(errors="replace")
+        if key is not None:
+            attributes["messaging.kafka.message.key"] = key.decode(errors="replace")
         return self._current_tracer().start_span(
-            f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+            f"{operation} {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
         )
+
+    def redriven(
+        self, origin: tuple[str, int, int], key: bytes | None, traceparent: str | None
+    ) -> AbstractContextManager[Any]:
+        """The span a dead letter is re-driven in: its original record's trace goes on.
+
+        The dead-letter topic keeps the record's headers, its ``traceparent`` among them.
+        """
+        if not tracing_configured():
+            return _NO_SPAN
+        return trace.use_span(self._span("redrive", origin, key, traceparent), end_on_exit=True)
 
     def record(
         self, record: ConsumerRecord[bytes, bytes], *, traced: bool

@@ -95,3 +95,29 @@ def test_a_batch_gives_each_record_its_span_and_marks_a_failure(
     assert first.parent is not None
     assert second.parent is None  # no traceparent: a trace of its own
     assert {s.status.status_code.name for s in (first, second)} == {"ERROR"}
+
+
+def test_a_redriven_dead_letter_continues_its_original_trace(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """Re-driving a dead letter runs in a span under the traceparent the DLQ record kept; a failure marks it."""
+    spans = ConsumerSpans("billing")
+    traceparent = f"00-{_TRACE}-{_PARENT}-01"
+    with (
+        pytest.raises(ValueError, match="still broken"),
+        spans.redriven(("tool.events", 2, 9), b"s-1", traceparent),
+    ):
+        raise ValueError("still broken")
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "redrive tool.events"
+    assert span.parent is not None
+    assert f"{span.parent.span_id:016x}" == _PARENT
+    assert span.attributes["messaging.operation.name"] == "redrive"  # type: ignore[index]
+    assert span.attributes["messaging.kafka.offset"] == 9  # type: ignore[index]
+    assert span.status.status_code.name == "ERROR"
+
+
+def test_without_a_tracer_provider_a_redrive_gets_no_span() -> None:
+    """No provider: the re-drive runs in no span at all."""
+    with ConsumerSpans("billing").redriven(("tool.events", 2, 9), None, None):
+        assert not trace.get_current_span().get_span_context().is_valid
