@@ -84,6 +84,27 @@ async def _pending_dead_letters(env: dict[str, str]) -> list[dict[str, object]]:
             await asyncio.sleep(0.5)  # the runner dead-letters it in its own time
 
 
+async def _redrive_and_rebuild(
+    env: dict[str, str], tmp_path: Path, letter: dict[str, object]
+) -> None:
+    """The poison record discarded from the DLQ; the view rebuilt from every retained event."""
+    store = f"sqlite:///{tmp_path / 'live.db'}"
+    where = f"{letter['partition']}:{letter['offset']}"
+    discarded = await run_agentflux(
+        "dlq", "redrive", "--app", APP, "--store", store, "--discard", where, env=env
+    )
+    assert discarded.code == 0, discarded.stderr
+    assert "discarded: 1" in discarded.stdout
+    assert (await run_agentflux("dlq", "list", "--app", APP, "--json", env=env)).stdout == ""
+    rebuilt = await run_agentflux(
+        "rebuild", "--app", APP, "--into", f"sqlite:///{tmp_path / 'fresh.db'}", "--no-compare",
+        env=env,
+    )  # fmt: skip
+    assert rebuilt.code == 0, rebuilt.stderr
+    # From the earliest offsets: the generated test's event, this test's, and the poison record.
+    assert "rebuilt billing from 3 events" in rebuilt.stdout
+
+
 async def test_a_scaffolded_group_runs_as_a_service_with_the_platforms_tools(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -125,6 +146,7 @@ async def test_a_scaffolded_group_runs_as_a_service_with_the_platforms_tools(
     lag = await run_agentflux("lag", "--app", APP, env=env)
     assert lag.code == 0, lag.stderr
     assert "total lag: 0" in lag.stdout
+    await _redrive_and_rebuild(env, tmp_path, letter)
     replay = await run_agentflux("replay", "--app", APP, "--to", "earliest", "--execute", env=env)
     assert replay.code == 0, replay.stderr
     assert "moved" in replay.stdout

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from typer.testing import CliRunner
 
+from agentflux._cli_docs import asyncapi_document
 from agentflux._group_lookup import (
     GroupNotFoundError,
     NotAGroupError,
@@ -21,6 +22,7 @@ from agentflux._scaffold import GroupNameError, ScaffoldExistsError, new_group
 from agentflux.cli import app
 from agentflux.consumers import GroupSpec, StartPoint, StartPointError
 from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.kafka import AgentfluxSettings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -181,3 +183,23 @@ def test_the_scaffold_writes_a_package_and_refuses_to_overwrite(tmp_path: Path) 
     with pytest.raises(GroupNameError):
         new_group("Tool Costs", tmp_path)
     compile(group_py, "group.py", "exec")  # the generated code is valid Python
+
+
+def test_the_asyncapi_document_lists_installed_and_app_groups(team_package: Path) -> None:
+    """The AsyncAPI document: a receive operation for the installed team group and for one named by --app."""
+    extra = GroupSpec(
+        name="extra",
+        group_id="ops.extra",
+        categories=SHIPPED_GROUPS["context"].categories,
+        make_view=SHIPPED_GROUPS["context"].make_view,
+    )
+    document = asyncapi_document(AgentfluxSettings(), [extra])
+    operations = document["operations"]
+    assert operations["finance_ledger_consumes_tool_events"]["bindings"]["kafka"]["groupId"][
+        "enum"
+    ] == ["finance.ledger"]
+    assert "ops_extra_consumes_hitl_events" in operations
+    assert "agentflux_audit_consumes_tool_events" in operations
+    listed = CliRunner().invoke(app, ["docs", "asyncapi", "--app", "finance_team:group"])
+    assert listed.exit_code == 0, listed.output
+    assert "finance_ledger_consumes_tool_events" in json.loads(listed.output)["operations"]
