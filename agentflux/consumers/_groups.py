@@ -40,6 +40,8 @@ class GroupSpec:
     ``earliest``, ``latest`` (the default: a new team's group does not read a year of retained
     events), an ISO 8601 time or a duration back (``7d``); see :class:`StartPoint`.
     ``make_job``: a group that runs its own loop instead of a runner (the HITL timeouts).
+    ``description``: one line for ``agentflux groups list`` and the AsyncAPI document.
+    ``max_attempts``: tries of a failing record before it goes to the dead-letter topic.
     """
 
     name: str
