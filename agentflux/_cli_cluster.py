@@ -40,18 +40,33 @@ def fetch() -> None:
 def up(
     nodes: Annotated[int, typer.Option("--nodes", min=1, max=3, help="1 or 3 KRaft nodes.")] = 1,
     state_dir: StateDir = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL listeners (SCRAM-SHA-512, TLS from a local CA) and ACLs enforced; "
+            "a new cluster only (docs: Security).",
+        ),
+    ] = False,
 ) -> None:
     """Start the local Kafka cluster and schema registry and wait until both answer."""
     if nodes == 2:  # noqa: PLR2004  # a 2-voter quorum survives no failure: refuse it
         raise typer.BadParameter(
             "use 1 node for development or 3 for failure tests", param_hint="--nodes"
         )
-    state = _cluster(state_dir).up(nodes)  # a ClusterError is reported by the command line
-    _console.print(f"kafka    {state.bootstrap_servers}  ({nodes} node(s), KRaft)")
+    cluster = _cluster(state_dir)
+    state = cluster.up(nodes, secure=secure)  # a ClusterError is reported by the command line
+    how = "SASL_SSL, SCRAM-SHA-512, ACLs enforced" if state.secure else "PLAINTEXT"
+    _console.print(f"kafka    {state.bootstrap_servers}  ({nodes} node(s), KRaft, {how})")
     _console.print(f"registry {state.registry_url}")
-    _console.print("\nexport the settings for other shells:")
+    # Not starting with "export": `eval "$(agentflux up | grep ^export)"` takes the lines below.
+    _console.print("\nthe settings, for other shells:")
     print(f"export AGENTFLUX_BOOTSTRAP_SERVERS={state.bootstrap_servers}")
     print(f"export AGENTFLUX_REGISTRY_URL={state.registry_url}")
+    if state.secure:
+        # The password is read from its file by the shell: it is never printed.
+        for name, value in cluster.security.exports().items():
+            print(f"export {name}={value}")
     # A development cluster: publishers may register their own schemas (never in production).
     print("export AGENTFLUX_AUTO_REGISTER_SCHEMAS=true")
 

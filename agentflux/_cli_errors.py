@@ -44,7 +44,12 @@ from agentflux._offsets import (
 )
 from agentflux._rebuild import StoreNotFreshError, SwapError
 from agentflux._topics import PartitionDecreaseError
-from agentflux.kafka import AgentfluxSettings, EventLoopUnavailableError
+from agentflux.kafka import (
+    AgentfluxSettings,
+    AuthorizationError,
+    EventLoopUnavailableError,
+    KafkaAccessError,
+)
 from agentflux.producers import PublishError, SchemaNotRegisteredError
 from agentflux.schemas import RegistryError, RegistryUnavailableError, SchemaNotFoundError
 
@@ -142,6 +147,15 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def _access(exc: BaseException) -> CliError | None:
+    """The cluster refused who the client is (its login, its TLS peer) or what it asked."""
+    if isinstance(exc, AuthorizationError):
+        return RefusedError(f"refused: {exc}")
+    if isinstance(exc, KafkaAccessError):  # its message says what to check
+        return UnreachableError(str(exc))
+    return None
+
+
 def _unreachable(exc: BaseException) -> UnreachableError | None:
     """Kafka or the registry out of reach, even behind a publisher's or view's own error."""
     for cause in _causes(exc):
@@ -220,7 +234,7 @@ def explain(exc: BaseException) -> CliError:
     """The typed error a failure stands for; an unknown exception is an internal error."""
     if isinstance(exc, CliError):
         return exc
-    for known in (_unreachable, _from_contract, _from_platform, _from_settings):
+    for known in (_access, _unreachable, _from_contract, _from_platform, _from_settings):
         if (error := known(exc)) is not None:
             return error
     return InternalError(

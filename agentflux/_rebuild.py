@@ -2,10 +2,11 @@
 
 A rebuild reads every category topic of the view from its earliest retained offset up to the
 end offsets seen when it starts, with a temporary consumer group (deleted afterwards), into a
-fresh store. Comparing reads both stores' view tables; columns that depend on arrival order
-between topics (the audit chain's sequence and hashes) are left out, since two correct builds
-legitimately differ there. Swapping hands the rebuilt store to the live group at exactly the
-offsets the rebuild ended at, so the live service goes on with nothing lost or applied twice.
+fresh store (an audit rebuild ends by recording as gaps the numbers still missing). Comparing
+reads both stores' view tables, every column (the audit chain's numbers and hashes included),
+but those a view names as depending on when it was built. Swapping hands the rebuilt store to
+the live group at exactly the offsets the rebuild ended at, so the live service goes on with
+nothing lost or applied twice.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ async def rebuild_view(
                 await asyncio.sleep(0.2)  # the group commits batch by batch; look again shortly
     finally:
         await delete_group(settings, group_id)
+    if name == "audit":
+        await _final_audit_sweep(into)
     dead_letters = await _drop_if_empty(settings, runner.dlq_topic)
     return RebuildResult(
         group_id,
@@ -148,6 +151,12 @@ async def rebuild_view(
         dead_letters,
         runner.dlq_topic if dead_letters else None,
     )
+
+
+async def _final_audit_sweep(store: Store) -> None:
+    """Every retained event has been read: a number still missing never arrived, it is a gap."""
+    async with store.transaction() as tx:
+        await AuditView(grace_s=1).sweep(tx, everything=True)
 
 
 async def _drop_if_empty(settings: AgentfluxSettings, topic: str) -> int:
@@ -204,10 +213,7 @@ async def audit_against_topics(store: Store, settings: AgentfluxSettings) -> dic
     """
     with tempfile.TemporaryDirectory(prefix="agentflux-audit-") as folder:
         async with SqliteStore(Path(folder) / "audit.db") as derived:
-            await rebuild_view("audit", derived, settings)
-            # Every event retained has been read: what is still missing never arrived.
-            async with derived.transaction() as tx:
-                await AuditView(grace_s=1e-9).sweep(tx, now=time.time() + 3600)
+            await rebuild_view("audit", derived, settings)  # its final sweep included
             theirs = await _hashes(derived)
     ours = await _hashes(store)
     differences: dict[str, list[str]] = {}

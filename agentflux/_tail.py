@@ -95,7 +95,12 @@ async def tail_events(  # noqa: PLR0913  # every filter is its own keyword
     Ends when nothing arrived for ``idle_timeout_s`` (never when None). Undecodable records
     are yielded with ``error`` set, so the caller can warn and carry on.
     """
-    consumer = AIOKafkaConsumer(**connection_kwargs(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **connection_kwargs(settings),
+        enable_auto_commit=False,
+        # What the groups see: an aborted transaction (a timeout job's retried batch) is not shown.
+        isolation_level=settings.isolation_level,
+    )
     try:  # stopped even when starting fails, or it warns "Unclosed AIOKafkaConsumer" later
         await consumer.start()
         partitions = await partitions_of(settings, consumer, topics)

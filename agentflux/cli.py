@@ -24,6 +24,7 @@ from agentflux import (
     _cli_new,
     _cli_offsets,
     _cli_rebuild,
+    _cli_security,
     _cli_simulate,
     _cli_tail,
 )
@@ -98,6 +99,7 @@ _cli_doctor.register(app)
 _cli_new.register(app)
 _cli_offsets.register(app)
 _cli_rebuild.register(app)
+_cli_security.register(app)
 _cli_simulate.register(app)
 _cli_tail.register(app)
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Literal, get_args
 
 import pytest
+import yaml
+from pydantic import SecretStr
 
+from agentflux._local import LocalCluster
 from agentflux._local._config import (
     NodePorts,
     new_cluster_id,
@@ -29,8 +35,11 @@ from agentflux._local._config import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from agentflux.kafka import AgentfluxSettings
+
 __all__ = [
     "CLUSTER_ENV",
+    "TEST_TEAMS",
     "ClusterChoice",
     "choose_cluster",
     "describe_choice",
@@ -39,6 +48,10 @@ __all__ = [
     "docker_images",
     "kafka_container_env",
     "registry_container_env",
+    "secured_cluster",
+    "security_env",
+    "settings_as",
+    "teams_declaration",
     "testcontainers_api",
 ]
 
@@ -242,3 +255,63 @@ def docker_cluster() -> Iterator[tuple[str, str]]:
                 port = registry.get_exposed_port(_REGISTRY_PORT)
                 url = f"http://{registry.get_container_host_ip()}:{port}/apis/ccompat/v7"
                 yield bootstrap, url
+
+
+# The teams the security tests declare on top of the shipped ones: two that read shared topics.
+TEST_TEAMS = (
+    {
+        "name": "billing",
+        "principal": "User:billing",
+        "reads": ["agent.events", "tool.events"],
+        "group_prefix": "billing.",
+    },
+    {
+        "name": "safety",
+        "principal": "User:safety",
+        "reads": ["tool.events", "hitl.events"],
+        "group_prefix": "safety.",
+    },
+)
+
+
+def teams_declaration(folder: Path) -> Path:
+    """The shipped ``topics.yaml`` with the test teams added, written into ``folder``."""
+    shipped = Path(__file__).resolve().parents[1] / "schemas" / "topics.yaml"
+    declared = yaml.safe_load(shipped.read_text())
+    declared["teams"] = [*declared.get("teams", []), *TEST_TEAMS]
+    path = folder / "topics.yaml"
+    path.write_text(yaml.safe_dump(declared, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def secured_cluster(nodes: int) -> Iterator[LocalCluster]:
+    """A secured local cluster (``agentflux up --secure``) of its own, removed afterwards."""
+    state_dir = Path(tempfile.mkdtemp(prefix=f"agentflux-test-secure-{nodes}n-"))
+    local = LocalCluster(state_dir)
+    try:
+        local.up(nodes, secure=True)
+        yield local
+    finally:
+        local.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def settings_as(
+    settings: AgentfluxSettings, user: str, password: str | None = None
+) -> AgentfluxSettings:
+    """``settings`` logging in as ``user`` (with a random, hence wrong, password by default)."""
+    secret = SecretStr(password if password is not None else secrets.token_urlsafe(12))
+    return settings.model_copy(update={"sasl_username": user, "sasl_password": secret})
+
+
+def security_env(settings: AgentfluxSettings) -> dict[str, str]:
+    """The ``AGENTFLUX_*`` security variables of ``settings``, for a child process."""
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    return {
+        "AGENTFLUX_SECURITY_PROTOCOL": settings.security_protocol,
+        "AGENTFLUX_SASL_MECHANISM": settings.sasl_mechanism or "",
+        "AGENTFLUX_SASL_USERNAME": settings.sasl_username or "",
+        "AGENTFLUX_SASL_PASSWORD": password,
+        "AGENTFLUX_SSL_CAFILE": str(settings.ssl_cafile or ""),
+    }

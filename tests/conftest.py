@@ -306,7 +306,7 @@ def _no_broker_connection_left_open(request: pytest.FixtureRequest) -> Iterator[
     Checked per test, so the test that leaked is named; otherwise the leak surfaces only as
     ResourceWarnings when the garbage collector meets the sockets, often at the session's end.
     """
-    if not {"cluster", "cluster3"} & set(request.fixturenames):
+    if not {"cluster", "cluster3", "secured", "secured3"} & set(request.fixturenames):
         yield
         return
     before = _open_kafka_connections()

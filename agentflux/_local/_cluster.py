@@ -33,6 +33,9 @@ from agentflux._local._gclog import GC_LOG_NAME, gc_log_options
 from agentflux._local._java import find_java
 from agentflux._local._ports import free_ports, port_is_open
 from agentflux._local._process import is_running, spawn, stop
+from agentflux._local._secure import LocalSecurity
+from agentflux._local._tls import write_private
+from agentflux.kafka import AgentfluxSettings, connection_kwargs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -75,6 +78,8 @@ class ClusterState:
     registry_management_port: int
     registry_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # SASL_SSL listeners, SCRAM, TLS and ACLs (`agentflux up --secure`); fixed at creation.
+    secure: bool = False
 
     @property
     def bootstrap_servers(self) -> str:
@@ -120,6 +125,20 @@ class LocalCluster:
     def _node_dir(self, node_id: int) -> Path:
         return self.state_dir / f"node-{node_id}"
 
+    @property
+    def security(self) -> LocalSecurity:
+        """The CA, certificates and admin password of a secured cluster (``up --secure``)."""
+        return LocalSecurity(self.state_dir / "security")
+
+    def settings(self, state: ClusterState | None = None) -> AgentfluxSettings:
+        """Settings that reach this cluster: as the platform admin when it is secured."""
+        state = state or self._require_state()
+        if state.secure:
+            return self.security.admin_settings(state.bootstrap_servers, state.registry_url)
+        return AgentfluxSettings(
+            bootstrap_servers=state.bootstrap_servers, registry_url=state.registry_url
+        )
+
     def gc_log(self, node_id: int) -> Path:
         """Node ``node_id``'s garbage-collection log (see ``read_gc_pauses``)."""
         return self._node_dir(node_id) / GC_LOG_NAME
@@ -131,7 +150,7 @@ class LocalCluster:
             self._artifacts = fetch_artifacts()
         return self._artifacts
 
-    def _initial_state(self, nodes: int) -> ClusterState:
+    def _initial_state(self, nodes: int, *, secure: bool) -> ClusterState:
         ports = free_ports(2 * nodes + 2)
         node_states = [
             NodeState(node_id=i + 1, broker_port=ports[2 * i], controller_port=ports[2 * i + 1])
@@ -142,17 +161,21 @@ class LocalCluster:
             nodes=node_states,
             registry_port=ports[-2],
             registry_management_port=ports[-1],
+            secure=secure,
         )
 
-    def up(self, nodes: int = 1, *, timeout_s: float = 180.0) -> ClusterState:
+    def up(self, nodes: int = 1, *, secure: bool = False, timeout_s: float = 180.0) -> ClusterState:
         """Start whatever is not running yet and wait until broker and registry answer.
+
+        ``secure`` makes a new cluster a secured one (see ``agentflux._local._secure``); an
+        existing cluster keeps what it was created as.
 
         A brand-new cluster whose start fails is retried once on fresh ports: a port picked
         free can be taken by another process before the JVM binds it.
         """
         fresh = self.load() is None
         try:
-            return self._up(nodes, timeout_s)
+            return self._up(nodes, timeout_s, secure=secure)
         except ClusterError as first:
             if not fresh:
                 raise
@@ -162,20 +185,28 @@ class LocalCluster:
             self.state_dir.rename(failed)  # kept for diagnosis, out of the way of the retry
             (failed / "error.txt").write_text(f"{first}\n")  # why, next to the logs
             try:
-                return self._up(nodes, timeout_s)
+                return self._up(nodes, timeout_s, secure=secure)
             except ClusterError as second:
                 raise second from first
 
-    def _up(self, nodes: int, timeout_s: float) -> ClusterState:
+    def _up(self, nodes: int, timeout_s: float, *, secure: bool) -> ClusterState:
         state = self.load()
         if state is None:
-            state = self._initial_state(nodes)
+            state = self._initial_state(nodes, secure=secure)
+        elif state.secure != secure:
+            kind = "a secured" if state.secure else "an unsecured"
+            raise ClusterError(
+                f"{self.state_dir} holds {kind} cluster; run `agentflux down` and use another "
+                f"--state-dir for {'a secured' if secure else 'an unsecured'} one",
+            )
         elif len(state.nodes) != nodes:
             raise ClusterError(
                 f"{self.state_dir} holds a {len(state.nodes)}-node cluster; run `agentflux down` "
                 f"and use another --state-dir for a {nodes}-node one",
             )
         self._save(state)
+        if state.secure:
+            self.security.prepare()
         for node in state.nodes:
             self._start_node(state, node)
         self._save(state)
@@ -194,7 +225,12 @@ class LocalCluster:
         data_dir = node_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         config = node_dir / "server.properties"
-        config.write_text(render_server(node.ports, [n.ports for n in state.nodes], data_dir))
+        overrides = self.security.server_properties(node.ports) if state.secure else None
+        # The node's file names the admin password when secured: its owner's eyes only.
+        write_private(
+            config,
+            render_server(node.ports, [n.ports for n in state.nodes], data_dir, overrides).encode(),
+        )
         log4j = node_dir / "log4j2.properties"
         log4j.write_text(render_log4j(node_dir / "server.log"))
         base = [java, "-cp", artifacts.kafka_classpath, f"-Dlog4j2.configurationFile={log4j}"]
@@ -208,6 +244,7 @@ class LocalCluster:
                     state.cluster_id,
                     "-c",
                     str(config),
+                    *(self.security.format_arguments() if state.secure else []),
                 ],
                 capture_output=True,
                 text=True,
@@ -237,6 +274,12 @@ class LocalCluster:
         artifacts = self._artifacts_resolved()
         registry_dir = self.state_dir / "registry"
         registry_dir.mkdir(parents=True, exist_ok=True)
+        if state.secure:
+            # Quarkus reads ./config/application.properties from its working directory.
+            write_private(
+                registry_dir / "config" / "application.properties",
+                self.security.registry_properties().encode(),
+            )
         state.registry_pid = spawn(
             [
                 str(find_java(_REGISTRY_JAVA)),
@@ -281,7 +324,11 @@ class LocalCluster:
         self._save(state)
         # Ask the restarted node, not the others: they may still list it from before it stopped.
         own = ClusterState(
-            state.cluster_id, [node], state.registry_port, state.registry_management_port
+            state.cluster_id,
+            [node],
+            state.registry_port,
+            state.registry_management_port,
+            secure=state.secure,
         )
         self._wait_for_brokers(own, self.running_nodes(), timeout_s)
 
@@ -314,6 +361,7 @@ class LocalCluster:
             "state_dir": str(self.state_dir),
             "bootstrap_servers": state.bootstrap_servers,
             "registry_url": state.registry_url,
+            "secure": state.secure,
             "nodes": [
                 {
                     "node_id": n.node_id,
@@ -371,7 +419,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout_s
         while True:
             self._check_alive(state)
-            if _run_blocking(_broker_count, state.bootstrap_servers) >= expected:
+            if _run_blocking(_broker_count, self.settings(state)) >= expected:
                 return
             if time.monotonic() > deadline:
                 raise ClusterError(
@@ -397,7 +445,9 @@ class LocalCluster:
                 time.sleep(0.2)  # poll interval between two HTTP requests
 
 
-def _run_blocking(function: Callable[[str], Coroutine[Any, Any, int]], argument: str) -> int:
+def _run_blocking(
+    function: Callable[[AgentfluxSettings], Coroutine[Any, Any, int]], argument: AgentfluxSettings
+) -> int:
     """Run an async probe to completion from sync code, even inside a running event loop."""
     try:
         asyncio.get_running_loop()
@@ -408,12 +458,12 @@ def _run_blocking(function: Callable[[str], Coroutine[Any, Any, int]], argument:
         return pool.submit(asyncio.run, function(argument)).result()
 
 
-async def _broker_count(bootstrap_servers: str) -> int:
+async def _broker_count(settings: AgentfluxSettings) -> int:
     # A closed port means "not yet"; asking aiokafka then would only log connection errors.
-    first_port = int(bootstrap_servers.split(",", maxsplit=1)[0].rsplit(":", 1)[1])
+    first_port = int(settings.bootstrap_servers.split(",", maxsplit=1)[0].rsplit(":", 1)[1])
     if not port_is_open(first_port):
         return 0
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(**connection_kwargs(settings), request_timeout_ms=3000)
     try:
         await admin.start()
         description = await admin.describe_cluster()

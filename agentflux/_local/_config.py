@@ -57,12 +57,20 @@ def kafka_jvm_options(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def render_server(node: NodePorts, voters: list[NodePorts], log_dir: Path) -> str:
-    """``server.properties`` of one KRaft node that is both broker and controller."""
+def render_server(
+    node: NodePorts,
+    voters: list[NodePorts],
+    log_dir: Path,
+    overrides: Mapping[str, object] | None = None,
+) -> str:
+    """``server.properties`` of one KRaft node that is both broker and controller.
+
+    ``overrides`` replace or add properties (the secured cluster's listeners, TLS and SASL).
+    """
     replication = min(3, len(voters))
     min_isr = 2 if replication >= 3 else 1  # noqa: PLR2004  # 3 replicas tolerate one loss
     quorum = ",".join(f"{v.node_id}@127.0.0.1:{v.controller}" for v in voters)
-    lines = {
+    lines: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": quorum,
@@ -92,6 +100,7 @@ def render_server(node: NodePorts, voters: list[NodePorts], log_dir: Path) -> st
         "auto.leader.rebalance.enable": "true",
         "leader.imbalance.check.interval.seconds": 5,
     }
+    lines |= overrides or {}
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 

@@ -6,37 +6,45 @@ whatever order they arrive: an event whose predecessor has not arrived yet is he
 does. So the same events give the same chains and hashes on the live view, on any rebuild and on
 a copy of the topics. Each record's hash is ``sha256(previous hash + payload)``.
 
-* A sequence number still missing ``grace_s`` after a later one arrived is recorded as a
-  **gap** record in its place; the chain goes on. If the event arrives later it is appended as
-  **late**, never spliced in. An event seen twice (same event id) is recorded once.
+* A sequence number still missing when the held event after it is overdue (``_audit_clock``:
+  the session's partitions moved ``grace_s`` past it in event time, or delivered nothing for
+  ``grace_s`` of wall-clock time) is recorded as a **gap** record in its place; the chain goes
+  on. If the event arrives later it is appended as **late**, never spliced in. An event seen
+  twice (same event id) is recorded once.
 * Events without a sequence (envelope version 1, the timeout job's, other clients') are
   chained per session and topic (chain ``topic:<topic>``), in the topic's order: a session's
   events of one topic are in one partition, in offset order.
 
-Which events are held, and when a gap is declared, depends on when events arrive: a gap and the
-late event after it are what the live view saw; a rebuild that finds the event in time chains it
-normally.
+A fetched batch is applied with a handful of statements (``apply_batch``): the chains' ends
+read and locked at once, the batch folded in memory (``_audit_chain``), then one multi-row
+statement each for the records, the chains' ends and the held events.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import math
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from prometheus_client import Counter
 
+from agentflux.consumers._audit_chain import GENESIS, ChainEnd, ChainKey, Entry, Fold
+from agentflux.consumers._audit_clock import StreamClock
+from agentflux.consumers._audit_report import (
+    ChainReport,
+    audit_report,
+    get_audit_log,
+    verify_audit,
+)
 from agentflux.kafka import AgentfluxSettings
+from agentflux.schemas import EventCategory
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
+    from collections.abc import Callable, Collection, Sequence
 
-    from agentflux.consumers._ports import Store, Transaction
+    from agentflux.consumers._ports import Transaction
     from agentflux.consumers._records import Position
     from agentflux.schemas import BaseEvent
 
@@ -48,9 +56,6 @@ __all__ = [
     "verify_audit",
 ]
 
-_GENESIS = "0" * 64
-_SWEEP_EVERY_S = 1.0  # how often pending events are checked against the grace period
-
 _log = structlog.get_logger("agentflux.audit")
 _stdlib_log = logging.getLogger("agentflux.audit")
 _GAPS = Counter(
@@ -61,51 +66,7 @@ _LATE = Counter(
     "Events appended as late, after their gap was recorded",
     ["group"],
 )
-
-_COLUMNS = (
-    "session_id, chain, seq, kind, event_id, event_type, occurred_ms, topic, part, off, "
-    "producer_id, sequence, payload, prev_hash, hash"
-)
-
-
-def _chain(previous: str, payload: str) -> str:
-    return hashlib.sha256(f"{previous}{payload}".encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """An event as the chain records it."""
-
-    session_id: str
-    chain: str
-    event_id: str
-    event_type: str
-    occurred_ms: int
-    topic: str
-    part: int
-    off: int
-    producer_id: str | None
-    sequence: int | None
-    payload: str
-
-    @classmethod
-    def of(cls, event: BaseEvent, position: Position) -> _Entry:
-        payload = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        # Version 2: the producer's chain (a sequence without a producer id is one producer too).
-        sequenced = event.sequence is not None
-        return cls(
-            session_id=event.session_id,
-            chain=(event.producer_id or "") if sequenced else f"topic:{event.topic}",
-            event_id=str(event.event_id),
-            event_type=event.EVENT_TYPE.value,
-            occurred_ms=int(event.occurred_at.timestamp() * 1000),
-            topic=position.topic,
-            part=position.partition,
-            off=position.offset,
-            producer_id=event.producer_id if sequenced else None,
-            sequence=event.sequence,
-            payload=payload,
-        )
+_EVERYTHING = 2**62  # a cutoff (ms) past every event: each held event is overdue
 
 
 class AuditView:
@@ -134,7 +95,7 @@ class AuditView:
             "producer_id TEXT, payload TEXT NOT NULL, held_ms BIGINT NOT NULL, "
             "PRIMARY KEY (session_id, chain, sequence))"
         ),
-        "CREATE INDEX IF NOT EXISTS audit_pending_by_time ON audit_pending (held_ms)",
+        "CREATE INDEX IF NOT EXISTS audit_pending_by_time ON audit_pending (part, occurred_ms)",
     )
     # When an event was held is the wall clock of the build; everything else is the events'.
     order_dependent_columns: ClassVar[dict[str, tuple[str, ...]]] = {"audit_pending": ("held_ms",)}
@@ -146,336 +107,236 @@ class AuditView:
 
         The default is the ``audit_grace_s`` setting (``AGENTFLUX_AUDIT_GRACE_S``, 30 s).
         """
-        self.grace_s = AgentfluxSettings().audit_grace_s if grace_s is None else grace_s
-        self._clock = clock
-        self._swept_at = float("-inf")
+        settings = AgentfluxSettings()
+        self.grace_s = settings.audit_grace_s if grace_s is None else grace_s
+        self.stream = StreamClock(self.grace_s, clock)
+        # Until a runner says which topics its member reads (``follow``): the category topics.
+        self.stream.follow([settings.topic_prefix + c.topic for c in EventCategory], None)
+
+    def follow(self, topics: Collection[str], assigned: Callable[[], Collection[int]]) -> None:
+        """Decide gaps over a member's ``topics`` and the partition numbers ``assigned()`` gives."""
+        self.stream.follow(topics, assigned)
 
     async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
         """Chain the event in publish order (once: a known event id is ignored)."""
-        entry = _Entry.of(event, position)
-        await _lock(tx, entry.session_id, entry.chain)
-        if await _known(tx, entry.event_id):
-            return
-        if entry.sequence is None:  # envelope v1: the topic's order
-            await _append(tx, entry, "event")
-        else:
-            await self._place(tx, entry)
-        now = self._clock()
-        if now - self._swept_at >= _SWEEP_EVERY_S:
-            self._swept_at = now
-            await self.sweep(tx, now)
+        await self.apply_batch(tx, [(event, position)])
 
-    async def _place(self, tx: Transaction, entry: _Entry) -> None:
-        cursor = await _cursor(tx, entry.session_id, entry.chain)
-        expected = int(cursor["next_sequence"])
-        assert entry.sequence is not None  # noqa: S101  # _place is for sequenced events
-        if entry.sequence == expected:
-            await _append(tx, entry, "event")
-            await _drain(tx, entry.session_id, entry.chain)
-        elif entry.sequence > expected and not await _held(tx, entry):
-            await _hold(tx, entry, int(self._clock() * 1000))
-        else:  # its number was passed over (a gap) or is taken by another event: evidence
-            await _append(tx, entry, "late")
-            _LATE.labels("audit").inc()
+    async def apply_batch(
+        self, tx: Transaction, events: Sequence[tuple[BaseEvent, Position]]
+    ) -> None:
+        """Chain a batch: the same records as ``apply`` on each event in turn, few statements."""
+        now = self.stream.now()
+        entries: dict[str, Entry] = {}
+        for event, position in events:
+            entry = Entry.of(event, position)
+            self.stream.observe(position.topic, position.partition, entry.occurred_ms, now)
+            entries.setdefault(entry.event_id, entry)  # a duplicate within the batch: once
+        await self._settle(tx, list(entries.values()), self.stream.cutoffs(now), now)
 
-    async def sweep(self, tx: Transaction, now: float | None = None) -> int:
-        """Record the gaps before events held longer than the grace period; return how many."""
-        cutoff = int(((self._clock() if now is None else now) - self.grace_s) * 1000)
-        overdue = await tx.fetch(
-            "SELECT session_id, chain, MIN(sequence) AS first FROM audit_pending "
-            "WHERE held_ms <= $1 GROUP BY session_id, chain ORDER BY session_id, chain",
-            cutoff,
+    async def sweep(self, tx: Transaction, *, everything: bool = False) -> int:
+        """Record the gaps before overdue held events; return how many numbers were missing.
+
+        ``everything``: every held event is overdue (a rebuild that has read all it will read).
+        """
+        now = self.stream.now()
+        cutoffs = {-1: float(_EVERYTHING)} if everything else self.stream.cutoffs(now)
+        return await self._settle(tx, [], cutoffs, now)
+
+    async def _settle(
+        self, tx: Transaction, entries: list[Entry], cutoffs: dict[int, float], now: float
+    ) -> int:
+        """Place ``entries``, close the overdue chains, write it all; the numbers found missing."""
+        overdue_keys = await _overdue_chains(tx, cutoffs)
+        keys = sorted({entry.key for entry in entries} | overdue_keys)
+        if not keys:
+            return 0
+        ends = await _lock_ends(tx, keys)
+        known = await _known_ids(tx, [entry.event_id for entry in entries])
+        sequenced = [key for key in keys if not key[1].startswith("topic:")]
+        fold = Fold(ends, await _held(tx, sequenced), held_ms=int(now * 1000))
+        for entry in entries:
+            if entry.event_id not in known:
+                fold.place(entry)
+        for key in fold.held_keys():
+            fold.close(key, lambda e: e.occurred_ms < cutoffs.get(e.part, cutoffs.get(-1, -1)))
+        await _write(tx, fold)
+        self._account(fold)
+        return fold.gaps
+
+    @staticmethod
+    def _account(fold: Fold) -> None:
+        if fold.gaps:
+            _GAPS.labels("audit").inc(fold.gaps)
+        if fold.late:
+            _LATE.labels("audit").inc(fold.late)
+        for session_id, chain, first, last in fold.gap_records:
+            _log.warning(
+                "audit gap",
+                session_id=session_id,
+                producer_id=chain,
+                missing_from=first,
+                missing_to=last,
+            )
+        # The audit trail is the table, not the log: one line per record only when the standard
+        # library's "agentflux.audit" logger is at DEBUG (checked once a batch).
+        if fold.records and _stdlib_log.isEnabledFor(logging.DEBUG):
+            for record in fold.records:
+                session_id, chain, seq, kind, event_id = record[:5]
+                _log.debug(
+                    "audited",
+                    session_id=session_id,
+                    chain=chain,
+                    seq=seq,
+                    kind=kind,
+                    event_id=event_id,
+                    hash=record[-1],
+                )
+
+
+async def _overdue_chains(tx: Transaction, cutoffs: dict[int, float]) -> set[ChainKey]:
+    """The chains holding an event that is overdue by ``cutoffs`` (-1: every partition)."""
+    if not cutoffs:
+        return set()
+    if -1 in cutoffs:
+        rows = await tx.fetch("SELECT DISTINCT session_id, chain FROM audit_pending")
+    else:
+        bounds = [(part, min(cutoff, _EVERYTHING)) for part, cutoff in sorted(cutoffs.items())]
+        rows = await tx.fetch_rows(
+            _OVERDUE, _CUTOFF_COLUMNS, [(p, math.ceil(c)) for p, c in bounds]
         )
-        gaps = 0
-        for row in overdue:
-            session_id, chain, first = row["session_id"], row["chain"], int(row["first"])
-            await _lock(tx, session_id, chain)
-            cursor = await _cursor(tx, session_id, chain)
-            missing_from = int(cursor["next_sequence"])
-            if first > missing_from:  # else its predecessor came meanwhile: nothing is missing
-                await _append_gap(tx, session_id, chain, missing_from, first - 1)
-                _GAPS.labels("audit").inc(first - missing_from)
-                gaps += first - missing_from
-            await _drain(tx, session_id, chain)
-        return gaps
+    return {(row["session_id"], row["chain"]) for row in rows}
 
 
-async def _known(tx: Transaction, event_id: str) -> bool:
-    row = await tx.fetchone(
-        "SELECT 1 AS known FROM audit_chain WHERE event_id = $1 "
-        "UNION ALL SELECT 1 AS known FROM audit_pending WHERE event_id = $1",
-        event_id,
-    )
-    return row is not None
+async def _lock_ends(tx: Transaction, keys: list[ChainKey]) -> dict[ChainKey, ChainEnd]:
+    """The ends of ``keys`` (new chains made), locked until commit: one writer per chain.
 
-
-async def _lock(tx: Transaction, session_id: str, chain: str) -> None:
-    """Make the chain's cursor exist and lock it: one transaction at a time extends a chain.
-
-    The no-op update takes PostgreSQL's row lock until commit (a concurrent transaction on the
-    same chain waits, then sees what this one held or appended); SQLite writes one at a time.
+    The upsert takes PostgreSQL's row lock even when it changes nothing (a concurrent
+    transaction on the same chain waits, then sees what this one held or appended); SQLite
+    writes one transaction at a time. Keys in order: concurrent writers lock in one order.
     """
-    await tx.execute(
-        "INSERT INTO audit_cursor (session_id, chain, next_sequence, last_seq, last_hash) "
-        "VALUES ($1, $2, 0, 0, $3) ON CONFLICT (session_id, chain) DO NOTHING",
-        session_id,
-        chain,
-        _GENESIS,
-    )
-    await tx.execute(
-        "UPDATE audit_cursor SET last_seq = last_seq WHERE session_id = $1 AND chain = $2",
-        session_id,
-        chain,
-    )
-
-
-async def _cursor(tx: Transaction, session_id: str, chain: str) -> dict[str, Any]:
-    row = await tx.fetchone(
-        "SELECT next_sequence, last_seq, last_hash FROM audit_cursor "
-        "WHERE session_id = $1 AND chain = $2",
-        session_id,
-        chain,
-    )
-    assert row is not None  # noqa: S101  # _lock made it
-    return row
-
-
-async def _link(
-    tx: Transaction, session_id: str, chain: str, payload: str, next_sequence: int | None
-) -> tuple[int, str, str]:
-    """(seq, previous hash, hash) of a record appended to a chain; the cursor moves past it."""
-    cursor = await _cursor(tx, session_id, chain)
-    seq = int(cursor["last_seq"]) + 1
-    previous = str(cursor["last_hash"])
-    digest = _chain(previous, payload)
-    following = int(cursor["next_sequence"]) if next_sequence is None else next_sequence
-    await tx.execute(
-        "UPDATE audit_cursor SET next_sequence = $3, last_seq = $4, last_hash = $5 "
-        "WHERE session_id = $1 AND chain = $2",
-        session_id,
-        chain,
-        following,
-        seq,
-        digest,
-    )
-    return seq, previous, digest
-
-
-async def _append(tx: Transaction, entry: _Entry, kind: str) -> None:
-    """Append ``entry`` at the end of its chain as ``kind`` ('event' or 'late')."""
-    # A late event does not move the expected number: the chain already passed it.
-    following = entry.sequence + 1 if kind == "event" and entry.sequence is not None else None
-    seq, previous, digest = await _link(tx, entry.session_id, entry.chain, entry.payload, following)
-    await tx.execute(
-        f"INSERT INTO audit_chain ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",  # noqa: S608  # column names are ours
-        entry.session_id,
-        entry.chain,
-        seq,
-        kind,
-        entry.event_id,
-        entry.event_type,
-        entry.occurred_ms,
-        entry.topic,
-        entry.part,
-        entry.off,
-        entry.producer_id,
-        entry.sequence,
-        entry.payload,
-        previous,
-        digest,
-    )
-    # The audit trail is the table above, not the log: one line per event only when the
-    # standard library's "agentflux.audit" logger is at DEBUG (its check is cached).
-    if _stdlib_log.isEnabledFor(logging.DEBUG):
-        _log.debug(
-            "audited",
-            session_id=entry.session_id,
-            chain=entry.chain,
-            seq=seq,
-            kind=kind,
-            event_id=entry.event_id,
-            hash=digest,
+    rows = await tx.fetch_rows(_LOCK_ENDS, _KEY_COLUMNS, keys)
+    return {
+        (row["session_id"], row["chain"]): ChainEnd(
+            int(row["next_sequence"]), int(row["last_seq"]), str(row["last_hash"])
         )
+        for row in rows
+    }
 
 
-async def _append_gap(tx: Transaction, session_id: str, chain: str, first: int, last: int) -> None:
-    """A record standing for the sequence numbers ``first``..``last`` that never arrived."""
-    payload = json.dumps({"missing_from": first, "missing_to": last}, separators=(",", ":"))
-    seq, previous, digest = await _link(tx, session_id, chain, payload, last + 1)
-    await tx.execute(
-        f"INSERT INTO audit_chain ({_COLUMNS}) VALUES ($1, $2, $3, 'gap', NULL, 'gap', 0, '', -1, -1, $4, $5, $6, $7, $8)",  # noqa: S608  # column names are ours
-        session_id,
-        chain,
-        seq,
-        chain,
-        first,
-        payload,
-        previous,
-        digest,
+async def _known_ids(tx: Transaction, event_ids: list[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    rows = await tx.fetch_rows(_KNOWN, _ID_COLUMNS, [(i,) for i in sorted(event_ids)])
+    return {row["event_id"] for row in rows}
+
+
+async def _held(tx: Transaction, keys: list[ChainKey]) -> dict[ChainKey, dict[int, Entry]]:
+    held: dict[ChainKey, dict[int, Entry]] = {}
+    for row in await tx.fetch_rows(_HELD, _KEY_COLUMNS, keys) if keys else []:
+        entry = Entry.held(row)
+        assert entry.sequence is not None  # noqa: S101  # held events are numbered
+        held.setdefault(entry.key, {})[entry.sequence] = entry
+    return held
+
+
+async def _write(tx: Transaction, fold: Fold) -> None:
+    """Everything the fold decided, one statement per table, each in key order."""
+    await tx.execute_rows(_RELEASE, _HELD_KEY_COLUMNS, sorted(fold.released))
+    await tx.insert_rows(
+        "audit_pending", _HOLD_COLUMNS, [_held_row(e, fold.held_ms) for e in fold.new_held()]
     )
-    _log.warning(
-        "audit gap", session_id=session_id, producer_id=chain, missing_from=first, missing_to=last
+    records: list[tuple[Any, ...]] = sorted(fold.records, key=_record_key)
+    await tx.insert_rows("audit_chain", _RECORD_COLUMNS, records)
+    await tx.execute_rows(
+        _MOVE_ENDS,
+        _END_COLUMNS,
+        [
+            (*key, end.next_sequence, end.last_seq, end.last_hash)
+            for key in sorted(fold.changed)
+            for end in (fold.ends[key],)
+        ],
     )
 
 
-async def _held(tx: Transaction, entry: _Entry) -> bool:
-    """Whether another event already waits with this number (a producer that reused it)."""
-    row = await tx.fetchone(
-        "SELECT 1 AS held FROM audit_pending WHERE session_id = $1 AND chain = $2 AND sequence = $3",
-        entry.session_id,
-        entry.chain,
-        entry.sequence,
-    )
-    return row is not None
-
-
-async def _hold(tx: Transaction, entry: _Entry, held_ms: int) -> None:
-    await tx.execute(
-        "INSERT INTO audit_pending (session_id, chain, sequence, event_id, event_type, occurred_ms, topic, part, off, "
-        "producer_id, payload, held_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        entry.session_id,
-        entry.chain,
-        entry.sequence,
-        entry.event_id,
-        entry.event_type,
-        entry.occurred_ms,
-        entry.topic,
-        entry.part,
-        entry.off,
-        entry.producer_id,
-        entry.payload,
+def _held_row(e: Entry, held_ms: int) -> tuple[Any, ...]:
+    """A row of ``audit_pending`` (``_HOLD_COLUMNS``)."""
+    return (
+        e.session_id,
+        e.chain,
+        e.sequence,
+        e.event_id,
+        e.event_type,
+        e.occurred_ms,
+        e.topic,
+        e.part,
+        e.off,
+        e.producer_id,
+        e.payload,
         held_ms,
     )
 
 
-async def _drain(tx: Transaction, session_id: str, chain: str) -> None:
-    """Append the held events that now follow the chain's end, in order."""
-    while True:
-        cursor = await _cursor(tx, session_id, chain)
-        row = await tx.fetchone(
-            "SELECT * FROM audit_pending WHERE session_id = $1 AND chain = $2 AND sequence = $3",
-            session_id,
-            chain,
-            int(cursor["next_sequence"]),
-        )
-        if row is None:
-            return
-        await tx.execute(
-            "DELETE FROM audit_pending WHERE session_id = $1 AND chain = $2 AND sequence = $3",
-            session_id,
-            chain,
-            row["sequence"],
-        )
-        entry = _Entry(
-            session_id,
-            chain,
-            row["event_id"],
-            row["event_type"],
-            int(row["occurred_ms"]),
-            row["topic"],
-            int(row["part"]),
-            int(row["off"]),
-            row["producer_id"],
-            int(row["sequence"]),
-            row["payload"],
-        )
-        await _append(tx, entry, "event")
+def _record_key(record: tuple[Any, ...]) -> tuple[str, str, int]:
+    return record[0], record[1], record[2]
 
 
-async def get_audit_log(  # noqa: PLR0913  # the old logger's filters, all optional
-    store: Store,
-    *,
-    session_id: str | None = None,
-    event_type: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Audit records matching every given filter, in chain order (by session, chain, seq)."""
-    rows = await store.rows(
-        f"SELECT {_COLUMNS} FROM audit_chain "  # noqa: S608  # column names are ours
-        "WHERE (CAST($1 AS TEXT) IS NULL OR session_id = $1) AND (CAST($2 AS TEXT) IS NULL OR event_type = $2) "
-        "AND (CAST($3 AS BIGINT) IS NULL OR occurred_ms >= $3) AND (CAST($4 AS BIGINT) IS NULL OR occurred_ms < $4) "
-        "ORDER BY session_id, chain, seq LIMIT $5",
-        session_id,
-        event_type,
-        None if since is None else int(since.timestamp() * 1000),
-        None if until is None else int(until.timestamp() * 1000),
-        limit,
-    )
-    return [{**row, "payload": json.loads(row["payload"])} for row in rows]
-
-
-@dataclass(slots=True)
-class ChainReport:
-    """What ``verify_audit`` found in one session's chains."""
-
-    session_id: str
-    records: int = 0
-    gaps: int = 0  # sequence numbers recorded as missing
-    late: int = 0
-    pending: int = 0  # events still waiting for a predecessor
-    tampered: list[str] | None = None  # each broken link, described
-
-    @property
-    def status(self) -> str:
-        """``tampered``, ``gaps``, ``late``, ``pending`` or ``intact`` (the worst that applies)."""
-        for name, found in (
-            ("tampered", self.tampered),
-            ("gaps", self.gaps),
-            ("late", self.late),
-            ("pending", self.pending),
-        ):
-            if found:
-                return name
-        return "intact"
-
-
-async def verify_audit(store: Store) -> list[str]:
-    """Every problem in the chains, one line each: edited or removed records, gaps, late events."""
-    problems: list[str] = []
-    for session_id, report in sorted((await audit_report(store)).items()):
-        problems.extend(f"session {session_id} {problem}" for problem in report.tampered or ())
-        if report.gaps:
-            problems.append(f"session {session_id}: {report.gaps} event(s) never arrived (gaps)")
-        if report.late:
-            problems.append(f"session {session_id}: {report.late} event(s) arrived late")
-    return problems
-
-
-async def audit_report(store: Store) -> dict[str, ChainReport]:
-    """Every session's chains checked link by link: what is intact, missing, late or edited."""
-    reports: dict[str, ChainReport] = {}
-    rows = await store.rows(
-        "SELECT session_id, chain, seq, kind, event_id, sequence, payload, prev_hash, hash FROM audit_chain "
-        "ORDER BY session_id, chain, seq"
-    )
-    current, expected_seq, expected_prev = ("", ""), 1, _GENESIS
-    for row in rows:
-        report = reports.setdefault(row["session_id"], ChainReport(row["session_id"]))
-        if (row["session_id"], row["chain"]) != current:
-            current, expected_seq, expected_prev = (row["session_id"], row["chain"]), 1, _GENESIS
-        problems: list[str] = []
-        where = f"chain {row['chain']} record {row['seq']}"
-        if int(row["seq"]) != expected_seq:
-            problems.append(f"{where}: records {expected_seq}..{int(row['seq']) - 1} removed")
-        if row["prev_hash"] != expected_prev:
-            problems.append(f"{where}: does not chain to the record before it")
-        if _chain(row["prev_hash"], row["payload"]) != row["hash"]:
-            problems.append(f"{where}: content changed after it was recorded")
-        if problems:
-            report.tampered = [*(report.tampered or []), *problems]
-        report.records += 1
-        if row["kind"] == "gap":
-            missing = json.loads(row["payload"])
-            report.gaps += int(missing["missing_to"]) - int(missing["missing_from"]) + 1
-        elif row["kind"] == "late":
-            report.late += 1
-        expected_seq, expected_prev = int(row["seq"]) + 1, row["hash"]
-    for row in await store.rows(
-        "SELECT session_id, COUNT(*) AS held FROM audit_pending GROUP BY session_id"
-    ):
-        reports.setdefault(row["session_id"], ChainReport(row["session_id"])).pending = int(
-            row["held"]
-        )
-    return reports
+_KEY_COLUMNS = (("session_id", "TEXT"), ("chain", "TEXT"))
+_ID_COLUMNS = (("event_id", "TEXT"),)
+_CUTOFF_COLUMNS = (("part", "INTEGER"), ("cutoff", "BIGINT"))
+_HELD_KEY_COLUMNS = (*_KEY_COLUMNS, ("sequence", "BIGINT"))
+_END_COLUMNS = (
+    *_KEY_COLUMNS,
+    ("next_sequence", "BIGINT"),
+    ("last_seq", "BIGINT"),
+    ("last_hash", "TEXT"),
+)
+# Where an event came from, as both audit_pending and audit_chain keep it.
+_EVENT_COLUMNS = (
+    ("event_id", "TEXT"),
+    ("event_type", "TEXT"),
+    ("occurred_ms", "BIGINT"),
+    ("topic", "TEXT"),
+    ("part", "INTEGER"),
+    ("off", "BIGINT"),
+    ("producer_id", "TEXT"),
+)
+_HOLD_COLUMNS = (*_HELD_KEY_COLUMNS, *_EVENT_COLUMNS, ("payload", "TEXT"), ("held_ms", "BIGINT"))
+_RECORD_COLUMNS = (
+    *_KEY_COLUMNS,
+    ("seq", "BIGINT"),
+    ("kind", "TEXT"),
+    *_EVENT_COLUMNS,
+    ("sequence", "BIGINT"),
+    ("payload", "TEXT"),
+    ("prev_hash", "TEXT"),
+    ("hash", "TEXT"),
+)
+_OVERDUE = (
+    "SELECT DISTINCT p.session_id, p.chain FROM audit_pending p JOIN {rows} "
+    "ON p.part = r.part AND p.occurred_ms < r.cutoff"
+)
+_LOCK_ENDS = (
+    "INSERT INTO audit_cursor (session_id, chain, next_sequence, last_seq, last_hash) "  # noqa: S608  # GENESIS is ours
+    f"SELECT r.session_id, r.chain, 0, 0, '{GENESIS}' FROM {{rows}} WHERE true "
+    "ON CONFLICT (session_id, chain) DO UPDATE SET last_seq = audit_cursor.last_seq "
+    "RETURNING session_id, chain, next_sequence, last_seq, last_hash"
+)
+_KNOWN = (
+    "SELECT r.event_id FROM {rows} WHERE "
+    "EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = r.event_id) "
+    "OR EXISTS (SELECT 1 FROM audit_pending p WHERE p.event_id = r.event_id)"
+)
+_HELD = (
+    "SELECT p.session_id, p.chain, p.sequence, p.event_id, p.event_type, p.occurred_ms, p.topic, "
+    "p.part, p.off, p.producer_id, p.payload FROM audit_pending p JOIN {rows} "
+    "ON p.session_id = r.session_id AND p.chain = r.chain"
+)
+_RELEASE = (
+    "DELETE FROM audit_pending WHERE (session_id, chain, sequence) IN "
+    "(SELECT r.session_id, r.chain, r.sequence FROM {rows})"
+)
+_MOVE_ENDS = (
+    "UPDATE audit_cursor SET next_sequence = r.next_sequence, last_seq = r.last_seq, "
+    "last_hash = r.last_hash FROM {rows} "
+    "WHERE audit_cursor.session_id = r.session_id AND audit_cursor.chain = r.chain"
+)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agentflux.consumers._audit import AuditView
+from agentflux.consumers._audit_runner import AuditRunner
 from agentflux.consumers._context import ContextView
 from agentflux.consumers._metrics import MetricsView
 from agentflux.consumers._runner import GroupRunner
@@ -42,6 +43,7 @@ class GroupSpec:
     ``make_job``: a group that runs its own loop instead of a runner (the HITL timeouts).
     ``description``: one line for ``agentflux groups list`` and the AsyncAPI document.
     ``max_attempts``: tries of a failing record before it goes to the dead-letter topic.
+    ``runner_type``: the runner class (the audit's also sweeps for gaps when idle).
     """
 
     name: str
@@ -55,6 +57,7 @@ class GroupSpec:
     start: str = "latest"
     make_job: Callable[[AgentfluxSettings, str, str | None], HitlTimeoutJob] | None = None
     max_attempts: int = 4
+    runner_type: type[GroupRunner] = GroupRunner
 
     def __post_init__(self) -> None:
         """Refuse a declaration that could not run: its start point, its categories."""
@@ -106,7 +109,7 @@ class GroupSpec:
         if self.is_view and store is None:
             raise ValueError(f"the {self.name} group keeps its view in a store")
         settings = settings or AgentfluxSettings()
-        return GroupRunner(
+        return self.runner_type(
             group_id or self.group_id,
             self.topics(settings),
             settings=settings,
@@ -173,6 +176,7 @@ SHIPPED_GROUPS: dict[str, GroupSpec] = {
         make_view=AuditView,
         description="Append-only, hash-chained audit trail of every event.",
         start="earliest",
+        runner_type=AuditRunner,  # it also sweeps for gaps when idle
     ),
     "hitl-timeouts": GroupSpec(
         name="hitl-timeouts",

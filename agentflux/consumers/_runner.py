@@ -32,7 +32,12 @@ from agentflux.consumers._records import Position
 from agentflux.consumers._runner_metrics import RunnerMetrics, observe_many
 from agentflux.consumers._timing import wait_at_most
 from agentflux.consumers._tracing import ConsumerSpans
-from agentflux.kafka import AgentfluxSettings, connection_kwargs, stop_consumer
+from agentflux.kafka import (
+    AgentfluxSettings,
+    connection_kwargs,
+    refusals_explained,
+    stop_consumer,
+)
 from agentflux.kafka._gate._lazy_headers import lazy_headers
 from agentflux.schemas import (
     EVENT_MODELS,
@@ -204,6 +209,10 @@ class GroupRunner:
         # left open keeps its broker connections for the life of the process).
         async with contextlib.AsyncExitStack() as opened:
             opened.callback(lambda: log.info("runner stopped", handled=self.handled))
+            # Entered first, left last: a refused login or a denied ACL leaves as a typed error.
+            await opened.enter_async_context(
+                refusals_explained(self.settings, "READ", group=self.group_id)
+            )
             if install_signal_handlers:
                 self._handle_signals(opened)
             opened.push_async_callback(self.close_codec)

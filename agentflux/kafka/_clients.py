@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["connection_kwargs", "stop_consumer", "topic_partitions"]
 
+_TOPIC_AUTHORIZATION_FAILED = 29  # Kafka's error code
+
 
 def connection_kwargs(settings: AgentfluxSettings) -> dict[str, Any]:
     """Return the keyword arguments every aiokafka client needs to reach the cluster.
@@ -54,6 +56,7 @@ async def topic_partitions(
 
     The consumer's metadata knows every topic that existed when it started; a topic created
     since is asked of the cluster (aiokafka has no public refresh of a consumer's metadata).
+    A topic the principal may not see raises ``AuthorizationError``: it is not an empty one.
     """
     known: set[int] | None = consumer.partitions_for_topic(topic)
     if known:
@@ -64,6 +67,11 @@ async def topic_partitions(
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()
+    for found in described:
+        if found["topic"] == topic and found["error_code"] == _TOPIC_AUTHORIZATION_FAILED:
+            from agentflux.kafka._access import AuthorizationError, principal_of  # noqa: PLC0415  # _access imports this module
+
+            raise AuthorizationError(principal_of(settings), "topic", topic, "DESCRIBE")
     return {
         partition["partition"]
         for found in described

@@ -9,6 +9,7 @@ from agentflux.producers._bus import EventBus, Handler
 from agentflux.producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
+    PublishDeniedError,
     PublishError,
     PublishTimeoutError,
     SchemaNotRegisteredError,
@@ -36,6 +37,7 @@ __all__ = [
     "Handler",
     "InMemoryTransport",
     "InvalidEventError",
+    "PublishDeniedError",
     "PublishError",
     "PublishResult",
     "PublishTimeoutError",

@@ -426,11 +426,11 @@ class Batcher:
                 unreported += 1
             elif not result.done():
                 if base is None:
-                    result.set_exception(
-                        BrokerUnavailableError(
-                            f"record to {topic}[{partition}] not acknowledged: {error!r}"
-                        )
+                    failure = BrokerUnavailableError(
+                        f"record to {topic}[{partition}] not acknowledged: {error!r}"
                     )
+                    failure.__cause__ = error  # what the broker said, for typed errors above
+                    result.set_exception(failure)
                 else:
                     result.set_result(PublishResult(topic, partition, base + relative))
         if base is None and unreported:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agentflux.kafka import AuthorizationError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 __all__ = [
     "BrokerUnavailableError",
     "InvalidEventError",
+    "PublishDeniedError",
     "PublishError",
     "PublishTimeoutError",
     "SchemaNotRegisteredError",
@@ -62,6 +65,10 @@ class SchemaNotRegisteredError(SchemaRegistrationError):
             f"`{_REGISTER_COMMAND}` (CI runs it after the gate; a development cluster may opt "
             "in with AGENTFLUX_AUTO_REGISTER_SCHEMAS=true). Nothing was sent"
         )
+
+
+class PublishDeniedError(PublishError, AuthorizationError):
+    """An ACL denies this principal writing to the event's topic; nothing was written."""
 
 
 class BrokerUnavailableError(PublishError):

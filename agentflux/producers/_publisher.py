@@ -9,15 +9,21 @@ from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
-from agentflux.kafka import AgentfluxSettings, connection_kwargs
+from agentflux.kafka import (
+    AgentfluxSettings,
+    access_refused,
+    authorization_error,
+    connection_kwargs,
+)
 from agentflux.kafka._gate._lz4 import install_fast_lz4
 from agentflux.producers._batching import Batcher, HeaderValue, key_partition
 from agentflux.producers._errors import (
     BrokerUnavailableError,
     InvalidEventError,
+    PublishDeniedError,
     PublishError,
     PublishTimeoutError,
     SchemaNotRegisteredError,
@@ -184,6 +190,10 @@ class EventPublisher:
                 await self._producer.start()
                 break
             except KafkaConnectionError as exc:
+                # A refused login or certificate will not pass on a retry: said at once.
+                if (refused := await access_refused(self.settings)) is not None:
+                    await self._producer.stop()
+                    raise refused from exc
                 if time.monotonic() + delay > deadline:
                     await self._producer.stop()
                     raise BrokerUnavailableError(
@@ -192,6 +202,15 @@ class EventPublisher:
                     ) from exc
                 await asyncio.sleep(delay)  # backoff between connection attempts
                 delay = min(delay * 2, 5.0)
+            except KafkaError as exc:
+                # The idempotent producer's id needs a write grant: none at all is refused here.
+                await self._producer.stop()
+                denied = authorization_error(
+                    exc, self.settings, "WRITE", error_type=PublishDeniedError
+                )
+                if denied is None:
+                    raise
+                raise denied from exc
         self._started = True
         self._steady_limit = 0 if self._revalidate else self._max_in_flight
         _log.info("publisher started", bootstrap_servers=self.settings.bootstrap_servers)
@@ -402,6 +421,13 @@ class EventPublisher:
         self._batcher.submit(record[0])  # the caller waits: no linger for its batch
         try:
             return await asyncio.wait_for(asyncio.shield(pending), self._publish_timeout_s)
+        except BrokerUnavailableError as exc:
+            denied = authorization_error(
+                exc.__cause__, self.settings, "WRITE", error_type=PublishDeniedError
+            )
+            if denied is None:
+                raise
+            raise denied from exc
         except TimeoutError as exc:
             raise PublishTimeoutError(
                 f"{event.event_id} not acknowledged within {self._publish_timeout_s:.0f} s; it may "

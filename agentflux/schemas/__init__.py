@@ -37,6 +37,7 @@ from agentflux.schemas._headers import (
 )
 from agentflux.schemas._models import BaseEvent
 from agentflux.schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
+from agentflux.schemas._teams import TeamSpec
 from agentflux.schemas._topics import (
     DeadLetterSpec,
     TopicsDeclaration,
@@ -65,6 +66,7 @@ __all__ = [
     "RegistryUnavailableError",
     "SchemaNotFoundError",
     "SchemaResolutionError",
+    "TeamSpec",
     "TopicSpec",
     "TopicsDeclaration",
     "UnknownEvent",

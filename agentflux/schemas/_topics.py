@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal, Self
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentflux.schemas._teams import TeamSpec
 from agentflux.schemas._types import Compatibility, EventCategory
 
 if TYPE_CHECKING:
@@ -72,6 +74,8 @@ class TopicsDeclaration(BaseModel):
 
     dead_letter: DeadLetterSpec
     topics: tuple[TopicSpec, ...]
+    # Who may read and write what: `agentflux acls apply` grants it (docs/security.md).
+    teams: tuple[TeamSpec, ...] = ()
 
     @model_validator(mode="after")
     def _copartitioned(self) -> Self:
@@ -85,6 +89,53 @@ class TopicsDeclaration(BaseModel):
                 f"a session's events in partition N of each), not {listed}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _teams_fit(self) -> Self:
+        declared = {t.name for t in self.topics}
+        problems = [
+            f"team {team.name} reads {topic}, which is not declared"
+            for team in self.teams
+            for topic in team.reads
+            if topic not in declared
+        ]
+        problems.extend(
+            f"team {team.name} writes {topic}, which is not declared"
+            for team in self.teams
+            if not isinstance(team.writes, bool)
+            for topic in team.writes
+            if topic not in declared
+        )
+        prefixes = sorted((t.group_prefix, t.name) for t in self.teams if t.group_prefix)
+        # Prefix ACLs: a prefix that starts another team's would let it use that team's groups.
+        problems.extend(
+            f"team {name}'s group prefix {prefix!r} covers team {other}'s {longer!r}"
+            for (prefix, name), (longer, other) in itertools.pairwise(prefixes)
+            if longer.startswith(prefix)
+        )
+        principals = [t.principal for t in self.teams]
+        problems.extend(
+            f"principal {p} is declared by more than one team"
+            for p in sorted(set(principals))
+            if principals.count(p) > 1
+        )
+        if self.teams and not self.dead_letter.pattern.endswith("{group}"):
+            problems.append("with teams, the dead-letter pattern must end with {group}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def dead_letter_prefix(self, team: TeamSpec) -> str | None:
+        """The name prefix of ``team``'s dead-letter topics (none without a group prefix)."""
+        if team.group_prefix is None:
+            return None
+        return self.dead_letter.pattern.format(group=team.group_prefix)
+
+    def written_by(self, team: TeamSpec) -> tuple[str, ...]:
+        """The topics ``team`` publishes to: every category topic, the ones it names, or none."""
+        if team.writes is True:
+            return tuple(t.name for t in self.topics if t.category is not None)
+        return () if team.writes is False else team.writes
 
     def for_category(self, category: EventCategory) -> TopicSpec:
         """The topic declared for a category."""

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from _cli import rebuild_into
+from _hanging_consumer import kill_when_hung, serve_until
 from _registration import register_shipped_schemas
 from _traffic import apply_directly, events_of, publish_traffic, snapshot
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -28,6 +26,8 @@ from agentflux.producers import AgentProcessingStartedEvent, AgentSwitchedEvent,
 from agentflux.schemas import BaseEvent, header_map
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import Cluster
 
     from agentflux.kafka import AgentfluxSettings
@@ -200,39 +200,16 @@ async def test_consumer_killed_mid_batch_ends_with_the_same_view(
     # The first run hangs inside a batch's transaction halfway through, then is SIGKILLed:
     # deterministic, unlike racing a consumer that may finish first.
     marker = tmp_path / "hung"
-    hanging = [
-        sys.executable,
-        str(Path(__file__).parents[1] / "_hanging_consumer.py"),
-        group,
-        f"sqlite:///{store_path}",
-        group_id,
-        str(total // 2),
-        str(marker),
-    ]
-    first = subprocess.Popen(hanging, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        async with asyncio.timeout(120):
-            while not marker.exists():
-                assert first.poll() is None, "the hanging consumer exited early"
-                await asyncio.sleep(0.05)  # poll for the marker the child writes
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    finally:
-        first.kill()
+    hanging = [group, f"sqlite:///{store_path}", group_id, str(total // 2), str(marker)]
+    await kill_when_hung(hanging, marker, env, 120)
     killed_at = await _applied(store_path, group_id)
     assert 0 < killed_at <= total // 2  # committed work survived; the hung batch did not
 
+    async def caught_up() -> bool:
+        return await _applied(store_path, group_id) >= total
+
     output = tmp_path / "service.log"
-    with output.open("wb") as sink:
-        second = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        async with asyncio.timeout(180):
-            while await _applied(store_path, group_id) < total:
-                await asyncio.sleep(0.1)  # poll the store's recorded progress
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=60) == 0  # a clean shutdown on SIGTERM
-    finally:
-        second.kill()
+    await serve_until(command, env, output, caught_up, 180)
     # Every service says at start which accelerations it runs with (and why any is off).
     assert "accelerations" in output.read_text()
 

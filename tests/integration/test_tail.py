@@ -82,3 +82,32 @@ async def test_tail_warns_about_undecodable_records_and_goes_on(cluster: Cluster
     assert "skipped undecodable record" in tailed.stderr
     printed = {json.loads(line)["event_id"] for line in tailed.stdout.splitlines()}
     assert printed == {str(e.event_id) for e in later}
+
+
+async def test_tail_does_not_show_an_aborted_transaction(cluster: Cluster) -> None:
+    """Records of an aborted transaction never print (tail reads committed, as the groups do)."""
+    settings, _events = await publish_traffic(cluster, sessions=1, seed=65)
+    since = datetime.now(UTC)
+    producer = AIOKafkaProducer(
+        **connection_kwargs(settings), transactional_id=f"tail-test-{since.timestamp()}"
+    )
+    await producer.start()
+    try:
+        await producer.begin_transaction()
+        await producer.send_and_wait(
+            settings.topic_prefix + "agent.events", b"\xde\xad aborted", key=b"aborted"
+        )
+        await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    later = list(Simulator(sessions=1, seed=66, session_prefix="committed").events())
+    async with EventPublisher(settings) as publisher:
+        for event in later:
+            await publisher.send(event)
+    tailed = await run_cli(
+        settings, "tail", "--from", since.isoformat(), "--json", "--idle-timeout", "3"
+    )
+    assert tailed.code == 0, tailed.stderr
+    assert "undecodable" not in tailed.stderr
+    printed = {json.loads(line)["event_id"] for line in tailed.stdout.splitlines()}
+    assert printed == {str(e.event_id) for e in later}

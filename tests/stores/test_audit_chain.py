@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import zlib
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _postgres_stats import database_counters
 from conftest import fresh_postgres_database
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +23,8 @@ from agentflux.consumers import (
     get_audit_log,
     verify_audit,
 )
+from agentflux.consumers._audit_clock import StreamClock
+from agentflux.producers import Simulator
 from agentflux.schemas import (
     AgentSwitchedEvent,
     BaseEvent,
@@ -59,15 +66,48 @@ def _session(session: str = "s-1", producer: str = "host:1:ab", count: int = 8) 
     ]
 
 
+_START = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _two_topics(count: int = 12, *, step: timedelta = timedelta(minutes=10)) -> list[BaseEvent]:
+    """One session's events, even numbers on agent.events, odd on session.events, ``step`` apart."""
+    events: list[BaseEvent] = []
+    for i in range(count):
+        event: BaseEvent = (
+            AgentSwitchedEvent(session_id="s-1", from_agent=f"a{i}", to_agent=f"a{i + 1}")
+            if i % 2 == 0
+            else SessionMessageAddedEvent(
+                session_id="s-1", message_id=f"m-{i}", role="USER", content="hi"
+            )
+        )
+        events.append(
+            event.model_copy(
+                update={"producer_id": "p-1", "sequence": i, "occurred_at": _START + i * step}
+            )
+        )
+    return events
+
+
 def _position(event: BaseEvent, offset: int) -> Position:
     return Position(event.topic, 0, offset)
 
 
 async def _apply(store: Store, view: AuditView, arrivals: list[BaseEvent]) -> None:
+    """Each event in its own transaction, as a batch of one."""
+    await _apply_batches(store, view, [[event] for event in arrivals])
+
+
+async def _apply_batches(store: Store, view: AuditView, batches: list[list[BaseEvent]]) -> None:
+    """Each batch in one transaction, as the runner applies a fetch."""
     await store.migrate(view.ddl)
-    for offset, event in enumerate(arrivals):
+    offsets: dict[str, int] = {}
+    for batch in batches:
         async with store.transaction() as tx:
-            await view.apply(tx, event, _position(event, offset))
+            events = []
+            for event in batch:
+                offsets[event.topic] = offsets.get(event.topic, -1) + 1
+                events.append((event, _position(event, offsets[event.topic])))
+            await view.apply_batch(tx, events)
 
 
 async def _chains(store: Store) -> list[tuple[Any, ...]]:
@@ -77,12 +117,25 @@ async def _chains(store: Store) -> list[tuple[Any, ...]]:
     ]
 
 
+def _batches(arrivals: list[BaseEvent], cuts: list[int]) -> list[list[BaseEvent]]:
+    """``arrivals`` cut at the given positions."""
+    edges = sorted({0, len(arrivals), *(c % (len(arrivals) + 1) for c in cuts)})
+    return [arrivals[a:b] for a, b in itertools.pairwise(edges)]
+
+
 @settings(max_examples=25, deadline=None)
-@given(order=st.randoms(use_true_random=False), redeliveries=st.integers(0, 4))
-async def test_any_arrival_order_gives_the_same_chain_and_hashes(
-    tmp_path_factory: pytest.TempPathFactory, order: random.Random, redeliveries: int
+@given(
+    order=st.randoms(use_true_random=False),
+    redeliveries=st.integers(0, 4),
+    cuts=st.lists(st.integers(0, 40), max_size=6),
+)
+async def test_any_arrival_order_and_batching_give_the_same_chain_and_hashes(
+    tmp_path_factory: pytest.TempPathFactory,
+    order: random.Random,
+    redeliveries: int,
+    cuts: list[int],
 ) -> None:
-    """Two sessions, two producers, shuffled across topics and redelivered: identical chains."""
+    """Two sessions, three producers, shuffled, redelivered, in batches of any size: identical chains."""
     events = _session("s-1", "p-1") + _session("s-2", "p-2", 5) + _session("s-1", "p-3", 3)
     arrivals = events + [order.choice(events) for _ in range(redeliveries)]
     order.shuffle(arrivals)
@@ -92,24 +145,28 @@ async def test_any_arrival_order_gives_the_same_chain_and_hashes(
         SqliteStore(folder / "shuffled.db") as shuffled,
     ):
         await _apply(ordered, AuditView(clock=_Clock()), events)
-        await _apply(shuffled, AuditView(clock=_Clock()), arrivals)
+        await _apply_batches(shuffled, AuditView(clock=_Clock()), _batches(arrivals, cuts))
         assert await _chains(shuffled) == await _chains(ordered)
         assert await verify_audit(shuffled) == []
+        assert (await audit_report(shuffled))["s-1"].status == "intact"
         chain = await get_audit_log(shuffled, session_id="s-2")
         assert [r["payload"]["sequence"] for r in chain] == [0, 1, 2, 3, 4]
         assert [r["seq"] for r in chain] == [1, 2, 3, 4, 5]
 
 
 async def _gap_then_late(store: Store) -> None:
-    """Held past the grace period, a hole is recorded as a gap; the event later comes as late."""
+    """Idle past the grace period, a hole is recorded as a gap; the event later comes as late."""
     clock = _Clock()
     view = AuditView(grace_s=30, clock=clock)
     events = _session(count=5)
     await _apply(store, view, [events[0], events[1], events[3], events[4]])
     assert (await audit_report(store))["s-1"].pending == 2
-    clock.now += 31
+    clock.now += 29
     async with store.transaction() as tx:
-        assert await view.sweep(tx) == 1
+        assert await view.sweep(tx) == 0  # not idle long enough yet
+    clock.now += 2
+    async with store.transaction() as tx:
+        assert await view.sweep(tx) == 1  # nothing delivered for the grace period: the idle rule
     await _apply(store, view, [events[2], events[3]])  # the late one, and a redelivery
     rows = await get_audit_log(store, session_id="s-1")
     assert [(r["kind"], r["sequence"]) for r in rows] == [
@@ -128,10 +185,8 @@ async def _gap_then_late(store: Store) -> None:
     ]
 
 
-async def test_a_missing_event_becomes_a_gap_and_its_late_arrival_is_recorded(
-    tmp_path: Path,
-) -> None:
-    """On SQLite: a gap after the grace period, the late event appended, a duplicate ignored."""
+async def test_an_idle_group_records_the_gap_once_the_grace_period_passes(tmp_path: Path) -> None:
+    """On SQLite: no delivery for the grace period (injected clock) → a gap; late event, duplicate ignored."""
     async with SqliteStore(tmp_path / "audit.db") as store:
         await _gap_then_late(store)
 
@@ -161,6 +216,116 @@ async def test_an_event_within_the_grace_period_is_spliced_in_order(tmp_path: Pa
         assert (await audit_report(store))["s-1"].status == "intact"
 
 
+def _following(clock: _Clock) -> AuditView:
+    """A view as the audit runner sets it up: a member reading partition 0 of two topics."""
+    view = AuditView(grace_s=30, clock=clock)
+    view.follow(["agent.events", "session.events"], lambda: {0})
+    return view
+
+
+def _lagging(events: list[BaseEvent]) -> list[list[BaseEvent]]:
+    """A rebuild that reads agent.events to its end first and session.events one event a batch."""
+    agent = [e for e in events if e.topic == "agent.events"]
+    session = [e for e in events if e.topic == "session.events"]
+    return [[agent[0], session[0]], agent[1:], *([e] for e in session[1:])]
+
+
+async def _lagging_equals_live(live: Store, rebuilt: Store) -> None:
+    """Lagging two hours of event time on one topic: no false gap, the live chain hash for hash."""
+    events = _two_topics()
+    await _apply(live, _following(_Clock()), events)
+    clock = _Clock()
+    view = _following(clock)
+    await store_batches_over_time(rebuilt, view, _lagging(events), clock, seconds_apart=20)
+    assert await _chains(rebuilt) == await _chains(live)
+    report = (await audit_report(rebuilt))["s-1"]
+    assert (report.records, report.status) == (12, "intact")
+
+
+async def store_batches_over_time(
+    store: Store, view: AuditView, batches: list[list[BaseEvent]], clock: _Clock, seconds_apart: int
+) -> None:
+    """Each batch applied ``seconds_apart`` of wall clock after the one before."""
+    for index in range(len(batches)):
+        await _apply_batches(store, view, batches[index : index + 1])
+        clock.now += seconds_apart
+
+
+async def test_a_rebuild_lagging_on_one_topic_records_no_false_gap(tmp_path: Path) -> None:
+    """SQLite: agent.events read hours of event time ahead of session.events: no gap, the same hashes."""
+    async with (
+        SqliteStore(tmp_path / "live.db") as live,
+        SqliteStore(tmp_path / "rebuilt.db") as rebuilt,
+    ):
+        await _lagging_equals_live(live, rebuilt)
+
+
+@pytest.mark.postgres
+async def test_a_lagging_rebuild_on_postgresql_equals_the_live_chain(postgres_url: str) -> None:
+    """PostgreSQL: the same lagging rebuild, the same chain and hashes as the live view."""
+    async with (
+        PostgresStore(await fresh_postgres_database(postgres_url)) as live,
+        PostgresStore(await fresh_postgres_database(postgres_url)) as rebuilt,
+    ):
+        await _lagging_equals_live(live, rebuilt)
+
+
+async def test_a_real_hole_is_one_gap_by_event_time_live_and_lagging(tmp_path: Path) -> None:
+    """Number 5 never published: live and lagging builds both record exactly one gap, same hashes."""
+    events = [e for e in _two_topics() if e.sequence != 5]
+    async with (
+        SqliteStore(tmp_path / "live.db") as live,
+        SqliteStore(tmp_path / "rebuilt.db") as rebuilt,
+    ):
+        live_clock = _Clock()
+        await _apply(live, _following(live_clock), events)  # the wall clock never moves: event time
+        clock = _Clock()
+        await store_batches_over_time(
+            rebuilt, _following(clock), _lagging(events), clock, seconds_apart=20
+        )
+        for store in (live, rebuilt):
+            rows = await get_audit_log(store, session_id="s-1")
+            assert [(r["kind"], r["sequence"]) for r in rows] == [
+                *(("event", i) for i in range(5)),
+                ("gap", 5),
+                *(("event", i) for i in range(6, 12)),
+            ]
+            report = (await audit_report(store))["s-1"]
+            assert (report.gaps, report.late, report.pending) == (1, 0, 0)
+        assert await _chains(rebuilt) == await _chains(live)
+
+
+async def test_a_held_event_waits_for_a_topic_that_is_still_behind(tmp_path: Path) -> None:
+    """A topic whose stream time is behind the held event holds the gap back, however far the other runs."""
+    events = _two_topics()
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        view = _following(_Clock())
+        # session.events delivered its first event (10 min); agent.events runs to 100 min.
+        await _apply_batches(store, view, [[events[0], events[1]], events[2::2]])
+        report = (await audit_report(store))["s-1"]
+        assert (report.records, report.gaps, report.pending) == (3, 0, 4)
+        async with store.transaction() as tx:  # what a rebuild does at its end: 3, 5, 7, 9
+            assert await view.sweep(tx, everything=True) == 4
+        report = (await audit_report(store))["s-1"]
+        assert (report.records, report.gaps, report.pending) == (11, 4, 0)
+
+
+def test_a_partition_assigned_later_is_waited_for_a_grace_period() -> None:
+    """After a rebalance, a newly assigned partition is not idle at once: no gap before it delivers."""
+    clock = _Clock()
+    stream = StreamClock(30, clock)
+    assigned = {0}
+    stream.follow(["agent.events", "session.events"], lambda: assigned)
+    stream.observe("agent.events", 0, 1_000, clock.now)
+    stream.observe("session.events", 0, 2_000, clock.now)
+    assert stream.cutoffs(clock.now) == {0: 1_000 - 30_000}
+    clock.now += 100
+    assigned.add(1)  # partition 1 arrives long after the view started
+    assert stream.cutoffs(clock.now) == {0: float("inf")}  # 0 idle; 1 waited for
+    clock.now += 31
+    assert stream.cutoffs(clock.now) == {0: float("inf"), 1: float("inf")}
+
+
 async def test_an_edited_record_is_reported_as_tampered(tmp_path: Path) -> None:
     """A payload changed in the store after it was recorded breaks its hash."""
     async with SqliteStore(tmp_path / "audit.db") as store:
@@ -182,7 +347,7 @@ async def test_version_1_events_are_chained_per_topic_in_arrival_order(tmp_path:
         e.model_copy(update={"producer_id": None, "sequence": None}) for e in _session(count=6)
     ]
     async with SqliteStore(tmp_path / "audit.db") as store:
-        await _apply(store, AuditView(clock=_Clock()), events)
+        await _apply_batches(store, AuditView(clock=_Clock()), [events[:4], events[4:]])
         rows = await get_audit_log(store, session_id="s-1")
         chains = {r["chain"] for r in rows}
         assert chains == {
@@ -201,8 +366,10 @@ async def test_a_number_taken_by_another_event_is_recorded_as_late(tmp_path: Pat
     events = _session(count=4)
     other = _session(count=4)[2]  # a different event with number 2
     async with SqliteStore(tmp_path / "audit.db") as store:
-        await _apply(
-            store, AuditView(clock=_Clock()), [events[0], events[2], other, events[1], events[3]]
+        await _apply_batches(
+            store,
+            AuditView(clock=_Clock()),
+            [[events[0], events[2], other], [events[1], events[3]]],
         )
         rows = await get_audit_log(store, session_id="s-1")
         assert [(r["kind"], r["sequence"]) for r in rows] == [
@@ -212,3 +379,54 @@ async def test_a_number_taken_by_another_event_is_recorded_as_late(tmp_path: Pat
             ("event", 2),
             ("event", 3),
         ]
+
+
+def _numbered_traffic() -> list[BaseEvent]:
+    """Simulated sessions numbered per session as one publisher numbers them."""
+    numbers: dict[str, int] = {}
+    events = []
+    for event in Simulator(sessions=40, seed=11).events():
+        sequence = numbers[event.session_id] = numbers.get(event.session_id, -1) + 1
+        events.append(event.model_copy(update={"producer_id": "p-1", "sequence": sequence}))
+    return events
+
+
+def _by_partition(events: list[BaseEvent]) -> list[list[tuple[BaseEvent, Position]]]:
+    """The events as six co-partitioned topics hold them: a session's chain fed from several."""
+    batches: dict[tuple[str, int], list[tuple[BaseEvent, Position]]] = {}
+    for event in events:
+        key = (event.topic, zlib.crc32(event.session_id.encode()) % 6)
+        batch = batches.setdefault(key, [])
+        batch.append((event, Position(*key, len(batch))))
+    return list(batches.values())
+
+
+@pytest.mark.postgres
+async def test_concurrent_batches_on_the_same_chains_neither_deadlock_nor_collide(
+    postgres_url: str,
+) -> None:
+    """Every partition's batch at once (chains fed from several topics), redelivered twice: zero deadlocks and rollbacks, the ordered chains."""
+    events = _numbered_traffic()
+    reference_url = await fresh_postgres_database(postgres_url)
+    concurrent_url = await fresh_postgres_database(postgres_url)
+    async with PostgresStore(reference_url) as reference:
+        await _apply_batches(reference, AuditView(clock=_Clock()), [events])
+        expected = await _chains(reference)
+    async with PostgresStore(concurrent_url) as setup:
+        await setup.migrate(AuditView.ddl)
+    before = await database_counters(concurrent_url)
+    view = AuditView(clock=_Clock())
+    async with PostgresStore(concurrent_url, pool_size=8) as store:
+
+        async def write(batch: list[tuple[BaseEvent, Position]]) -> None:
+            async with store.transaction() as tx:
+                await view.apply_batch(tx, batch)
+
+        for _ in range(3):
+            await asyncio.gather(*(write(batch) for batch in _by_partition(events)))
+        built = await _chains(store)
+        assert await verify_audit(store) == []
+    after = await database_counters(concurrent_url)
+    assert after == before  # no deadlock, and no transaction rolled back (a unique violation would)
+    assert built == expected
+    assert len(built) == len(events)

@@ -337,9 +337,11 @@ def test_a_failed_first_start_is_retried_and_its_cause_kept(
     cluster = LocalCluster(tmp_path / "state")
     attempts: list[int] = []
 
-    def up_once_failing(self: LocalCluster, nodes: int, timeout_s: float) -> ClusterState:
+    def up_once_failing(
+        self: LocalCluster, nodes: int, timeout_s: float, *, secure: bool
+    ) -> ClusterState:
         attempts.append(nodes)
-        state = self._initial_state(nodes)
+        state = self._initial_state(nodes, secure=secure)
         self._save(state)
         if len(attempts) == 1:
             raise ClusterError("formatting node 1 failed: no space left")

@@ -1,0 +1,95 @@
+"""``agentflux acls apply|plan`` and ``agentflux users add``: teams' access as code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agentflux._acls import AclPlan, add_user, apply_acls
+from agentflux._cli_contract import (  # the one loader of --file, shared with `topics`
+    TopicsFile,
+    _declaration,
+)
+from agentflux._cli_errors import InputError
+from agentflux.kafka import AgentfluxSettings, run_event_loop
+
+__all__ = ["PASSWORD_ENV", "register"]
+
+PASSWORD_ENV = "AGENTFLUX_USER_PASSWORD"  # noqa: S105  # the variable's name, not a password
+_console = Console(soft_wrap=True, highlight=False)
+
+acls_app = typer.Typer(help="ACLs as code: the teams of schemas/topics.yaml.", no_args_is_help=True)
+users_app = typer.Typer(help="SCRAM-SHA-512 users of the cluster.", no_args_is_help=True)
+
+
+def _print_plan(plan: AclPlan, *, dry_run: bool) -> None:
+    would = "would " if dry_run else ""
+    for binding in plan.create:
+        _console.print(f"{would}create  {binding}")
+    for binding in plan.drift:
+        _console.print(f"{would}delete  {binding}  (drift: not in the declaration)")
+    for binding in plan.unmanaged:
+        action = f"{would}delete" if plan.pruned else "keep   "
+        _console.print(f"{action}  {binding}  (unmanaged: principal not in the declaration)")
+    if plan.in_sync:
+        _console.print("no change: the cluster's ACLs match the declaration")
+
+
+@acls_app.command("apply")
+def acls_apply(
+    file: TopicsFile = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and the drift, change nothing.")
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="Also delete the ACLs of principals the declaration does not name."
+        ),
+    ] = False,
+) -> None:
+    """Make the cluster's ACLs match the teams: create missing ones, delete the teams' others."""
+    declaration = _declaration(file)
+    plan = run_event_loop(
+        apply_acls(AgentfluxSettings(), declaration, dry_run=dry_run, prune=prune)
+    )
+    _print_plan(plan, dry_run=dry_run)
+
+
+def _password() -> str:
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env:
+        return from_env
+    if sys.stdin.isatty():
+        typed: str = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        return typed
+    return sys.stdin.readline().rstrip("\n")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The user name; its principal is User:NAME.")],
+) -> None:
+    """Create a SCRAM-SHA-512 user, or give it a new password.
+
+    The password comes from AGENTFLUX_USER_PASSWORD, else from standard input (a prompt on a
+    terminal); never from the command line, where other users of the machine could see it.
+    """
+    password = _password()
+    if not password:
+        raise InputError(
+            f"no password for {name}",
+            f"pipe it on standard input or set {PASSWORD_ENV}",
+        )
+    run_event_loop(add_user(AgentfluxSettings(), name, password))
+    _console.print(f"user {name} has SCRAM-SHA-512 credentials (principal User:{name})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the security commands to the root command line."""
+    app.add_typer(acls_app, name="acls")
+    app.add_typer(users_app, name="users")
