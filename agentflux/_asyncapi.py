@@ -45,7 +45,7 @@ class ChannelSource:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerGroupSource:
-    """A consumer group shipped with the platform and the topics it reads."""
+    """A consumer group (shipped, or a team's) and the topics it reads."""
 
     group_id: str
     description: str

@@ -1,4 +1,4 @@
-"""``agentflux consume`` (the shipped groups as services) and their queries."""
+"""``agentflux consume`` (any group as a service), ``agentflux groups``, the views' queries."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.table import Table
 from agentflux._accelerations import accelerations_line
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._cli_stores import shown_url, view_store
+from agentflux._group_lookup import find_group, known_groups
 from agentflux._rebuild import audit_against_topics
 from agentflux.consumers import (
     ChainReport,
@@ -26,14 +27,15 @@ from agentflux.consumers import (
     get_metrics,
     render_prometheus,
 )
-from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_service
+from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.consumers._start import place_new_group
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.schemas import EventType
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from agentflux.consumers import GroupRunner, Store
+    from agentflux.consumers import GroupRunner, GroupSpec, Store
     from agentflux.consumers._timeouts import HitlTimeoutJob
 
     Route: TypeAlias = Callable[[], Awaitable[tuple[int, str, bytes]]]
@@ -80,8 +82,24 @@ async def serve_http(
     return await asyncio.start_server(respond, "127.0.0.1", port)
 
 
-def consume(  # one typer option per setting
-    group: Annotated[str, typer.Argument(help="context | metrics | audit | hitl-timeouts")],
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        help="A team's group declaration as module:attribute (an agentflux.consumers.GroupSpec).",
+    ),
+]
+
+
+def consume(  # noqa: PLR0913, PLR0917  # one typer option per setting
+    group: Annotated[
+        str | None,
+        typer.Argument(
+            help="A shipped group (context | metrics | audit | hitl-timeouts) or an installed "
+            "one (`agentflux groups`); or give --app."
+        ),
+    ] = None,
+    app: AppOption = None,
     store: StoreUrl = None,
     port: Annotated[
         int, typer.Option("--port", help="Health and metrics HTTP port (0: none).")
@@ -93,16 +111,20 @@ def consume(  # one typer option per setting
         str | None, typer.Option("--group-id", help="Override the group id.")
     ] = None,
 ) -> None:
-    """Run a shipped consumer group as a long-lived service until SIGTERM/SIGINT."""
-    if group not in SHIPPED_GROUPS:
-        raise typer.BadParameter(f"choose one of {', '.join(SHIPPED_GROUPS)}", param_hint="GROUP")
+    """Run a consumer group, shipped or a team's, as a long-lived service until SIGTERM/SIGINT."""
+    spec = find_group(group, app=app)
+    settings = AgentfluxSettings()
+    gid = group_id or spec.group_id
 
     # The same line at every service's start: which accelerations run, and why any is off.
-    _log.info(accelerations_line(), group=group)
+    _log.info(accelerations_line(), group=spec.name)
 
     async def _serve(opened: Store | None) -> None:
-        runner = shipped_service(group, opened, group_id=group_id, group_instance_id=instance_id)
-        server = await serve_http(port, _routes(group, runner, opened)) if port else None
+        placed = await place_new_group(settings, gid, spec.topics(settings), spec.start_point)
+        if placed:
+            _log.info("new group placed", group=gid, start=spec.start, partitions=len(placed))
+        runner = spec.service(opened, settings, group_id=gid, group_instance_id=instance_id)
+        server = await serve_http(port, _routes(spec, runner, opened)) if port else None
         try:
             await runner.run(install_signal_handlers=True)
         finally:
@@ -111,17 +133,17 @@ def consume(  # one typer option per setting
                 await server.wait_closed()
 
     async def _run() -> None:
-        if not SHIPPED_GROUPS[group].is_view:
-            await _serve(None)  # a job keeps no store: its state is rebuilt from its topic
+        if not spec.is_view:
+            await _serve(None)  # a job or handlers alone keep no store
             return
-        async with view_store(store, group, read_only=False) as opened:
+        async with view_store(store, spec.name, read_only=False) as opened:
             await _serve(opened)
 
     run_event_loop(_run())
 
 
 def _routes(
-    group: str, runner: GroupRunner | HitlTimeoutJob, store: Store | None
+    spec: GroupSpec, runner: GroupRunner | HitlTimeoutJob, store: Store | None
 ) -> dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]]:
     async def health() -> tuple[int, str, bytes]:
         status = {
@@ -131,12 +153,45 @@ def _routes(
         }
         return 200, "application/json", json.dumps(status).encode()
 
+    serves_metrics_view = spec is SHIPPED_GROUPS["metrics"] and store is not None
+
     async def metrics() -> tuple[int, str, bytes]:
         own = generate_latest(runner.metrics.registry)
-        view = await render_prometheus(store) if group == "metrics" and store else b""
+        view = await render_prometheus(store) if serves_metrics_view and store else b""
         return 200, "text/plain; version=0.0.4", own + view
 
     return {"/health": health, "/metrics": metrics}
+
+
+groups_app = typer.Typer(help="The consumer groups: shipped and installed.")
+
+
+@groups_app.command("list")
+def list_groups(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List the shipped groups and those installed packages declare (agentflux.groups)."""
+    settings = AgentfluxSettings()
+    table = Table("name", "group id", "reads", "keeps", "starts at", "from")
+    for found in known_groups():
+        spec = found.spec
+        keeps = "a view" if spec.is_view else "a job" if spec.is_job else "handlers"
+        row = {
+            "name": found.name,
+            "group_id": spec.group_id,
+            "topics": spec.topics(settings),
+            "keeps": keeps,
+            "start": spec.start,
+            "origin": found.origin,
+        }
+        if as_json:
+            print(json.dumps(row))
+            continue
+        table.add_row(
+            found.name, spec.group_id, ", ".join(row["topics"]), keeps, spec.start, found.origin
+        )
+    if not as_json:
+        _console.print(table)
 
 
 def context(session_id: str, store: StoreUrl = None) -> None:
@@ -304,4 +359,5 @@ def register(app: typer.Typer) -> None:
     """Add the read-side commands to the root command line."""
     for command in (consume, context, metrics):
         app.command()(command)
+    app.add_typer(groups_app, name="groups")
     app.add_typer(audit_app, name="audit")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,10 +11,14 @@ from rich.table import Table
 
 from agentflux._cli_errors import NotFoundError, RefusedError
 from agentflux._cli_stores import view_store
-from agentflux.consumers._groups import SHIPPED_GROUPS, VIEW_GROUPS, shipped_runner
+from agentflux._group_lookup import find_group
 from agentflux.consumers._redrive import DeadLetter, read_dead_letters, redrive
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.schemas import dead_letter_topic
+
+if TYPE_CHECKING:
+    from agentflux.consumers import GroupSpec, Store
+    from agentflux.consumers._redrive import RedriveReport
 
 __all__ = ["register"]
 
@@ -26,17 +30,27 @@ dlq_app = typer.Typer(
 )
 
 GroupName = Annotated[
-    str, typer.Option("--group", "-g", help="The shipped group: context | metrics | audit.")
+    str | None,
+    typer.Option(
+        "--group",
+        "-g",
+        help="The group: shipped (context | metrics | audit), installed (`agentflux groups`), "
+        "or its group id.",
+    ),
+]
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="A team's group declaration as module:attribute (not installed)."),
 ]
 GroupIdOverride = Annotated[
     str | None, typer.Option("--group-id", help="Its group id, if not the default one.")
 ]
 
 
-def _group_id(group: str, group_id: str | None) -> str:
-    if group not in VIEW_GROUPS:
-        raise typer.BadParameter(f"choose one of {', '.join(VIEW_GROUPS)}", param_hint="--group")
-    return group_id or SHIPPED_GROUPS[group].group_id
+def _group(group: str | None, app: str | None, group_id: str | None) -> tuple[GroupSpec, str]:
+    """The group's declaration and the group id its dead letters are kept under."""
+    spec = find_group(group, app=app)
+    return spec, group_id or spec.group_id
 
 
 def _letters(group_id: str, *, include_redriven: bool) -> list[DeadLetter]:
@@ -50,7 +64,8 @@ def _letters(group_id: str, *, include_redriven: bool) -> list[DeadLetter]:
 
 @dlq_app.command("list")
 def list_letters(
-    group: GroupName,
+    group: GroupName = None,
+    app: AppOption = None,
     group_id: GroupIdOverride = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also the records already re-driven.")
@@ -58,7 +73,7 @@ def list_letters(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """List the group's pending dead letters (all of them with --all)."""
-    gid = _group_id(group, group_id)
+    _spec, gid = _group(group, app, group_id)
     letters = _letters(gid, include_redriven=show_all)
     if as_json:
         for letter in letters:
@@ -83,13 +98,14 @@ def list_letters(
 
 @dlq_app.command("show")
 def show(
-    group: GroupName,
     offset: Annotated[int, typer.Option("--offset", help="The record's offset in the DLQ.")],
+    group: GroupName = None,
+    app: AppOption = None,
     partition: Annotated[int, typer.Option("--partition", help="Its DLQ partition.")] = 0,
     group_id: GroupIdOverride = None,
 ) -> None:
     """Show one dead letter: its failure, all headers, and the event decoded if it can be."""
-    gid = _group_id(group, group_id)
+    _spec, gid = _group(group, app, group_id)
     letter = next(
         (
             candidate
@@ -101,7 +117,7 @@ def show(
     if letter is None:
         raise NotFoundError(
             f"no record at partition {partition} offset {offset} of {dead_letter_topic(gid)}",
-            f"`agentflux dlq list --group {group} --all` lists them",
+            f"`agentflux dlq list --group {gid} --all` lists them",
         )
     decoded = run_event_loop(_decode(letter))
     print(json.dumps(letter.summary() | {"headers": letter.headers, "event": decoded}, indent=2))
@@ -119,8 +135,9 @@ async def _decode(letter: DeadLetter) -> object:
 
 
 @dlq_app.command("redrive")
-def redrive_letters(
-    group: GroupName,
+def redrive_letters(  # noqa: PLR0913, PLR0917  # one typer option per choice
+    group: GroupName = None,
+    app: AppOption = None,
     offset: Annotated[
         list[str] | None,
         typer.Option(
@@ -141,19 +158,31 @@ def redrive_letters(
         typer.Option("--store", help="The group's store URL (default: AGENTFLUX_STORE_URL)."),
     ] = None,
 ) -> None:
-    """Send pending dead letters back through the group's view, once each, after a fix."""
-    gid = _group_id(group, group_id)
+    """Send pending dead letters back through the group's view or handlers, once each."""
+    spec, gid = _group(group, app, group_id)
+    if spec.is_job:
+        raise RefusedError(
+            f"{spec.name} is a job: its dead letters are inspected, never re-driven",
+            f"`agentflux dlq list --group {gid}` shows them",
+        )
     chosen = None if offset is None else {_parse_choice(choice) for choice in offset}
     dropped = {_parse_choice(choice) for choice in discard or []}
 
-    async def _run() -> int:
-        async with view_store(store, group, read_only=False) as opened:
-            runner = shipped_runner(group, opened, group_id=gid)
+    async def _redrive(opened: Store | None) -> RedriveReport:
+        runner = spec.runner(opened, group_id=gid)
+        if opened is not None:
             await opened.migrate([s for view in runner.views for s in view.ddl])
-            try:
-                report = await redrive(runner, offsets=chosen, discard=dropped)
-            finally:
-                await runner.close_codec()
+        try:
+            return await redrive(runner, offsets=chosen, discard=dropped)
+        finally:
+            await runner.close_codec()
+
+    async def _run() -> int:
+        if spec.is_view:
+            async with view_store(store, spec.name, read_only=False) as opened:
+                report = await _redrive(opened)
+        else:  # handlers alone: they must be idempotent themselves (no store remembers)
+            report = await _redrive(None)
         for outcome in ("redriven", "already redriven", "skipped", "discarded", "not selected"):
             _console.print(f"{outcome}: {report.count(outcome)}")
         for letter, error in report.failed:

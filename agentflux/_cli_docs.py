@@ -5,22 +5,33 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from pathlib import Path  # noqa: TC003  # typer reads the annotation at run time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agentflux._asyncapi import ChannelSource, ConsumerGroupSource, MessageSource, build_asyncapi
-from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux._group_lookup import known_groups, load_app
 from agentflux.kafka import AgentfluxSettings
 from agentflux.schemas import EVENT_MODELS, HEADER_DOCS, load_schema, load_topics
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from agentflux.consumers import GroupSpec
 
 __all__ = ["asyncapi_document", "register"]
 
 docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 
 
-def asyncapi_document(settings: AgentfluxSettings) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the declared topics, Avro messages and shipped groups."""
+def asyncapi_document(
+    settings: AgentfluxSettings, extra_groups: Sequence[GroupSpec] = ()
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the declared topics, Avro messages and groups.
+
+    The groups: the shipped ones, the installed ones (``agentflux.groups`` entry points) and
+    ``extra_groups`` (a team's, named by ``--app``).
+    """
     declaration = load_topics()
     channels = []
     for spec in declaration.topics:
@@ -46,9 +57,11 @@ def asyncapi_document(settings: AgentfluxSettings) -> dict[str, Any]:
                 messages=messages,
             ),
         )
+    specs = {found.spec.group_id: found.spec for found in known_groups()}
+    specs.update({spec.group_id: spec for spec in extra_groups})
     groups = [
-        ConsumerGroupSource(group.group_id, group.description, group.topics(settings))
-        for group in SHIPPED_GROUPS.values()
+        ConsumerGroupSource(spec.group_id, spec.description, spec.topics(settings))
+        for spec in specs.values()
     ]
     return build_asyncapi(
         version=metadata.version("agentflux"),
@@ -65,9 +78,17 @@ def asyncapi(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
+    app: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--app",
+            help="Also a team's group not installed, as module:attribute (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Write the AsyncAPI 3.0 document (JSON) of topics, messages, keys, headers and groups."""
-    text = json.dumps(asyncapi_document(AgentfluxSettings()), indent=2) + "\n"
+    extra = [load_app(reference) for reference in app or ()]
+    text = json.dumps(asyncapi_document(AgentfluxSettings(), extra), indent=2) + "\n"
     if output is None:
         print(text, end="")
     else:

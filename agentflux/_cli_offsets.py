@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentflux._cli_errors import NotFoundError
+from agentflux._cli_errors import InputError, NotFoundError
+from agentflux._group_lookup import declared_or_raw, load_app
 from agentflux._offsets import (
     ReplayTargetError,
     execute_replay,
@@ -19,6 +20,9 @@ from agentflux._offsets import (
 )
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 
+if TYPE_CHECKING:
+    from agentflux.consumers import GroupSpec
+
 __all__ = ["register"]
 
 _console = Console(soft_wrap=True)
@@ -27,11 +31,23 @@ _console = Console(soft_wrap=True)
 def lag(
     group: Annotated[
         list[str] | None,
-        typer.Option("--group", "-g", help="Group to show (repeatable); all groups by default."),
+        typer.Option(
+            "--group",
+            "-g",
+            help="Group to show, by name (shipped or installed) or group id (repeatable); "
+            "all groups by default.",
+        ),
+    ] = None,
+    app: Annotated[
+        list[str] | None,
+        typer.Option("--app", help="A team's group declaration as module:attribute (repeatable)."),
     ] = None,
 ) -> None:
     """Show per-partition committed offset, end offset and lag for each consumer group."""
     settings = AgentfluxSettings()
+    wanted = [declared_or_raw(name)[0] for name in group or ()]
+    wanted += [load_app(reference).group_id for reference in app or ()]
+    group = wanted or None
 
     async def _run() -> None:
         known = [g for g in await list_groups(settings) if not g.startswith("apicurio-")]
@@ -63,14 +79,26 @@ def lag(
 
 
 def replay(
-    group: Annotated[str, typer.Option("--group", "-g", help="The consumer group to move.")],
     to: Annotated[
         str,
         typer.Option(
             "--to",
-            help="earliest | latest | ISO datetime (UTC if no zone) | topic:partition:offset",
+            help="earliest | latest | ISO datetime (UTC if no zone) | a duration back (7d, "
+            "12h) | topic:partition:offset",
         ),
     ],
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group",
+            "-g",
+            help="The group to move: by name (shipped or installed) or group id.",
+        ),
+    ] = None,
+    app: Annotated[
+        str | None,
+        typer.Option("--app", help="A team's group declaration as module:attribute."),
+    ] = None,
     topic: Annotated[
         list[str] | None,
         typer.Option("--topic", "-t", help="Only these topics (default: all the group's)."),
@@ -82,17 +110,27 @@ def replay(
 ) -> None:
     """Move a group's committed offsets so it re-reads retained events (shows the plan first)."""
     settings = AgentfluxSettings()
+    spec: GroupSpec | None
+    if app is not None:
+        spec = load_app(app)
+        group_id = spec.group_id
+    elif group is not None:
+        group_id, spec = declared_or_raw(group)
+    else:
+        raise InputError("name the group: --group NAME (or group id), or --app module:attribute")
+    # A declared group's topics are known even before it ever committed.
+    topic = topic or (spec.topics(settings) if spec is not None else None)
     try:
         target = parse_replay_target(to)
     except ReplayTargetError as exc:
         raise typer.BadParameter(str(exc), param_hint="--to") from exc
 
     async def _run() -> None:
-        plan = await plan_replay(settings, group, target, topic)
+        plan = await plan_replay(settings, group_id, target, topic)
         table = Table("topic", "partition", "committed now", "new offset")
         for tp, (old, new) in plan.moves.items():
             table.add_row(tp.topic, str(tp.partition), "-" if old is None else str(old), str(new))
-        _console.print(f"replay plan for group [bold]{group}[/bold] to {to}:")
+        _console.print(f"replay plan for group [bold]{group_id}[/bold] to {to}:")
         _console.print(table)
         if not execute:
             _console.print("nothing changed; run again with --execute to apply")

@@ -1,8 +1,8 @@
-"""``agentflux rebuild``: a shipped view rebuilt from retained events, compared, and swapped in."""
+"""``agentflux rebuild``: any group's view rebuilt from retained events, compared, swapped in."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,10 +15,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from agentflux._cli_errors import InputError
 from agentflux._cli_stores import shown_url, view_store
+from agentflux._group_lookup import find_group, known_groups
 from agentflux._rebuild import compare_views, rebuild_view, swap_into_live
-from agentflux.consumers._groups import SHIPPED_GROUPS, VIEW_GROUPS
 from agentflux.kafka import AgentfluxSettings, run_event_loop
+
+if TYPE_CHECKING:
+    from agentflux.consumers import GroupSpec
 
 __all__ = ["register"]
 
@@ -27,10 +31,20 @@ _err = Console(stderr=True, soft_wrap=True)
 
 
 def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
-    view: Annotated[str, typer.Argument(help="context | metrics | audit")],
     into: Annotated[
         str, typer.Option("--into", help="A new, empty store: sqlite:///path.db or postgresql://…")
     ],
+    view: Annotated[
+        str | None,
+        typer.Argument(
+            help="The group whose view to rebuild: context | metrics | audit, or an installed "
+            "group (`agentflux groups`); or give --app."
+        ),
+    ] = None,
+    app: Annotated[
+        str | None,
+        typer.Option("--app", help="A team's group declaration as module:attribute."),
+    ] = None,
     live: Annotated[
         str | None,
         typer.Option("--live", help="The live view's store (default: AGENTFLUX_STORE_URL)."),
@@ -51,19 +65,24 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
     ] = False,
 ) -> None:
     """Rebuild a view from the earliest retained events into a fresh store; compare; swap."""
-    if view not in VIEW_GROUPS:
-        raise typer.BadParameter(f"choose one of {', '.join(VIEW_GROUPS)}", param_hint="VIEW")
+    spec = find_group(view, app=app)
+    if not spec.is_view:
+        raise InputError(
+            f"the {spec.name} group keeps no view: there is nothing to rebuild",
+            "groups with a view: "
+            + ", ".join(found.name for found in known_groups() if found.spec.is_view),
+        )
     settings = AgentfluxSettings()
     live_url = live or settings.store_url
 
     code = run_event_loop(
         _rebuild_and_report(
-            view,
+            spec,
             into,
             live_url,
             settings,
             compare=compare,
-            swap_group=(group_id or SHIPPED_GROUPS[view].group_id) if swap else None,
+            swap_group=(group_id or spec.group_id) if swap else None,
         )
     )
     if code:
@@ -71,7 +90,7 @@ def rebuild(  # noqa: PLR0913, PLR0917  # one typer option per knob
 
 
 async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed on
-    view: str,
+    spec: GroupSpec,
     into: str,
     live_url: str,
     settings: AgentfluxSettings,
@@ -90,6 +109,7 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
         TextColumn("left"),
         TimeRemainingColumn(),
     )
+    view = spec.name
     async with view_store(into, view, read_only=False) as rebuilt:
         # Transient: the result line below stays; no bar at all where nobody watches it.
         with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
@@ -99,7 +119,7 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
                 elapsed = bar.tasks[0].elapsed or 0.0
                 bar.update(task, completed=done, total=total, rate=done / max(elapsed, 1e-3))
 
-            result = await rebuild_view(view, rebuilt, settings, progress=progress)
+            result = await rebuild_view(spec, rebuilt, settings, progress=progress)
         _console.print(
             f"rebuilt {view} from {result.events} events in {result.seconds:.1f} s "
             f"({result.events / max(result.seconds, 1e-3):.0f} events/s) into {shown_url(into)}"
@@ -114,7 +134,7 @@ async def _rebuild_and_report(  # noqa: PLR0913  # the command's options, passed
         async with view_store(live_url, view, read_only=False) as live_store:
             differences: list[str] = []
             if compare:
-                spec_view = SHIPPED_GROUPS[view].view()
+                spec_view = spec.view()
                 await live_store.migrate(spec_view.ddl)  # an empty live store compares as empty
                 differences = await compare_views(spec_view, live_store, rebuilt)
                 for line in differences:

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from agentflux.consumers._commits import commit_as_group
+from agentflux.consumers._start import StartPoint, StartPointError
 from agentflux.kafka import connection_kwargs, stop_consumer, topic_partitions
 from agentflux.kafka._gate._clients import delete_group_on
 
@@ -134,26 +135,22 @@ class ReplayPlan:
 
 
 def parse_replay_target(text: str) -> ReplayTarget:
-    """Read ``earliest``, ``latest``, an ISO 8601 datetime or ``topic:partition:offset``."""
-    if text in {"earliest", "latest"}:
-        return ReplayTarget(kind=text)  # type: ignore[arg-type]  # narrowed by the membership test
-    # Datetimes first: "2026-11-24T10:00:00" would also match topic:partition:offset.
+    """Read ``earliest``, ``latest``, an ISO 8601 datetime, a duration back or ``t:p:offset``."""
+    exact = _EXACT_OFFSET.match(text)
+    # "2026-11-24T10:00:00" also matches topic:partition:offset: a datetime is tried first.
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        exact = _EXACT_OFFSET.match(text)
+        start = StartPoint.parse(text)
+    except StartPointError:
         if exact is None:
             raise ReplayTargetError(
                 f"replay target {text!r}: expected earliest, latest, an ISO datetime "
-                "(e.g. 2026-11-24T10:00:00+00:00) or topic:partition:offset",
+                "(e.g. 2026-11-24T10:00:00+00:00), a duration back (7d, 12h) or "
+                "topic:partition:offset",
             ) from None
         tp = TopicPartition(exact["topic"], int(exact["partition"]))
         return ReplayTarget(kind="offset", exact=(tp, int(exact["offset"])))
-    if when.tzinfo is None:
-        when = when.replace(
-            tzinfo=UTC
-        )  # a datetime without zone is read as UTC, and said so in help
-    return ReplayTarget(kind="time", when=when)
+    # A datetime without zone is read as UTC (said so in the help); a duration from now.
+    return ReplayTarget(kind=start.kind, when=start.moment(datetime.now(UTC)))
 
 
 async def list_groups(settings: AgentfluxSettings) -> list[str]:

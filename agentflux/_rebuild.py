@@ -35,14 +35,14 @@ from agentflux._offsets import (
     probe_consumer,
 )
 from agentflux.consumers import AuditView, PostgresStore, SqliteStore
-from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.consumers._groups import SHIPPED_GROUPS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aiokafka.structs import TopicPartition
 
-    from agentflux.consumers import Store, View
+    from agentflux.consumers import GroupSpec, Store, View
     from agentflux.kafka import AgentfluxSettings
 
 __all__ = [
@@ -102,17 +102,19 @@ async def _committed(settings: AgentfluxSettings, group: str) -> dict[TopicParti
 
 
 async def rebuild_view(
-    name: str,
+    group: str | GroupSpec,
     into: Store,
     settings: AgentfluxSettings,
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> RebuildResult:
-    """Fill the fresh store ``into`` with view ``name`` from the earliest retained events.
+    """Fill the fresh store ``into`` with ``group``'s view from the earliest retained events.
 
+    ``group``: a shipped group's name or any group's declaration (a team's too).
     ``progress(done, total)`` is called as the temporary group commits its way to the end.
     """
-    spec = SHIPPED_GROUPS[name]
+    spec = SHIPPED_GROUPS[group] if isinstance(group, str) else group
+    name = spec.name
     await _ensure_fresh(into, spec.view())
     async with probe_consumer(settings) as probe:
         partitions = await partitions_of(settings, probe, spec.topics(settings))
@@ -121,7 +123,7 @@ async def rebuild_view(
     total = sum(ends[tp] - begins[tp] for tp in partitions)
     group_id = f"agentflux.rebuild.{name}.{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    runner = shipped_runner(name, into, settings, group_id=group_id)
+    runner = spec.runner(into, settings, group_id=group_id, view_only=True)
     try:
         async with admin_client(settings) as admin, runner:  # one admin for all the polling
             while True:

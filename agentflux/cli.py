@@ -21,6 +21,7 @@ from agentflux import (
     _cli_dlq,
     _cli_docs,
     _cli_doctor,
+    _cli_new,
     _cli_offsets,
     _cli_rebuild,
     _cli_security,
@@ -95,6 +96,7 @@ _cli_demo.register(app)
 _cli_dlq.register(app)
 _cli_docs.register(app)
 _cli_doctor.register(app)
+_cli_new.register(app)
 _cli_offsets.register(app)
 _cli_rebuild.register(app)
 _cli_security.register(app)

@@ -1,10 +1,13 @@
 """The read side of agentflux: the consumer-group runner, stores, and the shipped groups.
 
-A team's own group::
+A team's own group, declared once and run as a service by ``agentflux consume --app``::
 
-    handlers = {ToolExecutionCompletedEvent: on_done}
-    runner = GroupRunner("billing", ["tool.events"], handlers=handlers)
-    await runner.run(install_signal_handlers=True)
+    group = GroupSpec(
+        name="billing",
+        group_id="billing.tokens",
+        categories=(EventCategory.TOOL,),
+        handlers={ToolExecutionCompletedEvent: on_done},
+    )
 """
 
 from agentflux.consumers._audit import (
@@ -15,6 +18,7 @@ from agentflux.consumers._audit import (
     verify_audit,
 )
 from agentflux.consumers._context import ContextView, get_context
+from agentflux.consumers._groups import GroupSpec
 from agentflux.consumers._metrics import (
     MetricsView,
     get_agent_avg_duration,
@@ -26,6 +30,7 @@ from agentflux.consumers._ports import BatchView, Store, Transaction, View
 from agentflux.consumers._records import Position
 from agentflux.consumers._runner import GroupRunner
 from agentflux.consumers._runner_metrics import RunnerMetrics
+from agentflux.consumers._start import StartPoint, StartPointError, place_new_group
 from agentflux.consumers._stores import PostgresStore, SqliteStore, open_store
 
 __all__ = [
@@ -34,11 +39,14 @@ __all__ = [
     "ChainReport",
     "ContextView",
     "GroupRunner",
+    "GroupSpec",
     "MetricsView",
     "Position",
     "PostgresStore",
     "RunnerMetrics",
     "SqliteStore",
+    "StartPoint",
+    "StartPointError",
     "Store",
     "Transaction",
     "View",
@@ -49,6 +57,7 @@ __all__ = [
     "get_metrics",
     "get_tool_success_rate",
     "open_store",
+    "place_new_group",
     "render_prometheus",
     "verify_audit",
 ]

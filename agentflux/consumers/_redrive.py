@@ -190,7 +190,9 @@ async def redrive(
             report.outcomes.append((letter, "not selected", ""))
             continue
         try:
-            outcome = await runner.redrive(letter.value or b"", letter.origin, letter.timestamp)
+            traceparent = letter.headers.get("traceparent")
+            with runner.spans.redriven(letter.origin, letter.key, traceparent):
+                outcome = await runner.redrive(letter.value or b"", letter.origin, letter.timestamp)
         except CodecError as exc:
             report.outcomes.append((letter, "failed", f"undecodable: {exc}"))
         except Exception as exc:  # noqa: BLE001  # the handler still fails; reported, kept pending

@@ -31,6 +31,7 @@ from agentflux.consumers._rebalance import Rebalances, by_topic
 from agentflux.consumers._records import Position
 from agentflux.consumers._runner_metrics import RunnerMetrics, observe_many
 from agentflux.consumers._timing import wait_at_most
+from agentflux.consumers._tracing import ConsumerSpans
 from agentflux.kafka import (
     AgentfluxSettings,
     connection_kwargs,
@@ -142,6 +143,7 @@ class GroupRunner:
         self.max_backoff_s = max_backoff_s
         self.dlq_topic = dlq_topic or dead_letter_topic(group_id)
         self.metrics = metrics or RunnerMetrics(group_id)
+        self.spans = ConsumerSpans(group_id)  # a consumer span per record, when tracing is on
         self.batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         # Set: a record waiting for the registry leaves its batch (stopping, or a rebalance).
@@ -468,10 +470,12 @@ class GroupRunner:
         # from the failing one on go one by one, with retries and dead letters (store-backed
         # partitions come here only when their joint transaction failed: record by record).
         failure: Exception | None = None
-        if len(records) > 1 and self.store is None:
+        traced = self.spans.active()  # traced: record by record, each handler in its span
+        if len(records) > 1 and self.store is None and not traced:
             records, failure = await self._handler_batch(records)
         for record in records:
-            await self._record(record, failure)
+            with self.spans.record(record, traced=traced):
+                await self._record(record, failure)
             failure = None
 
     async def _store_partitions(
@@ -588,8 +592,11 @@ class GroupRunner:
         ]
         ends = [Position(tp.topic, tp.partition, batches[tp][-1].offset) for tp in decoded]
         try:
-            async with self.store.transaction() as tx:
-                already = await apply_fetched(tx, self.group_id, events, ends, self._batch_effects)
+            with self.spans.batch(record for found in decoded.values() for _, record in found):
+                async with self.store.transaction() as tx:
+                    already = await apply_fetched(
+                        tx, self.group_id, events, ends, self._batch_effects
+                    )
         except Exception as exc:  # noqa: BLE001  # fall back to per-record handling
             self.batch_fallbacks += 1
             self.metrics.batch_fallbacks.labels(self.group_id).inc()

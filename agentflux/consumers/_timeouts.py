@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from agentflux.consumers._pending import PendingApprovals, timeout_event
 from agentflux.consumers._reader import install_consumer_accelerations
 from agentflux.consumers._rebalance import by_topic
+from agentflux.consumers._tracing import ConsumerSpans
 from agentflux.kafka import AgentfluxSettings, connection_kwargs, stop_consumer
 from agentflux.kafka._gate._lazy_headers import lazy_headers
 from agentflux.schemas import (
@@ -166,6 +167,7 @@ class HitlTimeoutJob:
         self.settings = settings or AgentfluxSettings()
         self.codec = AvroCodec(RegistryClient.from_settings(self.settings))
         self.metrics = TimeoutMetrics(group_id)
+        self.spans = ConsumerSpans(group_id)
         self.ready = asyncio.Event()
         self.handled = 0  # records read from the hitl topic, its own timeouts included
         self.emitted = 0  # timeouts committed by this process
@@ -337,9 +339,11 @@ class HitlTimeoutJob:
         part = self._parts.get(tp)
         if part is None:
             return  # revoked while fetched
-        for record in records:
-            event = await self._decode(record)
-            if event is not None:
+        with self.spans.batch(records):  # a consumer span per record, when tracing is on
+            for record in records:
+                event = await self._decode(record)
+                if event is None:
+                    continue
                 outcome = part.state.apply(event, record.offset, record.timestamp)
                 if outcome == "late" and part.live:
                     _log.info(

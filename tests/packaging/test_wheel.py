@@ -155,14 +155,14 @@ def test_the_wheel_installs_nothing_but_agentflux_at_the_top_level(wheel: Path) 
 
 
 def test_the_wheel_holds_every_module_and_the_whole_contract(wheel: Path) -> None:
-    """Every ``.py`` and ``pom.xml`` under ``agentflux/``, every ``.avsc`` and ``topics.yaml``.
+    """Every ``.py``, ``pom.xml`` and ``.tmpl`` under ``agentflux/``, every ``.avsc`` and ``topics.yaml``.
 
     The wheel's package list is written by hand in pyproject.toml; a new subpackage or contract
     folder left out of it fails here rather than in a user's install.
     """
     expected = {
         path.relative_to(_REPO).as_posix()
-        for pattern in ("*.py", "pom.xml")
+        for pattern in ("*.py", "pom.xml", "*.tmpl")  # *.tmpl: agentflux new group's templates
         for path in (_REPO / "agentflux").rglob(pattern)
         if "__pycache__" not in path.parts
     }

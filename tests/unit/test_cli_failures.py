@@ -155,8 +155,12 @@ CASES: dict[str, Case] = {
         ExitCode.NOT_FOUND,
         ("no topics declaration at",),
     ),
-    "consume, unknown group": Case(("consume", "billing"), ExitCode.USAGE, ("choose one of",)),
-    "dlq, unknown group": Case(("dlq", "list", "-g", "billing"), ExitCode.USAGE, ("choose one",)),
+    "consume, unknown group": Case(
+        ("consume", "billing"), ExitCode.NOT_FOUND, ("no group 'billing'", "--app")
+    ),
+    "dlq, unknown group": Case(
+        ("dlq", "list", "-g", "billing"), ExitCode.NOT_FOUND, ("no group 'billing'", "--app")
+    ),
     "a bad log level": Case(
         ("lag",), ExitCode.USAGE, ("invalid LogSettings", "level"), {"AGENTFLUX_LOG_LEVEL": "loud"}
     ),
