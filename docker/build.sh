@@ -65,6 +65,9 @@ build() {
     -f "docker/$name.Dockerfile" -t "$image" -t "agentflux/$name:content-$content" - \
     >"build/docker/$name.log" 2>&1 || { tail -40 "build/docker/$name.log"; return 1; }
   echo "$image: built in $((SECONDS - started)) s"
+  # Earlier builds of this image are not kept: a cache that only grows would fill the disk.
+  docker images "agentflux/$name" --format '{{.Tag}}' | grep '^content-' \
+    | grep -vx "content-$content" | sed "s|^|agentflux/$name:|" | xargs -r docker rmi >/dev/null
 }
 
 names=("$@")
@@ -75,3 +78,4 @@ if [[ ${names[0]} == --tags ]]; then
 fi
 docker/base.sh "$release"
 for name in "${names[@]}"; do build "$name"; done
+docker image prune -f >/dev/null  # the layers only those earlier builds used
