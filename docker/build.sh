@@ -66,8 +66,9 @@ build() {
     >"build/docker/$name.log" 2>&1 || { tail -40 "build/docker/$name.log"; return 1; }
   echo "$image: built in $((SECONDS - started)) s"
   # Earlier builds of this image are not kept: a cache that only grows would fill the disk.
-  docker images "agentflux/$name" --format '{{.Tag}}' | grep '^content-' \
-    | grep -vx "content-$content" | sed "s|^|agentflux/$name:|" | xargs -r docker rmi >/dev/null
+  docker images "agentflux/$name" --format '{{.Tag}}' \
+    | awk -v image="agentflux/$name" -v kept="content-$content" '/^content-/ && $0 != kept { print image ":" $0 }' \
+    | xargs -r docker rmi >/dev/null
 }
 
 names=("$@")

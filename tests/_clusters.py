@@ -177,7 +177,10 @@ def testcontainers_api() -> SimpleNamespace:
     (an error under ``filterwarnings = error``), and its ``KafkaContainer`` wraps Confluent's
     image, not the project's.
     """
-    from testcontainers.core.config import testcontainers_config  # noqa: PLC0415  # only when asked
+    from testcontainers.core.config import (  # noqa: PLC0415  # only when asked
+        ConnectionMode,
+        testcontainers_config,
+    )
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415
     from testcontainers.core.network import Network  # noqa: PLC0415
     from testcontainers.core.wait_strategies import (  # noqa: PLC0415
@@ -187,6 +190,7 @@ def testcontainers_api() -> SimpleNamespace:
 
     return SimpleNamespace(
         config=testcontainers_config,
+        ConnectionMode=ConnectionMode,
         DockerContainer=DockerContainer,
         Network=Network,
         ExecWaitStrategy=ExecWaitStrategy,
@@ -204,6 +208,8 @@ def docker_cluster() -> Iterator[tuple[str, str]]:
     health check (an ApiVersions request) and the registry's API. Ryuk, testcontainers' reaper
     of containers a killed session leaves, is off unless ``TESTCONTAINERS_RYUK_DISABLED`` says
     otherwise: its image comes from a registry; these ``with`` blocks stop what they start.
+    The engine must publish ports on this machine's loopback: a local engine does; a remote
+    one, or the host's engine seen from a dev container, does not.
     """
     if not docker_answers(os.environ):
         pytest.fail(
@@ -213,6 +219,10 @@ def docker_cluster() -> Iterator[tuple[str, str]]:
     api = testcontainers_api()
     if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
         api.config.ryuk_disabled = True
+    if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ:
+        # The ports are bound to this machine's loopback, so testcontainers asks them there,
+        # even where it guesses otherwise (running inside a container, it would ask a gateway).
+        api.config.connection_mode_override = api.ConnectionMode.docker_host
     kafka_image, registry_image = docker_images()
     kafka_port, registry_port = free_ports(2)
     with api.Network() as network:
