@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from _clusters import CLUSTER_ENV
 
 from agentflux._local._ports import free_ports
 from agentflux._offsets import group_lag, partitions_of, probe_consumer
@@ -23,7 +24,15 @@ from agentflux.kafka import AgentfluxSettings
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
+# Only when asked: a machine without a Docker engine and the images runs everything else.
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+    pytest.mark.skipif(
+        os.environ.get(CLUSTER_ENV) != "docker", reason=f"only with {CLUSTER_ENV}=docker"
+    ),
+]
 
 _COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
 _SESSIONS = 12
@@ -190,7 +199,9 @@ def test_the_platform_runs_end_to_end_and_keeps_its_data(platform: Platform) -> 
     assert json.loads(context.stdout)["session_id"] == session
     verified = platform.agentflux("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert f"audit chains intact: {_SESSIONS} session(s)" in verified.stdout
+    simulated = [line for line in verified.stdout.splitlines() if line.startswith("sim-")]
+    assert len(simulated) == _SESSIONS
+    assert all(": intact (" in line for line in simulated), simulated
 
     platform.compose("down")  # containers gone, named volumes kept
     platform.compose("up", "-d")
