@@ -231,8 +231,6 @@ def docker_cluster() -> Iterator[tuple[str, str]]:
             .with_network(network)
             .with_network_aliases(_KAFKA_ALIAS)
             .with_envs(**kafka_container_env(kafka_port))
-            # In memory: the image's data volume would otherwise outlive the container.
-            .with_tmpfs_mount("/var/lib/kafka/data")
             .waiting_for(
                 api.ExecWaitStrategy(["/opt/kafka/healthcheck.sh"]).with_startup_timeout(180)
             )
