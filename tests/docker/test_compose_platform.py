@@ -95,9 +95,13 @@ class Platform:
 
     def health(self, service: str) -> str:
         """The Docker health status of one service's container."""
+        return self.state(service, "{{.State.Health.Status}}")
+
+    def state(self, service: str, template: str) -> str:
+        """One field of the state of a service's container (a ``docker inspect`` template)."""
         container = self.compose("ps", "-q", service).stdout.strip()
         inspected = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Health.Status}}", container],
+            ["docker", "inspect", "-f", template, container],
             env=self.env,
             capture_output=True,
             text=True,
@@ -203,6 +207,11 @@ def test_the_platform_runs_end_to_end_and_keeps_its_data(platform: Platform) -> 
     assert len(simulated) == _SESSIONS
     assert all(": intact (" in line for line in simulated), simulated
 
+    platform.compose("stop")
+    # SIGTERM stopped each service cleanly: no service was killed at the end of its grace period.
+    assert {s: platform.state(s, "{{.State.ExitCode}}") for s in _SERVICES} == dict.fromkeys(
+        _SERVICES, "0"
+    )
     platform.compose("down")  # containers gone, named volumes kept
     platform.compose("up", "-d")
     again = platform.agentflux("context", session)
