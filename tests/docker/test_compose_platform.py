@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 from _clusters import CLUSTER_ENV
 
 from agentflux._local._ports import free_ports
-from agentflux._offsets import group_lag, partitions_of, probe_consumer
+from agentflux._offsets import admin_client, group_lag, partitions_of, probe_consumer
 from agentflux.consumers._groups import SHIPPED_GROUPS, VIEW_GROUPS
 from agentflux.kafka import AgentfluxSettings
 
@@ -42,13 +43,18 @@ _SERVICES = ("context", "metrics", "audit", "hitl-timeouts")
 class Platform:
     """One compose project of the platform, on ports of its own, and the CLI pointed at it."""
 
-    def __init__(self) -> None:
-        """A project name and host ports no other run uses."""
-        kafka, registry, postgres = free_ports(3)
+    def __init__(self, env_file: Path | None = None) -> None:
+        """A project name and host ports no other run uses; ``env_file`` as ``--env-file``."""
+        kafka, kafka_2, kafka_3, registry, postgres = free_ports(5)
+        self.files = ["-f", str(_COMPOSE_FILE)]
+        if env_file is not None:
+            self.files += ["--env-file", str(env_file)]
         self.env = {
             **os.environ,
             "COMPOSE_PROJECT_NAME": f"agentflux-test-{uuid.uuid4().hex[:8]}",
             "AGENTFLUX_KAFKA_PORT": str(kafka),
+            "AGENTFLUX_KAFKA_PORT_2": str(kafka_2),
+            "AGENTFLUX_KAFKA_PORT_3": str(kafka_3),
             "AGENTFLUX_REGISTRY_PORT": str(registry),
             "AGENTFLUX_POSTGRES_PORT": str(postgres),
             "AGENTFLUX_SIMULATED_SESSIONS": str(_SESSIONS),
@@ -69,7 +75,7 @@ class Platform:
     def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a compose command on this project; its output is in the failure message."""
         done = subprocess.run(
-            [*self.compose_command, "-f", str(_COMPOSE_FILE), *args],
+            [*self.compose_command, *self.files, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -112,7 +118,7 @@ class Platform:
     def logs(self) -> str:
         """Every service's log, for a failure's report."""
         return subprocess.run(
-            [*self.compose_command, "-f", str(_COMPOSE_FILE), "logs", "--no-color", "--tail", "60"],
+            [*self.compose_command, *self.files, "logs", "--no-color", "--tail", "60"],
             env=self.env,
             capture_output=True,
             text=True,
@@ -120,9 +126,9 @@ class Platform:
         ).stdout
 
 
-@pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    """The compose project, removed with its volumes at the end whatever happened."""
+@contextlib.contextmanager
+def _project(env_file: Path | None = None) -> Iterator[Platform]:
+    """A compose project, removed with its volumes at the end whatever happened."""
     missing = [
         image
         for image in subprocess.run(
@@ -137,27 +143,32 @@ def platform() -> Iterator[Platform]:
     ]
     if missing:
         pytest.fail(f"images missing: {', '.join(missing)}; build them with `make images`")
-    started = Platform()
+    started = Platform(env_file)
     try:
         yield started
     finally:
         # pytest shows a teardown's output only when something failed: the services' logs then.
         print(started.logs())  # noqa: T201
         subprocess.run(
-            [
-                *started.compose_command,
-                "-f",
-                str(_COMPOSE_FILE),
-                "--profile",
-                "simulator",
-                "down",
-                "-v",
-                "--remove-orphans",
-            ],
-            env=started.env,
+            [*started.compose_command, *started.files, "down", "-v", "--remove-orphans"],
+            env={**started.env, "COMPOSE_PROFILES": "simulator,three-nodes"},
             capture_output=True,
             check=False,
         )
+
+
+@pytest.fixture
+def platform() -> Iterator[Platform]:
+    """The one-node platform."""
+    with _project() as started:
+        yield started
+
+
+@pytest.fixture
+def three_nodes() -> Iterator[Platform]:
+    """The platform as compose/three-nodes.env sets it up."""
+    with _project(_COMPOSE_FILE.parent / "three-nodes.env") as started:
+        yield started
 
 
 async def _caught_up(settings: AgentfluxSettings) -> bool:
@@ -221,3 +232,18 @@ def test_the_platform_runs_end_to_end_and_keeps_its_data(platform: Platform) -> 
         _wait_until(f"{service} healthy again", lambda s=service: platform.health(s) == "healthy")
     _wait_until("groups caught up again", lambda: asyncio.run(_caught_up(platform.settings)))
     assert platform.agentflux("audit", "verify").stdout == verified.stdout
+
+
+async def _brokers(settings: AgentfluxSettings) -> int:
+    """How many brokers the cluster says it has."""
+    async with admin_client(settings) as admin:
+        return len((await admin.describe_cluster())["brokers"])
+
+
+def test_the_three_node_profile_forms_one_cluster(three_nodes: Platform) -> None:
+    """compose/three-nodes.env starts three healthy Kafka nodes that form one cluster."""
+    nodes = ("kafka", "kafka-2", "kafka-3")
+    three_nodes.compose("up", "-d", *nodes)
+    for node in nodes:
+        _wait_until(f"{node} healthy", lambda n=node: three_nodes.health(n) == "healthy")
+    assert asyncio.run(_brokers(three_nodes.settings)) == len(nodes)
