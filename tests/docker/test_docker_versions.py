@@ -130,3 +130,28 @@ def test_the_registry_image_has_the_launchers_environment() -> None:
     env = _dockerfile_env("registry")
     launcher = registry_environment("kafka:19092", 8080, 9000)
     assert {k: env[k] for k in launcher} == launcher | {"QUARKUS_HTTP_HOST": "0.0.0.0"}  # noqa: S104
+
+
+def test_compose_publishes_on_loopback_and_starts_in_order() -> None:
+    """Every port is on 127.0.0.1; a service waits for its dependencies' health or completion."""
+    services = _compose()
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    waits = {
+        name: {dependency: wait["condition"] for dependency, wait in service["depends_on"].items()}
+        for name, service in services.items()
+        if "depends_on" in service
+    }
+    healthy, done = "service_healthy", "service_completed_successfully"
+    assert waits["registry"] == {"kafka": healthy}
+    assert waits["setup"] == {"kafka": healthy, "registry": healthy}
+    for group in ("context", "metrics", "audit", "hitl-timeouts"):
+        assert waits[group] == {"setup": done, "postgres": healthy}
+        assert services[group]["command"][:2] == ["consume", group]
+    assert waits["simulator"] == {"setup": done}
+    # The one-shot services run no server to ask; the others keep their image's health check.
+    assert {n for n, s in services.items() if s.get("healthcheck", {}).get("disable")} == {
+        "setup",
+        "simulator",
+    }
