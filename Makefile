@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars lint format generate typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-stores bench-live bench-public-path bench-quick bench-sweep profile-publish profile-consume clean
+.PHONY: help install jars lint format generate typecheck docs docs-serve test test-fast test-public-path test-matrix fuzz schemas-diff schemas-release doctor test-broker demo up up3 down status bench bench-stores bench-live bench-public-path bench-quick bench-sweep profile-publish profile-consume clean images test-docker compose-up compose-down
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,7 +54,7 @@ test-public-path: ## The broker contract suites with every acceleration off (aio
 		"tests/unit/test_gate.py::test_accelerations_follow_the_switch" $(PYTEST_ARGS)
 
 test-fast: ## Only the tests that need no broker, registry or database
-	$(BIN)/pytest -m "not broker and not cluster3 and not postgres" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not broker and not cluster3 and not postgres and not docker" $(PYTEST_ARGS)
 
 test-matrix: ## The fast tests on Python 3.12 and 3.13 (.venv-3.12, .venv-3.13), every C extension required
 	.ci/python-matrix
@@ -92,6 +92,21 @@ schemas-release: ## Write history/<record>/v<N+1>.avsc for every changed schema 
 
 doctor: ## Versions, the cluster it would talk to, and which accelerations are on (and why not)
 	$(BIN)/agentflux doctor
+
+# The Docker path: images built from docker/ (no registry needed), compose/ runs them.
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+images: ## The images (Kafka, registry, PostgreSQL, services) from docker/; an unchanged one is kept
+	docker/build.sh
+
+test-docker: install ## Compose end to end and the broker contract suite on testcontainers (make images first)
+	AGENTFLUX_TEST_CLUSTER=docker $(BIN)/pytest tests/docker tests/transports $(PYTEST_ARGS)
+
+compose-up: ## The platform in containers (make images first); COMPOSE_PROFILES=simulator adds traffic
+	$(COMPOSE) -f compose/docker-compose.yml up -d
+
+compose-down: ## Stop the platform's containers; the data stays in their volumes
+	$(COMPOSE) -f compose/docker-compose.yml down
 
 up: ## Start a 1-node local Kafka and the registry
 	$(BIN)/agentflux up

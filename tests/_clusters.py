@@ -31,6 +31,7 @@ from agentflux._local._config import (
     registry_environment,
     render_server,
 )
+from agentflux._local._ports import free_ports
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -74,7 +75,6 @@ _CLIENT_PORT = 9092  # mapped to a free host port; advertised once that port is 
 _CONTROLLER_PORT = 9093
 _REGISTRY_PORT = 8080
 _REGISTRY_MANAGEMENT_PORT = 9000
-_ADVERTISED_FILE = "/tmp/agentflux-advertised.env"  # noqa: S108  # a path inside the container
 
 
 def choose_cluster(environ: Mapping[str, str]) -> ClusterChoice:
@@ -127,7 +127,10 @@ def docker_answers(environ: Mapping[str, str]) -> bool:
 
 
 def docker_images(pom: Path = _POM) -> tuple[str, str]:
-    """The Kafka and Apicurio Registry images at the versions the launcher uses (``agentflux/_local/pom.xml``)."""
+    """The project's Kafka and registry images (``make images``) at the launcher's versions.
+
+    Tagged with the versions of ``agentflux/_local/pom.xml``, as ``docker/build.sh`` tags them.
+    """
     text = pom.read_text()
 
     def version(name: str) -> str:
@@ -136,32 +139,34 @@ def docker_images(pom: Path = _POM) -> tuple[str, str]:
             raise ValueError(f"{pom} names no {name}.version")
         return found.group(1)
 
-    return f"apache/kafka:{version('kafka')}", f"apicurio/apicurio-registry:{version('apicurio')}"
+    return f"agentflux/kafka:{version('kafka')}", f"agentflux/registry:{version('apicurio')}"
 
 
-def kafka_container_env() -> dict[str, str]:
+def kafka_container_env(host_port: int) -> dict[str, str]:
     """The broker container's environment: the launcher's node settings, container listeners.
 
     The same ``server.properties`` the launcher writes (auto topic creation off, no initial
     rebalance delay, ...), so a test sees the same broker either way; only the listeners differ:
-    one inside the containers' network (the registry's) and one mapped to the host (the tests').
-    ``advertised.listeners`` is left out: the host port is known only once the container runs.
+    one inside the containers' network (the registry's) and one the tests reach through
+    ``127.0.0.1:host_port``, which the container's client port is bound to.
     """
     node = NodePorts(node_id=1, broker=_INTERNAL_PORT, controller=_CONTROLLER_PORT)
-    rendered = render_server(node, [node], Path("/tmp/kraft-combined-logs"))  # noqa: S108  # inside the container
+    rendered = render_server(node, [node], Path("/var/lib/kafka/data"))
     properties = dict(line.split("=", 1) for line in rendered.splitlines() if line)
-    del properties["advertised.listeners"]
     properties |= {
         "listeners": (
             f"PLAINTEXT://:{_INTERNAL_PORT},CONTROLLER://:{_CONTROLLER_PORT},"
             f"EXTERNAL://:{_CLIENT_PORT}"
+        ),
+        "advertised.listeners": (
+            f"PLAINTEXT://{_KAFKA_ALIAS}:{_INTERNAL_PORT},EXTERNAL://127.0.0.1:{host_port}"
         ),
         "listener.security.protocol.map": (
             "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT"
         ),
         "controller.quorum.voters": f"1@localhost:{_CONTROLLER_PORT}",
     }
-    # The apache/kafka image turns KAFKA_A_B into the property a.b.
+    # The image (docker/kafka/run.sh) turns KAFKA_A_B into the property a.b.
     env = {"KAFKA_" + key.upper().replace(".", "_"): value for key, value in properties.items()}
     return {**env, "CLUSTER_ID": new_cluster_id()}
 
@@ -183,20 +188,26 @@ def testcontainers_api() -> SimpleNamespace:
 
     Only from ``testcontainers.core``: ``testcontainers.kafka`` warns that it is deprecated
     (an error under ``filterwarnings = error``), and its ``KafkaContainer`` wraps Confluent's
-    image, which rejects Apache Kafka's version tags.
+    image, not the project's.
     """
-    from testcontainers.core.container import DockerContainer  # noqa: PLC0415  # only when asked
+    from testcontainers.core.config import (  # noqa: PLC0415  # only when asked
+        ConnectionMode,
+        testcontainers_config,
+    )
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
     from testcontainers.core.network import Network  # noqa: PLC0415
     from testcontainers.core.wait_strategies import (  # noqa: PLC0415
+        ExecWaitStrategy,
         HttpWaitStrategy,
-        LogMessageWaitStrategy,
     )
 
     return SimpleNamespace(
+        config=testcontainers_config,
+        ConnectionMode=ConnectionMode,
         DockerContainer=DockerContainer,
         Network=Network,
+        ExecWaitStrategy=ExecWaitStrategy,
         HttpWaitStrategy=HttpWaitStrategy,
-        LogMessageWaitStrategy=LogMessageWaitStrategy,
     )
 
 
@@ -204,10 +215,14 @@ def testcontainers_api() -> SimpleNamespace:
 def docker_cluster() -> Iterator[tuple[str, str]]:
     """Kafka and Apicurio Registry in containers on a network of their own; (bootstrap, registry URL).
 
-    NOT RUN YET: no image registry is reachable from the machines this was written on, so these
-    lines have never started a container. Issue 30 (the Docker path made real) builds the images
-    here and runs the broker tests with ``AGENTFLUX_TEST_CLUSTER=docker``; until then this is
-    the intended wiring, not a proven one (testcontainers' Ryuk container needs an image too).
+    The images are the project's own (``make images``, run ``docker/build.sh``). Their client
+    ports are bound to 127.0.0.1 only, on ports picked free beforehand, so the broker can
+    advertise its address from the start. Readiness is asked of the servers: the broker's own
+    health check (an ApiVersions request) and the registry's API. Ryuk, testcontainers' reaper
+    of containers a killed session leaves, is off unless ``TESTCONTAINERS_RYUK_DISABLED`` says
+    otherwise: its image comes from a registry; these ``with`` blocks stop what they start.
+    The engine must publish ports on this machine's loopback: a local engine does; a remote
+    one, or the host's engine seen from a dev container, does not.
     """
     if not docker_answers(os.environ):
         pytest.fail(
@@ -215,46 +230,43 @@ def docker_cluster() -> Iterator[tuple[str, str]]:
             f"(DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')})"
         )
     api = testcontainers_api()
+    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
+        api.config.ryuk_disabled = True
+    if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ:
+        # The ports are bound to this machine's loopback, so testcontainers asks them there,
+        # even where it guesses otherwise (running inside a container, it would ask a gateway).
+        api.config.connection_mode_override = api.ConnectionMode.docker_host
     kafka_image, registry_image = docker_images()
-    # The broker's command waits for its advertised listeners: the host port that reaches it is
-    # known only after the container started (as testcontainers' own Kafka modules do it).
-    wait_then_run = (
-        f"while [ ! -f {_ADVERTISED_FILE} ]; do sleep 0.1; done; "
-        f". {_ADVERTISED_FILE}; exec /etc/kafka/docker/run"
-    )
+    kafka_port, registry_port = free_ports(2)
     with api.Network() as network:
         kafka = (
             api.DockerContainer(kafka_image)
             .with_network(network)
             .with_network_aliases(_KAFKA_ALIAS)
-            .with_envs(**kafka_container_env())
-            .with_exposed_ports(_CLIENT_PORT)
-            .with_command(["sh", "-c", wait_then_run])
-        )
-        with kafka:
-            host = kafka.get_container_host_ip()
-            bootstrap = f"{host}:{kafka.get_exposed_port(_CLIENT_PORT)}"
-            advertised = f"PLAINTEXT://{_KAFKA_ALIAS}:{_INTERNAL_PORT},EXTERNAL://{bootstrap}"
-            # Written aside, then renamed: the waiting command reads it whole or not at all.
-            write = (
-                f"echo 'export KAFKA_ADVERTISED_LISTENERS={advertised}' > {_ADVERTISED_FILE}.tmp"
-                f" && mv {_ADVERTISED_FILE}.tmp {_ADVERTISED_FILE}"
+            .with_envs(**kafka_container_env(kafka_port))
+            .waiting_for(
+                api.ExecWaitStrategy(["/opt/kafka/healthcheck.sh"]).with_startup_timeout(180)
             )
-            written = kafka.exec(["sh", "-c", write])
-            if written.exit_code != 0:
-                pytest.fail(f"could not configure the Kafka container: {written.output!r}")
-            api.LogMessageWaitStrategy("Kafka Server started").wait_until_ready(kafka)
+        )
+        # testcontainers binds a port on every interface; docker-py takes (address, port).
+        kafka.ports[f"{_CLIENT_PORT}/tcp"] = ("127.0.0.1", kafka_port)
+        with kafka:
             registry = (
                 api.DockerContainer(registry_image)
                 .with_network(network)
                 .with_envs(**registry_container_env())
-                .with_exposed_ports(_REGISTRY_PORT)
-                .waiting_for(api.HttpWaitStrategy(_REGISTRY_PORT, "/apis/ccompat/v7/subjects"))
+                .waiting_for(
+                    api.HttpWaitStrategy(_REGISTRY_PORT, "/apis/ccompat/v7/subjects")
+                    .for_status_code(200)
+                    .with_startup_timeout(300)
+                )
             )
+            registry.ports[f"{_REGISTRY_PORT}/tcp"] = ("127.0.0.1", registry_port)
             with registry:
-                port = registry.get_exposed_port(_REGISTRY_PORT)
-                url = f"http://{registry.get_container_host_ip()}:{port}/apis/ccompat/v7"
-                yield bootstrap, url
+                yield (
+                    f"127.0.0.1:{kafka_port}",
+                    f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
+                )
 
 
 # The teams the security tests declare on top of the shipped ones: two that read shared topics.

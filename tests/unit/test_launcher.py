@@ -1,4 +1,4 @@
-"""The launcher's pure parts: configuration, ports, state, Java discovery, the compose file."""
+"""The launcher's pure parts: configuration, ports, state, Java discovery."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from agentflux._local import ClusterError, ClusterState, LocalCluster, NodeState, find_java
 from agentflux._local import _artifacts as artifacts
@@ -27,8 +26,6 @@ from agentflux._local._config import (
 from agentflux._local._java import JavaNotFoundError
 from agentflux._local._ports import free_ports, port_is_open
 from agentflux._local._process import is_running, spawn, stop
-
-_COMPOSE = Path(__file__).parents[2] / "compose" / "docker-compose.yml"
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -153,19 +150,6 @@ def test_impossible_java_is_a_clear_error() -> None:
     """Asking for a Java that cannot exist names what was looked at."""
     with pytest.raises(JavaNotFoundError, match="no Java 999"):
         find_java(999)
-
-
-def test_compose_file_is_complete() -> None:
-    """The compose file runs Kafka and Apicurio with ports, environment and health checks."""
-    compose = yaml.safe_load(_COMPOSE.read_text())
-    services = compose["services"]
-    assert set(services) == {"kafka", "registry"}
-    assert services["kafka"]["image"].startswith("apache/kafka:4.1")
-    assert services["registry"]["image"].startswith("apicurio/apicurio-registry:3")
-    assert services["registry"]["environment"]["APICURIO_STORAGE_KIND"] == "kafkasql"
-    for service in services.values():
-        assert service["ports"]
-        assert "healthcheck" in service
 
 
 def test_a_jvm_counts_as_running_while_it_re_executes(tmp_path: Path) -> None:

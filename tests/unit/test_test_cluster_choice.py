@@ -148,21 +148,23 @@ def test_the_docker_images_are_the_launchers_versions(tmp_path: Path) -> None:
         "<project><properties><kafka.version>9.8.7</kafka.version>"
         "<apicurio.version>6.5.4</apicurio.version></properties></project>"
     )
-    assert docker_images(pom) == ("apache/kafka:9.8.7", "apicurio/apicurio-registry:6.5.4")
+    assert docker_images(pom) == ("agentflux/kafka:9.8.7", "agentflux/registry:6.5.4")
     kafka, registry = docker_images()  # the real pom
-    assert kafka.startswith("apache/kafka:4.")
-    assert registry.startswith("apicurio/apicurio-registry:3.")
+    assert kafka.startswith("agentflux/kafka:4.")
+    assert registry.startswith("agentflux/registry:3.")
 
 
 def test_the_broker_container_has_the_launchers_settings_and_container_listeners() -> None:
-    """The container broker gets the launcher's tuning, a listener per side, advertised at start."""
-    env = kafka_container_env()
+    """The container broker gets the launcher's tuning, a listener per side, the host's on 127.0.0.1."""
+    env = kafka_container_env(40123)
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_LISTENERS"] == "PLAINTEXT://:19092,CONTROLLER://:9093,EXTERNAL://:9092"
     assert "EXTERNAL:PLAINTEXT" in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
-    assert "KAFKA_ADVERTISED_LISTENERS" not in env  # the host port is known only after start
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == (
+        "PLAINTEXT://kafka:19092,EXTERNAL://127.0.0.1:40123"
+    )
     assert env["CLUSTER_ID"]
 
 
