@@ -81,8 +81,11 @@ class AuditView:
             "producer_id TEXT, sequence BIGINT, payload TEXT NOT NULL, prev_hash TEXT NOT NULL, "
             "hash TEXT NOT NULL, PRIMARY KEY (session_id, chain, seq))"
         ),
-        "CREATE INDEX IF NOT EXISTS audit_by_type_time ON audit_chain (event_type, occurred_ms)",
-        "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_chain (occurred_ms)",
+        # No time indexes (earlier versions made these two): each cost a random-key B-tree
+        # insert per record while neither verify nor chain-order reads use them; filters by
+        # type or time read the table in chain order (the primary key) up to the limit.
+        "DROP INDEX IF EXISTS audit_by_type_time",
+        "DROP INDEX IF EXISTS audit_by_time",
         (
             "CREATE TABLE IF NOT EXISTS audit_cursor (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
             "next_sequence BIGINT NOT NULL, last_seq BIGINT NOT NULL, last_hash TEXT NOT NULL, "

@@ -67,6 +67,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=10000")
+    # Batches insert at random keys of several B-trees: with SQLite's default 2 MB cache most
+    # pages were read again each batch, and a checkpoint every 1,000 pages wrote the same hot
+    # pages again and again (measured on the audit view: about 15 us of CPU per event saved).
+    connection.execute("PRAGMA cache_size=-65536")  # KiB: up to 64 MiB, grown only as used
+    connection.execute("PRAGMA wal_autocheckpoint=10000")  # pages: a WAL of up to ~40 MB
     return connection
 
 

@@ -430,3 +430,47 @@ async def test_concurrent_batches_on_the_same_chains_neither_deadlock_nor_collid
     assert after == before  # no deadlock, and no transaction rolled back (a unique violation would)
     assert built == expected
     assert len(built) == len(events)
+
+
+_OLD_TIME_INDEXES = (
+    "CREATE INDEX audit_by_type_time ON audit_chain (event_type, occurred_ms)",
+    "CREATE INDEX audit_by_time ON audit_chain (occurred_ms)",
+)
+
+
+async def _filters_without_time_indexes(store: Store, indexes_sql: str) -> None:
+    """A store with the old time indexes loses them on migration; type and time filters still work."""
+    view = AuditView(clock=_Clock())
+    await store.migrate(view.ddl)
+    await store.migrate(_OLD_TIME_INDEXES)  # as a store made by an earlier version has them
+    await _apply(store, view, _two_topics(6))
+    assert {row["name"] for row in await store.rows(indexes_sql)} & {
+        "audit_by_type_time",
+        "audit_by_time",
+    } == set()
+    switched = await get_audit_log(
+        store,
+        event_type="agent_switched",
+        since=_START + timedelta(minutes=15),
+        until=_START + timedelta(minutes=45),
+    )
+    assert [r["sequence"] for r in switched] == [2, 4]
+
+
+async def test_time_indexes_are_dropped_and_filters_still_work_on_sqlite(tmp_path: Path) -> None:
+    """On SQLite: migrating drops the old time indexes; event type and time filters still select."""
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _filters_without_time_indexes(
+            store, "SELECT name FROM sqlite_master WHERE type = 'index'"
+        )
+
+
+@pytest.mark.postgres
+async def test_time_indexes_are_dropped_and_filters_still_work_on_postgresql(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL: migrating drops the old time indexes; event type and time filters still select."""
+    async with PostgresStore(await fresh_postgres_database(postgres_url)) as store:
+        await _filters_without_time_indexes(
+            store, "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_chain'"
+        )

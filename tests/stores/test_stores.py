@@ -45,3 +45,12 @@ def test_open_store_picks_the_adapter(tmp_path: Path) -> None:
     assert isinstance(open_store("postgresql://u@h/db"), PostgresStore)
     with pytest.raises(ValueError, match="unsupported store URL"):
         open_store("mysql://x")
+
+
+async def test_sqlite_opens_with_a_large_page_cache_and_rarer_checkpoints(tmp_path: Path) -> None:
+    """The writing connection keeps 64 MiB of pages and checkpoints the WAL every 10,000 pages."""
+    async with SqliteStore(tmp_path / "v.db") as store:
+        cache = await store.rows("PRAGMA cache_size")
+        checkpoint = await store.rows("PRAGMA wal_autocheckpoint")
+    assert list(cache[0].values()) == [-65536]
+    assert list(checkpoint[0].values()) == [10000]
