@@ -17,6 +17,9 @@ from agentflux.producers import EventPublisher, Simulator
 if TYPE_CHECKING:
     from conftest import Cluster
 
+    from agentflux.kafka import AgentfluxSettings
+    from agentflux.schemas import BaseEvent
+
 pytestmark = pytest.mark.broker
 
 
@@ -71,16 +74,8 @@ async def test_tail_warns_about_undecodable_records_and_goes_on(cluster: Cluster
         )
     finally:
         await producer.stop()
-    later = list(Simulator(sessions=1, seed=64, session_prefix="after").events())
-    async with EventPublisher(settings) as publisher:
-        for event in later:
-            await publisher.send(event)
-    tailed = await run_cli(
-        settings, "tail", "--from", since.isoformat(), "--json", "--idle-timeout", "3"
-    )
-    assert tailed.code == 0, tailed.stderr
-    assert "skipped undecodable record" in tailed.stderr
-    printed = {json.loads(line)["event_id"] for line in tailed.stdout.splitlines()}
+    stderr, printed, later = await _publish_then_tail(settings, since, seed=64)
+    assert "skipped undecodable record" in stderr
     assert printed == {str(e.event_id) for e in later}
 
 
@@ -100,7 +95,16 @@ async def test_tail_does_not_show_an_aborted_transaction(cluster: Cluster) -> No
         await producer.abort_transaction()
     finally:
         await producer.stop()
-    later = list(Simulator(sessions=1, seed=66, session_prefix="committed").events())
+    stderr, printed, later = await _publish_then_tail(settings, since, seed=66)
+    assert "undecodable" not in stderr
+    assert printed == {str(e.event_id) for e in later}
+
+
+async def _publish_then_tail(
+    settings: AgentfluxSettings, since: datetime, *, seed: int
+) -> tuple[str, set[str], list[BaseEvent]]:
+    """Publish one simulated session, then tail from ``since``: stderr, ids printed, events sent."""
+    later = list(Simulator(sessions=1, seed=seed, session_prefix=f"after{seed}").events())
     async with EventPublisher(settings) as publisher:
         for event in later:
             await publisher.send(event)
@@ -108,6 +112,5 @@ async def test_tail_does_not_show_an_aborted_transaction(cluster: Cluster) -> No
         settings, "tail", "--from", since.isoformat(), "--json", "--idle-timeout", "3"
     )
     assert tailed.code == 0, tailed.stderr
-    assert "undecodable" not in tailed.stderr
     printed = {json.loads(line)["event_id"] for line in tailed.stdout.splitlines()}
-    assert printed == {str(e.event_id) for e in later}
+    return tailed.stderr, printed, later
