@@ -42,12 +42,11 @@ async def _stored(store: Store) -> list[tuple[Any, ...]]:
 
 
 class RowsContract:
-    """execute_rows, fetch_rows and insert_rows behave alike on every adapter."""
+    """execute_rows, fetch_rows and insert_rows behave alike on every adapter.
 
-    @pytest.fixture
-    async def store(self) -> Store:
-        """An open, empty store (overridden per adapter)."""
-        raise NotImplementedError
+    Mixed into each adapter's test class beside the store contract, whose ``store`` fixture
+    it uses.
+    """
 
     async def test_execute_rows_upserts_every_row_with_its_types(self, store: Store) -> None:
         """A thousand-row upsert stores each value with its type; a second one adds to them."""
