@@ -57,7 +57,8 @@ class Transaction(ABC):
         of its own. ``INSERT ... SELECT ... FROM {rows} WHERE true ON CONFLICT ...`` (SQLite
         needs the ``WHERE`` there) and ``UPDATE ... FROM {rows} WHERE ...`` are the usual forms.
         Adapters send it as one statement where they can (PostgreSQL: over ``unnest`` of one
-        array per column; SQLite: ``executemany``); this default runs it once per row.
+        array per column; SQLite: a ``VALUES`` list per chunk of rows); this default runs it
+        once per row.
         """
         one_row = sql.replace(ROWS, _one_row(columns))
         for row in rows:

@@ -8,8 +8,9 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncpg
 
@@ -25,9 +26,18 @@ __all__ = ["PostgresStore", "SqliteStore", "StoreNotFoundError", "open_store"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _MAX_DEFERRED = 1000  # statements held before they are sent anyway (memory stays bounded)
 
+_MAX_ROWS_PER_STATEMENT = 256  # rows in one multi-row statement (see _rows_statements)
+_CACHED_STATEMENTS = 512  # prepared statements kept per connection (sqlite3's default: 128)
+
 Statement = tuple[str, tuple[Any, ...]]
-# A statement run once per argument tuple (executemany), or a query whose rows are gathered.
-Statements = tuple[str, list[tuple[Any, ...]]]
+
+
+class _Rows(NamedTuple):
+    """A statement over many rows: ``sql`` holds ``{rows}``, a table ``r`` of ``names``."""
+
+    sql: str
+    names: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
 
 
 @lru_cache(maxsize=512)
@@ -47,15 +57,55 @@ def _sqlite_statement(sql: str, args: tuple[Any, ...]) -> Statement:
     return text, args if order is None else tuple(args[index] for index in order)
 
 
-@lru_cache(maxsize=128)
-def _sqlite_rows_form(sql: str, columns: tuple[tuple[str, str], ...]) -> str:
-    """``{rows}`` as one row of plain ``?`` parameters (SQLite types values as they come)."""
-    cells = ", ".join(f"? AS {name}" for name, _ in columns)
-    return sql.replace(ROWS, f"(SELECT {cells}) AS r")
+def _sqlite_rows(sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> _Rows:
+    return _Rows(sql, tuple(name for name, _ in columns), [tuple(row) for row in rows])
 
 
-def _sqlite_many(sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> Statements:
-    return _sqlite_rows_form(sql, tuple(columns)), [tuple(row) for row in rows]
+@lru_cache(maxsize=512)
+def _values_form(sql: str, names: tuple[str, ...], count: int) -> str:
+    """``{rows}`` as ``count`` rows of plain ``?`` in one ``VALUES`` list, renamed to ``names``.
+
+    SQLite types each value as it is bound, as it did for the single row of ``?`` before.
+    """
+    row = f"({', '.join('?' * len(names))})"
+    cells = ", ".join(f"column{number} AS {name}" for number, name in enumerate(names, start=1))
+    values = ", ".join([row] * count)
+    return sql.replace(ROWS, f"(SELECT {cells} FROM (VALUES {values})) AS r")  # noqa: S608  # only our names and ?
+
+
+def _chunk_sizes(count: int, most: int) -> list[int]:
+    """``count`` rows cut into chunks of powers of two up to ``most``, largest first.
+
+    Few distinct sizes, so each statement text is prepared once and then found in the
+    connection's statement cache: a text per exact count would be parsed again each batch.
+    (``itertools.batched``, checked, cuts equal chunks only, and needs Python 3.12.)
+    """
+    largest = 1 << (max(most, 1).bit_length() - 1)
+    sizes = [largest] * (count // largest)
+    rest = count % largest
+    sizes.extend(1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1)
+    return sizes
+
+
+def _rows_statements(connection: sqlite3.Connection, statement: _Rows) -> list[Statement]:
+    """``statement`` as a few multi-row statements over its rows, in their order.
+
+    One statement per row (``executemany``) paid SQLite's per-execution setup and sqlite3's
+    per-call work for each row; one ``VALUES`` list per chunk pays it once. Rows run in order
+    within a statement (an ``INSERT ... SELECT`` upserts row by row, as ``executemany`` did),
+    and chunks in order. Chunks stay below the connection's limit on parameters. Checked
+    instead: SQLite's ``carray`` extension (not in Python's sqlite3) and one JSON parameter
+    expanded by ``json_each`` (bytes do not travel in JSON, and every cell is parsed again).
+    """
+    names, rows = statement.names, statement.rows
+    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)
+    found: list[Statement] = []
+    start = 0
+    for size in _chunk_sizes(len(rows), min(_MAX_ROWS_PER_STATEMENT, limit)):
+        chunk = rows[start : start + size]
+        start += size
+        found.append((_values_form(statement.sql, names, size), tuple(chain.from_iterable(chunk))))
+    return found
 
 
 class StoreNotFoundError(FileNotFoundError):
@@ -63,7 +113,8 @@ class StoreNotFoundError(FileNotFoundError):
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+    # Transactions are explicit; multi-row statements come in several sizes (_chunk_sizes).
+    connection = sqlite3.connect(path, isolation_level=None, cached_statements=_CACHED_STATEMENTS)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=10000")
@@ -86,21 +137,22 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 
 def _run_statements(
     connection: sqlite3.Connection,
-    statements: list[Statement | Statements],
-    query: Statements | None,
+    statements: list[Statement | _Rows],
+    query: Statement | _Rows | None,
 ) -> list[dict[str, Any]]:
     """Run ``statements`` then ``query`` (its rows returned); roll back if any of them fails."""
     try:
-        for sql, args in statements:
-            if isinstance(args, list):
-                connection.executemany(sql, args)
+        for statement in statements:
+            if isinstance(statement, _Rows):
+                for sql, args in _rows_statements(connection, statement):
+                    connection.execute(sql, args)
             else:
-                connection.execute(sql, args)
+                connection.execute(*statement)
         if query is None:
             return []
         found: list[dict[str, Any]] = []
-        sql, many_args = query
-        for args in many_args:
+        queries = _rows_statements(connection, query) if isinstance(query, _Rows) else [query]
+        for sql, args in queries:
             cursor = connection.execute(sql, args)
             names = [column[0] for column in cursor.description or ()]
             found.extend(dict(zip(names, row, strict=True)) for row in cursor.fetchall())
@@ -126,7 +178,7 @@ class _SqliteTransaction(Transaction):
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         # A read-only connection cannot take the write lock IMMEDIATE asks for.
-        self._pending: list[Statement | Statements] = [
+        self._pending: list[Statement | _Rows] = [
             ("BEGIN" if store.read_only else "BEGIN IMMEDIATE", ())
         ]
         self.begun = False  # BEGIN was sent: a failure must roll back in the database too
@@ -138,22 +190,21 @@ class _SqliteTransaction(Transaction):
             await self._send(None)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        text, ordered = _sqlite_statement(sql, args)
-        return await self._send((text, [ordered]))
+        return await self._send(_sqlite_statement(sql, args))
 
     async def execute_rows(self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._pending.append(_sqlite_many(sql, columns, rows))
+            self._pending.append(_sqlite_rows(sql, columns, rows))
             if len(self._pending) >= _MAX_DEFERRED:
                 await self._send(None)
 
     async def fetch_rows(
         self, sql: str, columns: Columns, rows: Sequence[Sequence[Any]]
     ) -> list[dict[str, Any]]:
-        # One hop to SQLite's thread for every row's query: the hop is what costs.
-        return await self._send(_sqlite_many(sql, columns, rows)) if rows else []
+        # One hop to SQLite's thread for all the rows: the hop is what costs.
+        return await self._send(_sqlite_rows(sql, columns, rows)) if rows else []
 
-    async def _send(self, query: Statements | None) -> list[dict[str, Any]]:
+    async def _send(self, query: Statement | _Rows | None) -> list[dict[str, Any]]:
         if self._failed is not None:
             # Rolled back in SQLite: anything sent now would run outside any transaction.
             raise RuntimeError("the transaction failed and was rolled back") from self._failed

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import fresh_postgres_database
 from contract import StoreContract
+from rows_contract import RowsContract
 from views_contract import ViewsContract
 
 from agentflux.consumers import PostgresStore, SqliteStore, open_store
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from agentflux.consumers import Store
 
 
-class TestSqliteStore(StoreContract, ViewsContract):
+class TestSqliteStore(StoreContract, RowsContract, ViewsContract):
     """SQLite (its own thread, WAL) honours the store contract."""
 
     @pytest.fixture
@@ -29,7 +30,7 @@ class TestSqliteStore(StoreContract, ViewsContract):
 
 
 @pytest.mark.postgres
-class TestPostgresStore(StoreContract, ViewsContract):
+class TestPostgresStore(StoreContract, RowsContract, ViewsContract):
     """PostgreSQL (asyncpg) honours the store contract."""
 
     @pytest.fixture
