@@ -56,7 +56,9 @@ async def serve_http(
         finally:
             writer.close()
 
-    return await asyncio.start_server(answer, host, port)
+    server = await asyncio.start_server(answer, host, port)
+    _log.info("health and metrics endpoint listening", host=host, port=port)
+    return server
 
 
 async def _answer_one(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import uuid
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from _cli import cli_env
 from _traffic import events_of, publish_traffic
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -105,3 +109,49 @@ async def test_metrics_parse_as_prometheus_text(cluster: Cluster, tmp_path: Path
         if s.labels.get("event_type") == "session_created"
     ]
     assert sessions == [4.0]
+
+
+async def _ready_json(client: httpx.AsyncClient) -> dict[str, object]:
+    """/readyz's body once it answers 200."""
+    while True:
+        try:
+            answer = await client.get("/readyz")
+        except httpx.TransportError:
+            answer = None  # not listening yet
+        if answer is not None and answer.status_code == 200:
+            found: dict[str, object] = answer.json()
+            return found
+        await asyncio.sleep(0.2)  # poll until the service has joined and the store answers
+
+
+@pytest.mark.slow
+async def test_the_service_listens_on_the_host_setting_and_stops_on_sigterm(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """`consume` with AGENTFLUX_HEALTH_HOST=0.0.0.0 becomes ready, then exits 0 on SIGTERM."""
+    settings, _ = await publish_traffic(cluster, sessions=2, seed=36)
+    group_id = f"h-{uuid.uuid4().hex[:6]}"
+    port = free_ports(1)[0]
+    env = cli_env(settings) | {"AGENTFLUX_HEALTH_HOST": "0.0.0.0"}  # noqa: S104  # under test
+    command = [
+        *(sys.executable, "-c", "from agentflux.cli import main; main()"),
+        *("consume", "context", "--store", f"sqlite:///{tmp_path / 'context.db'}"),
+        *("--port", str(port), "--group-id", group_id),
+    ]
+    log = tmp_path / "service.log"
+    with log.open("wb") as sink:
+        service = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            async with asyncio.timeout(120):
+                ready = await _ready_json(client)
+        service.send_signal(signal.SIGTERM)
+        # Within the 30 s grace period compose and Kubernetes give a container by default.
+        exit_code = service.wait(timeout=30)
+    finally:
+        service.kill()
+    assert ready["group"] == group_id
+    assert ready["store"] == "ok"
+    assert exit_code == 0, log.read_text()
+    # It listened on every interface, not on loopback alone.
+    assert "0.0.0.0" in log.read_text()
