@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.broker
 
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104  # the services image's setting, under test here
+
 
 async def test_readiness_follows_the_assignment_and_the_store(
     cluster: Cluster, tmp_path: Path
@@ -43,7 +45,7 @@ async def test_readiness_follows_the_assignment_and_the_store(
         server = await serve_http(
             port,
             health_routes(SHIPPED_GROUPS["context"], runner, probed),
-            "0.0.0.0",  # noqa: S104  # the container setting under test
+            EVERY_INTERFACE,
         )
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -132,7 +134,7 @@ async def test_the_service_listens_on_the_host_setting_and_stops_on_sigterm(
     settings, _ = await publish_traffic(cluster, sessions=2, seed=36)
     group_id = f"h-{uuid.uuid4().hex[:6]}"
     port = free_ports(1)[0]
-    env = cli_env(settings) | {"AGENTFLUX_HEALTH_HOST": "0.0.0.0"}  # noqa: S104  # under test
+    env = cli_env(settings) | {"AGENTFLUX_HEALTH_HOST": EVERY_INTERFACE}
     command = [
         *(sys.executable, "-c", "from agentflux.cli import main; main()"),
         *("consume", "context", "--store", f"sqlite:///{tmp_path / 'context.db'}"),
@@ -154,4 +156,4 @@ async def test_the_service_listens_on_the_host_setting_and_stops_on_sigterm(
     assert ready["store"] == "ok"
     assert exit_code == 0, log.read_text()
     # It listened on every interface, not on loopback alone.
-    assert "0.0.0.0" in log.read_text()
+    assert f"host={EVERY_INTERFACE}" in log.read_text()
