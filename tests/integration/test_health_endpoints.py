@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -156,4 +157,6 @@ async def test_the_service_listens_on_the_host_setting_and_stops_on_sigterm(
     assert ready["store"] == "ok"
     assert exit_code == 0, log.read_text()
     # It listened on every interface, not on loopback alone.
-    assert f"host={EVERY_INTERFACE}" in log.read_text()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    listening = [line for line in lines if line["event"].startswith("health and metrics")]
+    assert [line["host"] for line in listening] == [EVERY_INTERFACE]
