@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_HEALTH_HOST", "STORE_PING_SECONDS", "health_routes", "serve_
 DEFAULT_HEALTH_HOST = "127.0.0.1"  # a workstation's default; the services image sets 0.0.0.0
 STORE_PING_SECONDS = 2.0  # shorter than a probe's usual timeout, so the probe gets an answer
 _READ_BYTES = 16_384
+_REQUEST_SECONDS = 10.0  # longer than any probe's or scrape's time to send a GET
 _HTTP_OK = 200
 _HTTP_UNAVAILABLE = 503
 _JSON = "application/json"
@@ -65,31 +66,46 @@ async def _answer_one(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, routes: dict[str, Route]
 ) -> None:
     connection = h11.Connection(h11.SERVER)
+    try:
+        async with asyncio.timeout(_REQUEST_SECONDS):
+            request = await _request(reader, connection)
+    except TimeoutError:
+        return  # a client that never finishes its request holds no connection for long
+    except h11.RemoteProtocolError as error:
+        answer = (error.error_status_hint, "text/plain", b"bad request\n")
+        writer.write(_response(connection, answer, with_body=True))
+        await writer.drain()
+        return
+    if request is None:
+        return  # the client went away before asking anything
+    path = request.target.decode(errors="replace").split("?", 1)[0]
+    route = routes.get(path) if request.method in {b"GET", b"HEAD"} else None
+    answer = await route() if route else (404, "text/plain", b"not found\n")
+    writer.write(_response(connection, answer, with_body=request.method != b"HEAD"))
+    await writer.drain()
+
+
+async def _request(reader: asyncio.StreamReader, connection: h11.Connection) -> h11.Request | None:
+    """The connection's request line and headers; None if it closed before sending them."""
     while True:
         event = connection.next_event()
         if event is h11.NEED_DATA:
             connection.receive_data(await reader.read(_READ_BYTES))
             continue
-        if not isinstance(event, h11.Request):
-            return  # the client went away before asking anything
-        break
-    path = event.target.decode(errors="replace").split("?", 1)[0]
-    route = routes.get(path) if event.method in {b"GET", b"HEAD"} else None
-    if route is None:
-        status, content_type, body = 404, "text/plain", b"not found\n"
-    else:
-        status, content_type, body = await route()
+        return event if isinstance(event, h11.Request) else None
+
+
+def _response(connection: h11.Connection, answer: Answer, *, with_body: bool) -> bytes:
+    status, content_type, body = answer
     headers = [
         ("content-type", content_type),
         ("content-length", str(len(body))),
         ("connection", "close"),  # one request per connection: probes and scrapes reconnect
     ]
     data = connection.send(h11.Response(status_code=status, headers=headers)) or b""
-    if event.method != b"HEAD":
+    if with_body:
         data += connection.send(h11.Data(data=body)) or b""
-    data += connection.send(h11.EndOfMessage()) or b""
-    writer.write(data)
-    await writer.drain()
+    return data + (connection.send(h11.EndOfMessage()) or b"")
 
 
 def health_routes(
