@@ -43,29 +43,27 @@ async def test_readiness_follows_the_assignment_and_the_store(
         runner = shipped_runner("context", store, settings, group_id=f"h-{uuid.uuid4().hex[:6]}")
         port = free_ports(1)[0]
         # Every interface, as in the services image; a client on loopback reaches it.
-        server = await serve_http(
-            port,
-            health_routes(SHIPPED_GROUPS["context"], runner, probed),
-            EVERY_INTERFACE,
-        )
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                before = await client.get("/readyz")
-                alive_before = await client.get("/livez")
-                async with runner:
-                    async with asyncio.timeout(60):
-                        await runner.wait_handled(len(events_of("context", events)))
-                    ready = await client.get("/readyz")
-                    health = await client.get("/health")
-                    await probed.close()
-                    store_gone = await client.get("/readyz")
-                    alive = await client.get("/livez")
-                    head = await client.head("/livez")
-                    missing = await client.get("/nope")
-                    posted = await client.post("/readyz")
-        finally:
-            server.close()
-            await server.wait_closed()
+        async with (
+            await serve_http(
+                port,
+                health_routes(SHIPPED_GROUPS["context"], runner, probed),
+                EVERY_INTERFACE,
+            ),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            before = await client.get("/readyz")
+            alive_before = await client.get("/livez")
+            async with runner:
+                async with asyncio.timeout(60):
+                    await runner.wait_handled(len(events_of("context", events)))
+                ready = await client.get("/readyz")
+                health = await client.get("/health")
+                await probed.close()
+                store_gone = await client.get("/readyz")
+                alive = await client.get("/livez")
+                head = await client.head("/livez")
+                missing = await client.get("/nope")
+                posted = await client.post("/readyz")
     assert (before.status_code, before.json()["assigned"]) == (503, False)
     assert alive_before.status_code == 200
     assert ready.status_code == 200
@@ -93,15 +91,14 @@ async def test_metrics_parse_as_prometheus_text(cluster: Cluster, tmp_path: Path
     async with SqliteStore(tmp_path / "metrics.db") as store:
         runner = shipped_runner("metrics", store, settings, group_id=f"h-{uuid.uuid4().hex[:6]}")
         port = free_ports(1)[0]
-        server = await serve_http(port, health_routes(SHIPPED_GROUPS["metrics"], runner, store))
-        try:
-            async with runner, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                async with asyncio.timeout(60):
-                    await runner.wait_handled(len(events_of("metrics", events)))
-                scraped = await client.get("/metrics")
-        finally:
-            server.close()
-            await server.wait_closed()
+        async with (
+            await serve_http(port, health_routes(SHIPPED_GROUPS["metrics"], runner, store)),
+            runner,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            async with asyncio.timeout(60):
+                await runner.wait_handled(len(events_of("metrics", events)))
+            scraped = await client.get("/metrics")
     assert scraped.status_code == 200
     assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(scraped.text)}

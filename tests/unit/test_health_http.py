@@ -30,16 +30,14 @@ async def _raw(port: int, request: bytes) -> bytes:
 async def test_routes_answer_and_everything_else_is_not_found() -> None:
     """A route's status and body go out as given; other paths and methods answer 404."""
     port = free_ports(1)[0]
-    server = await serve_http(port, {"/tea": _teapot})
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            tea = await client.get("/tea?cups=2")
-            head = await client.head("/tea")
-            missing = await client.get("/coffee")
-            posted = await client.post("/tea")
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        await serve_http(port, {"/tea": _teapot}),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        tea = await client.get("/tea?cups=2")
+        head = await client.head("/tea")
+        missing = await client.get("/coffee")
+        posted = await client.post("/tea")
     assert (tea.status_code, tea.text, tea.headers["connection"]) == (
         418,
         "short and stout\n",
@@ -52,14 +50,10 @@ async def test_routes_answer_and_everything_else_is_not_found() -> None:
 async def test_a_malformed_request_gets_400_and_the_server_goes_on() -> None:
     """Garbage gets 400, a silent client nothing; the next request is answered."""
     port = free_ports(1)[0]
-    server = await serve_http(port, {"/tea": _teapot})
-    try:
+    async with await serve_http(port, {"/tea": _teapot}):
         garbage = await _raw(port, b"NOT HTTP AT ALL\r\n\r\n")
         silent = await _raw(port, b"")
         after = await _raw(port, b"GET /tea HTTP/1.1\r\nhost: x\r\n\r\n")
-    finally:
-        server.close()
-        await server.wait_closed()
     assert garbage.startswith(b"HTTP/1.1 400 ")
     assert silent == b""
     assert after.startswith(b"HTTP/1.1 418 ")
