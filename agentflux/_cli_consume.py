@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime  # noqa: TC003  # typer reads the annotation at run time
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
-from prometheus_client import generate_latest
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +16,7 @@ from agentflux._accelerations import accelerations_line
 from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux._cli_stores import shown_url, view_store
 from agentflux._group_lookup import find_group, known_groups
+from agentflux._health_http import DEFAULT_HEALTH_HOST, health_routes, serve_http
 from agentflux._rebuild import audit_against_topics
 from agentflux.consumers import (
     ChainReport,
@@ -27,20 +26,14 @@ from agentflux.consumers import (
     get_metrics,
     render_prometheus,
 )
-from agentflux.consumers._groups import SHIPPED_GROUPS
 from agentflux.consumers._start import place_new_group
 from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.schemas import EventType
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from agentflux.consumers import Store
 
-    from agentflux.consumers import GroupRunner, GroupSpec, Store
-    from agentflux.consumers._timeouts import HitlTimeoutJob
-
-    Route: TypeAlias = Callable[[], Awaitable[tuple[int, str, bytes]]]
-
-__all__ = ["register", "serve_http"]
+__all__ = ["register"]
 
 _log = structlog.get_logger("agentflux.service")
 _console = Console(soft_wrap=True)
@@ -53,33 +46,6 @@ StoreUrl = Annotated[
         "--store", help="sqlite:///path.db or postgresql://... (default: AGENTFLUX_STORE_URL)."
     ),
 ]
-
-
-async def serve_http(
-    port: int, routes: dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]]
-) -> asyncio.Server:
-    """A minimal HTTP/1.0 responder on 127.0.0.1 for GET routes (health and metrics)."""
-
-    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = (await reader.readline()).decode(errors="replace").split()
-            while (await reader.readline()).strip():
-                pass  # skip the request headers
-            path = request[1] if len(request) > 1 else "/"
-            route = routes.get(path.split("?", 1)[0])
-            status, content_type, body = (
-                await route() if route else (404, "text/plain", b"not found\n")
-            )
-            writer.write(
-                f"HTTP/1.0 {status} {'OK' if status == 200 else 'ERROR'}\r\n"  # noqa: PLR2004  # HTTP status
-                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body,
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(respond, "127.0.0.1", port)
 
 
 AppOption = Annotated[
@@ -102,8 +68,17 @@ def consume(  # noqa: PLR0913, PLR0917  # one typer option per setting
     app: AppOption = None,
     store: StoreUrl = None,
     port: Annotated[
-        int, typer.Option("--port", help="Health and metrics HTTP port (0: none).")
+        int,
+        typer.Option("--port", help="Port of /livez, /readyz, /health and /metrics (0: none)."),
     ] = 0,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            envvar="AGENTFLUX_HEALTH_HOST",
+            help="Address the --port listens on (0.0.0.0: every interface, as in a container).",
+        ),
+    ] = DEFAULT_HEALTH_HOST,
     instance_id: Annotated[
         str | None, typer.Option("--instance-id", help="Static membership id.")
     ] = None,
@@ -124,7 +99,8 @@ def consume(  # noqa: PLR0913, PLR0917  # one typer option per setting
         if placed:
             _log.info("new group placed", group=gid, start=spec.start, partitions=len(placed))
         runner = spec.service(opened, settings, group_id=gid, group_instance_id=instance_id)
-        server = await serve_http(port, _routes(spec, runner, opened)) if port else None
+        routes = health_routes(spec, runner, opened)
+        server = await serve_http(port, routes, host) if port else None
         try:
             await runner.run(install_signal_handlers=True)
         finally:
@@ -140,27 +116,6 @@ def consume(  # noqa: PLR0913, PLR0917  # one typer option per setting
             await _serve(opened)
 
     run_event_loop(_run())
-
-
-def _routes(
-    spec: GroupSpec, runner: GroupRunner | HitlTimeoutJob, store: Store | None
-) -> dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]]:
-    async def health() -> tuple[int, str, bytes]:
-        status = {
-            "group": runner.group_id,
-            "assigned": runner.ready.is_set(),
-            "handled": runner.handled,
-        }
-        return 200, "application/json", json.dumps(status).encode()
-
-    serves_metrics_view = spec is SHIPPED_GROUPS["metrics"] and store is not None
-
-    async def metrics() -> tuple[int, str, bytes]:
-        own = generate_latest(runner.metrics.registry)
-        view = await render_prometheus(store) if serves_metrics_view and store else b""
-        return 200, "text/plain; version=0.0.4", own + view
-
-    return {"/health": health, "/metrics": metrics}
 
 
 groups_app = typer.Typer(help="The consumer groups: shipped and installed.")

@@ -21,10 +21,12 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /home/agentflux --create-home agentflux
 COPY --from=build /opt/agentflux /opt/agentflux
 COPY docker/services/healthcheck.py /opt/agentflux/healthcheck.py
-# AGENTFLUX_HEALTH_PORT: where `consume --port` serves /health (the health check asks it).
+# AGENTFLUX_HEALTH_PORT: where `consume --port` serves /livez (the health check asks it);
+# AGENTFLUX_HEALTH_HOST: every interface, so probes and scrapes reach it from outside.
 ENV PATH=/opt/agentflux/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    AGENTFLUX_HEALTH_PORT=8000
+    AGENTFLUX_HEALTH_PORT=8000 \
+    AGENTFLUX_HEALTH_HOST=0.0.0.0
 USER agentflux
 WORKDIR /home/agentflux
 HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \

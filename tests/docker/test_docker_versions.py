@@ -155,3 +155,26 @@ def test_compose_publishes_on_loopback_and_starts_in_order() -> None:
         "setup",
         "simulator",
     }
+
+
+def test_services_serve_health_beyond_loopback_and_check_liveness() -> None:
+    """Image and compose listen on 0.0.0.0 and check /livez on the port the services serve."""
+    env = _dockerfile_env("services")
+    assert env["AGENTFLUX_HEALTH_HOST"] == "0.0.0.0"  # noqa: S104  # the setting under test
+    check = (_DOCKER / "services" / "healthcheck.py").read_text()
+    assert "/livez" in check
+    assert "AGENTFLUX_HEALTH_PORT" in check
+    services = _compose()
+    for group in ("context", "metrics", "audit", "hitl-timeouts"):
+        service = services[group]
+        environment = service["environment"]
+        assert isinstance(environment, dict)
+        assert environment["AGENTFLUX_HEALTH_HOST"] == env["AGENTFLUX_HEALTH_HOST"], group
+        assert service["healthcheck"]["test"] == [  # type: ignore[index]  # parsed YAML
+            "CMD",
+            "python3",
+            "/opt/agentflux/healthcheck.py",
+        ], group
+        command = service["command"]
+        assert isinstance(command, list)
+        assert command[command.index("--port") + 1] == env["AGENTFLUX_HEALTH_PORT"], group

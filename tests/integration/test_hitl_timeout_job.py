@@ -17,7 +17,7 @@ from _cli import cli_env
 from _traffic import prefixed_topics
 from conftest import read_to_end
 
-from agentflux._cli_consume import _routes, serve_http
+from agentflux._health_http import health_routes, serve_http
 from agentflux._local._ports import free_ports
 from agentflux._offsets import group_lag
 from agentflux.consumers import SqliteStore, get_metrics
@@ -141,7 +141,7 @@ async def test_the_job_publishes_each_timeout_once_in_transactions(
     await _publish(settings, second)
     port = free_ports(1)[0]
     restarted = HitlTimeoutJob(group_id, topic, settings=settings, clock=ahead)
-    server = await serve_http(port, _routes("hitl-timeouts", restarted, None))
+    server = await serve_http(port, health_routes("hitl-timeouts", restarted, None))
     try:
         async with restarted:
             await _wait_for_timeouts(settings, len(undecided) + len(second), 60)

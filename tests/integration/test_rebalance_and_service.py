@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _traffic import apply_directly, events_of, prefixed_topics, publish_traffic, snapshot
 
-from agentflux._cli_consume import _routes, serve_http
+from agentflux._health_http import health_routes, serve_http
 from agentflux._local._ports import free_ports
 from agentflux.consumers import SqliteStore, get_audit_log, render_prometheus, verify_audit
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
@@ -67,7 +67,7 @@ async def test_health_and_prometheus_endpoints(cluster: Cluster, tmp_path: Path)
     ):
         runner = shipped_runner("metrics", store, settings, group_id=f"m-{uuid.uuid4().hex[:6]}")
         port = free_ports(1)[0]
-        server = await serve_http(port, _routes(SHIPPED_GROUPS["metrics"], runner, store))
+        server = await serve_http(port, health_routes(SHIPPED_GROUPS["metrics"], runner, store))
         try:
             async with runner:
                 async with asyncio.timeout(60):
