@@ -164,7 +164,11 @@ async def apply_acls(
     dry_run: bool = False,
     prune: bool = False,
 ) -> AclPlan:
-    """Make the cluster's ACLs match the declaration's teams; return the plan (done unless dry)."""
+    """Make the cluster's ACLs match the declaration's teams; return the plan (done unless dry).
+
+    Topic names are taken as the cluster's: with a topic prefix, pass the declaration behind it
+    (``TopicsDeclaration.behind_prefix``), as ``agentflux acls apply`` does.
+    """
     wanted = set(desired_acls(declaration))
     managed = {team.principal for team in declaration.teams}
     admin = _admin(settings)

@@ -53,10 +53,9 @@ def acls_apply(
     ] = False,
 ) -> None:
     """Make the cluster's ACLs match the teams: create missing ones, delete the teams' others."""
-    declaration = _declaration(file)
-    plan = run_event_loop(
-        apply_acls(AgentfluxSettings(), declaration, dry_run=dry_run, prune=prune)
-    )
+    settings = AgentfluxSettings()
+    declaration = _declaration(file, settings)
+    plan = run_event_loop(apply_acls(settings, declaration, dry_run=dry_run, prune=prune))
     _print_plan(plan, dry_run=dry_run)
 
 

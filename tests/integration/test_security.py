@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 from _cli import run_agentflux
 from _clusters import secured_cluster, security_env, settings_as, teams_declaration
 from _samples import sample_events
@@ -38,7 +39,11 @@ from agentflux.kafka import (
     stop_consumer,
     topic_partitions,
 )
-from agentflux.kafka._gate._security import create_acls
+from agentflux.kafka._gate._security import (
+    create_acls,
+    delete_acls,
+    describe_acls,
+)
 from agentflux.producers import EventPublisher, PublishDeniedError
 from agentflux.schemas import BaseEvent, load_topics
 
@@ -120,9 +125,8 @@ async def _consume_all(
         seen.add(event.event_id)
 
     models = {type(e) for e in sample_events() if e.TOPIC == "agent.events"}
-    runner = GroupRunner(
-        group, ["agent.events"], settings=settings, handlers=dict.fromkeys(models, handle)
-    )
+    topic = settings.topic_prefix + "agent.events"
+    runner = GroupRunner(group, [topic], settings=settings, handlers=dict.fromkeys(models, handle))
     async with _running(runner) as task, asyncio.timeout(_HANG_GUARD_S):
         while not expected <= seen:
             if task.done():
@@ -324,6 +328,94 @@ async def test_acls_apply_is_idempotent_reports_drift_and_prunes_only_when_asked
     pruned = await apply_acls(secured.admin, loaded, prune=True)
     assert pruned.delete == [stranger]
     assert (await apply_acls(secured.admin, loaded, prune=True, dry_run=True)).in_sync
+
+
+def _one_team_declaration(folder: Path, team: dict[str, object]) -> Path:
+    """The shipped topics with ``team`` as the only team: no other principal is managed."""
+    declared = yaml.safe_load(teams_declaration(folder).read_text())
+    declared["teams"] = [team]
+    path = folder / "one-team.yaml"
+    path.write_text(yaml.safe_dump(declared, sort_keys=False))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def _acls_removed_after(settings: AgentfluxSettings, principal: str) -> AsyncIterator[None]:
+    """Delete ``principal``'s ACLs on the way out: the module's other tests see none of them."""
+    try:
+        yield
+    finally:
+        from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  # only here
+
+        admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+        await admin.start()
+        try:
+            entries = await describe_acls(admin)
+            await delete_acls(admin, [entry for entry in entries if entry[3] == principal])
+        finally:
+            await admin.close()
+
+
+async def test_topics_and_acls_apply_behind_the_topic_prefix(
+    secured: Secured, tmp_path: Path
+) -> None:
+    """With AGENTFLUX_TOPIC_PREFIX, both commands create and grant the topics the clients use."""
+    prefix = f"p{uuid.uuid4().hex[:6]}."
+    user = f"pre-{uuid.uuid4().hex[:6]}"
+    team = {
+        "name": user,
+        "principal": f"User:{user}",
+        "reads": ["agent.events"],
+        "group_prefix": f"{user}.",
+        "writes": ["tool.events"],
+    }
+    declaration = str(_one_team_declaration(tmp_path, team))
+    env = _cli_env(secured.admin) | {"AGENTFLUX_TOPIC_PREFIX": prefix}
+    topics = await run_agentflux("topics", "apply", "--file", declaration, env=env)
+    assert topics.code == 0, topics.stderr
+    assert f"create {prefix}agent.events" in topics.stdout
+    async with _acls_removed_after(secured.admin, f"User:{user}"):
+        await _prefixed_team_works(secured, env, declaration, prefix, user)
+
+
+async def _prefixed_team_works(
+    secured: Secured, env: dict[str, str], declaration: str, prefix: str, user: str
+) -> None:
+    """ACLs applied behind ``prefix`` let ``user`` use the prefixed topics, not the plain ones."""
+    acls = await run_agentflux("acls", "apply", "--file", declaration, env=env)
+    assert acls.code == 0, acls.stderr
+    for granted in (
+        f"READ topic {prefix}agent.events",
+        f"WRITE topic {prefix}tool.events",
+        f"READ group {user}.*",  # group ids are not named from topics: no prefix
+        f"WRITE topic agentflux.dlq.{user}.*",  # nor are dead-letter topics
+    ):
+        assert f"create  ALLOW User:{user} {granted}" in acls.stdout
+    again = await run_agentflux("acls", "apply", "--dry-run", "--file", declaration, env=env)
+    assert "no change" in again.stdout, again.stdout + again.stderr
+    password = secrets.token_urlsafe(16)
+    await add_user(secured.admin, user, password)
+    member = settings_as(secured.admin, user, password).model_copy(
+        update={"topic_prefix": prefix, "auto_register_schemas": True}
+    )
+    # The publisher and a group behind the prefix reach exactly the granted topics.
+    events = _agent_events(6)
+    async with EventPublisher(secured.admin.model_copy(update={"topic_prefix": prefix})) as runtime:
+        for event in events:
+            await runtime.publish(event)
+    expected = {e.event_id for e in events}
+    assert expected <= await _consume_all(member, f"{user}.reader", expected)
+    tool_event = next(e for e in sample_events() if e.TOPIC == "tool.events")
+    async with EventPublisher(member) as publisher:
+        written = await publisher.publish(tool_event)
+    assert written.topic == f"{prefix}tool.events"
+    # The unprefixed topic is not granted.
+    unprefixed = member.model_copy(update={"topic_prefix": ""})
+    runner = GroupRunner(f"{user}.plain", ["agent.events"], settings=unprefixed, handlers={})
+    with pytest.raises(AuthorizationError) as refused:
+        async with asyncio.timeout(_HANG_GUARD_S):
+            await runner.run()
+    assert (refused.value.resource_type, refused.value.resource_name) == ("topic", "agent.events")
 
 
 async def _agentflux_with_stdin(env: dict[str, str], stdin: bytes, *args: str) -> tuple[int, str]:

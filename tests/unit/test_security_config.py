@@ -25,6 +25,7 @@ from agentflux import _cli_security
 from agentflux._acls import AclBinding, desired_acls
 from agentflux._local._config import NodePorts, render_server
 from agentflux._local._secure import LocalSecurity
+from agentflux.consumers._groups import SHIPPED_GROUPS
 from agentflux.kafka import AgentfluxSettings, authorization_error, connection_kwargs
 from agentflux.schemas import TopicsDeclaration, load_topics
 
@@ -150,6 +151,34 @@ def test_the_teams_acls_follow_the_declaration(tmp_path: Path) -> None:
     assert {
         b.name for b in wanted if b.principal == "User:agent-runtime" and b.operation == "WRITE"
     } == category
+
+
+def test_behind_a_topic_prefix_the_acls_name_the_prefixed_topics(tmp_path: Path) -> None:
+    """With a topic prefix, topic ACLs name prefixed topics; groups and dead letters stay."""
+    declaration = load_topics(teams_declaration(tmp_path)).behind_prefix("staging.")
+    wanted = desired_acls(declaration)
+    billing = {str(b) for b in wanted if b.principal == "User:billing"}
+    assert billing == {
+        "ALLOW User:billing READ topic staging.agent.events",
+        "ALLOW User:billing READ topic staging.tool.events",
+        "ALLOW User:billing READ group billing.*",
+        "ALLOW User:billing CREATE topic agentflux.dlq.billing.*",
+        "ALLOW User:billing WRITE topic agentflux.dlq.billing.*",
+        "ALLOW User:billing READ topic agentflux.dlq.billing.*",
+    }
+    platform_writes = {
+        b.name
+        for b in wanted
+        if b.principal == "User:agentflux-platform" and b.resource_type == "TOPIC"
+        if b.operation == "WRITE" and b.pattern == "LITERAL"
+    }
+    assert platform_writes == {"staging.hitl.events"}
+    runtime = {b.name for b in wanted if b.principal == "User:agent-runtime"}
+    assert runtime == {t.name for t in declaration.topics}
+    assert all(t.name.startswith("staging.") for t in declaration.topics)
+    # The names the audit group (which reads every category) subscribes to behind the prefix.
+    audit_reads = SHIPPED_GROUPS["audit"].topics(AgentfluxSettings(topic_prefix="staging."))
+    assert {t.name for t in declaration.topics} == set(audit_reads)
 
 
 def test_an_acl_round_trips_through_the_wire_form() -> None:
