@@ -24,7 +24,14 @@ from _samples import sample_events
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from agentflux._acls import AclBinding, add_user, apply_acls
+from agentflux._acls import (
+    AclBinding,
+    ScramUser,
+    add_user,
+    apply_acls,
+    list_users,
+    remove_user,
+)
 from agentflux._local._ports import free_ports
 from agentflux._topics import apply_topics
 from agentflux.consumers import GroupRunner
@@ -40,6 +47,7 @@ from agentflux.kafka import (
     topic_partitions,
 )
 from agentflux.kafka._gate._security import (
+    UnknownScramUserError,
     create_acls,
     delete_acls,
     describe_acls,
@@ -469,6 +477,54 @@ async def test_the_commands_add_a_user_and_apply_acls(secured: Secured) -> None:
     )
     assert denied.code != 0
     assert "error" in denied.stderr
+
+
+async def test_users_are_listed_and_removed(secured: Secured) -> None:
+    """`users list` shows a user; `users remove` ends its logins; unknown or self is refused."""
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    password = secrets.token_urlsafe(16)
+    await add_user(secured.admin, name, password)
+    user = settings_as(secured.admin, name, password)
+    assert await access_refused(user) is None  # it logs in
+    env = _cli_env(secured.admin)
+    listed = await run_agentflux("users", "list", env=env)
+    assert listed.code == 0, listed.stderr
+    assert f"{name}  User:{name}  SCRAM-SHA-512 (8192 iterations)" in listed.stdout.splitlines()
+    assert ScramUser(name, (("SCRAM-SHA-512", 8192),)) in await list_users(secured.admin)
+    removed = await run_agentflux("users", "remove", name, env=env)
+    assert removed.code == 0, removed.stderr
+    assert f"user {name} removed (SCRAM-SHA-512)" in removed.stdout
+    assert name not in {u.name for u in await list_users(secured.admin)}
+    refused = await access_refused(user)
+    assert isinstance(refused, AuthenticationError)
+    assert refused.principal == f"User:{name}"
+    again = await run_agentflux("users", "remove", name, env=env)
+    assert again.code == 4, again.stdout + again.stderr
+    assert f"user {name} has no SCRAM credentials" in again.stderr
+    with pytest.raises(UnknownScramUserError):
+        await remove_user(secured.admin, name)
+    admin_name = secured.admin.sasl_username
+    assert admin_name is not None
+    itself = await run_agentflux("users", "remove", admin_name, env=env)
+    assert itself.code == 1
+    assert "the user this command logs in as" in itself.stderr
+    assert admin_name in {u.name for u in await list_users(secured.admin)}
+
+
+async def test_a_team_may_not_list_or_remove_users(secured: Secured) -> None:
+    """Billing listing or removing users is denied on the cluster, naming billing."""
+    with pytest.raises(AuthorizationError) as listing:
+        await list_users(secured.settings_of("billing"))
+    assert (listing.value.principal, listing.value.resource_type) == ("User:billing", "cluster")
+    assert listing.value.operation == "DESCRIBE"
+    with pytest.raises(AuthorizationError) as removing:
+        await remove_user(secured.settings_of("billing"), "safety")
+    assert removing.value.principal == "User:billing"
+    assert removing.value.operation == "ALTER"
+    denied = await run_agentflux("users", "list", env=_cli_env(secured.settings_of("billing")))
+    assert denied.code == 1
+    assert "User:billing is not allowed to DESCRIBE cluster" in denied.stderr
+    assert "safety" in {u.name for u in await list_users(secured.admin)}
 
 
 @pytest.fixture(scope="module")
