@@ -128,57 +128,32 @@ def test_the_printed_exports_never_hold_the_password(security: LocalSecurity) ->
     assert exports["AGENTFLUX_SECURITY_PROTOCOL"] == "SASL_SSL"
 
 
-def test_the_teams_acls_follow_the_declaration(tmp_path: Path) -> None:
-    """Billing reads its topics, its groups and dead letters; only the runtime writes them all."""
-    declaration = load_topics(teams_declaration(tmp_path))
+@pytest.mark.parametrize("prefix", ["", "staging."])
+def test_the_teams_acls_follow_the_declaration(tmp_path: Path, prefix: str) -> None:
+    """Billing reads its topics (behind the topic prefix), groups and dead letters (not behind it)."""
+    declaration = load_topics(teams_declaration(tmp_path)).behind_prefix(prefix)
     wanted = desired_acls(declaration)
     billing = {str(b) for b in wanted if b.principal == "User:billing"}
     assert billing == {
-        "ALLOW User:billing READ topic agent.events",
-        "ALLOW User:billing READ topic tool.events",
+        f"ALLOW User:billing READ topic {prefix}agent.events",
+        f"ALLOW User:billing READ topic {prefix}tool.events",
         "ALLOW User:billing READ group billing.*",
         "ALLOW User:billing CREATE topic agentflux.dlq.billing.*",
         "ALLOW User:billing WRITE topic agentflux.dlq.billing.*",
         "ALLOW User:billing READ topic agentflux.dlq.billing.*",
     }
     category = {t.name for t in declaration.topics if t.category is not None}
+    # The names the audit group (which reads every category) subscribes to behind the prefix.
+    assert category == set(SHIPPED_GROUPS["audit"].topics(AgentfluxSettings(topic_prefix=prefix)))
     writers = {
         b.name: b.principal
         for b in wanted
         if b.operation == "WRITE" and b.name in category and b.principal != "User:agent-runtime"
     }
-    assert writers == {"hitl.events": "User:agentflux-platform"}  # the timeout job, declared
+    assert writers == {f"{prefix}hitl.events": "User:agentflux-platform"}  # the timeout job
     assert {
         b.name for b in wanted if b.principal == "User:agent-runtime" and b.operation == "WRITE"
     } == category
-
-
-def test_behind_a_topic_prefix_the_acls_name_the_prefixed_topics(tmp_path: Path) -> None:
-    """With a topic prefix, topic ACLs name prefixed topics; groups and dead letters stay."""
-    declaration = load_topics(teams_declaration(tmp_path)).behind_prefix("staging.")
-    wanted = desired_acls(declaration)
-    billing = {str(b) for b in wanted if b.principal == "User:billing"}
-    assert billing == {
-        "ALLOW User:billing READ topic staging.agent.events",
-        "ALLOW User:billing READ topic staging.tool.events",
-        "ALLOW User:billing READ group billing.*",
-        "ALLOW User:billing CREATE topic agentflux.dlq.billing.*",
-        "ALLOW User:billing WRITE topic agentflux.dlq.billing.*",
-        "ALLOW User:billing READ topic agentflux.dlq.billing.*",
-    }
-    platform_writes = {
-        b.name
-        for b in wanted
-        if b.principal == "User:agentflux-platform" and b.resource_type == "TOPIC"
-        if b.operation == "WRITE" and b.pattern == "LITERAL"
-    }
-    assert platform_writes == {"staging.hitl.events"}
-    runtime = {b.name for b in wanted if b.principal == "User:agent-runtime"}
-    assert runtime == {t.name for t in declaration.topics}
-    assert all(t.name.startswith("staging.") for t in declaration.topics)
-    # The names the audit group (which reads every category) subscribes to behind the prefix.
-    audit_reads = SHIPPED_GROUPS["audit"].topics(AgentfluxSettings(topic_prefix="staging."))
-    assert {t.name for t in declaration.topics} == set(audit_reads)
 
 
 def test_an_acl_round_trips_through_the_wire_form() -> None:

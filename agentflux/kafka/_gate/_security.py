@@ -149,9 +149,15 @@ async def delete_acls(admin: AIOKafkaAdminClient, entries: list[AclEntry]) -> No
             _raise_for(error_code, message, f"DeleteAcls {entry}")
 
 
-class _AlterUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  # aiokafka's protocol types are untyped
-    API_KEY = 51
+_TAGS = ("tags", TaggedFields)  # every structure of a flexible version ends with its tags
+
+
+class _ResponseV0(Response):  # type: ignore[misc]  # aiokafka's protocol types are untyped
     API_VERSION = 0
+
+
+class _AlterUserScramCredentialsResponseV0(_ResponseV0):
+    API_KEY = 51
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
         (
@@ -160,10 +166,10 @@ class _AlterUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  # a
                 ("user_name", CompactString("utf-8")),
                 ("error_code", Int16),
                 ("error_message", CompactString("utf-8")),
-                ("tags", TaggedFields),
+                _TAGS,
             ),
         ),
-        ("tags", TaggedFields),
+        _TAGS,
     )
 
 
@@ -175,9 +181,7 @@ class _AlterUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[misc] 
     SCHEMA = Schema(
         (
             "deletions",
-            CompactArray(
-                ("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields)
-            ),
+            CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), _TAGS),
         ),
         (
             "upsertions",
@@ -187,10 +191,10 @@ class _AlterUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[misc] 
                 ("iterations", Int32),
                 ("salt", CompactBytes),
                 ("salted_password", CompactBytes),
-                ("tags", TaggedFields),
+                _TAGS,
             ),
         ),
-        ("tags", TaggedFields),
+        _TAGS,
     )
 
 
@@ -212,9 +216,8 @@ class _AlterUserScramCredentialsRequest(Request[_AlterUserScramCredentialsReques
         return request_struct_class(self._deletions, self._upsertions, {})
 
 
-class _DescribeUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  # aiokafka's protocol types are untyped
+class _DescribeUserScramCredentialsResponseV0(_ResponseV0):
     API_KEY = 50
-    API_VERSION = 0
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
         ("error_code", Int16),
@@ -227,14 +230,12 @@ class _DescribeUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  
                 ("error_message", CompactString("utf-8")),
                 (
                     "credential_infos",
-                    CompactArray(
-                        ("mechanism", Int8), ("iterations", Int32), ("tags", TaggedFields)
-                    ),
+                    CompactArray(("mechanism", Int8), ("iterations", Int32), _TAGS),
                 ),
-                ("tags", TaggedFields),
+                _TAGS,
             ),
         ),
-        ("tags", TaggedFields),
+        _TAGS,
     )
 
 
@@ -244,8 +245,8 @@ class _DescribeUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[mis
     API_VERSION = 0
     RESPONSE_TYPE = _DescribeUserScramCredentialsResponseV0
     SCHEMA = Schema(
-        ("users", CompactArray(("name", CompactString("utf-8")), ("tags", TaggedFields))),
-        ("tags", TaggedFields),
+        ("users", CompactArray(("name", CompactString("utf-8")), _TAGS)),
+        _TAGS,
     )
 
 
