@@ -8,20 +8,21 @@ import signal
 import subprocess
 import sys
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import httpx
 import pytest
 from _cli import cli_env
 from _postgres_server import postgres_server
-from _traffic import events_of, publish_traffic
-from conftest import create_topic
+from _traffic import events_of, prefixed_topics, publish_traffic
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentflux._health_http import health_routes, serve_http
 from agentflux._local._ports import free_ports
 from agentflux.consumers import GroupRunner, PostgresStore, SqliteStore
 from agentflux.consumers._groups import SHIPPED_GROUPS, shipped_runner
+from agentflux.consumers._timeouts import HitlTimeoutJob
+from agentflux.schemas import EventCategory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,18 +103,32 @@ async def _until(holds: Callable[[], bool]) -> None:
         await asyncio.sleep(0.05)  # poll interval over the runners' own state
 
 
+Member: TypeAlias = GroupRunner | HitlTimeoutJob
+
+
+def _holds_nothing(member: Member) -> bool:
+    """Whether the member's last rebalance left it no partition (as it records it)."""
+    if isinstance(member, GroupRunner):
+        return not member.assignment
+    return not member._parts  # the job keeps its partitions to itself
+
+
+@pytest.mark.parametrize("kind", ["runner", "timeout job"])
 async def test_readiness_is_cleared_when_the_partitions_move_to_another_member(
-    cluster: Cluster, topic_name: str
+    cluster: Cluster, kind: str
 ) -> None:
     """A member whose only partition goes to a second member answers 503, and 200 once back."""
-    await create_topic(cluster.settings, topic_name, partitions=1)
+    prefixed = await prefixed_topics(cluster, partitions=1)  # the timeout job's schema too
+    topic = prefixed.topic_prefix + EventCategory.HITL.topic
     group = f"h-{uuid.uuid4().hex[:6]}"
 
-    def member(client_id: str) -> GroupRunner:
+    def member(client_id: str) -> Member:
         # The range assignor gives the partition to the lowest member id, which starts with
         # the client id: the second member ("a...") takes it from the first ("z...").
-        settings = cluster.settings.model_copy(update={"client_id": client_id})
-        return GroupRunner(group, [topic_name], settings=settings, handlers={})
+        settings = prefixed.model_copy(update={"client_id": client_id})
+        if kind == "runner":
+            return GroupRunner(group, [topic], settings=settings, handlers={})
+        return HitlTimeoutJob(group, topic, settings=settings)
 
     first, second = member("z-first"), member("a-second")
     port = free_ports(1)[0]
@@ -123,14 +138,14 @@ async def test_readiness_is_cleared_when_the_partitions_move_to_another_member(
         alone = await _readyz(port)
         async with second:
             await second.ready.wait()
-            await _until(lambda: not first.assignment)
+            await _until(lambda: _holds_nothing(first))
             moved = await _readyz(port)
-            second_held = second.assignment
+            second_holds = not _holds_nothing(second)
         # The second member left: the partition comes back.
         await first.ready.wait()
         back = await _readyz(port)
     assert alone == (200, {"group": group, "assigned": True, "handled": 0, "store": "none"})
-    assert second_held == {topic_name: [0]}
+    assert second_holds
     assert moved == (503, {"group": group, "assigned": False, "handled": 0, "store": "none"})
     assert back == (200, alone[1])
 
