@@ -23,14 +23,13 @@ import asyncio
 import contextlib
 import itertools
 import math
-import multiprocessing
 import os
 import statistics
 import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -42,6 +41,7 @@ from agentflux.producers import EventPublisher, RateLimiter, Simulator
 from agentflux.schemas import MessageRole, SessionMessageAddedEvent
 from bench._broker import process_cpu_seconds
 from bench._cluster import make_topics
+from bench._latency import READY, ChildProcess
 from bench._measure import percentile
 from bench._stores import _new_database as new_database
 from bench._stores import _server_facts as server_facts
@@ -72,7 +72,6 @@ _POOL_SESSIONS = 2_000  # about 54,000 events
 _JOIN_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 120.0
 _START_TIMEOUT_S = 120.0
-_READY = "ready"
 
 _NOTIFY_DDL = (
     (
@@ -141,7 +140,7 @@ async def _publish(settings: AgentfluxSettings, plan: _Plan, conn: Connection) -
     overrides: dict[str, Any] = {"linger_ms": 0} if plan.probe_every else {}
     async with EventPublisher(settings, **overrides) as publisher:
         await publisher.prepare()  # schema ids and partitions known before the first event
-        conn.send(_READY)
+        conn.send(READY)
         await asyncio.to_thread(conn.recv)
         pacer = _pacer(plan.rate)
         cpu, started = time.process_time(), time.perf_counter()
@@ -177,41 +176,18 @@ def _publisher_main(settings: dict[str, Any], plan: _Plan, conn: Connection) -> 
     conn.send(run_event_loop(_publish(parsed, plan, conn), parsed))
 
 
-class _PublisherProcess:
+class _PublisherProcess(ChildProcess):
     """The bench's publisher in a process of its own; entering returns once it is ready."""
 
     def __init__(self, settings: AgentfluxSettings, plan: _Plan) -> None:
         """Prepare the child; nothing runs before entering."""
-        context = multiprocessing.get_context("spawn")  # no forked event loop or sockets
-        self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
-            target=_publisher_main, args=(settings.model_dump(), plan, child_conn), daemon=True
-        )
-
-    async def _receive(self, timeout_s: float) -> Any:
-        if not await asyncio.to_thread(self._conn.poll, timeout_s):
-            raise TimeoutError(f"the publisher process sent nothing within {timeout_s:.0f} s")
-        return self._conn.recv()
-
-    async def __aenter__(self) -> Self:
-        """Start the child; return once its publisher is connected and has its schema ids."""
-        self._process.start()
-        if await self._receive(_START_TIMEOUT_S) != _READY:
-            raise RuntimeError("the publisher process did not report ready")
-        return self
+        super().__init__("publisher", _publisher_main, settings.model_dump(), plan)
 
     async def run(self, seconds: float) -> dict[str, Any]:
         """Publish now; what the child reports once it has sent and flushed everything."""
         self._conn.send("go")
         result: dict[str, Any] = await self._receive(seconds + _START_TIMEOUT_S)
         return result
-
-    async def __aexit__(self, *exc: object) -> None:
-        """Wait for the child to finish (kill it if it hangs)."""
-        await asyncio.to_thread(self._process.join, 30)
-        if self._process.is_alive():
-            self._process.kill()
-            await asyncio.to_thread(self._process.join)
 
 
 @dataclass(frozen=True, slots=True)
