@@ -322,7 +322,16 @@ class GroupRunner:
         room = self._max_poll_records - sum(map(len, batches.values()))
         if room <= 0:
             return dict(batches), decoded
-        more = await self._consumer.getmany(timeout_ms=0, max_records=room)
+        fetched = await self._consumer.getmany(timeout_ms=0, max_records=room)
+        # A partition revoked and given back meanwhile is read again from its last commit: what
+        # this fetch already holds must not come twice into one transaction (its guard, the
+        # stored offset, is read once per transaction).
+        ends = {tp: records[-1].offset for tp, records in batches.items()}
+        more = {
+            tp: after
+            for tp, records in fetched.items()
+            if (after := [r for r in records if r.offset > ends.get(tp, -1)])
+        }
         merged = {
             tp: batches.get(tp, []) + more.get(tp, []) for tp in dict.fromkeys([*batches, *more])
         }
