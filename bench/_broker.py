@@ -15,7 +15,19 @@ from pathlib import Path
 
 from agentflux._local import GcPause, read_gc_pauses
 
-__all__ = ["BrokerWatch", "PauseOverlap"]
+__all__ = ["BrokerWatch", "PauseOverlap", "process_cpu_seconds"]
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU so far (NaN where there is no ``/proc`` or no such process)."""
+    try:
+        # After the parenthesised command name: utime and stime are fields 14 and 15.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +48,12 @@ class BrokerWatch:
 
     def __init__(self, pid: int, gc_log: Path) -> None:
         """Watch ``pid``, whose JVM logs its collections to ``gc_log``."""
-        self._stat = Path(f"/proc/{pid}/stat")
+        self._pid = pid
         self._gc_log = gc_log
-        self._clock_ticks = os.sysconf("SC_CLK_TCK")
 
     def cpu_seconds(self) -> float:
         """The broker's user + system CPU so far (NaN where there is no ``/proc``)."""
-        try:
-            # After the parenthesised command name: utime and stime are fields 14 and 15.
-            fields = self._stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / self._clock_ticks
+        return process_cpu_seconds(self._pid)
 
     def overlap(
         self, sent: dict[str, float], received: dict[str, float], slowest: set[str]

@@ -23,13 +23,14 @@ from agentflux.kafka import AgentfluxSettings, connection_kwargs, run_event_loop
 from agentflux.schemas import EVENT_MODELS, BaseEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
     from types import TracebackType
 
-__all__ = ["ConsumerProcess"]
+__all__ = ["READY", "ChildProcess", "ConsumerProcess"]
 
 Kind = Literal["platform", "raw"]
-_READY = "ready"
+READY = "ready"  # what a child sends once it can start
 _START_TIMEOUT_S = 120.0
 
 
@@ -49,7 +50,7 @@ async def _platform(
     )
     async with runner:
         await runner.ready.wait()
-        conn.send(_READY)
+        conn.send(READY)
         cpu = time.process_time()
         await runner.wait_handled(expected)
         cpu = time.process_time() - cpu
@@ -71,7 +72,7 @@ async def _raw(
     try:
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=100)
-        conn.send(_READY)
+        conn.send(READY)
         cpu = time.process_time()
         while len(received) < expected:
             batches = await consumer.getmany(timeout_ms=100)
@@ -95,42 +96,31 @@ def _child(
     conn.send(run_event_loop(consume(parsed, topics, expected, conn), parsed))
 
 
-class ConsumerProcess:
-    """A platform runner or a raw ``getmany`` loop over ``topics`` in a child process.
+class ChildProcess:
+    """A benchmark's side in a spawned process of its own, talked to over a pipe.
 
-    Entering returns once the child's consumer has its partitions; :meth:`received` waits for
-    ``expected`` events and returns when each arrived, by event id, and the child's CPU seconds.
+    Entering starts it and returns once it sends ``ready``; leaving waits for it to finish
+    (and kills it if it hangs). ``target(*args, conn)`` runs in the child.
     """
 
-    def __init__(
-        self, kind: Kind, settings: AgentfluxSettings, topics: list[str], expected: int
-    ) -> None:
+    def __init__(self, name: str, target: Callable[..., None], *args: Any) -> None:
         """Prepare the child; nothing runs before entering."""
         context = multiprocessing.get_context("spawn")  # no forked event loop or sockets
+        self._name = name
         self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
-            target=_child,
-            args=(kind, settings.model_dump(), topics, expected, child_conn),
-            daemon=True,
-        )
+        self._process = context.Process(target=target, args=(*args, child_conn), daemon=True)
 
     async def _receive(self, timeout_s: float) -> Any:
         if not await asyncio.to_thread(self._conn.poll, timeout_s):
-            raise TimeoutError(f"the consumer process sent nothing within {timeout_s:.0f} s")
+            raise TimeoutError(f"the {self._name} process sent nothing within {timeout_s:.0f} s")
         return self._conn.recv()
 
     async def __aenter__(self) -> Self:
-        """Start the child and wait until its consumer is assigned its partitions."""
+        """Start the child and wait until it reports ready."""
         self._process.start()
-        if await self._receive(_START_TIMEOUT_S) != _READY:
-            raise RuntimeError("the consumer process did not report ready")
+        if await self._receive(_START_TIMEOUT_S) != READY:
+            raise RuntimeError(f"the {self._name} process did not report ready")
         return self
-
-    async def received(self, timeout_s: float = 120.0) -> tuple[dict[str, float], float]:
-        """Receive times (``perf_counter``) by event id once all arrived, and the CPU seconds."""
-        times: dict[str, float]
-        times, cpu = await self._receive(timeout_s)
-        return times, cpu
 
     async def __aexit__(
         self,
@@ -143,3 +133,23 @@ class ConsumerProcess:
         if self._process.is_alive():
             self._process.kill()
             await asyncio.to_thread(self._process.join)
+
+
+class ConsumerProcess(ChildProcess):
+    """A platform runner or a raw ``getmany`` loop over ``topics`` in a child process.
+
+    Entering returns once the child's consumer has its partitions; :meth:`received` waits for
+    ``expected`` events and returns when each arrived, by event id, and the child's CPU seconds.
+    """
+
+    def __init__(
+        self, kind: Kind, settings: AgentfluxSettings, topics: list[str], expected: int
+    ) -> None:
+        """Prepare the child; nothing runs before entering."""
+        super().__init__("consumer", _child, kind, settings.model_dump(), topics, expected)
+
+    async def received(self, timeout_s: float = 120.0) -> tuple[dict[str, float], float]:
+        """Receive times (``perf_counter``) by event id once all arrived, and the CPU seconds."""
+        times: dict[str, float]
+        times, cpu = await self._receive(timeout_s)
+        return times, cpu

@@ -2,15 +2,19 @@
 
 Each shipped view group runs as its own service process (``agentflux consume GROUP --store
 postgresql://...``), as in production, each into a database of its own on a private PostgreSQL
-server at default durability (:func:`bench._stores.postgres_server`). This process publishes
-simulator traffic paced at a fixed rate and samples each group's lag once a second: the sum,
-over the partitions the group reads, of the end offset minus the group's committed offset.
+server at default durability (:func:`bench._stores.postgres_server`). A publisher process of its
+own (as the runtime is) sends simulator traffic paced at a fixed rate, so the rate is not held
+back by this process's event loop; this process samples each group's lag once a second: the
+sum, over the partitions the group reads, of the end offset minus the group's committed offset.
+Each process's CPU (``/proc``: the publisher, each service, each service's PostgreSQL backends,
+the broker when the bench started it) is reported per event it handled.
 
 Publish -> visible: the context group alone, at 1,000 events/s; one event in five is a probe,
 a ``session_message_added`` of one of a few probe sessions. A trigger on ``ctx_sessions``
 sends a PostgreSQL notification (``pg_notify``, delivered when the transaction commits) with
-the probe session's message count; the latency of a probe is from just before its
-``send()`` call to the notification of its count reaching this process.
+the probe session's message count; the latency of a probe is from just before its ``send()``
+call in the publisher process to the notification of its count reaching this process (both
+``time.perf_counter()``: CLOCK_MONOTONIC, one clock for every process on the machine).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import os
 import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -30,9 +36,12 @@ import asyncpg
 from agentflux._offsets import admin_client, partitions_of, probe_consumer
 from agentflux.consumers import ContextView, PostgresStore
 from agentflux.consumers._groups import SHIPPED_GROUPS
+from agentflux.kafka import AgentfluxSettings, run_event_loop
 from agentflux.producers import EventPublisher, RateLimiter, Simulator
 from agentflux.schemas import MessageRole, SessionMessageAddedEvent
+from bench._broker import process_cpu_seconds
 from bench._cluster import make_topics
+from bench._latency import READY, ChildProcess
 from bench._measure import percentile
 from bench._stores import _new_database as new_database
 from bench._stores import _server_facts as server_facts
@@ -41,12 +50,13 @@ from bench._stores import postgres_server
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+    from multiprocessing.connection import Connection
     from pathlib import Path
 
     from aiokafka.structs import TopicPartition
 
-    from agentflux.kafka import AgentfluxSettings
     from agentflux.schemas import BaseEvent
+    from bench._broker import BrokerWatch
 
 __all__ = ["bench_live", "live_markdown"]
 
@@ -61,6 +71,7 @@ _PROBE_SESSIONS = 20
 _POOL_SESSIONS = 2_000  # about 54,000 events
 _JOIN_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 120.0
+_START_TIMEOUT_S = 120.0
 
 _NOTIFY_DDL = (
     (
@@ -91,11 +102,108 @@ def _traffic(prefix: str) -> Iterator[BaseEvent]:
             yield event.model_copy(update=update)
 
 
+def _pacer(rate: float) -> RateLimiter:
+    """``rate`` events/s; 5 ms worth may catch up after a late wake-up (as ``bench._end_to_end``)."""
+    return RateLimiter(rate, burst=max(2, int(rate * 0.005)))
+
+
+def _probe(number: int) -> SessionMessageAddedEvent:
+    return SessionMessageAddedEvent(
+        session_id=f"probe-{number % _PROBE_SESSIONS}",
+        message_id=f"m-{number}",
+        role=MessageRole.USER,
+        content="probe",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the publisher process sends: ``rate`` events/s, ``warmup_s`` unmeasured first.
+
+    ``probe_every``: every n-th event a probe, sent with ``send()`` and timed (0: none, every
+    event with ``enqueue()``, the cheapest way to publish many).
+    """
+
+    prefix: str
+    rate: int
+    seconds: float
+    warmup_s: float = 0.0
+    probe_every: int = 0
+
+
+async def _publish(settings: AgentfluxSettings, plan: _Plan, conn: Connection) -> dict[str, Any]:
+    """The publisher process's work: ready, then on the word, the plan; what it did."""
+    traffic = _traffic(plan.prefix)
+    sent_at: dict[str, list[float]] = {}  # each probe session's probes' send times, in order
+    warmup: dict[str, int] = {}  # each probe session's probes sent before the measured part
+    # Probes: linger 0, as the latency runs of bench._end_to_end; else the default batching.
+    overrides: dict[str, Any] = {"linger_ms": 0} if plan.probe_every else {}
+    async with EventPublisher(settings, **overrides) as publisher:
+        await publisher.prepare()  # schema ids and partitions known before the first event
+        conn.send(READY)
+        await asyncio.to_thread(conn.recv)
+        pacer = _pacer(plan.rate)
+        cpu, started = time.process_time(), time.perf_counter()
+        measured_from, sent, sent_before = started + plan.warmup_s, 0, None
+        end = measured_from + plan.seconds
+        while (now := time.perf_counter()) < end:
+            if sent_before is None and now >= measured_from:
+                sent_before, measured_from = sent, now
+                warmup = {session: len(times) for session, times in sent_at.items()}
+            await pacer.acquire()
+            sent += 1
+            if not plan.probe_every:
+                await publisher.enqueue(next(traffic))
+            elif sent % plan.probe_every:
+                await publisher.send(next(traffic))
+            else:
+                probe = _probe(sent // plan.probe_every)
+                sent_at.setdefault(probe.session_id, []).append(time.perf_counter())
+                await publisher.send(probe)
+        achieved = (sent - (sent_before or 0)) / (time.perf_counter() - measured_from)
+        await publisher.flush()
+    return {
+        "sent": sent,
+        "achieved_rate": achieved,
+        "cpu_us_per_event": (time.process_time() - cpu) / max(sent, 1) * 1e6,
+        "probes_sent_at": sent_at,
+        "probes_warmup": warmup,
+    }
+
+
+def _publisher_main(settings: dict[str, Any], plan: _Plan, conn: Connection) -> None:
+    parsed = AgentfluxSettings(**settings)
+    conn.send(run_event_loop(_publish(parsed, plan, conn), parsed))
+
+
+class _PublisherProcess(ChildProcess):
+    """The bench's publisher in a process of its own; entering returns once it is ready."""
+
+    def __init__(self, settings: AgentfluxSettings, plan: _Plan) -> None:
+        """Prepare the child; nothing runs before entering."""
+        super().__init__("publisher", _publisher_main, settings.model_dump(), plan)
+
+    async def run(self, seconds: float) -> dict[str, Any]:
+        """Publish now; what the child reports once it has sent and flushed everything."""
+        self._conn.send("go")
+        result: dict[str, Any] = await self._receive(seconds + _START_TIMEOUT_S)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Service:
+    """A group's service process: its group id, its pid, the database it writes."""
+
+    group_id: str
+    pid: int
+    store_url: str
+
+
 @contextlib.asynccontextmanager
 async def _service(
     settings: AgentfluxSettings, group: str, store_url: str, log: Path
-) -> AsyncIterator[str]:
-    """``agentflux consume GROUP`` in a process of its own; yields its group id."""
+) -> AsyncIterator[_Service]:
+    """``agentflux consume GROUP`` in a process of its own."""
     group_id = f"bench-live-{group}-{uuid.uuid4().hex[:6]}"
     env = {
         **os.environ,
@@ -109,7 +217,7 @@ async def _service(
             sys.executable, *command, env=env, stdout=output, stderr=output
         )
     try:
-        yield group_id
+        yield _Service(group_id, process.pid, store_url)
     finally:
         if process.returncode is None:
             process.terminate()
@@ -118,6 +226,55 @@ async def _service(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+class _Cpu:
+    """CPU seconds of each group's service and of its PostgreSQL backends, from ``/proc``."""
+
+    def __init__(self, server_url: str, services: dict[str, _Service]) -> None:
+        self.server_url = server_url
+        self.services = services
+
+    async def read(self) -> dict[str, dict[int, float]]:
+        """By view: CPU seconds so far of each pid (the service's, then its backends')."""
+        admin = await asyncpg.connect(self.server_url)
+        try:
+            readings = {}
+            for view, service in self.services.items():
+                database = service.store_url.rsplit("/", 1)[1]
+                rows = await admin.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1", database
+                )
+                pids = [service.pid, *(int(row["pid"]) for row in rows)]
+                readings[view] = {pid: process_cpu_seconds(pid) for pid in pids}
+        finally:
+            await admin.close()
+        return readings
+
+    def per_event(
+        self,
+        before: dict[str, dict[int, float]],
+        after: dict[str, dict[int, float]],
+        events: dict[str, int],
+    ) -> dict[str, dict[str, float | None]]:
+        """µs of CPU per event each view's service and backends spent between two readings.
+
+        A backend that started in between counts from 0; one that ended in between is missed.
+        """
+        figures = {}
+        for view, service in self.services.items():
+            spent = {pid: after[view][pid] - before[view].get(pid, 0.0) for pid in after[view]}
+            backends = sum(cpu for pid, cpu in spent.items() if pid != service.pid)
+            count = max(events[view], 1)
+            figures[view] = {
+                "service_cpu_us_per_event": _us(spent[service.pid], count),
+                "postgres_cpu_us_per_event": _us(backends, count),
+            }
+        return figures
+
+
+def _us(seconds: float, events: int) -> float | None:
+    return None if math.isnan(seconds) else round(seconds / events * 1e6, 1)
 
 
 class _Lag:
@@ -140,6 +297,12 @@ class _Lag:
             )
         return lags
 
+    async def ends(self, probe: Any) -> dict[str, int]:
+        """By view: the sum of the end offsets of the partitions it reads."""
+        every = sorted({tp for tps in self.partitions.values() for tp in tps})
+        found = await probe.end_offsets(every)
+        return {view: sum(found[tp] for tp in tps) for view, tps in self.partitions.items()}
+
     async def joined(self, admin: Any) -> None:
         """Wait until every group has a member (its first commit may come much later)."""
         async with asyncio.timeout(_JOIN_TIMEOUT_S):
@@ -152,36 +315,28 @@ class _Lag:
                     await asyncio.sleep(0.2)  # joining takes a few seconds: polled, not timed
 
 
-def _pacer(rate: float) -> RateLimiter:
-    """``rate`` events/s; 5 ms worth may catch up after a late wake-up (as ``bench._end_to_end``)."""
-    return RateLimiter(rate, burst=max(2, int(rate * 0.005)))
+def _broker_cpu(broker: BrokerWatch | None) -> float:
+    return math.nan if broker is None else broker.cpu_seconds()
 
 
-async def _publish_paced(
-    publisher: EventPublisher, events: Iterator[BaseEvent], rate: float, seconds: float
-) -> tuple[int, float]:
-    """Send ``rate`` events/s for ``seconds``; (events sent, the rate achieved)."""
-    pacer = _pacer(rate)
-    started = time.perf_counter()
-    sent = 0
-    while time.perf_counter() - started < seconds:
-        await pacer.acquire()
-        await publisher.enqueue(next(events))
-        sent += 1
-    await publisher.flush()
-    return sent, sent / (time.perf_counter() - started)
-
-
-async def _keep_up(settings: AgentfluxSettings, server_url: str, directory: Path) -> dict[str, Any]:
+async def _keep_up(
+    settings: AgentfluxSettings, server_url: str, directory: Path, broker: BrokerWatch | None
+) -> dict[str, Any]:
     """The three view groups live on PostgreSQL under ``_KEEP_UP_RATE`` events/s."""
+    plan = _Plan("live", _KEEP_UP_RATE, _KEEP_UP_S)
     async with contextlib.AsyncExitStack() as services:
-        groups = {}
+        running: dict[str, _Service] = {}
         for view in LIVE_GROUPS:
             url = await new_database(server_url)
             log = directory / f"live-{view}.log"
-            groups[view] = await services.enter_async_context(_service(settings, view, url, log))
-        lag = _Lag(settings, groups)
-        async with admin_client(settings) as admin, probe_consumer(settings) as probe:
+            running[view] = await services.enter_async_context(_service(settings, view, url, log))
+        lag = _Lag(settings, {view: service.group_id for view, service in running.items()})
+        cpu = _Cpu(server_url, running)
+        async with (
+            admin_client(settings) as admin,
+            probe_consumer(settings) as probe,
+            _PublisherProcess(settings, plan) as publisher,
+        ):
             for view in LIVE_GROUPS:
                 lag.partitions[view] = await partitions_of(
                     settings, probe, SHIPPED_GROUPS[view].topics(settings)
@@ -194,28 +349,38 @@ async def _keep_up(settings: AgentfluxSettings, server_url: str, directory: Path
                     await asyncio.sleep(1.0)
                     samples.append(await lag.sample(admin, probe))
 
+            ends_before, cpu_before, broker_before = (
+                await lag.ends(probe),
+                await cpu.read(),
+                _broker_cpu(broker),
+            )
             sampler = asyncio.create_task(sampled())
             try:
-                async with EventPublisher(settings) as publisher:
-                    sent, achieved = await _publish_paced(
-                        publisher, _traffic("live"), _KEEP_UP_RATE, _KEEP_UP_S
-                    )
+                published = await publisher.run(_KEEP_UP_S)
             finally:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             drained = await _drained(lag, admin, probe)
+            ends_after, cpu_after = await lag.ends(probe), await cpu.read()
+            broker_spent = _broker_cpu(broker) - broker_before
+    events = {view: ends_after[view] - ends_before[view] for view in LIVE_GROUPS}
+    per_event = cpu.per_event(cpu_before, cpu_after, events)
     return {
         "rate": _KEEP_UP_RATE,
         "seconds": _KEEP_UP_S,
-        "events_sent": sent,
-        "achieved_rate": round(achieved),
+        "events_sent": published["sent"],
+        "achieved_rate": round(published["achieved_rate"]),
+        "publisher_cpu_us_per_event": round(published["cpu_us_per_event"], 1),
+        "broker_cpu_us_per_event": _us(broker_spent, published["sent"]),
         "groups": {
             view: {
                 "max_lag": max((s[view] for s in samples), default=0),
                 "final_lag": samples[-1][view] if samples else None,
                 "lag_each_second": [s[view] for s in samples],
                 "drained_after_s": drained.get(view),
+                "events": events[view],
+                **per_event[view],
             }
             for view in LIVE_GROUPS
         },
@@ -237,45 +402,50 @@ async def _drained(lag: _Lag, admin: Any, probe: Any) -> dict[str, float | None]
     return drained
 
 
-class _Probes:
-    """Probe events' send times, and their latencies as their counts become visible."""
+class _Notifications:
+    """Each probe session's counts as the context store made them visible, and when."""
 
     def __init__(self) -> None:
-        self.sent: dict[str, list[float]] = {}
-        self.seen: dict[str, int] = {}
-        self.warmup: dict[str, int] = {}  # each session's first measured probe
-        self.latencies_ms: list[float] = []
-        self.expected = sys.maxsize
+        self.seen: dict[str, list[tuple[int, float]]] = {}
+        self._wanted: dict[str, int] | None = None
         self.done = asyncio.Event()
 
-    def probe(self, number: int) -> SessionMessageAddedEvent:
-        session = f"probe-{number % _PROBE_SESSIONS}"
-        return SessionMessageAddedEvent(
-            session_id=session, message_id=f"m-{number}", role=MessageRole.USER, content="probe"
-        )
-
-    def sending(self, event: BaseEvent) -> None:
-        self.sent.setdefault(event.session_id, []).append(time.perf_counter())
-
-    def expect(self, count: int) -> None:
-        """Set ``done`` once ``count`` probes are measured."""
-        self.expected = count
-        if len(self.latencies_ms) >= count:
-            self.done.set()
-
     def notified(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
-        now = time.perf_counter()
-        session, count_text = str(payload).rsplit(" ", 1)
-        count, seen = int(count_text), self.seen.get(session, 0)
-        warm = self.warmup.get(session, 0)
-        sent = self.sent.get(session, [])
-        self.latencies_ms.extend((now - sent[i]) * 1000 for i in range(max(seen, warm), count))
-        self.seen[session] = max(seen, count)
-        if len(self.latencies_ms) >= self.expected:
+        now = time.perf_counter()  # first, before any other work of this callback
+        session, count = str(payload).rsplit(" ", 1)
+        self.seen.setdefault(session, []).append((int(count), now))
+        self._check()
+
+    def wait_for(self, counts: dict[str, int]) -> None:
+        """Set ``done`` once each session's count reached ``counts``."""
+        self._wanted = counts
+        self._check()
+
+    def _check(self) -> None:
+        wanted = self._wanted
+        if wanted is not None and all(
+            max((count for count, _ in self.seen.get(session, [])), default=0) >= total
+            for session, total in wanted.items()
+        ):
             self.done.set()
 
+    def latencies_ms(self, sent_at: dict[str, list[float]], warmup: dict[str, int]) -> list[float]:
+        """Each measured probe's latency: from its send to the first count that includes it."""
+        latencies = []
+        for session, times in sent_at.items():
+            notes = iter(self.seen.get(session, []))
+            count, at = 0.0, math.inf  # inf: no such count (never, once every probe is seen)
+            for index, sent in enumerate(times):
+                while count <= index:  # the probe is the session's (index + 1)-th message
+                    count, at = next(notes, (math.inf, math.inf))
+                if index >= warmup.get(session, 0):
+                    latencies.append((at - sent) * 1000)
+        return sorted(latencies)
 
-async def _visible(settings: AgentfluxSettings, server_url: str, directory: Path) -> dict[str, Any]:
+
+async def _visible(
+    settings: AgentfluxSettings, server_url: str, directory: Path, broker: BrokerWatch | None
+) -> dict[str, Any]:
     """Publish -> visible in the context store at ``_VISIBLE_RATE`` events/s, p50/p99."""
     url = await new_database(server_url)
     async with PostgresStore(url) as store:
@@ -283,53 +453,54 @@ async def _visible(settings: AgentfluxSettings, server_url: str, directory: Path
         async with store.transaction() as tx:
             for statement in _NOTIFY_DDL:
                 await tx.execute(statement)
-    probes = _Probes()
+    notifications = _Notifications()
+    plan = _Plan("visible", _VISIBLE_RATE, _VISIBLE_S, _VISIBLE_WARMUP_S, _PROBE_EVERY)
     listener = await asyncpg.connect(url)
     try:
-        await listener.add_listener("bench_visible", probes.notified)
+        await listener.add_listener("bench_visible", notifications.notified)
         log = directory / "live-visible.log"
         async with (
-            _service(settings, "context", url, log) as group_id,
+            _service(settings, "context", url, log) as service,
             admin_client(settings) as admin,
+            probe_consumer(settings) as probe,
+            _PublisherProcess(settings, plan) as publisher,
         ):
-            await _Lag(settings, {"context": group_id}).joined(admin)
-            traffic = _traffic("visible")
-            pacer = _pacer(_VISIBLE_RATE)
-            async with EventPublisher(settings, linger_ms=0) as publisher:
-                total = _VISIBLE_RATE * (_VISIBLE_WARMUP_S + _VISIBLE_S)
-                measured_from = time.perf_counter()
-                for number in range(total):
-                    if number == _VISIBLE_RATE * _VISIBLE_WARMUP_S:
-                        probes.warmup = {s: len(t) for s, t in probes.sent.items()}
-                        measured_from = time.perf_counter()
-                    await pacer.acquire()
-                    if number % _PROBE_EVERY:
-                        await publisher.send(next(traffic))
-                        continue
-                    event = probes.probe(number // _PROBE_EVERY)
-                    probes.sending(event)
-                    await publisher.send(event)
-                await publisher.flush()
-                achieved = _VISIBLE_RATE * _VISIBLE_S / (time.perf_counter() - measured_from)
-            expected = sum(len(t) - probes.warmup.get(s, 0) for s, t in probes.sent.items())
-            probes.expect(expected)
-            await asyncio.wait_for(probes.done.wait(), _DRAIN_TIMEOUT_S)
+            lag = _Lag(settings, {"context": service.group_id})
+            topics = SHIPPED_GROUPS["context"].topics(settings)
+            lag.partitions["context"] = await partitions_of(settings, probe, topics)
+            await lag.joined(admin)
+            cpu = _Cpu(server_url, {"context": service})
+            ends_before, cpu_before = await lag.ends(probe), await cpu.read()
+            broker_before = _broker_cpu(broker)
+            published = await publisher.run(_VISIBLE_WARMUP_S + _VISIBLE_S)
+            sent_at = published["probes_sent_at"]
+            notifications.wait_for({session: len(times) for session, times in sent_at.items()})
+            await asyncio.wait_for(notifications.done.wait(), _DRAIN_TIMEOUT_S)
+            ends_after, cpu_after = await lag.ends(probe), await cpu.read()
+            broker_spent = _broker_cpu(broker) - broker_before
     finally:
         await listener.close()
-    latencies = sorted(probes.latencies_ms)
+    latencies = notifications.latencies_ms(sent_at, published["probes_warmup"])
+    events = {"context": ends_after["context"] - ends_before["context"]}
+    context = cpu.per_event(cpu_before, cpu_after, events)["context"]
     return {
         "rate": _VISIBLE_RATE,
         "seconds": _VISIBLE_S,
-        "achieved_rate": round(achieved),
+        "achieved_rate": round(published["achieved_rate"]),
         "probes": len(latencies),
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
         "max_ms": round(latencies[-1], 1),
         "mean_ms": round(statistics.mean(latencies), 1),
+        "publisher_cpu_us_per_event": round(published["cpu_us_per_event"], 1),
+        "broker_cpu_us_per_event": _us(broker_spent, published["sent"]),
+        **context,
     }
 
 
-async def bench_live(settings: AgentfluxSettings, directory: Path) -> dict[str, Any]:
+async def bench_live(
+    settings: AgentfluxSettings, directory: Path, broker: BrokerWatch | None = None
+) -> dict[str, Any]:
     """The live figures: the groups' lag at 10k events/s, publish -> visible at 1k events/s."""
     report: dict[str, Any] = {}
     with postgres_server() as server_url:
@@ -337,8 +508,12 @@ async def bench_live(settings: AgentfluxSettings, directory: Path) -> dict[str, 
         for part, measure in (("keep_up", _keep_up), ("visible", _visible)):
             scoped = settings.model_copy(update={"topic_prefix": f"live{uuid.uuid4().hex[:6]}."})
             await make_topics(scoped, scoped.topic_prefix, [])
-            report[part] = await measure(scoped, server_url, directory)
+            report[part] = await measure(scoped, server_url, directory, broker)
     return report
+
+
+def _cpu_cell(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
 
 
 def live_markdown(live: dict[str, Any]) -> list[str]:
@@ -349,18 +524,26 @@ def live_markdown(live: dict[str, Any]) -> list[str]:
             f"Live groups on PostgreSQL {pg['server_version']} (fsync {pg['fsync']}, "
             f"synchronous_commit {pg['synchronous_commit']}), each a service process: "
             f"{spaced(keep['events_sent'])} simulator events over {keep['seconds']} s "
-            f"({spaced(keep['achieved_rate'])} events/s achieved of {spaced(keep['rate'])}); "
+            f"({spaced(keep['achieved_rate'])} events/s achieved of {spaced(keep['rate'])}, "
+            "by a publisher process of its own: "
+            f"{_cpu_cell(keep['publisher_cpu_us_per_event'])} µs of CPU per event; the broker "
+            f"{_cpu_cell(keep['broker_cpu_us_per_event'])} µs); "
             "lag sampled each second (events behind, all partitions the group reads)."
         ),
         "",
-        "| group | max lag | lag at the end | drained after publishing stopped |",
-        "|---|---|---|---|",
+        (
+            "| group | max lag | lag at the end | drained after publishing stopped "
+            "| CPU µs per event read: service / its PostgreSQL backends |"
+        ),
+        "|---|---|---|---|---|",
     ]
     for view, figures in keep["groups"].items():
         drained = figures["drained_after_s"]
         lines.append(
             f"| {view} | {spaced(figures['max_lag'])} | {spaced(figures['final_lag'] or 0)} | "
-            f"{'not within 120 s' if drained is None else f'{drained} s'} |"
+            f"{'not within 120 s' if drained is None else f'{drained} s'} | "
+            f"{_cpu_cell(figures['service_cpu_us_per_event'])} / "
+            f"{_cpu_cell(figures['postgres_cpu_us_per_event'])} |"
         )
     lines.extend(
         [
@@ -368,8 +551,12 @@ def live_markdown(live: dict[str, Any]) -> list[str]:
             (
                 f"Publish -> visible in the context store (PostgreSQL) at "
                 f"{spaced(seen['rate'])} events/s ({spaced(seen['achieved_rate'])} achieved), "
-                f"{spaced(seen['probes'])} probes over {seen['seconds']} s: p50 {seen['p50_ms']} ms, p99 {seen['p99_ms']} ms, "
-                f"max {seen['max_ms']} ms."
+                f"{spaced(seen['probes'])} probes over {seen['seconds']} s: p50 {seen['p50_ms']} ms, "
+                f"p99 {seen['p99_ms']} ms, max {seen['max_ms']} ms. CPU µs per event: the context "
+                f"service {_cpu_cell(seen['service_cpu_us_per_event'])}, its PostgreSQL backends "
+                f"{_cpu_cell(seen['postgres_cpu_us_per_event'])}, the publisher "
+                f"{_cpu_cell(seen['publisher_cpu_us_per_event'])}, the broker "
+                f"{_cpu_cell(seen['broker_cpu_us_per_event'])}."
             ),
         ]
     )

@@ -69,16 +69,19 @@ async def main(quick: bool) -> dict[str, Any]:  # noqa: FBT001  # the CLI flag, 
             report["rebuild"] = await bench_rebuild(settings, count, Path(directory))
             report["stores"] = await bench_stores(settings, count, Path(directory), rounds=rounds)
             if not quick:  # a minute of 10k events/s and half a minute at 1k: never quick
-                report["live"] = await bench_live(settings, Path(directory))
+                report["live"] = await bench_live(settings, Path(directory), broker)
     return report
 
 
 async def live_only() -> dict[str, Any]:
     """Only the live groups on PostgreSQL (``make bench-live``), with the machine's figures."""
-    with local_or_given_cluster() as (settings, _), tempfile.TemporaryDirectory() as directory:
+    with (
+        local_or_given_cluster() as (settings, broker),
+        tempfile.TemporaryDirectory() as directory,
+    ):
         return {
             "machine": await machine_report(),
-            "live": await bench_live(settings, Path(directory)),
+            "live": await bench_live(settings, Path(directory), broker),
         }
 
 

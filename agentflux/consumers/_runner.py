@@ -153,6 +153,7 @@ class GroupRunner:
             "group_instance_id": group_instance_id,
             "max_poll_records": max_poll_records,
         }
+        self._max_poll_records = max_poll_records
         self.handled = 0
         #: The partitions this member holds, by topic (as of the last rebalance).
         self.assignment: dict[str, list[int]] = {}
@@ -294,10 +295,53 @@ class GroupRunner:
         """
         try:
             decoded = await self._decode_fetch(batches)
+            waited = self._writing is not None and not self._writing.done()
+            await self._written()
+            if waited:
+                batches, decoded = await self._caught_up(batches, decoded)
         except _BatchLeft:
             return  # stopping, or its partitions go to a rebalance: they restart from commits
-        await self._written()
         self._writing = asyncio.create_task(self._write_fetched(batches, decoded))
+
+    async def _caught_up(
+        self,
+        batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+    ) -> tuple[
+        dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+    ]:
+        """This fetch with the records that arrived while the last one was written.
+
+        Without them, an event that arrives during a write waits for the write after next (the
+        fetch decoded ahead goes first): one more write's time on its way to the store, which
+        is most of publish -> visible at 1k events/s on PostgreSQL. Only up to
+        ``max_poll_records``: a full fetch (a rebuild) keeps its decode overlapping the write.
+        Only records aiokafka already fetched (``getmany(timeout_ms=0)``): no wait.
+        """
+        room = self._max_poll_records - sum(map(len, batches.values()))
+        if room <= 0:
+            return dict(batches), decoded
+        fetched = await self._consumer.getmany(timeout_ms=0, max_records=room)
+        # A partition revoked and given back meanwhile is read again from its last commit: what
+        # this fetch already holds must not come twice into one transaction (its guard, the
+        # stored offset, is read once per transaction).
+        ends = {tp: records[-1].offset for tp, records in batches.items()}
+        more = {
+            tp: after
+            for tp, records in fetched.items()
+            if (after := [r for r in records if r.offset > ends.get(tp, -1)])
+        }
+        merged = {
+            tp: batches.get(tp, []) + more.get(tp, []) for tp in dict.fromkeys([*batches, *more])
+        }
+        decoded_more = await self._decode_fetch(more)
+        # A partition with an undecodable record anywhere goes record by record, all of it.
+        return merged, {
+            tp: decoded.get(tp, []) + decoded_more.get(tp, [])
+            for tp in merged
+            if (tp in decoded or tp not in batches) and (tp in decoded_more or tp not in more)
+        }
 
     async def _written(self, *, cancel: bool = False) -> None:
         """Wait for the fetch being written (its failure raised here); ``cancel``: stop it first."""
