@@ -14,6 +14,7 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from agentflux.consumers import GroupRunner
 from agentflux.consumers._timeouts import HitlTimeoutJob
@@ -26,6 +27,9 @@ from agentflux.schemas import (
     HitlTimeoutOccurredEvent,
 )
 from bench._cluster import local_or_given_cluster, make_topics
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 _START_AFTER_S = 8  # deadlines start after the job has had time to take its partitions over
 
@@ -76,7 +80,9 @@ async def _read_timeouts(
         found.append(event)
 
     group = f"bench-read-{uuid.uuid4().hex[:6]}"
-    handlers = {HitlTimeoutOccurredEvent: on_timeout}
+    handlers: dict[type[BaseEvent], Callable[[BaseEvent], Awaitable[None]]] = {
+        HitlTimeoutOccurredEvent: on_timeout
+    }
     async with GroupRunner(group, [topic], settings=settings, handlers=handlers) as runner:
         while len(found) < count:
             if runner.finished:
