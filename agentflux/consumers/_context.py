@@ -21,7 +21,8 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+    from datetime import datetime
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
@@ -89,16 +90,21 @@ class ContextView:
     ) -> None:
         """Fold a batch into the sessions' contexts: one multi-row statement per table."""
         batch = _Batch()
-        for event, _ in events:
-            batch.add(event)
+        batch.add_all(events)
         await batch.write(tx)
+
+
+def _millis(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 @dataclass(slots=True)
 class _Session:
     """One session's changes in a batch, as the per-event statements would leave them."""
 
-    last_ms: int
+    # The latest event time, kept as the datetime: comparing two is several times cheaper than
+    # turning each into milliseconds, and _millis is monotonic, so the latest's is the largest.
+    last: datetime
     deleted: bool = False
     messages: int = 0
     created: bool = False
@@ -128,19 +134,21 @@ class _Batch:
         self.tools: dict[tuple[str, str], _Tool] = {}
         self.approvals: dict[tuple[str, str], _Approval] = {}
 
-    def add(self, event: BaseEvent) -> None:
-        sid = event.session_id
-        at = int(event.occurred_at.timestamp() * 1000)  # inline: it runs for every event
-        session = self.sessions.get(sid)
-        if session is None:
-            session = self.sessions[sid] = _Session(at)
-        elif at > session.last_ms:
-            session.last_ms = at
-        # Most events only touch the session's activity. A table by exact type, not pattern
-        # matching: each class pattern is an isinstance check through pydantic's ABC metaclass.
-        fold = _FOLDS.get(type(event))
-        if fold is not None:
-            fold(self, session, event, at)
+    def add_all(self, events: Iterable[tuple[BaseEvent, Position]]) -> None:
+        """Fold each event in, in order: one loop, as it runs for every event of every batch."""
+        sessions, folds = self.sessions, _FOLDS
+        for event, _ in events:
+            sid, at = event.session_id, event.occurred_at
+            session = sessions.get(sid)
+            if session is None:
+                session = sessions[sid] = _Session(at)
+            elif at > session.last:
+                session.last = at
+            # Most events only touch the session's activity. A table by exact type, not pattern
+            # matching: each class pattern is an isinstance check through pydantic's ABC metaclass.
+            fold = folds.get(type(event))
+            if fold is not None:
+                fold(self, session, event)
 
     def tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
         tool = self.tools.get((sid, call_id))
@@ -169,7 +177,7 @@ class _Batch:
             _UPSERT_SESSIONS,
             _SESSION_COLUMNS,
             [
-                (sid, "deleted" if s.deleted else "active", s.messages, s.last_ms)
+                (sid, "deleted" if s.deleted else "active", s.messages, _millis(s.last))
                 for sid, s in sessions
             ],
         )
@@ -197,25 +205,25 @@ class _Batch:
         )
 
 
-def _created(_batch: _Batch, session: _Session, event: SessionCreatedEvent, _at: int) -> None:
+def _created(_batch: _Batch, session: _Session, event: SessionCreatedEvent) -> None:
     session.created = True
     if session.initial_agent is None:
         session.initial_agent = event.initial_agent
     session.user_id = event.user_id
 
 
-def _deleted(_batch: _Batch, session: _Session, _event: SessionDeletedEvent, _at: int) -> None:
+def _deleted(_batch: _Batch, session: _Session, _event: SessionDeletedEvent) -> None:
     session.deleted = True
 
 
-def _message(_batch: _Batch, session: _Session, _event: SessionMessageAddedEvent, _at: int) -> None:
+def _message(_batch: _Batch, session: _Session, _event: SessionMessageAddedEvent) -> None:
     session.messages += 1
 
 
-def _handed_over(batch: _Batch, session: _Session, event: AgentSwitchedEvent, at: int) -> None:
+def _handed_over(batch: _Batch, session: _Session, event: AgentSwitchedEvent) -> None:
     # The latest in the session's order wins, so one applied late (a re-driven dead letter, a
     # replay) never takes the session back.
-    order = (at, event.producer_id, event.sequence)
+    order = (_millis(event.occurred_at), event.producer_id, event.sequence)
     if session.handover is None or _supersedes(order, session.handover[0]):
         session.handover = (order, event.to_agent)
     key = (event.session_id, str(event.event_id))
@@ -226,7 +234,6 @@ def _tool_requested(
     batch: _Batch,
     _session: _Session,
     event: ToolExecutionRequestedEvent,
-    _at: int,
 ) -> None:
     batch.tool(event.session_id, event.call_id, event.tool_name, None)
 
@@ -235,7 +242,6 @@ def _tool_done(
     batch: _Batch,
     _session: _Session,
     event: ToolExecutionCompletedEvent | ToolExecutionFailedEvent,
-    _at: int,
 ) -> None:
     batch.tool(event.session_id, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
 
@@ -244,12 +250,11 @@ def _approval_asked(
     batch: _Batch,
     _session: _Session,
     event: ToolApprovalRequiredEvent | HitlApprovalRequestedEvent,
-    _at: int,
 ) -> None:
     batch.approval(event.session_id, event.approval_id, None, event.call_id)
 
 
-def _decided(batch: _Batch, _session: _Session, event: HitlDecisionMadeEvent, _at: int) -> None:
+def _decided(batch: _Batch, _session: _Session, event: HitlDecisionMadeEvent) -> None:
     batch.approval(event.session_id, event.approval_id, event.decision.value.lower(), None)
 
 
@@ -257,14 +262,13 @@ def _timed_out(
     batch: _Batch,
     _session: _Session,
     event: HitlTimeoutOccurredEvent,
-    _at: int,
 ) -> None:
     batch.approval(event.session_id, event.approval_id, "timed_out", None)
 
 
 # The types whose fields the view keeps, beyond the session's last activity, and how (each
-# fold takes the batch, the session, the event and its time, whether it needs them or not).
-_FOLDS: dict[type[BaseEvent], Callable[[_Batch, _Session, Any, int], None]] = {
+# fold takes the batch, the session and the event, whether it needs them or not).
+_FOLDS: dict[type[BaseEvent], Callable[[_Batch, _Session, Any], None]] = {
     SessionCreatedEvent: _created,
     SessionDeletedEvent: _deleted,
     SessionMessageAddedEvent: _message,
