@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord, TopicPartition
     from prometheus_client import Counter, Histogram
 
-    from agentflux.consumers._ports import Store, Transaction, View
+    from agentflux.consumers._ports import RowView, Store, Transaction, View
 
 __all__ = ["GroupRunner", "apply_fetched"]
 
@@ -110,7 +110,7 @@ async def apply_fetched(  # noqa: PLR0913  # firsts: an optional shortcut beside
 
 def _applied_records(
     batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-    decoded: Mapping[TopicPartition, list[tuple[BaseEvent, Position]]],
+    decoded: Mapping[TopicPartition, list[tuple[Any, Position]]],
 ) -> Iterator[ConsumerRecord[bytes, bytes]]:
     """The records of the decoded events, for their spans (read only when tracing is on)."""
     for tp, found in decoded.items():
@@ -186,6 +186,10 @@ class GroupRunner:
         self._marked: dict[TopicPartition, int] = {}  # the offset each partition resumes at
         # A store-backed runner's last fetch, being written while the next one is decoded.
         self._writing: asyncio.Task[None] | None = None
+        # The view whose events are decoded into rows: the only one, with no handler beside it.
+        self._row_view: RowView | None = None
+        if len(self.views) == 1 and not self.handlers and hasattr(self.views[0], "apply_rows"):
+            self._row_view = self.views[0]  # type: ignore[assignment]  # has apply_rows: a RowView
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -332,7 +336,7 @@ class GroupRunner:
     async def _write_fetched(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        decoded: dict[TopicPartition, list[tuple[BaseEvent, Position]]],
+        decoded: dict[TopicPartition, list[tuple[Any, Position]]],
     ) -> None:
         async with self.batch_lock:
             # A rebalance may have taken partitions since the fetch (it waits for this lock, so
@@ -499,7 +503,7 @@ class GroupRunner:
     async def _store_partitions(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        decoded: dict[TopicPartition, list[tuple[BaseEvent, Position]]],
+        decoded: dict[TopicPartition, list[tuple[Any, Position]]],
     ) -> None:
         """Every partition in one transaction; the ones it could not take, one by one after.
 
@@ -579,8 +583,8 @@ class GroupRunner:
 
     async def _decode_fetch(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> dict[TopicPartition, list[tuple[BaseEvent, Position]]]:
-        """Each partition's wanted events; a partition with an undecodable record left out."""
+    ) -> dict[TopicPartition, list[tuple[Any, Position]]]:
+        """Each partition's wanted events (rows, for a row view); an undecodable one's left out."""
         decoded = {}
         for tp, records in batches.items():
             found = await self._decode_positioned(tp, records)
@@ -590,30 +594,39 @@ class GroupRunner:
 
     async def _decode_positioned(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> list[tuple[BaseEvent, Position]] | None:
+    ) -> list[tuple[Any, Position]] | None:
         """A partition's wanted events with their positions, as views take them; None as above.
 
         The store path's :meth:`_decode_all`: each event is paired with its position once, here,
-        rather than with its record first and then again (the store path's per-event work).
+        rather than with its record first and then again (the store path's per-event work). For
+        a row view, each event is its row (see ``RowView``), made in C with no instance.
         """
         # No handler filter with views: a store-backed runner's views take every event.
         handlers = None if self.views else self.handlers
+        row_view = self._row_view
         topic, partition = tp.topic, tp.partition
-        found: list[tuple[BaseEvent, Position]] = []
+        found: list[tuple[Any, Position]] = []
         append = found.append
         try:
-            events = self.codec.decode_many_cached([record.value or b"" for record in records])
+            values = [record.value or b"" for record in records]
+            events: list[Any] = (
+                self.codec.decode_many_cached(values)
+                if row_view is None
+                else self.codec.decode_many_rows_cached(values, row_view.rows)
+            )
             for record, cached in zip(records, events, strict=True):
                 event = cached
                 if event is None:
                     event = await self._decode_waiting(record.value or b"")
-                # Decoding gives a model or an UnknownEvent: a class test, not an ABC isinstance.
+                    if row_view is not None and event.__class__ is not UnknownEvent:
+                        event = row_view.rows.row(event)  # type: ignore[arg-type]  # a model
+                # Decoding gives a model (or row) or an UnknownEvent: a class test, not isinstance.
                 if event.__class__ is not UnknownEvent and (
                     handlers is None or type(event) in handlers
                 ):
                     # tuple.__new__ straight: Position(...) runs a Python-level __new__.
                     position = (topic, partition, record.offset, record.timestamp)
-                    append((event, _new_tuple(Position, position)))  # type: ignore[arg-type]  # event: a model here
+                    append((event, _new_tuple(Position, position)))
         except CodecError:
             return None
         return found
@@ -621,7 +634,7 @@ class GroupRunner:
     async def _store_batch(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        decoded: dict[TopicPartition, list[tuple[BaseEvent, Position]]],
+        decoded: dict[TopicPartition, list[tuple[Any, Position]]],
     ) -> set[TopicPartition]:
         """Apply the decoded partitions of a fetch in one transaction; which ones it applied.
 
@@ -661,6 +674,9 @@ class GroupRunner:
         self, tx: Transaction, events: list[tuple[BaseEvent, Position]]
     ) -> None:
         """A batch's effects: each view's (at once where it can), then the types' handlers."""
+        if self._row_view is not None:  # its only effect; the events were decoded as its rows
+            await self._row_view.apply_rows(tx, events)  # type: ignore[arg-type]  # rows here
+            return
         for view in self.views:
             await apply_events(view, tx, events)
         for event, _ in events:

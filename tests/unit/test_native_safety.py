@@ -126,6 +126,32 @@ def test_a_validator_dropping_its_decoder_and_the_batch_mid_decode_is_harmless()
     assert misses == 0
 
 
+def test_a_validator_dropping_the_row_projections_mid_decode_is_harmless() -> None:
+    """decode_framed holds the id's projection while a validator empties the rows it came from."""
+    rows: dict[int, tuple[Any, ...]] = {}
+
+    class Meddling(BaseModel):
+        model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _meddle(cls, value: str) -> str:
+            rows.clear()
+            gc.collect()
+            return value
+
+    schema = {"type": "record", "name": "M", "fields": [{"name": "name", "type": "string"}]}
+    decoder = native_decoder_behind(compile_decoder(schema, Meddling))  # type: ignore[arg-type]
+    assert decoder is not None
+    rows[7] = (object(), 0)  # its first item held by the rows dict alone
+    values = [_FRAME + b"\x02a", _FRAME + b"\x02b"]
+    found, misses = decode_framed({7: decoder}, values, rows)
+    assert [row[1] for row in found] == ["a", "b"]
+    assert found[0][0] is found[1][0]
+    assert misses == 0
+
+
 class _MeddlingUtc(tzinfo):
     """UTC whose utcoffset() empties the event's field dict (as any Python code could)."""
 
