@@ -186,10 +186,13 @@ class GroupRunner:
         self._marked: dict[TopicPartition, int] = {}  # the offset each partition resumes at
         # A store-backed runner's last fetch, being written while the next one is decoded.
         self._writing: asyncio.Task[None] | None = None
-        # The view whose events are decoded into rows: the only one, with no handler beside it.
-        self._row_view: RowView | None = None
+
+    @property
+    def _row_view(self) -> RowView | None:
+        """The view whose events are decoded into its rows: the only one, with no handlers."""
         if len(self.views) == 1 and not self.handlers and hasattr(self.views[0], "apply_rows"):
-            self._row_view = self.views[0]  # type: ignore[assignment]  # has apply_rows: a RowView
+            return self.views[0]  # type: ignore[return-value]  # it has apply_rows: a RowView
+        return None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -674,8 +677,9 @@ class GroupRunner:
         self, tx: Transaction, events: list[tuple[BaseEvent, Position]]
     ) -> None:
         """A batch's effects: each view's (at once where it can), then the types' handlers."""
-        if self._row_view is not None:  # its only effect; the events were decoded as its rows
-            await self._row_view.apply_rows(tx, events)  # type: ignore[arg-type]  # rows here
+        row_view = self._row_view
+        if row_view is not None:  # its only effect; the events were decoded as its rows
+            await row_view.apply_rows(tx, events)  # type: ignore[arg-type]  # rows here
             return
         for view in self.views:
             await apply_events(view, tx, events)
