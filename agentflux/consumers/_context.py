@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentflux.consumers._records import millis
 from agentflux.schemas import (
     AgentSwitchedEvent,
     EventRows,
@@ -105,16 +106,12 @@ class ContextView:
         await batch.write(tx)
 
 
-def _millis(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
-
-
 @dataclass(slots=True)
 class _Session:
     """One session's changes in a batch, as the per-event statements would leave them."""
 
     # The latest event time, kept as the datetime: comparing two is several times cheaper than
-    # turning each into milliseconds, and _millis is monotonic, so the latest's is the largest.
+    # turning each into milliseconds, and millis is monotonic, so the latest's is the largest.
     last: datetime
     deleted: bool = False
     messages: int = 0
@@ -186,7 +183,7 @@ class _Batch:
             _UPSERT_SESSIONS,
             _SESSION_COLUMNS,
             [
-                (sid, "deleted" if s.deleted else "active", s.messages, _millis(s.last))
+                (sid, "deleted" if s.deleted else "active", s.messages, millis(s.last))
                 for sid, s in sessions
             ],
         )
@@ -235,7 +232,7 @@ def _handed_over(batch: _Batch, session: _Session, row: tuple[Any, ...]) -> None
     _, sid, at, event_id, producer_id, sequence, from_agent, to_agent, reason = row
     # The latest in the session's order wins, so one applied late (a re-driven dead letter, a
     # replay) never takes the session back.
-    order = (_millis(at), producer_id, sequence)
+    order = (millis(at), producer_id, sequence)
     if session.handover is None or _supersedes(order, session.handover[0]):
         session.handover = (order, to_agent)
     key = (sid, str(event_id))

@@ -1,4 +1,4 @@
-"""A store-backed runner's fetch path, with no broker: events folded as rows or as models agree."""
+"""A store-backed runner's fetch path with no broker: views fold rows as they fold models."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 from _traffic import events_of
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from agentflux.consumers import ContextView, GroupRunner, Position, SqliteStore
+from agentflux._rebuild import view_tables
+from agentflux.consumers import GroupRunner, Position, SqliteStore
+from agentflux.consumers._groups import SHIPPED_GROUPS
 from agentflux.producers import Simulator
 from agentflux.schemas import EVENT_MODELS, AvroCodec, BaseEvent, RegistryClient
 from agentflux.schemas._codec import load_schema
@@ -18,8 +21,9 @@ from agentflux.schemas._compiled import compile_encoder
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from agentflux.consumers import View
+
 _IDS = {model: 100 + index for index, model in enumerate(EVENT_MODELS.values())}
-_TABLES = ("ctx_sessions", "ctx_handovers", "ctx_tools", "ctx_approvals")
 
 
 class _Consumer:
@@ -62,7 +66,9 @@ def _fetches(events: list[BaseEvent]) -> list[dict[TopicPartition, list[Any]]]:
     return fetches
 
 
-async def _build(path: Path, events: list[BaseEvent], *, as_models: bool) -> dict[str, Any]:
+async def _build(
+    path: Path, group: str, events: list[BaseEvent], *, as_models: bool
+) -> dict[str, Any]:
     async def nothing(_event: BaseEvent) -> None:
         return
 
@@ -73,16 +79,17 @@ async def _build(path: Path, events: list[BaseEvent], *, as_models: bool) -> dic
     ):
         # A handler beside the view: the runner then decodes models, as for any other group.
         handlers = {type(events[0]): nothing} if as_models else {}
+        view = SHIPPED_GROUPS[group].view()
         runner = GroupRunner(
-            "ctx",
+            group,
             [],
-            views=[ContextView()],
+            views=[view],
             store=store,
             codec=AvroCodec(client),
             handlers=handlers,
         )
         assert (runner._row_view is None) is as_models
-        await store.migrate(ContextView.ddl)
+        await store.migrate(view.ddl)
         consumer = _Consumer({tp for fetch in fetches for tp in fetch})
         runner._consumer = consumer  # the part of a consumer this path uses
         runner._commits.consumer = consumer
@@ -94,13 +101,13 @@ async def _build(path: Path, events: list[BaseEvent], *, as_models: bool) -> dic
         assert runner.redelivered == redelivered  # found already applied, left out
         assert runner.handled == len(events) + redelivered
         assert consumer.committed == {tp: len(records) for tp, records in _by_tp(fetches).items()}
-        return await _tables(store)
+        return await _tables(store, view)
 
 
-async def _tables(store: SqliteStore) -> dict[str, Any]:
-    """Every row of the context tables, in key order."""
+async def _tables(store: SqliteStore, view: View) -> dict[str, Any]:
+    """Every row of the view's tables, in key order."""
     sql = "SELECT * FROM {} ORDER BY 1, 2"
-    return {table: await store.rows(sql.format(table)) for table in _TABLES}
+    return {table: await store.rows(sql.format(table)) for table in view_tables(view)}
 
 
 def _by_tp(fetches: list[dict[TopicPartition, list[Any]]]) -> dict[TopicPartition, list[Any]]:
@@ -111,21 +118,19 @@ def _by_tp(fetches: list[dict[TopicPartition, list[Any]]]) -> dict[TopicPartitio
     return merged
 
 
-async def test_the_context_view_folds_rows_as_it_folds_models(tmp_path: Path) -> None:
-    """The row path (C or Python) builds the same context tables as models do, redelivery included."""
-    events = events_of("context", list(Simulator(sessions=30, seed=5).events()))
-    as_rows = await _build(tmp_path / "rows.db", events, as_models=False)
-    as_models = await _build(tmp_path / "models.db", events, as_models=True)
+@pytest.mark.parametrize("group", ["context", "metrics"])
+async def test_a_row_view_folds_rows_as_it_folds_models(tmp_path: Path, group: str) -> None:
+    """The row path (C or Python) builds the same tables as models do, redelivery included."""
+    events = events_of(group, list(Simulator(sessions=30, seed=5).events()))
+    as_rows = await _build(tmp_path / "rows.db", group, events, as_models=False)
+    as_models = await _build(tmp_path / "models.db", group, events, as_models=True)
     assert as_rows == as_models
-    assert len(as_rows["ctx_sessions"]) == 30
-    assert as_rows["ctx_handovers"]
-    assert as_rows["ctx_tools"]
-    assert as_rows["ctx_approvals"]
-    view = ContextView()
+    assert all(as_rows.values())  # every table has rows: every fold ran
+    view = SHIPPED_GROUPS[group].view()
     async with SqliteStore(tmp_path / "direct.db") as store:
         await store.migrate(view.ddl)
         for offset, event in enumerate(events):  # one by one, as the record-by-record path does
             async with store.transaction() as tx:
                 await view.apply(tx, event, Position(event.topic, 0, offset))
-        direct = await _tables(store)
+        direct = await _tables(store, view)
     assert direct == as_rows
