@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentflux.consumers._ports import FoldsRows
 from agentflux.consumers._records import millis
 from agentflux.schemas import (
     AgentSwitchedEvent,
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
-    from agentflux.schemas import BaseEvent
 
 __all__ = ["ContextView", "get_context"]
 
@@ -52,7 +52,7 @@ def _supersedes(new: _Order, old: _Order) -> bool:
     return rank >= (old_at, old_producer or "", -1 if old_sequence is None else old_sequence)
 
 
-class ContextView:
+class ContextView(FoldsRows):
     """Maintains ``ctx_*`` tables: the live context of every session."""
 
     name = "context"
@@ -78,19 +78,6 @@ class ContextView:
             "status TEXT NOT NULL, call_id TEXT, PRIMARY KEY (session_id, approval_id))"
         ),
     )
-
-    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
-        """Fold one event into its session's context."""
-        await self.apply_batch(tx, [(event, position)])
-
-    async def apply_batch(
-        self,
-        tx: Transaction,
-        events: Sequence[tuple[BaseEvent, Position]],
-    ) -> None:
-        """Fold a batch into the sessions' contexts: one multi-row statement per table."""
-        row = _ROWS.row
-        await self.apply_rows(tx, [(row(event), position) for event, position in events])
 
     @property
     def rows(self) -> EventRows:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from agentflux.consumers._ports import FoldsRows
 from agentflux.consumers._records import millis
 from agentflux.schemas import (
     EVENT_MODELS,
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class MetricsView:
+class MetricsView(FoldsRows):
     """Counters and sums per (metric, label) in ``m_counts``; approval timings on the side."""
 
     name = "metrics"
@@ -52,19 +53,6 @@ class MetricsView:
         "CREATE TABLE IF NOT EXISTS m_approval_times (approval_id TEXT PRIMARY KEY, requested_ms BIGINT, decided_ms BIGINT)",
         "CREATE TABLE IF NOT EXISTS m_approval_outcomes (approval_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, outcome TEXT NOT NULL)",
     )
-
-    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
-        """Count the event and fold its figures in."""
-        await self.apply_batch(tx, [(event, position)])
-
-    async def apply_batch(
-        self,
-        tx: Transaction,
-        events: Sequence[tuple[BaseEvent, Position]],
-    ) -> None:
-        """Count a batch: the counters summed in memory, then one upsert per table."""
-        row = _ROWS.row
-        await self.apply_rows(tx, [(row(event), position) for event, position in events])
 
     @property
     def rows(self) -> EventRows:
