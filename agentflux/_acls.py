@@ -7,25 +7,40 @@ ACLs of any other principal are listed and left alone, unless ``prune`` asks to 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agentflux.kafka import connection_kwargs
+from agentflux.kafka import connection_kwargs, refusals_explained
 from agentflux.kafka._gate._security import (
+    SCRAM_MECHANISMS,
     AclEntry,
     create_acls,
     delete_acls,
+    delete_scram_user,
     describe_acls,
+    describe_scram_users,
     upsert_scram_user,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from agentflux.kafka import AgentfluxSettings
     from agentflux.schemas import TeamSpec, TopicsDeclaration
 
-__all__ = ["AclBinding", "AclPlan", "add_user", "apply_acls", "desired_acls"]
+__all__ = [
+    "AclBinding",
+    "AclPlan",
+    "ScramUser",
+    "add_user",
+    "apply_acls",
+    "desired_acls",
+    "list_users",
+    "remove_user",
+]
 
 ResourceType = Literal["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID"]
 Pattern = Literal["LITERAL", "PREFIXED"]
@@ -153,8 +168,16 @@ class AclPlan:
         return not self.create and not self.delete
 
 
-def _admin(settings: AgentfluxSettings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**connection_kwargs(settings))
+@contextlib.asynccontextmanager
+async def _admin(settings: AgentfluxSettings, operation: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client; a refused login or a denied ``operation`` raise typed errors."""
+    async with refusals_explained(settings, operation):
+        admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+        await admin.start()
+        try:
+            yield admin
+        finally:
+            await admin.close()
 
 
 async def apply_acls(
@@ -164,12 +187,14 @@ async def apply_acls(
     dry_run: bool = False,
     prune: bool = False,
 ) -> AclPlan:
-    """Make the cluster's ACLs match the declaration's teams; return the plan (done unless dry)."""
+    """Make the cluster's ACLs match the declaration's teams; return the plan (done unless dry).
+
+    Topic names are taken as the cluster's: with a topic prefix, pass the declaration behind it
+    (``TopicsDeclaration.behind_prefix``), as ``agentflux acls apply`` does.
+    """
     wanted = set(desired_acls(declaration))
     managed = {team.principal for team in declaration.teams}
-    admin = _admin(settings)
-    await admin.start()
-    try:
+    async with _admin(settings, "DESCRIBE" if dry_run else "ALTER") as admin:
         existing = {AclBinding.from_entry(entry) for entry in await describe_acls(admin)}
         plan = AclPlan(
             create=sorted(wanted - existing),
@@ -181,15 +206,45 @@ async def apply_acls(
             await create_acls(admin, [b.to_entry() for b in plan.create])
             await delete_acls(admin, [b.to_entry() for b in plan.delete])
         return plan
-    finally:
-        await admin.close()
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ScramUser:
+    """A user with SCRAM credentials: its name and (mechanism, iterations) of each."""
+
+    name: str
+    credentials: tuple[tuple[str, int], ...]
+
+    @property
+    def principal(self) -> str:
+        """The principal Kafka sees when it logs in (``User:NAME``)."""
+        return f"User:{self.name}"
 
 
 async def add_user(settings: AgentfluxSettings, name: str, password: str) -> None:
     """Create SCRAM-SHA-512 user ``name`` (or set a new password), as the connected principal."""
-    admin = _admin(settings)
-    await admin.start()
-    try:
+    async with _admin(settings, "ALTER") as admin:
         await upsert_scram_user(admin, name, password)
-    finally:
-        await admin.close()
+
+
+async def list_users(settings: AgentfluxSettings) -> list[ScramUser]:
+    """Every user with SCRAM credentials, by name (Kafka gives no password nor hash back)."""
+    async with _admin(settings, "DESCRIBE") as admin:
+        described = await describe_scram_users(admin)
+    return sorted(
+        ScramUser(
+            name,
+            tuple(sorted((SCRAM_MECHANISMS.get(m, str(m)), n) for m, n in credentials)),
+        )
+        for name, credentials in described.items()
+    )
+
+
+async def remove_user(settings: AgentfluxSettings, name: str) -> list[str]:
+    """Delete every SCRAM credential of ``name``; the mechanisms it had.
+
+    ``UnknownScramUserError`` if it has none. Its ACLs stay: `acls apply` manages those.
+    """
+    async with _admin(settings, "ALTER") as admin:
+        removed = await delete_scram_user(admin, name)
+    return [SCRAM_MECHANISMS.get(code, str(code)) for code in removed]

@@ -139,10 +139,11 @@ def topics_apply(
     ] = None,
 ) -> None:
     """Create missing topics, align configs that differ, grow partitions; print what changed."""
-    declaration = _declaration(file)
+    settings = AgentfluxSettings()
+    declaration = _declaration(file, settings)
     changes, warnings = run_event_loop(
         apply_topics(
-            AgentfluxSettings(),
+            settings,
             declaration.topics,
             dry_run=dry_run,
             delete_undeclared=delete or (),
@@ -162,10 +163,9 @@ def topics_describe(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """Show each declared topic as the cluster has it: partitions, replication, retention."""
-    declaration = _declaration(file)
-    states = run_event_loop(
-        describe_topics(AgentfluxSettings(), [t.name for t in declaration.topics])
-    )
+    settings = AgentfluxSettings()
+    declaration = _declaration(file, settings)
+    states = run_event_loop(describe_topics(settings, [t.name for t in declaration.topics]))
     if as_json:
         described = {
             name: {
@@ -206,10 +206,14 @@ def topics_describe(
     _console.print(table)
 
 
-def _declaration(file: Path | None) -> TopicsDeclaration:
-    """The declaration in ``file`` (default: the shipped one), or why it cannot be used."""
+def _declaration(file: Path | None, settings: AgentfluxSettings) -> TopicsDeclaration:
+    """The declaration in ``file`` (default: the shipped one), or why it cannot be used.
+
+    Its topic names are those of the cluster: behind ``settings``' topic prefix, as publishers
+    and consumer groups name them.
+    """
     try:
-        return load_topics(file)
+        return load_topics(file).behind_prefix(settings.topic_prefix)
     except FileNotFoundError:
         raise NotFoundError(f"no topics declaration at {file}") from None
     except yaml.YAMLError as exc:

@@ -1,4 +1,4 @@
-"""``agentflux acls apply|plan`` and ``agentflux users add``: teams' access as code."""
+"""``agentflux acls apply`` and ``agentflux users add|list|remove``: teams' access as code."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentflux._acls import AclPlan, add_user, apply_acls
+from agentflux._acls import AclPlan, add_user, apply_acls, list_users, remove_user
 from agentflux._cli_contract import (  # the one loader of --file, shared with `topics`
     TopicsFile,
     _declaration,
 )
-from agentflux._cli_errors import InputError
+from agentflux._cli_errors import InputError, NotFoundError, RefusedError
 from agentflux.kafka import AgentfluxSettings, run_event_loop
+from agentflux.kafka._gate._security import UnknownScramUserError
 
 __all__ = ["PASSWORD_ENV", "register"]
 
@@ -53,10 +54,9 @@ def acls_apply(
     ] = False,
 ) -> None:
     """Make the cluster's ACLs match the teams: create missing ones, delete the teams' others."""
-    declaration = _declaration(file)
-    plan = run_event_loop(
-        apply_acls(AgentfluxSettings(), declaration, dry_run=dry_run, prune=prune)
-    )
+    settings = AgentfluxSettings()
+    declaration = _declaration(file, settings)
+    plan = run_event_loop(apply_acls(settings, declaration, dry_run=dry_run, prune=prune))
     _print_plan(plan, dry_run=dry_run)
 
 
@@ -87,6 +87,39 @@ def users_add(
         )
     run_event_loop(add_user(AgentfluxSettings(), name, password))
     _console.print(f"user {name} has SCRAM-SHA-512 credentials (principal User:{name})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the users with SCRAM credentials: name, principal, mechanisms and iterations."""
+    users = run_event_loop(list_users(AgentfluxSettings()))
+    for user in users:
+        mechanisms = ", ".join(f"{name} ({n} iterations)" for name, n in user.credentials)
+        _console.print(f"{user.name}  {user.principal}  {mechanisms}")
+    if not users:
+        _console.print("no user has SCRAM credentials")
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="The user whose SCRAM credentials go.")],
+) -> None:
+    """Delete a user's SCRAM credentials: it can no longer log in. Its ACLs stay as they are."""
+    settings = AgentfluxSettings()
+    if name == settings.sasl_username:
+        raise RefusedError(
+            f"refused: {name} is the user this command logs in as",
+            "remove it as another administrator, so that one can still log in",
+        )
+    try:
+        removed = run_event_loop(remove_user(settings, name))
+    except UnknownScramUserError as exc:
+        raise NotFoundError(str(exc), "`agentflux users list` shows who has credentials") from None
+    _console.print(
+        f"user {name} removed ({', '.join(removed)}); its ACLs are unchanged "
+        "(`agentflux acls apply` deletes those of principals topics.yaml no longer names "
+        "with --prune)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """A consumer service's HTTP endpoint: liveness, readiness and Prometheus metrics.
 
-Routes: ``/livez`` (the process's event loop answers), ``/readyz`` (partitions assigned and the
+Routes: ``/livez`` (the process's event loop answers), ``/readyz`` (partitions held and the
 store answers a ping), ``/metrics`` (Prometheus text) and ``/health`` (kept as it always was:
 200 with the group, whether partitions are assigned and the records handled).
 

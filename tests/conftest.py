@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 from _clusters import ClusterChoice, choose_cluster, describe_choice, docker_cluster
+from _postgres_server import postgres_server
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import AIOKafkaConnection
@@ -31,7 +31,6 @@ from aiokafka.structs import TopicPartition
 
 from agentflux import _logging as agentflux_logging
 from agentflux._local import LocalCluster
-from agentflux._local._ports import free_ports
 from agentflux._offsets import partitions_of
 from agentflux.kafka import AgentfluxSettings, connection_kwargs
 
@@ -332,24 +331,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"agentflux cluster: {config.stash[_CLUSTER_LINE]}"]
 
 
-def _postgres_bin() -> Path:
-    """The folder of initdb/pg_ctl; installs the server with apt-get when root and missing."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-            check=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found:
-        pytest.fail(
-            "no PostgreSQL server: install it (apt-get install postgresql) or set AGENTFLUX_TEST_POSTGRES_URL"
-        )
-    return found[-1].parent
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL: AGENTFLUX_TEST_POSTGRES_URL, or a private server started for the run."""
@@ -357,54 +338,8 @@ def postgres_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    bin_dir = _postgres_bin()
-    data = Path(tempfile.mkdtemp(prefix="agentflux-pg-"))
-    # initdb refuses to run as root; the server then runs as the postgres system user.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(data, "postgres")
-    port = free_ports(1)[0]
-    subprocess.run(
-        [
-            *as_user,
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data / "db"),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    # -w: pg_ctl waits until the server accepts connections (it asks the server).
-    subprocess.run(
-        [
-            *as_user,
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data / "db"),
-            "-l",
-            str(data / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "-w", "stop"],
-            check=False,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with postgres_server() as server:
+        yield server.url
 
 
 async def fresh_postgres_database(postgres_url: str) -> str:

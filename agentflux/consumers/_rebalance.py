@@ -46,7 +46,11 @@ class Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         await self._runner.give_up_partitions(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        """Log the new assignment; the runner is ready once it has partitions."""
+        """Log the new assignment; the runner is ready while it has partitions.
+
+        A member left without any (more members than partitions, or all of them moved to
+        others) is not ready until a later rebalance gives it some: it handles nothing.
+        """
         # Start at the committed offsets, never at the store's: after a replay the group must
         # re-read, and the store's offset guard keeps the re-read effects from applying twice.
         _log.info(
@@ -57,3 +61,5 @@ class Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         self._runner.assignment = by_topic(assigned)
         if assigned:
             self._runner.ready.set()  # before the first fetch of the new assignment
+        else:
+            self._runner.ready.clear()

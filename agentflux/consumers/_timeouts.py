@@ -268,6 +268,8 @@ class HitlTimeoutJob:
             _log.info("partitions taken over", group=self.group_id, partitions=by_topic(assigned))
             if self._parts:
                 self.ready.set()
+            else:  # every partition went to other members: nothing to watch
+                self.ready.clear()
 
     async def _take_over(self, tp: TopicPartition) -> None:
         producer = AIOKafkaProducer(

@@ -137,6 +137,38 @@ class TopicsDeclaration(BaseModel):
             return tuple(t.name for t in self.topics if t.category is not None)
         return () if team.writes is False else team.writes
 
+    def behind_prefix(self, prefix: str) -> TopicsDeclaration:
+        """The declaration with ``prefix`` before every declared topic name, teams' included.
+
+        ``prefix`` is ``AGENTFLUX_TOPIC_PREFIX``, which publishers and consumer groups put before
+        the category topics. Group ids and dead-letter topics are not named from topics, so they
+        (and the teams' group prefixes) stay as declared.
+        """
+        if not prefix:
+            return self
+
+        def renamed(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(prefix + name for name in names)
+
+        return self.model_copy(
+            update={
+                "topics": tuple(
+                    t.model_copy(update={"name": prefix + t.name}) for t in self.topics
+                ),
+                "teams": tuple(
+                    team.model_copy(
+                        update={
+                            "reads": renamed(team.reads),
+                            "writes": team.writes
+                            if isinstance(team.writes, bool)
+                            else renamed(team.writes),
+                        }
+                    )
+                    for team in self.teams
+                ),
+            }
+        )
+
     def for_category(self, category: EventCategory) -> TopicSpec:
         """The topic declared for a category."""
         return next(t for t in self.topics if t.category == category)

@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 from _cli import run_agentflux
 from _clusters import secured_cluster, security_env, settings_as, teams_declaration
 from _samples import sample_events
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from agentflux._acls import AclBinding, add_user, apply_acls
+from agentflux._acls import (
+    AclBinding,
+    ScramUser,
+    add_user,
+    apply_acls,
+    list_users,
+    remove_user,
+)
 from agentflux._local._ports import free_ports
 from agentflux._topics import apply_topics
 from agentflux.consumers import GroupRunner
@@ -38,7 +46,12 @@ from agentflux.kafka import (
     stop_consumer,
     topic_partitions,
 )
-from agentflux.kafka._gate._security import create_acls
+from agentflux.kafka._gate._security import (
+    UnknownScramUserError,
+    create_acls,
+    delete_acls,
+    describe_acls,
+)
 from agentflux.producers import EventPublisher, PublishDeniedError
 from agentflux.schemas import BaseEvent, load_topics
 
@@ -120,9 +133,8 @@ async def _consume_all(
         seen.add(event.event_id)
 
     models = {type(e) for e in sample_events() if e.TOPIC == "agent.events"}
-    runner = GroupRunner(
-        group, ["agent.events"], settings=settings, handlers=dict.fromkeys(models, handle)
-    )
+    topic = settings.topic_prefix + "agent.events"
+    runner = GroupRunner(group, [topic], settings=settings, handlers=dict.fromkeys(models, handle))
     async with _running(runner) as task, asyncio.timeout(_HANG_GUARD_S):
         while not expected <= seen:
             if task.done():
@@ -326,6 +338,94 @@ async def test_acls_apply_is_idempotent_reports_drift_and_prunes_only_when_asked
     assert (await apply_acls(secured.admin, loaded, prune=True, dry_run=True)).in_sync
 
 
+def _one_team_declaration(folder: Path, team: dict[str, object]) -> Path:
+    """The shipped topics with ``team`` as the only team: no other principal is managed."""
+    declared = yaml.safe_load(teams_declaration(folder).read_text())
+    declared["teams"] = [team]
+    path = folder / "one-team.yaml"
+    path.write_text(yaml.safe_dump(declared, sort_keys=False))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def _acls_removed_after(settings: AgentfluxSettings, principal: str) -> AsyncIterator[None]:
+    """Delete ``principal``'s ACLs on the way out: the module's other tests see none of them."""
+    try:
+        yield
+    finally:
+        from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  # only here
+
+        admin = AIOKafkaAdminClient(**connection_kwargs(settings))
+        await admin.start()
+        try:
+            entries = await describe_acls(admin)
+            await delete_acls(admin, [entry for entry in entries if entry[3] == principal])
+        finally:
+            await admin.close()
+
+
+async def test_topics_and_acls_apply_behind_the_topic_prefix(
+    secured: Secured, tmp_path: Path
+) -> None:
+    """With AGENTFLUX_TOPIC_PREFIX, both commands create and grant the topics the clients use."""
+    prefix = f"p{uuid.uuid4().hex[:6]}."
+    user = f"pre-{uuid.uuid4().hex[:6]}"
+    team = {
+        "name": user,
+        "principal": f"User:{user}",
+        "reads": ["agent.events"],
+        "group_prefix": f"{user}.",
+        "writes": ["tool.events"],
+    }
+    declaration = str(_one_team_declaration(tmp_path, team))
+    env = _cli_env(secured.admin) | {"AGENTFLUX_TOPIC_PREFIX": prefix}
+    topics = await run_agentflux("topics", "apply", "--file", declaration, env=env)
+    assert topics.code == 0, topics.stderr
+    assert f"create {prefix}agent.events" in topics.stdout
+    async with _acls_removed_after(secured.admin, f"User:{user}"):
+        await _prefixed_team_works(secured, env, declaration, prefix, user)
+
+
+async def _prefixed_team_works(
+    secured: Secured, env: dict[str, str], declaration: str, prefix: str, user: str
+) -> None:
+    """ACLs applied behind ``prefix`` let ``user`` use the prefixed topics, not the plain ones."""
+    acls = await run_agentflux("acls", "apply", "--file", declaration, env=env)
+    assert acls.code == 0, acls.stderr
+    for granted in (
+        f"READ topic {prefix}agent.events",
+        f"WRITE topic {prefix}tool.events",
+        f"READ group {user}.*",  # group ids are not named from topics: no prefix
+        f"WRITE topic agentflux.dlq.{user}.*",  # nor are dead-letter topics
+    ):
+        assert f"create  ALLOW User:{user} {granted}" in acls.stdout
+    again = await run_agentflux("acls", "apply", "--dry-run", "--file", declaration, env=env)
+    assert "no change" in again.stdout, again.stdout + again.stderr
+    password = secrets.token_urlsafe(16)
+    await add_user(secured.admin, user, password)
+    member = settings_as(secured.admin, user, password).model_copy(
+        update={"topic_prefix": prefix, "auto_register_schemas": True}
+    )
+    # The publisher and a group behind the prefix reach exactly the granted topics.
+    events = _agent_events(6)
+    async with EventPublisher(secured.admin.model_copy(update={"topic_prefix": prefix})) as runtime:
+        for event in events:
+            await runtime.publish(event)
+    expected = {e.event_id for e in events}
+    assert expected <= await _consume_all(member, f"{user}.reader", expected)
+    tool_event = next(e for e in sample_events() if e.TOPIC == "tool.events")
+    async with EventPublisher(member) as publisher:
+        written = await publisher.publish(tool_event)
+    assert written.topic == f"{prefix}tool.events"
+    # The unprefixed topic is not granted.
+    unprefixed = member.model_copy(update={"topic_prefix": ""})
+    runner = GroupRunner(f"{user}.plain", ["agent.events"], settings=unprefixed, handlers={})
+    with pytest.raises(AuthorizationError) as refused:
+        async with asyncio.timeout(_HANG_GUARD_S):
+            await runner.run()
+    assert (refused.value.resource_type, refused.value.resource_name) == ("topic", "agent.events")
+
+
 async def _agentflux_with_stdin(env: dict[str, str], stdin: bytes, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -377,6 +477,54 @@ async def test_the_commands_add_a_user_and_apply_acls(secured: Secured) -> None:
     )
     assert denied.code != 0
     assert "error" in denied.stderr
+
+
+async def test_users_are_listed_and_removed(secured: Secured) -> None:
+    """`users list` shows a user; `users remove` ends its logins; unknown or self is refused."""
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    password = secrets.token_urlsafe(16)
+    await add_user(secured.admin, name, password)
+    user = settings_as(secured.admin, name, password)
+    assert await access_refused(user) is None  # it logs in
+    env = _cli_env(secured.admin)
+    listed = await run_agentflux("users", "list", env=env)
+    assert listed.code == 0, listed.stderr
+    assert f"{name}  User:{name}  SCRAM-SHA-512 (8192 iterations)" in listed.stdout.splitlines()
+    assert ScramUser(name, (("SCRAM-SHA-512", 8192),)) in await list_users(secured.admin)
+    removed = await run_agentflux("users", "remove", name, env=env)
+    assert removed.code == 0, removed.stderr
+    assert f"user {name} removed (SCRAM-SHA-512)" in removed.stdout
+    assert name not in {u.name for u in await list_users(secured.admin)}
+    refused = await access_refused(user)
+    assert isinstance(refused, AuthenticationError)
+    assert refused.principal == f"User:{name}"
+    again = await run_agentflux("users", "remove", name, env=env)
+    assert again.code == 4, again.stdout + again.stderr
+    assert f"user {name} has no SCRAM credentials" in again.stderr
+    with pytest.raises(UnknownScramUserError):
+        await remove_user(secured.admin, name)
+    admin_name = secured.admin.sasl_username
+    assert admin_name is not None
+    itself = await run_agentflux("users", "remove", admin_name, env=env)
+    assert itself.code == 1
+    assert "the user this command logs in as" in itself.stderr
+    assert admin_name in {u.name for u in await list_users(secured.admin)}
+
+
+async def test_a_team_may_not_list_or_remove_users(secured: Secured) -> None:
+    """Billing listing or removing users is denied on the cluster, naming billing."""
+    with pytest.raises(AuthorizationError) as listing:
+        await list_users(secured.settings_of("billing"))
+    assert (listing.value.principal, listing.value.resource_type) == ("User:billing", "cluster")
+    assert listing.value.operation == "DESCRIBE"
+    with pytest.raises(AuthorizationError) as removing:
+        await remove_user(secured.settings_of("billing"), "safety")
+    assert removing.value.principal == "User:billing"
+    assert removing.value.operation == "ALTER"
+    denied = await run_agentflux("users", "list", env=_cli_env(secured.settings_of("billing")))
+    assert denied.code == 1
+    assert "User:billing is not allowed to DESCRIBE cluster" in denied.stderr
+    assert "safety" in {u.name for u in await list_users(secured.admin)}
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from agentflux import _cli_security
 from agentflux._acls import AclBinding, desired_acls
 from agentflux._local._config import NodePorts, render_server
 from agentflux._local._secure import LocalSecurity
+from agentflux.consumers._groups import SHIPPED_GROUPS
 from agentflux.kafka import AgentfluxSettings, authorization_error, connection_kwargs
 from agentflux.schemas import TopicsDeclaration, load_topics
 
@@ -127,26 +128,29 @@ def test_the_printed_exports_never_hold_the_password(security: LocalSecurity) ->
     assert exports["AGENTFLUX_SECURITY_PROTOCOL"] == "SASL_SSL"
 
 
-def test_the_teams_acls_follow_the_declaration(tmp_path: Path) -> None:
-    """Billing reads its topics, its groups and dead letters; only the runtime writes them all."""
-    declaration = load_topics(teams_declaration(tmp_path))
+@pytest.mark.parametrize("prefix", ["", "staging."])
+def test_the_teams_acls_follow_the_declaration(tmp_path: Path, prefix: str) -> None:
+    """Billing reads its topics (behind the topic prefix), groups and dead letters (not behind it)."""
+    declaration = load_topics(teams_declaration(tmp_path)).behind_prefix(prefix)
     wanted = desired_acls(declaration)
     billing = {str(b) for b in wanted if b.principal == "User:billing"}
     assert billing == {
-        "ALLOW User:billing READ topic agent.events",
-        "ALLOW User:billing READ topic tool.events",
+        f"ALLOW User:billing READ topic {prefix}agent.events",
+        f"ALLOW User:billing READ topic {prefix}tool.events",
         "ALLOW User:billing READ group billing.*",
         "ALLOW User:billing CREATE topic agentflux.dlq.billing.*",
         "ALLOW User:billing WRITE topic agentflux.dlq.billing.*",
         "ALLOW User:billing READ topic agentflux.dlq.billing.*",
     }
     category = {t.name for t in declaration.topics if t.category is not None}
+    # The names the audit group (which reads every category) subscribes to behind the prefix.
+    assert category == set(SHIPPED_GROUPS["audit"].topics(AgentfluxSettings(topic_prefix=prefix)))
     writers = {
         b.name: b.principal
         for b in wanted
         if b.operation == "WRITE" and b.name in category and b.principal != "User:agent-runtime"
     }
-    assert writers == {"hitl.events": "User:agentflux-platform"}  # the timeout job, declared
+    assert writers == {f"{prefix}hitl.events": "User:agentflux-platform"}  # the timeout job
     assert {
         b.name for b in wanted if b.principal == "User:agent-runtime" and b.operation == "WRITE"
     } == category

@@ -1,11 +1,17 @@
 """ACLs and SCRAM users through aiokafka's connection: requests its admin client has no call for.
 
 aiokafka 0.14's ``AIOKafkaAdminClient`` has no ``create_acls``, ``describe_acls``,
-``delete_acls`` nor ``alter_user_scram_credentials`` (checked: ``aiokafka/admin/client.py``).
-Its protocol module does define the ACL requests (``aiokafka.protocol.admin``, versions 0-1,
-which Kafka 4 still serves), and its types encode the flexible AlterUserScramCredentials
-request defined below from Kafka's ``AlterUserScramCredentialsRequest.json``. They are sent
-through the admin client's connection to any broker, which forwards them to the controller.
+``delete_acls``, ``describe_user_scram_credentials`` nor ``alter_user_scram_credentials``
+(checked: ``aiokafka/admin/client.py``). Its protocol module does define the ACL requests
+(``aiokafka.protocol.admin``, versions 0-1, which Kafka 4 still serves), and its types encode
+the flexible DescribeUserScramCredentials and AlterUserScramCredentials requests defined below
+from Kafka's ``DescribeUserScramCredentialsRequest.json`` and
+``AlterUserScramCredentialsRequest.json``. They are sent through the admin client's connection
+to any broker, which forwards the changes to the controller.
+
+A refusal raises aiokafka's error for Kafka's code (``ClusterAuthorizationFailedError``, ...),
+so ``agentflux.kafka.refusals_explained`` names the principal; a user with no SCRAM credential
+raises ``UnknownScramUserError``.
 
 Like the other calls of ``_clients``, these are not accelerations: on an untested aiokafka they
 raise ``UnsupportedClientError`` instead of sending (there is no public path to take), and
@@ -23,6 +29,7 @@ import secrets
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from aiokafka.conn import create_conn
+from aiokafka.errors import for_code
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
@@ -39,15 +46,22 @@ from aiokafka.protocol.types import (
 from agentflux.kafka._gate import gate
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aiokafka.admin import AIOKafkaAdminClient
 
 __all__ = [
     "ANY",
+    "SCRAM_MECHANISMS",
     "AclEntry",
+    "ScramCredential",
+    "UnknownScramUserError",
     "UnsupportedClientError",
     "create_acls",
     "delete_acls",
+    "delete_scram_user",
     "describe_acls",
+    "describe_scram_users",
     "login_once",
     "upsert_scram_user",
 ]
@@ -56,12 +70,25 @@ __all__ = [
 # enum as Kafka's wire code (org.apache.kafka.common.acl / resource).
 AclEntry: TypeAlias = tuple[int, str, int, str, str, int, int]
 ANY = 1  # the "any" code of every ACL enum (resource type, pattern, operation, permission)
-_SCRAM_SHA_512 = 2  # ScramMechanism's code
+SCRAM_MECHANISMS = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}  # ScramMechanism's codes
+# (mechanism code, iterations) of one of a user's credentials.
+ScramCredential: TypeAlias = tuple[int, int]
+_SCRAM_SHA_512 = 2
 _ITERATIONS = 8192  # Kafka accepts 4096 to 16384 for SCRAM-SHA-512
+_RESOURCE_NOT_FOUND = 91  # Kafka's code for a user without that credential
 
 
 class UnsupportedClientError(RuntimeError):
     """The installed aiokafka is not one these requests were tested with."""
+
+
+class UnknownScramUserError(LookupError):
+    """The cluster has no SCRAM credential for this user."""
+
+    def __init__(self, name: str) -> None:
+        """Name the user."""
+        self.name = name
+        super().__init__(f"user {name} has no SCRAM credentials on this cluster")
 
 
 def _require_tested() -> None:
@@ -73,8 +100,9 @@ def _require_tested() -> None:
 
 
 def _raise_for(error_code: int, message: str | None, what: str) -> None:
+    """Kafka's error ``error_code`` as aiokafka's class for it (its code and message kept)."""
     if error_code:
-        raise RuntimeError(f"{what} failed: error {error_code} {message or ''}".rstrip())
+        raise for_code(error_code)(f"{what} failed: error {error_code} {message or ''}".rstrip())
 
 
 async def login_once(host: str, port: int, **connection: Any) -> bool:
@@ -121,9 +149,15 @@ async def delete_acls(admin: AIOKafkaAdminClient, entries: list[AclEntry]) -> No
             _raise_for(error_code, message, f"DeleteAcls {entry}")
 
 
-class _AlterUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  # aiokafka's protocol types are untyped
-    API_KEY = 51
+_TAGS = ("tags", TaggedFields)  # every structure of a flexible version ends with its tags
+
+
+class _ResponseV0(Response):  # type: ignore[misc]  # aiokafka's protocol types are untyped
     API_VERSION = 0
+
+
+class _AlterUserScramCredentialsResponseV0(_ResponseV0):
+    API_KEY = 51
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
         (
@@ -132,10 +166,10 @@ class _AlterUserScramCredentialsResponseV0(Response):  # type: ignore[misc]  # a
                 ("user_name", CompactString("utf-8")),
                 ("error_code", Int16),
                 ("error_message", CompactString("utf-8")),
-                ("tags", TaggedFields),
+                _TAGS,
             ),
         ),
-        ("tags", TaggedFields),
+        _TAGS,
     )
 
 
@@ -147,9 +181,7 @@ class _AlterUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[misc] 
     SCHEMA = Schema(
         (
             "deletions",
-            CompactArray(
-                ("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields)
-            ),
+            CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8), _TAGS),
         ),
         (
             "upsertions",
@@ -159,10 +191,10 @@ class _AlterUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[misc] 
                 ("iterations", Int32),
                 ("salt", CompactBytes),
                 ("salted_password", CompactBytes),
-                ("tags", TaggedFields),
+                _TAGS,
             ),
         ),
-        ("tags", TaggedFields),
+        _TAGS,
     )
 
 
@@ -170,14 +202,103 @@ class _AlterUserScramCredentialsRequest(Request[_AlterUserScramCredentialsReques
     API_KEY: ClassVar[int] = 51
 
     def __init__(
-        self, upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]]
+        self,
+        *,
+        deletions: Sequence[tuple[str, int, dict[int, bytes]]] = (),
+        upsertions: Sequence[tuple[str, int, int, bytes, bytes, dict[int, bytes]]] = (),
     ) -> None:
-        self._upsertions = upsertions
+        self._deletions = list(deletions)
+        self._upsertions = list(upsertions)
 
     def build(
         self, request_struct_class: type[_AlterUserScramCredentialsRequestV0]
     ) -> _AlterUserScramCredentialsRequestV0:
-        return request_struct_class([], self._upsertions, {})
+        return request_struct_class(self._deletions, self._upsertions, {})
+
+
+class _DescribeUserScramCredentialsResponseV0(_ResponseV0):
+    API_KEY = 50
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        ("error_message", CompactString("utf-8")),
+        (
+            "results",
+            CompactArray(
+                ("user", CompactString("utf-8")),
+                ("error_code", Int16),
+                ("error_message", CompactString("utf-8")),
+                (
+                    "credential_infos",
+                    CompactArray(("mechanism", Int8), ("iterations", Int32), _TAGS),
+                ),
+                _TAGS,
+            ),
+        ),
+        _TAGS,
+    )
+
+
+class _DescribeUserScramCredentialsRequestV0(RequestStruct):  # type: ignore[misc]  # aiokafka's protocol types are untyped
+    FLEXIBLE_VERSION = True
+    API_KEY = 50
+    API_VERSION = 0
+    RESPONSE_TYPE = _DescribeUserScramCredentialsResponseV0
+    SCHEMA = Schema(
+        ("users", CompactArray(("name", CompactString("utf-8")), _TAGS)),
+        _TAGS,
+    )
+
+
+class _DescribeUserScramCredentialsRequest(Request[_DescribeUserScramCredentialsRequestV0]):  # type: ignore[misc]  # aiokafka's protocol types are untyped
+    API_KEY: ClassVar[int] = 50
+
+    def __init__(self, names: list[str] | None) -> None:
+        self._names = names
+
+    def build(
+        self, request_struct_class: type[_DescribeUserScramCredentialsRequestV0]
+    ) -> _DescribeUserScramCredentialsRequestV0:
+        # An empty array asks for every user with a credential. So would null, but a Kafka 4.1
+        # broker that denies a null request fails building its error (NullPointerException in
+        # DescribeUserScramCredentialsRequest.getErrorResponse) and never answers.
+        return request_struct_class([(name, {}) for name in self._names or ()], {})
+
+
+async def describe_scram_users(
+    admin: AIOKafkaAdminClient, names: list[str] | None = None
+) -> dict[str, list[ScramCredential]]:
+    """Each user's SCRAM credentials (mechanism code, iterations): ``names``, or every user.
+
+    A named user without any raises ``UnknownScramUserError``.
+    """
+    _require_tested()
+    response: Any = await admin._send_request(_DescribeUserScramCredentialsRequest(names))  # noqa: SLF001  # no public call
+    _raise_for(response.error_code, response.error_message, "DescribeUserScramCredentials")
+    found: dict[str, list[ScramCredential]] = {}
+    for user, error_code, message, credentials, _tags in response.results:
+        if error_code == _RESOURCE_NOT_FOUND:
+            raise UnknownScramUserError(user)
+        _raise_for(error_code, message, f"DescribeUserScramCredentials for {user}")
+        found[user] = [(mechanism, iterations) for mechanism, iterations, _ in credentials]
+    return found
+
+
+async def delete_scram_user(admin: AIOKafkaAdminClient, name: str) -> list[int]:
+    """Delete every SCRAM credential of user ``name``; the mechanism codes it had.
+
+    A user without any raises ``UnknownScramUserError``. The user's ACLs are left as they are.
+    """
+    mechanisms = [code for code, _ in (await describe_scram_users(admin, [name]))[name]]
+    request = _AlterUserScramCredentialsRequest(
+        deletions=[(name, mechanism, {}) for mechanism in mechanisms]
+    )
+    response: Any = await admin._send_request(request)  # noqa: SLF001  # no public call
+    for user, error_code, message, _tags in response.results:
+        if error_code == _RESOURCE_NOT_FOUND:  # removed by someone else since the describe
+            raise UnknownScramUserError(user)
+        _raise_for(error_code, message, f"AlterUserScramCredentials for {user}")
+    return mechanisms
 
 
 async def upsert_scram_user(admin: AIOKafkaAdminClient, name: str, password: str) -> None:
@@ -190,7 +311,7 @@ async def upsert_scram_user(admin: AIOKafkaAdminClient, name: str, password: str
     salt = secrets.token_bytes(32)
     salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _ITERATIONS)
     request = _AlterUserScramCredentialsRequest(
-        [(name, _SCRAM_SHA_512, _ITERATIONS, salt, salted, {})]
+        upsertions=[(name, _SCRAM_SHA_512, _ITERATIONS, salt, salted, {})]
     )
     response: Any = await admin._send_request(request)  # noqa: SLF001  # no public call
     for user, error_code, message, _tags in response.results:
