@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentflux.consumers._ports import FoldsRows
+from agentflux.consumers._records import millis
 from agentflux.schemas import (
     AgentSwitchedEvent,
-    BaseEvent,
+    EventRows,
     HitlApprovalRequestedEvent,
     HitlDecisionMadeEvent,
     HitlTimeoutOccurredEvent,
@@ -21,14 +23,13 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
 
 __all__ = ["ContextView", "get_context"]
-
-_TOOL_DONE = {ToolExecutionCompletedEvent: "completed", ToolExecutionFailedEvent: "failed"}
 
 
 # Where a hand-over stands in its session's order: (at_ms, producer_id, sequence).
@@ -51,7 +52,7 @@ def _supersedes(new: _Order, old: _Order) -> bool:
     return rank >= (old_at, old_producer or "", -1 if old_sequence is None else old_sequence)
 
 
-class ContextView:
+class ContextView(FoldsRows):
     """Maintains ``ctx_*`` tables: the live context of every session."""
 
     name = "context"
@@ -78,19 +79,17 @@ class ContextView:
         ),
     )
 
-    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
-        """Fold one event into its session's context."""
-        await self.apply_batch(tx, [(event, position)])
+    @property
+    def rows(self) -> EventRows:
+        """The fields the view keeps of each event type (see ``RowView``)."""
+        return _ROWS
 
-    async def apply_batch(
-        self,
-        tx: Transaction,
-        events: Sequence[tuple[BaseEvent, Position]],
+    async def apply_rows(
+        self, tx: Transaction, rows: Sequence[tuple[tuple[Any, ...], Position]]
     ) -> None:
-        """Fold a batch into the sessions' contexts: one multi-row statement per table."""
+        """Fold a batch, each event as its row of :attr:`rows`: what ``apply_batch`` does."""
         batch = _Batch()
-        for event, _ in events:
-            batch.add(event)
+        batch.add_all(rows)
         await batch.write(tx)
 
 
@@ -98,7 +97,9 @@ class ContextView:
 class _Session:
     """One session's changes in a batch, as the per-event statements would leave them."""
 
-    last_ms: int
+    # The latest event time, kept as the datetime: comparing two is several times cheaper than
+    # turning each into milliseconds, and millis is monotonic, so the latest's is the largest.
+    last: datetime
     deleted: bool = False
     messages: int = 0
     created: bool = False
@@ -128,19 +129,19 @@ class _Batch:
         self.tools: dict[tuple[str, str], _Tool] = {}
         self.approvals: dict[tuple[str, str], _Approval] = {}
 
-    def add(self, event: BaseEvent) -> None:
-        sid = event.session_id
-        at = int(event.occurred_at.timestamp() * 1000)  # inline: it runs for every event
-        session = self.sessions.get(sid)
-        if session is None:
-            session = self.sessions[sid] = _Session(at)
-        elif at > session.last_ms:
-            session.last_ms = at
-        # Most events only touch the session's activity. A table by exact type, not pattern
-        # matching: each class pattern is an isinstance check through pydantic's ABC metaclass.
-        fold = _FOLDS.get(type(event))
-        if fold is not None:
-            fold(self, session, event, at)
+    def add_all(self, rows: Iterable[tuple[tuple[Any, ...], Position]]) -> None:
+        """Fold each event's row in, in order: one loop, as it runs for every event."""
+        sessions = self.sessions
+        for row, _ in rows:
+            fold, sid, at = row[0], row[1], row[2]
+            session = sessions.get(sid)
+            if session is None:
+                session = sessions[sid] = _Session(at)
+            elif at > session.last:
+                session.last = at
+            # Most events only touch the session's activity: their rows have no fold.
+            if fold is not None:
+                fold(self, session, row)
 
     def tool(self, sid: str, call_id: str, tool_name: str, outcome: str | None) -> None:
         tool = self.tools.get((sid, call_id))
@@ -169,7 +170,7 @@ class _Batch:
             _UPSERT_SESSIONS,
             _SESSION_COLUMNS,
             [
-                (sid, "deleted" if s.deleted else "active", s.messages, s.last_ms)
+                (sid, "deleted" if s.deleted else "active", s.messages, millis(s.last))
                 for sid, s in sessions
             ],
         )
@@ -197,86 +198,83 @@ class _Batch:
         )
 
 
-def _created(_batch: _Batch, session: _Session, event: SessionCreatedEvent, _at: int) -> None:
+# Each fold takes the batch, the session and the event's row: (fold, session id, occurred at,
+# then the fields _ROWS names for its type), whether it needs them or not.
+def _created(_batch: _Batch, session: _Session, row: tuple[Any, ...]) -> None:
     session.created = True
     if session.initial_agent is None:
-        session.initial_agent = event.initial_agent
-    session.user_id = event.user_id
+        session.initial_agent = row[3]
+    session.user_id = row[4]
 
 
-def _deleted(_batch: _Batch, session: _Session, _event: SessionDeletedEvent, _at: int) -> None:
+def _deleted(_batch: _Batch, session: _Session, _row: tuple[Any, ...]) -> None:
     session.deleted = True
 
 
-def _message(_batch: _Batch, session: _Session, _event: SessionMessageAddedEvent, _at: int) -> None:
+def _message(_batch: _Batch, session: _Session, _row: tuple[Any, ...]) -> None:
     session.messages += 1
 
 
-def _handed_over(batch: _Batch, session: _Session, event: AgentSwitchedEvent, at: int) -> None:
+def _handed_over(batch: _Batch, session: _Session, row: tuple[Any, ...]) -> None:
+    _, sid, at, event_id, producer_id, sequence, from_agent, to_agent, reason = row
     # The latest in the session's order wins, so one applied late (a re-driven dead letter, a
     # replay) never takes the session back.
-    order = (at, event.producer_id, event.sequence)
+    order = (millis(at), producer_id, sequence)
     if session.handover is None or _supersedes(order, session.handover[0]):
-        session.handover = (order, event.to_agent)
-    key = (event.session_id, str(event.event_id))
-    batch.handovers.setdefault(key, (*key, *order, event.from_agent, event.to_agent, event.reason))
+        session.handover = (order, to_agent)
+    key = (sid, str(event_id))
+    batch.handovers.setdefault(key, (*key, *order, from_agent, to_agent, reason))
 
 
-def _tool_requested(
-    batch: _Batch,
-    _session: _Session,
-    event: ToolExecutionRequestedEvent,
-    _at: int,
-) -> None:
-    batch.tool(event.session_id, event.call_id, event.tool_name, None)
+def _tool_requested(batch: _Batch, _session: _Session, row: tuple[Any, ...]) -> None:
+    batch.tool(row[1], row[3], row[4], None)
 
 
-def _tool_done(
-    batch: _Batch,
-    _session: _Session,
-    event: ToolExecutionCompletedEvent | ToolExecutionFailedEvent,
-    _at: int,
-) -> None:
-    batch.tool(event.session_id, event.call_id, event.tool_name, _TOOL_DONE[type(event)])
+def _tool_completed(batch: _Batch, _session: _Session, row: tuple[Any, ...]) -> None:
+    batch.tool(row[1], row[3], row[4], "completed")
 
 
-def _approval_asked(
-    batch: _Batch,
-    _session: _Session,
-    event: ToolApprovalRequiredEvent | HitlApprovalRequestedEvent,
-    _at: int,
-) -> None:
-    batch.approval(event.session_id, event.approval_id, None, event.call_id)
+def _tool_failed(batch: _Batch, _session: _Session, row: tuple[Any, ...]) -> None:
+    batch.tool(row[1], row[3], row[4], "failed")
 
 
-def _decided(batch: _Batch, _session: _Session, event: HitlDecisionMadeEvent, _at: int) -> None:
-    batch.approval(event.session_id, event.approval_id, event.decision.value.lower(), None)
+def _approval_asked(batch: _Batch, _session: _Session, row: tuple[Any, ...]) -> None:
+    batch.approval(row[1], row[3], None, row[4])
 
 
-def _timed_out(
-    batch: _Batch,
-    _session: _Session,
-    event: HitlTimeoutOccurredEvent,
-    _at: int,
-) -> None:
-    batch.approval(event.session_id, event.approval_id, "timed_out", None)
+def _decided(batch: _Batch, _session: _Session, row: tuple[Any, ...]) -> None:
+    batch.approval(row[1], row[3], row[4].value.lower(), None)
 
 
-# The types whose fields the view keeps, beyond the session's last activity, and how (each
-# fold takes the batch, the session, the event and its time, whether it needs them or not).
-_FOLDS: dict[type[BaseEvent], Callable[[_Batch, _Session, Any, int], None]] = {
-    SessionCreatedEvent: _created,
-    SessionDeletedEvent: _deleted,
-    SessionMessageAddedEvent: _message,
-    AgentSwitchedEvent: _handed_over,
-    ToolExecutionRequestedEvent: _tool_requested,
-    ToolExecutionCompletedEvent: _tool_done,
-    ToolExecutionFailedEvent: _tool_done,
-    ToolApprovalRequiredEvent: _approval_asked,
-    HitlApprovalRequestedEvent: _approval_asked,
-    HitlDecisionMadeEvent: _decided,
-    HitlTimeoutOccurredEvent: _timed_out,
-}
+def _timed_out(batch: _Batch, _session: _Session, row: tuple[Any, ...]) -> None:
+    batch.approval(row[1], row[3], "timed_out", None)
+
+
+_SESSION = ("session_id", "occurred_at")  # every row's, after its fold: its session's activity
+_TOOL = (*_SESSION, "call_id", "tool_name")
+_APPROVAL = (*_SESSION, "approval_id", "call_id")
+
+# The fields the view keeps of each type, and its fold; any other type only touches the
+# session's activity.
+_ROWS = EventRows(
+    {
+        SessionCreatedEvent: (_created, (*_SESSION, "initial_agent", "user_id")),
+        SessionDeletedEvent: (_deleted, _SESSION),
+        SessionMessageAddedEvent: (_message, _SESSION),
+        AgentSwitchedEvent: (
+            _handed_over,
+            (*_SESSION, "event_id", "producer_id", "sequence", "from_agent", "to_agent", "reason"),
+        ),
+        ToolExecutionRequestedEvent: (_tool_requested, _TOOL),
+        ToolExecutionCompletedEvent: (_tool_completed, _TOOL),
+        ToolExecutionFailedEvent: (_tool_failed, _TOOL),
+        ToolApprovalRequiredEvent: (_approval_asked, _APPROVAL),
+        HitlApprovalRequestedEvent: (_approval_asked, _APPROVAL),
+        HitlDecisionMadeEvent: (_decided, (*_SESSION, "approval_id", "decision")),
+        HitlTimeoutOccurredEvent: (_timed_out, (*_SESSION, "approval_id")),
+    },
+    default=(None, _SESSION),
+)
 
 
 _SESSION_COLUMNS = (

@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from agentflux.consumers._ports import FoldsRows
+from agentflux.consumers._records import millis
 from agentflux.schemas import (
+    EVENT_MODELS,
     AgentErrorOccurredEvent,
     AgentProcessingCompletedEvent,
     BaseEvent,
+    EventRows,
     HitlApprovalRequestedEvent,
     HitlDecisionMadeEvent,
     HitlTimeoutOccurredEvent,
@@ -21,6 +25,12 @@ from agentflux.schemas import (
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from datetime import datetime
+
+    _Add = Callable[..., None]
+    _Timings = dict[str, list[tuple[int | None, int | None]]]
+    # (approval id, event id, outcome, time of the decision: None for a timeout)
+    _Outcome = Callable[[str, str, str, datetime | None], None]
 
     from agentflux.consumers._ports import Store, Transaction
     from agentflux.consumers._records import Position
@@ -34,11 +44,7 @@ __all__ = [
 ]
 
 
-def _ms(event: BaseEvent) -> int:
-    return int(event.occurred_at.timestamp() * 1000)
-
-
-class MetricsView:
+class MetricsView(FoldsRows):
     """Counters and sums per (metric, label) in ``m_counts``; approval timings on the side."""
 
     name = "metrics"
@@ -48,16 +54,15 @@ class MetricsView:
         "CREATE TABLE IF NOT EXISTS m_approval_outcomes (approval_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, outcome TEXT NOT NULL)",
     )
 
-    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
-        """Count the event and fold its figures in."""
-        await self.apply_batch(tx, [(event, position)])
+    @property
+    def rows(self) -> EventRows:
+        """The fields the view keeps of each event type (see ``RowView``)."""
+        return _ROWS
 
-    async def apply_batch(
-        self,
-        tx: Transaction,
-        events: Sequence[tuple[BaseEvent, Position]],
+    async def apply_rows(
+        self, tx: Transaction, rows: Sequence[tuple[tuple[Any, ...], Position]]
     ) -> None:
-        """Count a batch: the counters summed in memory, then one upsert per table."""
+        """Count a batch, each event as its row of :attr:`rows`: what ``apply_batch`` does."""
         counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
 
         def add(metric: str, label: str, total: float = 0.0) -> None:
@@ -67,9 +72,12 @@ class MetricsView:
 
         # Per approval, its request and decision times in the order the events came.
         timings: dict[str, list[tuple[int | None, int | None]]] = defaultdict(list)
-        outcome, store_outcomes = await self._first_outcomes(tx, events, add, timings)
-        for event, _ in events:
-            _fold(event, add, timings, outcome)
+        outcome, store_outcomes = await self._first_outcomes(tx, rows, add, timings)
+        for row, _ in rows:
+            fold, event_type = row[0]
+            add("events", event_type if event_type is not None else row[1].value)
+            if fold is not None:  # most types are only counted
+                fold(row, add, timings, outcome)
         await store_outcomes()
         if timings:
             for latency in await self._approval_times(tx, timings):
@@ -84,16 +92,16 @@ class MetricsView:
     @staticmethod
     async def _first_outcomes(
         tx: Transaction,
-        events: Sequence[tuple[BaseEvent, Position]],
+        rows: Sequence[tuple[tuple[Any, ...], Position]],
         add: Callable[..., None],
         timings: dict[str, list[tuple[int | None, int | None]]],
-    ) -> tuple[Callable[[_Outcome], None], Callable[[], Awaitable[None]]]:
+    ) -> tuple[_Outcome, Callable[[], Awaitable[None]]]:
         """(count one outcome, store the new first outcomes): an approval's first outcome only.
 
         A decision after the timeout counts as late (the approval stays timed out); a repeated
         decision, a timeout after a decision, or the first outcome delivered again, nothing.
         """
-        ids = sorted({e.approval_id for e, _ in events if isinstance(e, _OUTCOME_TYPES)})
+        ids = sorted({row[1] for row, _ in rows if row[0][0] in _OUTCOME_FOLDS})
         first = {
             row["approval_id"]: (row["event_id"], row["outcome"])
             for row in (
@@ -104,20 +112,15 @@ class MetricsView:
         }
         new: dict[str, tuple[str, str]] = {}
 
-        def count(event: _Outcome) -> None:
-            decided = isinstance(event, HitlDecisionMadeEvent)
-            outcome = (
-                event.decision.value.lower()
-                if isinstance(event, HitlDecisionMadeEvent)
-                else "timed_out"
-            )
-            known = first.get(event.approval_id)
+        def count(approval_id: str, event_id: str, outcome: str, decided: datetime | None) -> None:
+            # decided: the time of a decision; None for a timeout.
+            known = first.get(approval_id)
             if known is None:
-                first[event.approval_id] = new[event.approval_id] = (str(event.event_id), outcome)
+                first[approval_id] = new[approval_id] = (event_id, outcome)
                 add("approvals", outcome)
-                if decided:
-                    timings[event.approval_id].append((None, _ms(event)))
-            elif known[1] == "timed_out" and decided and known[0] != str(event.event_id):
+                if decided is not None:
+                    timings[approval_id].append((None, millis(decided)))
+            elif known[1] == "timed_out" and decided is not None and known[0] != event_id:
                 add("approvals", "late")
 
         async def store() -> None:
@@ -157,49 +160,68 @@ class MetricsView:
         return latencies
 
 
-def _fold(
-    event: BaseEvent,
-    add: Callable[..., None],
-    timings: dict[str, list[tuple[int | None, int | None]]],
-    outcome: Callable[[_Outcome], None],
+# A fold takes the event's row ((fold, event type), then the fields _ROWS names for its type),
+# the counters' ``add``, the approvals' timings and the outcome counter.
+def _processed(row: tuple[Any, ...], add: _Add, _timings: _Timings, _outcome: _Outcome) -> None:
+    _, agent, duration_ms, input_tokens, output_tokens = row
+    add("agent_duration_ms", agent, duration_ms)
+    add("tokens", agent, input_tokens + output_tokens)
+
+
+def _tool_completed(
+    row: tuple[Any, ...], add: _Add, _timings: _Timings, _outcome: _Outcome
 ) -> None:
-    """One event's counts through ``add``, its approval times onto ``timings``, in order."""
-    add("events", event.EVENT_TYPE.value)
-    if type(event) not in _FIGURED:
-        return  # counted only: no pattern matching (isinstance through pydantic's ABC metaclass)
-    match event:
-        case AgentProcessingCompletedEvent():
-            add("agent_duration_ms", event.agent, event.duration_ms)
-            add("tokens", event.agent, event.input_tokens + event.output_tokens)
-        case ToolExecutionCompletedEvent():
-            add("tool_completed", event.tool_name, event.duration_ms)
-        case ToolExecutionFailedEvent():
-            add("tool_failed", event.tool_name, event.duration_ms)
-            add("errors", event.error_type)
-        case AgentErrorOccurredEvent():
-            add("errors", event.error_type)
-        case HitlApprovalRequestedEvent():
-            timings[event.approval_id].append((_ms(event), None))
-        case HitlDecisionMadeEvent() | HitlTimeoutOccurredEvent():
-            outcome(event)
-        case _:
-            pass
+    add("tool_completed", row[1], row[2])
 
 
-_Outcome = HitlDecisionMadeEvent | HitlTimeoutOccurredEvent
-_OUTCOME_TYPES = (HitlDecisionMadeEvent, HitlTimeoutOccurredEvent)
+def _tool_failed(row: tuple[Any, ...], add: _Add, _timings: _Timings, _outcome: _Outcome) -> None:
+    add("tool_failed", row[1], row[2])
+    add("errors", row[3])
 
-_FIGURED = frozenset(
+
+def _agent_error(row: tuple[Any, ...], add: _Add, _timings: _Timings, _outcome: _Outcome) -> None:
+    add("errors", row[1])
+
+
+def _requested(row: tuple[Any, ...], _add: _Add, timings: _Timings, _outcome: _Outcome) -> None:
+    timings[row[1]].append((millis(row[2]), None))
+
+
+def _decided(row: tuple[Any, ...], _add: _Add, _timings: _Timings, outcome: _Outcome) -> None:
+    _, approval_id, event_id, decided, decision = row
+    outcome(approval_id, str(event_id), decision.value.lower(), decided)
+
+
+def _timed_out(row: tuple[Any, ...], _add: _Add, _timings: _Timings, outcome: _Outcome) -> None:
+    outcome(row[1], str(row[2]), "timed_out", None)
+
+
+_OUTCOME_FOLDS = frozenset({_decided, _timed_out})
+_APPROVAL = ("approval_id", "event_id", "occurred_at")
+# The fields each type's figures need, and its fold; every type is counted by its name.
+_FIGURES: dict[type[BaseEvent], tuple[Any, tuple[str, ...]]] = {
+    AgentProcessingCompletedEvent: (
+        _processed,
+        ("agent", "duration_ms", "input_tokens", "output_tokens"),
+    ),
+    ToolExecutionCompletedEvent: (_tool_completed, ("tool_name", "duration_ms")),
+    ToolExecutionFailedEvent: (_tool_failed, ("tool_name", "duration_ms", "error_type")),
+    AgentErrorOccurredEvent: (_agent_error, ("error_type",)),
+    HitlApprovalRequestedEvent: (_requested, ("approval_id", "occurred_at")),
+    HitlDecisionMadeEvent: (_decided, (*_APPROVAL, "decision")),
+    HitlTimeoutOccurredEvent: (_timed_out, _APPROVAL),
+}
+_ROWS = EventRows(
     {
-        AgentProcessingCompletedEvent,
-        ToolExecutionCompletedEvent,
-        ToolExecutionFailedEvent,
-        AgentErrorOccurredEvent,
-        HitlApprovalRequestedEvent,
-        HitlDecisionMadeEvent,
-        HitlTimeoutOccurredEvent,
-    }
-)  # the types whose fields make figures, beyond the count of events by type
+        model: (
+            (_FIGURES.get(model, (None,))[0], model.EVENT_TYPE.value),
+            _FIGURES.get(model, (None, ()))[1],
+        )
+        for model in EVENT_MODELS.values()
+    },
+    # A model from outside the contract (a codec given others): its type read from the event.
+    default=((None, None), ("event_type",)),
+)
 
 _COUNT_COLUMNS = (
     ("metric", "TEXT"),

@@ -10,9 +10,18 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from agentflux.consumers._records import Position
-    from agentflux.schemas import BaseEvent
+    from agentflux.schemas import BaseEvent, EventRows
 
-__all__ = ["ROWS", "BatchView", "Store", "Transaction", "View", "apply_events"]
+__all__ = [
+    "ROWS",
+    "BatchView",
+    "FoldsRows",
+    "RowView",
+    "Store",
+    "Transaction",
+    "View",
+    "apply_events",
+]
 
 ROWS = "{rows}"  # in a statement of execute_rows/fetch_rows: the rows, as a table named r
 
@@ -250,6 +259,50 @@ class BatchView(View, Protocol):
         Events of one partition come in offset order; partitions may interleave. Writes to
         rows other writers share go in key order (deadlock-free with concurrent writers).
         """
+
+
+class RowView(View, Protocol):
+    """A view that folds rows (the fields ``rows`` names of each event), not model instances.
+
+    A store-backed runner with this view alone (no other view, no handlers) decodes records
+    straight into rows, in C where it can: no model instance is built for its events. Its
+    ``apply`` (one event, on the record-by-record path) must fold ``rows.row(event)`` the same.
+    """
+
+    @property
+    def rows(self) -> EventRows:
+        """The fields the view keeps of each event type."""
+
+    async def apply_rows(
+        self, tx: Transaction, rows: Sequence[tuple[tuple[Any, ...], Position]]
+    ) -> None:
+        """Apply the events of ``rows`` inside ``tx``, as ``apply_batch`` would (same order)."""
+
+
+class FoldsRows(ABC):
+    """A ``RowView``'s ``apply`` and ``apply_batch``: ``apply_rows`` of the events' rows."""
+
+    @property
+    @abstractmethod
+    def rows(self) -> EventRows:
+        """The fields the view keeps of each event type."""
+
+    @abstractmethod
+    async def apply_rows(
+        self, tx: Transaction, rows: Sequence[tuple[tuple[Any, ...], Position]]
+    ) -> None:
+        """Apply the events of ``rows`` inside ``tx``, in order."""
+
+    async def apply(self, tx: Transaction, event: BaseEvent, position: Position) -> None:
+        """Apply one event: its row, alone."""
+        await self.apply_batch(tx, [(event, position)])
+
+    async def apply_batch(
+        self, tx: Transaction, events: Sequence[tuple[BaseEvent, Position]]
+    ) -> None:
+        """Apply a batch: the events' rows, in order (the runner's row path gives them so)."""
+        row = self.rows.row
+        await self.apply_rows(tx, [(row(event), position) for event, position in events])
 
 
 async def apply_events(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["Position"]
+if TYPE_CHECKING:
+    from datetime import datetime
+
+__all__ = ["Position", "millis"]
 
 
 class Position(NamedTuple):
@@ -14,3 +17,8 @@ class Position(NamedTuple):
     partition: int
     offset: int
     timestamp_ms: int = 0
+
+
+def millis(at: datetime) -> int:
+    """An event time as the views store it: milliseconds since the epoch."""
+    return int(at.timestamp() * 1000)

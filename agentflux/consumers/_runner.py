@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
@@ -52,12 +53,12 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
     from aiokafka.structs import ConsumerRecord, TopicPartition
     from prometheus_client import Counter, Histogram
 
-    from agentflux.consumers._ports import Store, Transaction, View
+    from agentflux.consumers._ports import RowView, Store, Transaction, View
 
 __all__ = ["GroupRunner", "apply_fetched"]
 
@@ -74,22 +75,29 @@ class _BatchLeft(Exception):  # noqa: N818  # a signal inside the runner, never 
     """
 
 
-async def apply_fetched(
+async def apply_fetched(  # noqa: PLR0913  # firsts: an optional shortcut beside the rest
     tx: Transaction,
     group: str,
     events: Sequence[tuple[BaseEvent, Position]],
     ends: Sequence[Position],
     effects: Callable[[Transaction, list[tuple[BaseEvent, Position]]], Awaitable[None]],
+    *,
+    firsts: Sequence[Position] | None = None,
 ) -> dict[str, int]:
     """Apply a fetch's ``events`` in ``tx``, each at most once; record where each partition ends.
 
     ``ends``: the last offset read on each partition (records no view wanted included). Events
     at or below a partition's stored offset are already in the store (a redelivery, a replay):
-    they are counted, by topic, and left out of ``effects``.
+    they are counted, by topic, and left out of ``effects``. ``firsts``: each partition's first
+    event, when the caller knows them (events in offset order per partition): if every one is
+    past its partition's stored offset, so are all events, and none is checked one by one.
     """
     guards = await tx.applied_positions(group)
-    # One comprehension for the common case, every event fresh; counted only if some are not.
-    fresh = [item for item in events if item[1].offset > guards.get(item[1][:2], -1)]
+    if firsts is not None and all(p.offset > guards.get(p[:2], -1) for p in firsts):
+        fresh = events if isinstance(events, list) else list(events)
+    else:
+        # One comprehension: every event fresh is the common case; counted only if some are not.
+        fresh = [item for item in events if item[1].offset > guards.get(item[1][:2], -1)]
     already: dict[str, int] = {}
     if len(fresh) < len(events):
         for _, position in events:
@@ -98,6 +106,16 @@ async def apply_fetched(
     await effects(tx, fresh)
     await tx.record_positions(group, ends)
     return already
+
+
+def _applied_records(
+    batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    decoded: Mapping[TopicPartition, list[tuple[Any, Position]]],
+) -> Iterator[ConsumerRecord[bytes, bytes]]:
+    """The records of the decoded events, for their spans (read only when tracing is on)."""
+    for tp, found in decoded.items():
+        offsets = {position.offset for _, position in found}
+        yield from (record for record in batches[tp] if record.offset in offsets)
 
 
 class GroupRunner:
@@ -169,6 +187,13 @@ class GroupRunner:
         self._marked: dict[TopicPartition, int] = {}  # the offset each partition resumes at
         # A store-backed runner's last fetch, being written while the next one is decoded.
         self._writing: asyncio.Task[None] | None = None
+
+    @property
+    def _row_view(self) -> RowView | None:
+        """The view whose events are decoded into its rows: the only one, with no handlers."""
+        if len(self.views) == 1 and not self.handlers and hasattr(self.views[0], "apply_rows"):
+            return self.views[0]  # type: ignore[return-value]  # it has apply_rows: a RowView
+        return None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -358,7 +383,7 @@ class GroupRunner:
     async def _write_fetched(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+        decoded: dict[TopicPartition, list[tuple[Any, Position]]],
     ) -> None:
         async with self.batch_lock:
             # A rebalance may have taken partitions since the fetch (it waits for this lock, so
@@ -525,7 +550,7 @@ class GroupRunner:
     async def _store_partitions(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+        decoded: dict[TopicPartition, list[tuple[Any, Position]]],
     ) -> None:
         """Every partition in one transaction; the ones it could not take, one by one after.
 
@@ -605,19 +630,58 @@ class GroupRunner:
 
     async def _decode_fetch(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]]:
-        """Each partition's wanted events; a partition with an undecodable record left out."""
+    ) -> dict[TopicPartition, list[tuple[Any, Position]]]:
+        """Each partition's wanted events (rows, for a row view); an undecodable one's left out."""
         decoded = {}
         for tp, records in batches.items():
-            found = await self._decode_all(records)
+            found = await self._decode_positioned(tp, records)
             if found is not None:  # else the per-record path dead-letters the undecodable one
                 decoded[tp] = found
         return decoded
 
+    async def _decode_positioned(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> list[tuple[Any, Position]] | None:
+        """A partition's wanted events with their positions, as views take them; None as above.
+
+        The store path's :meth:`_decode_all`: each event is paired with its position once, here,
+        rather than with its record first and then again (the store path's per-event work). For
+        a row view, each event is its row (see ``RowView``), made in C with no instance.
+        """
+        # No handler filter with views: a store-backed runner's views take every event.
+        handlers = None if self.views else self.handlers
+        row_view = self._row_view
+        topic, partition = tp.topic, tp.partition
+        found: list[tuple[Any, Position]] = []
+        append = found.append
+        try:
+            values = [record.value or b"" for record in records]
+            events: list[Any] = (
+                self.codec.decode_many_cached(values)
+                if row_view is None
+                else self.codec.decode_many_rows_cached(values, row_view.rows)
+            )
+            for record, cached in zip(records, events, strict=True):
+                event = cached
+                if event is None:
+                    event = await self._decode_waiting(record.value or b"")
+                    if row_view is not None and event.__class__ is not UnknownEvent:
+                        event = row_view.rows.row(event)  # type: ignore[arg-type]  # a model
+                # Decoding gives a model (or row) or an UnknownEvent: a class test, not isinstance.
+                if event.__class__ is not UnknownEvent and (
+                    handlers is None or type(event) in handlers
+                ):
+                    # tuple.__new__ straight: Position(...) runs a Python-level __new__.
+                    position = (topic, partition, record.offset, record.timestamp)
+                    append((event, _new_tuple(Position, position)))
+        except CodecError:
+            return None
+        return found
+
     async def _store_batch(
         self,
         batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        decoded: dict[TopicPartition, list[tuple[BaseEvent, ConsumerRecord[bytes, bytes]]]],
+        decoded: dict[TopicPartition, list[tuple[Any, Position]]],
     ) -> set[TopicPartition]:
         """Apply the decoded partitions of a fetch in one transaction; which ones it applied.
 
@@ -628,18 +692,14 @@ class GroupRunner:
         if not decoded:
             return set()
         started = time.perf_counter()
-        # tuple.__new__ straight: Position(...) goes through a Python-level __new__ per event.
-        events = [
-            (event, _new_tuple(Position, (tp.topic, tp.partition, record.offset, record.timestamp)))
-            for tp, found in decoded.items()
-            for event, record in found
-        ]
+        events = list(chain.from_iterable(decoded.values()))
         ends = [Position(tp.topic, tp.partition, batches[tp][-1].offset) for tp in decoded]
+        firsts = [found[0][1] for found in decoded.values() if found]
         try:
-            with self.spans.batch(record for found in decoded.values() for _, record in found):
+            with self.spans.batch(_applied_records(batches, decoded)):
                 async with self.store.transaction() as tx:
                     already = await apply_fetched(
-                        tx, self.group_id, events, ends, self._batch_effects
+                        tx, self.group_id, events, ends, self._batch_effects, firsts=firsts
                     )
         except Exception as exc:  # noqa: BLE001  # fall back to per-record handling
             self.batch_fallbacks += 1
@@ -661,6 +721,10 @@ class GroupRunner:
         self, tx: Transaction, events: list[tuple[BaseEvent, Position]]
     ) -> None:
         """A batch's effects: each view's (at once where it can), then the types' handlers."""
+        row_view = self._row_view
+        if row_view is not None:  # its only effect; the events were decoded as its rows
+            await row_view.apply_rows(tx, events)  # type: ignore[arg-type]  # rows here
+            return
         for view in self.views:
             await apply_events(view, tx, events)
         for event, _ in events:

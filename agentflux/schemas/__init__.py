@@ -37,6 +37,7 @@ from agentflux.schemas._headers import (
 )
 from agentflux.schemas._models import BaseEvent
 from agentflux.schemas._registry import COMPATIBILITY_LEVELS, RegistryClient, canonical
+from agentflux.schemas._rows import EventRows, RowSpec
 from agentflux.schemas._teams import TeamSpec
 from agentflux.schemas._topics import (
     DeadLetterSpec,
@@ -59,11 +60,13 @@ __all__ = [
     "CorruptPayloadError",
     "DeadLetterSpec",
     "EventCategory",
+    "EventRows",
     "EventType",
     "IncompatibleSchemaError",
     "RegistryClient",
     "RegistryError",
     "RegistryUnavailableError",
+    "RowSpec",
     "SchemaNotFoundError",
     "SchemaResolutionError",
     "TeamSpec",

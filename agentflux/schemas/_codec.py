@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     _BodyDecoder = Callable[[bytes, int], tuple[Any, int]]
 
     from agentflux.schemas._registry import RegistryClient
+    from agentflux.schemas._rows import EventRows
 
 __all__ = ["ENCODING_ERRORS", "AvroCodec", "UnknownEvent", "load_schema", "subject_name"]
 
@@ -164,6 +165,8 @@ class AvroCodec:
         self._fast_decoders: dict[int, Callable[[bytes], BaseEvent]] = {}
         # The C decoders among them, by schema id: a consumer's batch is decoded in one call.
         self._native_decoders: dict[int, Any] = {}
+        # Per reader of rows, its C projection of each schema id among the C decoders'.
+        self._projections: dict[EventRows, dict[int, tuple[Any, ...]]] = {}
 
     # -- encode --------------------------------------------------------------------------------
 
@@ -318,6 +321,33 @@ class AvroCodec:
                 if event is None:
                     events[index] = self.decode_cached(values[index])
         return events
+
+    def decode_many_rows_cached(
+        self, values: Sequence[bytes], rows: EventRows
+    ) -> list[tuple[Any, ...] | UnknownEvent | None]:
+        """:meth:`decode_many_cached`, each event as its row of ``rows`` (``rows.row(event)``).
+
+        The usual records become rows in C with no instance in between, after the same checks;
+        any other goes through :meth:`decode_cached` (which raises the typed errors) and
+        :meth:`EventRows.row`. None: the writer's schema is not fetched yet.
+        """
+        found, misses = decode_framed(self._native_decoders, values, self._projection(rows))
+        if misses:
+            for index, row in enumerate(found):
+                if row is None:
+                    event = self.decode_cached(values[index])
+                    is_model = event is not None and not isinstance(event, UnknownEvent)
+                    found[index] = rows.row(event) if is_model else event  # type: ignore[arg-type]  # a model
+        return found
+
+    def _projection(self, rows: EventRows) -> dict[int, tuple[Any, ...]]:
+        """``rows``'s C projection of every schema id with a C decoder (made as ids come)."""
+        projection = self._projections.setdefault(rows, {})
+        if len(projection) != len(self._native_decoders):
+            for schema_id in self._native_decoders.keys() - projection.keys():
+                model = self._models[self._by_id[schema_id][1]]
+                projection[schema_id] = rows.indexes(model)
+        return projection
 
     async def decode(self, data: bytes) -> BaseEvent | UnknownEvent:
         """Read a framed record into its model, or an :class:`UnknownEvent` for a foreign type."""

@@ -246,12 +246,18 @@ def native_decoder_behind(decode: Callable[..., Any]) -> Any | None:
     return owner if _native is not None and isinstance(owner, _native.Decoder) else None
 
 
-def decode_framed(decoders: dict[int, Any], values: Sequence[bytes]) -> tuple[list[Any], int]:
+def decode_framed(
+    decoders: dict[int, Any],
+    values: Sequence[bytes],
+    rows: dict[int, tuple[Any, ...]] | None = None,
+) -> tuple[list[Any], int]:
     """(events, misses): framed values decoded in C by the decoder of their schema id.
 
     None (counted in misses) where the id has no decoder here, the frame is foreign, or the body
     does not decode exactly; the caller's slower path handles those and names their errors.
+    With ``rows`` (schema id -> ``(first, field index, ...)``), each event is that row of it
+    instead of an instance, checked all the same; an id with no projection there is a miss.
     """
     if _native is None:
         return [None] * len(values), len(values)
-    return typing.cast("tuple[list[Any], int]", _native.decode_framed(decoders, values))
+    return typing.cast("tuple[list[Any], int]", _native.decode_framed(decoders, values, rows))

@@ -796,10 +796,27 @@ error:
     return NULL;
 }
 
-/* The instance a body holds from data[start:]; *end is set to where it ends. */
+/* A row of the checked values: the projection's first item, then the value of each model
+ * field it names by index (a tuple checked by row_projection, so every index is in range). */
+static PyObject *
+build_row(Decoder *self, PyObject *projection, PyObject **values)
+{
+    Py_ssize_t size = PyTuple_GET_SIZE(projection);
+    PyObject *row = PyTuple_New(size);
+    if (row == NULL) return NULL;
+    PyTuple_SET_ITEM(row, 0, Py_NewRef(PyTuple_GET_ITEM(projection, 0)));
+    for (Py_ssize_t i = 1; i < size; i++) {
+        Py_ssize_t field = PyLong_AsSsize_t(PyTuple_GET_ITEM(projection, i));
+        PyTuple_SET_ITEM(row, i, Py_NewRef(values[self->checks[field].source]));
+    }
+    return row;
+}
+
+/* What a body holds from data[start:]: the instance, or with a projection the row of it;
+ * *end is set to where it ends. */
 static PyObject *
 decode_body(Decoder *self, const unsigned char *data, Py_ssize_t size, Py_ssize_t start,
-            Py_ssize_t *end)
+            Py_ssize_t *end, PyObject *projection)
 {
     Reader reader = {data, start, size};
     PyObject *instance = NULL;
@@ -815,7 +832,8 @@ decode_body(Decoder *self, const unsigned char *data, Py_ssize_t size, Py_ssize_
     for (Py_ssize_t i = 0; i < self->check_count; i++) {
         if (apply_check(self, &self->checks[i], &values[self->checks[i].source]) < 0) goto done;
     }
-    instance = build_instance(self, values);
+    instance = projection == NULL ? build_instance(self, values)
+                                  : build_row(self, projection, values);
     *end = reader.pos;
 done:
     for (Py_ssize_t i = 0; i < self->field_count; i++) {
@@ -845,7 +863,7 @@ Decoder_decode(Decoder *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     Py_ssize_t end;
-    PyObject *instance = decode_body(self, view.buf, view.len, start, &end);
+    PyObject *instance = decode_body(self, view.buf, view.len, start, &end, NULL);
     if (instance != NULL) result = Py_BuildValue("(Nn)", instance, end);
 done:
     PyBuffer_Release(&view);
@@ -1369,21 +1387,51 @@ static PyTypeObject EncoderType = {
 
 enum { FRAME_HEADER_SIZE = 5 };  /* magic byte 0, then the schema id, big-endian */
 
+/* ``rows``'s projection for a schema id, checked against its decoder (a new reference), or
+ * NULL: none (no error set), or not a valid one (an error set). */
+static PyObject *
+row_projection(PyObject *rows, PyObject *key, Decoder *decoder)
+{
+    PyObject *found = PyDict_GetItemWithError(rows, key);  /* borrowed */
+    if (found == NULL) return NULL;
+    if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) < 1) {
+        PyErr_SetString(PyExc_TypeError, "a row projection is a tuple (first item, indexes...)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < PyTuple_GET_SIZE(found); i++) {
+        PyObject *item = PyTuple_GET_ITEM(found, i);
+        Py_ssize_t field = PyLong_Check(item) ? PyLong_AsSsize_t(item) : -1;
+        if (field < 0 || field >= decoder->check_count) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "a row projection names a field out of range");
+            }
+            return NULL;
+        }
+    }
+    return Py_NewRef(found);
+}
+
 PyDoc_STRVAR(decode_framed_doc,
-             "decode_framed(decoders, values) -> (events, misses)\n\n"
+             "decode_framed(decoders, values, rows=None) -> (events, misses)\n\n"
              "Each framed value decoded by the Decoder its schema id maps to in ``decoders``\n"
              "(a dict int -> Decoder). None in its place where the id has none, the frame is\n"
              "not Confluent's, or the body does not decode exactly (errors are left to the\n"
-             "caller's slower path, which names them); ``misses`` counts those Nones.");
+             "caller's slower path, which names them); ``misses`` counts those Nones.\n"
+             "With ``rows`` (a dict int -> (first, index, ...)), a value whose id has a\n"
+             "projection there gives the tuple (first, value of model field index, ...) instead\n"
+             "of the instance, after the same checks; an id with none there gives None.");
 
 static PyObject *
 decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyDict_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "decode_framed(decoders: dict, values) expected");
+    if (nargs < 2 || nargs > 3 || !PyDict_Check(args[0]) ||
+        (nargs == 3 && args[2] != Py_None && !PyDict_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "decode_framed(decoders: dict, values, rows: dict | None = None) expected");
         return NULL;
     }
     PyObject *decoders = args[0];
+    PyObject *rows = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
     /* A tuple of our own (the same tuple when given one): validators run Python code, which
      * could shrink a list being walked or drop the bytes being read. */
     PyObject *values = PySequence_Tuple(args[1]);
@@ -1398,6 +1446,7 @@ decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     /* The last id's decoder (batches run of one type after another), held: its validators may
      * remove it from ``decoders``. */
     Decoder *decoder = NULL;
+    PyObject *projection = NULL;  /* with rows: the last id's, held as its decoder is */
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *value = PyTuple_GET_ITEM(values, i), *event = NULL;
         if (PyBytes_Check(value) && PyBytes_GET_SIZE(value) >= FRAME_HEADER_SIZE &&
@@ -1410,16 +1459,28 @@ decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
                 PyObject *key = PyLong_FromLong(schema_id);
                 if (key == NULL) goto error;
                 PyObject *found = PyDict_GetItemWithError(decoders, key);  /* borrowed */
-                Py_DECREF(key);
-                if (found == NULL && PyErr_Occurred()) goto error;
+                if (found == NULL && PyErr_Occurred()) {
+                    Py_DECREF(key);
+                    goto error;
+                }
                 Py_XSETREF(decoder, found != NULL && Py_IS_TYPE(found, &DecoderType)
                                         ? (Decoder *)Py_NewRef(found)
                                         : NULL);
+                Py_CLEAR(projection);
+                if (rows != NULL && decoder != NULL) {
+                    projection = row_projection(rows, key, decoder);
+                    if (projection == NULL && PyErr_Occurred()) {
+                        Py_DECREF(key);
+                        goto error;
+                    }
+                    if (projection == NULL) Py_CLEAR(decoder);  /* no row for it: a miss */
+                }
+                Py_DECREF(key);
                 last_id = schema_id;
             }
             if (decoder != NULL) {
                 Py_ssize_t end = 0;
-                event = decode_body(decoder, data, size, FRAME_HEADER_SIZE, &end);
+                event = decode_body(decoder, data, size, FRAME_HEADER_SIZE, &end, projection);
                 if (event == NULL) {
                     PyErr_Clear();  /* the slower path decodes it again and names the error */
                 }
@@ -1435,10 +1496,12 @@ decode_framed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
         PyList_SET_ITEM(events, i, event);
     }
     Py_XDECREF(decoder);
+    Py_XDECREF(projection);
     Py_DECREF(values);
     return Py_BuildValue("(Nn)", events, misses);
 error:
     Py_XDECREF(decoder);
+    Py_XDECREF(projection);
     Py_DECREF(values);
     Py_DECREF(events);
     return NULL;

@@ -18,8 +18,11 @@ class Decoder:
     def decode(self, data: bytes, pos: int, /) -> tuple[BaseModel, int]: ...
 
 def decode_framed(
-    decoders: dict[int, Any], values: Sequence[bytes], /
-) -> tuple[list[BaseModel | None], int]: ...
+    decoders: dict[int, Any],
+    values: Sequence[bytes],
+    rows: dict[int, tuple[Any, ...]] | None = None,
+    /,
+) -> tuple[list[Any], int]: ...
 
 class Encoder:
     def __init__(

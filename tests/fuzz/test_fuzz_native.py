@@ -108,7 +108,7 @@ def test_the_decoder_survives_mutated_bodies(model: type[BaseEvent], data: st.Da
 @_FUZZ
 @given(data=st.data())
 def test_a_batch_of_mutated_frames_decodes_or_misses(data: st.DataObject) -> None:
-    """decode_framed over mutated frames gives an event or None per value, and counts the Nones."""
+    """decode_framed over mutated frames gives an event (or row) or None per value; counts Nones."""
     decoders = {
         index: native_decoder_behind(compile_decoder(load_schema(model), model))  # type: ignore[arg-type]
         for index, model in enumerate(_MODELS)
@@ -119,9 +119,18 @@ def test_a_batch_of_mutated_frames_decodes_or_misses(data: st.DataObject) -> Non
         frame = struct.pack(">bI", 0, index)
         body = _body(_SAMPLES[_MODELS[index % len(_MODELS)]])
         values.append(_mutated(data, frame + body) if data.draw(st.booleans()) else frame + body)
-    events, misses = decode_framed(decoders, values)
+    # With rows, every model field's value in a drawn order (some ids left without a projection).
+    rows = {
+        index: ("row", *data.draw(st.permutations(range(len(model.model_fields)))))
+        for index, model in enumerate(_MODELS)
+        if data.draw(st.booleans())
+    }
+    given_rows = rows if data.draw(st.booleans()) else None
+    events, misses = decode_framed(decoders, values, given_rows)
     assert len(events) == len(values)
     assert misses == sum(event is None for event in events)
+    if given_rows is not None:
+        assert {len(row) for row in events if row is not None} <= {len(p) for p in rows.values()}
 
 
 # -- schemas/_native.c: encoding and header texts -----------------------------------------------

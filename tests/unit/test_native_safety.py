@@ -11,7 +11,7 @@ import sys
 import tracemalloc
 import uuid
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -34,6 +34,9 @@ from agentflux.schemas._compiled import (
     native_decoder_behind,
 )
 from agentflux.schemas._conversions import _native
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Skipped only on an install that may lack them: where they are required (CI), a missing one fails.
 pytestmark = pytest.mark.skipif(
@@ -98,10 +101,8 @@ def test_an_unknown_uuid_layout_decodes_in_python_with_uuid_uuid(
 # -- references held across calls into Python -------------------------------------------------------
 
 
-def test_a_validator_dropping_its_decoder_and_the_batch_mid_decode_is_harmless() -> None:
-    """decode_framed holds its decoder and values while a validator empties both."""
-    decoders: dict[int, Any] = {}
-    values: list[bytes] = []
+def _meddling_decoder(meddle: Callable[[], None]) -> Any:
+    """The C decoder of a one-string record whose validator runs ``meddle``, then collects."""
 
     class Meddling(BaseModel):
         model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
@@ -110,19 +111,39 @@ def test_a_validator_dropping_its_decoder_and_the_batch_mid_decode_is_harmless()
         @field_validator("name")
         @classmethod
         def _meddle(cls, value: str) -> str:
-            decoders.clear()
-            values.clear()
+            meddle()
             gc.collect()
             return value
 
     schema = {"type": "record", "name": "M", "fields": [{"name": "name", "type": "string"}]}
     decoder = native_decoder_behind(compile_decoder(schema, Meddling))  # type: ignore[arg-type]
     assert decoder is not None
-    decoders[7] = decoder
-    del decoder
+    return decoder
+
+
+def test_a_validator_dropping_its_decoder_and_the_batch_mid_decode_is_harmless() -> None:
+    """decode_framed holds its decoder and values while a validator empties both."""
+    decoders: dict[int, Any] = {}
+    values: list[bytes] = []
+
+    def meddle() -> None:
+        decoders.clear()
+        values.clear()
+
+    decoders[7] = _meddling_decoder(meddle)
     values.extend([_FRAME + b"\x02a", _FRAME + b"\x02b"])
     events, misses = decode_framed(decoders, values)
     assert [event.name for event in events] == ["a", "b"]
+    assert misses == 0
+
+
+def test_a_validator_dropping_the_row_projections_mid_decode_is_harmless() -> None:
+    """decode_framed holds the id's projection while a validator empties the rows it came from."""
+    rows: dict[int, tuple[Any, ...]] = {7: (object(), 0)}  # its first item held by rows alone
+    values = [_FRAME + b"\x02a", _FRAME + b"\x02b"]
+    found, misses = decode_framed({7: _meddling_decoder(rows.clear)}, values, rows)
+    assert [row[1] for row in found] == ["a", "b"]
+    assert found[0][0] is found[1][0]
     assert misses == 0
 
 
