@@ -381,6 +381,53 @@ async def test_a_number_taken_by_another_event_is_recorded_as_late(tmp_path: Pat
         ]
 
 
+class _RolledBackError(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path) -> None:
+    """A batch that held an event and rolled back: the event is neither chained nor held after."""
+    events = _session(count=4)
+    view = AuditView(clock=_Clock())
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _apply_batches(store, view, [[events[0]]])
+        with pytest.raises(_RolledBackError):
+            async with store.transaction() as tx:
+                await view.apply_batch(tx, [(events[2], _position(events[2], 0))])
+                raise _RolledBackError
+        await _apply_batches(store, view, [[events[1]], [events[3]]])
+        async with store.transaction() as tx:
+            assert await view.sweep(tx, everything=True) == 1
+        rows = await get_audit_log(store, session_id="s-1")
+        assert [(r["kind"], r["sequence"]) for r in rows] == [
+            ("event", 0),
+            ("event", 1),
+            ("gap", 2),
+            ("event", 3),
+        ]
+
+
+async def test_held_events_another_view_chained_are_read_again(tmp_path: Path) -> None:
+    """Two views on one store (a rebalance): what one held and the other chained is not used again."""
+    events = _session(count=6)
+    first, second = AuditView(clock=_Clock()), AuditView(clock=_Clock())
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _apply_batches(store, first, [[events[0], events[3]]])  # 3 held by the first
+        await _apply_batches(store, second, [[events[1], events[2]]])  # 1, 2 and the held 3
+        await _apply_batches(store, first, [[events[5]]])  # held, waiting for 4
+        async with store.transaction() as tx:
+            assert await first.sweep(tx, everything=True) == 1
+        rows = await get_audit_log(store, session_id="s-1")
+        assert [(r["kind"], r["sequence"]) for r in rows] == [
+            ("event", 0),
+            ("event", 1),
+            ("event", 2),
+            ("event", 3),
+            ("gap", 4),
+            ("event", 5),
+        ]
+
+
 def _numbered_traffic() -> list[BaseEvent]:
     """Simulated sessions numbered per session as one publisher numbers them."""
     numbers: dict[str, int] = {}
