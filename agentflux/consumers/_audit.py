@@ -34,6 +34,7 @@ import logging
 import math
 import secrets
 import time
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
@@ -280,7 +281,10 @@ def _new_tokens(
     fold: Fold, tokens: dict[ChainKey, str | None], unknown: list[ChainKey]
 ) -> dict[ChainKey, str]:
     """A token for each chain whose held events changed, or were read for want of one."""
-    touched = {entry.key for entry in fold.new_held()}
+    stored = fold.stored
+    touched = {
+        key for key, held in fold.waiting.items() if any((key, n) not in stored for n in held)
+    }
     touched.update((session_id, chain) for session_id, chain, _ in fold.released)
     touched.update(key for key in unknown if tokens.get(key) is None)
     return {key: secrets.token_hex(8) if fold.waiting.get(key) else "" for key in touched}
@@ -349,7 +353,7 @@ async def _write(
     await tx.insert_rows(
         "audit_pending", _HOLD_COLUMNS, [_held_row(e, fold.held_ms) for e in fold.new_held()]
     )
-    records: list[tuple[Any, ...]] = sorted(fold.records, key=_record_key)
+    records: list[tuple[Any, ...]] = sorted(fold.records, key=_RECORD_KEY)
     await tx.insert_rows("audit_chain", _RECORD_COLUMNS, records)
     await tx.execute_rows(
         _MOVE_ENDS,
@@ -380,8 +384,7 @@ def _held_row(e: Entry, held_ms: int) -> tuple[Any, ...]:
     )
 
 
-def _record_key(record: tuple[Any, ...]) -> tuple[str, str, int]:
-    return record[0], record[1], record[2]
+_RECORD_KEY = itemgetter(0, 1, 2)  # (session_id, chain, seq): a record's place
 
 
 _KEY_COLUMNS = (("session_id", "TEXT"), ("chain", "TEXT"))
