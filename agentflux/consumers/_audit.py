@@ -227,17 +227,24 @@ class _HeldCache:
     chain another member wrote meanwhile is read again even were its token to match.
     """
 
-    _MOST = 100_000  # chains kept; past that the copy starts again empty (memory stays bounded)
+    # Events kept (about 1 KB each with their payload); past that the copy starts again empty
+    # and chains are read from the store as before: memory stays bounded in an outage too.
+    MOST_EVENTS = 50_000
 
     def __init__(self) -> None:
         self._chains: dict[ChainKey, tuple[str, dict[int, Entry]]] = {}
+        self._events = 0  # held events in _chains
         self._assignment: frozenset[int] | None = None
 
     def follow(self, assignment: frozenset[int] | None) -> None:
         """Forget everything when the partitions assigned change."""
         if assignment != self._assignment:
-            self._chains.clear()
+            self._forget()
             self._assignment = assignment
+
+    def _forget(self) -> None:
+        self._chains.clear()
+        self._events = 0
 
     def take(
         self,
@@ -254,6 +261,8 @@ class _HeldCache:
         unknown: list[ChainKey] = []
         for key in keys:
             token, cached = tokens.get(key), self._chains.pop(key, None)
+            if cached is not None:
+                self._events -= len(cached[1])
             if token == "" and key not in overdue:  # '' (nothing held) differs from None (unknown)
                 continue
             if cached is not None and token is not None and cached[0] == token:
@@ -269,12 +278,13 @@ class _HeldCache:
         tokens: dict[ChainKey, str | None],
     ) -> None:
         """Remember what ``keys`` hold after a batch, under the tokens it wrote."""
-        if len(self._chains) > self._MOST:
-            self._chains.clear()
         for key in keys:
             held, token = waiting.get(key), tokens.get(key)
             if held and token:
                 self._chains[key] = (token, held)
+                self._events += len(held)
+        if self._events > self.MOST_EVENTS:
+            self._forget()
 
 
 def _new_tokens(

@@ -23,6 +23,7 @@ from agentflux.consumers import (
     get_audit_log,
     verify_audit,
 )
+from agentflux.consumers._audit import _HeldCache
 from agentflux.consumers._audit_clock import StreamClock
 from agentflux.producers import Simulator
 from agentflux.schemas import (
@@ -381,8 +382,31 @@ async def test_a_number_taken_by_another_event_is_recorded_as_late(tmp_path: Pat
         ]
 
 
+async def test_held_events_past_the_memory_limit_are_read_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room in memory for held events: each batch reads them from the store, same chains."""
+    monkeypatch.setattr(_HeldCache, "MOST_EVENTS", 0)
+    events = _session("s-1", "p-1") + _session("s-2", "p-2", 5)
+    arrivals = list(reversed(events))  # every event waits for the ones before it
+    async with (
+        SqliteStore(tmp_path / "ordered.db") as ordered,
+        SqliteStore(tmp_path / "reversed.db") as reversed_,
+    ):
+        await _apply(ordered, AuditView(clock=_Clock()), events)
+        await _apply_batches(reversed_, AuditView(clock=_Clock()), _batches(arrivals, [2, 5, 9]))
+        assert await _chains(reversed_) == await _chains(ordered)
+        assert (await audit_report(reversed_))["s-1"].status == "intact"
+
+
 class _RolledBackError(Exception):
     """Raised inside a transaction to roll it back."""
+
+
+async def _hold_then_roll_back(store: Store, view: AuditView, event: BaseEvent) -> None:
+    async with store.transaction() as tx:
+        await view.apply_batch(tx, [(event, _position(event, 0))])
+        raise _RolledBackError
 
 
 async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path) -> None:
@@ -392,9 +416,7 @@ async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path
     async with SqliteStore(tmp_path / "audit.db") as store:
         await _apply_batches(store, view, [[events[0]]])
         with pytest.raises(_RolledBackError):
-            async with store.transaction() as tx:
-                await view.apply_batch(tx, [(events[2], _position(events[2], 0))])
-                raise _RolledBackError
+            await _hold_then_roll_back(store, view, events[2])
         await _apply_batches(store, view, [[events[1]], [events[3]]])
         async with store.transaction() as tx:
             assert await view.sweep(tx, everything=True) == 1
