@@ -409,6 +409,14 @@ async def _hold_then_roll_back(store: Store, view: AuditView, event: BaseEvent) 
         raise _RolledBackError
 
 
+async def _swept(store: Store, view: AuditView) -> tuple[int, list[tuple[str, int]]]:
+    """Sweep as a rebuild ends: the numbers found missing, and s-1's (kind, sequence) records."""
+    async with store.transaction() as tx:
+        missing = await view.sweep(tx, everything=True)
+    rows = await get_audit_log(store, session_id="s-1")
+    return missing, [(r["kind"], r["sequence"]) for r in rows]
+
+
 async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path) -> None:
     """A batch that held an event and rolled back: the event is neither chained nor held after."""
     events = _session(count=4)
@@ -418,15 +426,10 @@ async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path
         with pytest.raises(_RolledBackError):
             await _hold_then_roll_back(store, view, events[2])
         await _apply_batches(store, view, [[events[1]], [events[3]]])
-        async with store.transaction() as tx:
-            assert await view.sweep(tx, everything=True) == 1
-        rows = await get_audit_log(store, session_id="s-1")
-        assert [(r["kind"], r["sequence"]) for r in rows] == [
-            ("event", 0),
-            ("event", 1),
-            ("gap", 2),
-            ("event", 3),
-        ]
+        assert await _swept(store, view) == (
+            1,
+            [("event", 0), ("event", 1), ("gap", 2), ("event", 3)],
+        )
 
 
 async def test_held_events_another_view_chained_are_read_again(tmp_path: Path) -> None:
@@ -437,17 +440,8 @@ async def test_held_events_another_view_chained_are_read_again(tmp_path: Path) -
         await _apply_batches(store, first, [[events[0], events[3]]])  # 3 held by the first
         await _apply_batches(store, second, [[events[1], events[2]]])  # 1, 2 and the held 3
         await _apply_batches(store, first, [[events[5]]])  # held, waiting for 4
-        async with store.transaction() as tx:
-            assert await first.sweep(tx, everything=True) == 1
-        rows = await get_audit_log(store, session_id="s-1")
-        assert [(r["kind"], r["sequence"]) for r in rows] == [
-            ("event", 0),
-            ("event", 1),
-            ("event", 2),
-            ("event", 3),
-            ("gap", 4),
-            ("event", 5),
-        ]
+        kinds = [("event", n) for n in range(4)] + [("gap", 4), ("event", 5)]
+        assert await _swept(store, first) == (1, kinds)
 
 
 def _numbered_traffic() -> list[BaseEvent]:
