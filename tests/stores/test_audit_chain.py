@@ -399,6 +399,26 @@ async def test_held_events_past_the_memory_limit_are_read_from_the_store(
         assert (await audit_report(reversed_))["s-1"].status == "intact"
 
 
+_OLD_CURSOR_TABLE = (
+    "CREATE TABLE audit_cursor (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
+    "next_sequence BIGINT NOT NULL, last_seq BIGINT NOT NULL, "
+    "last_hash TEXT NOT NULL, PRIMARY KEY (session_id, chain))"
+)
+
+
+async def test_a_store_from_before_the_held_token_reads_its_held_events(tmp_path: Path) -> None:
+    """A cursor table made before ``held_token`` gains it; a row without a token is read again."""
+    events = _session(count=3)
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await store.migrate([_OLD_CURSOR_TABLE])
+        await _apply_batches(store, AuditView(clock=_Clock()), [[events[0], events[2]]])
+        async with store.transaction() as tx:  # as a version before the token left it
+            await tx.execute("UPDATE audit_cursor SET held_token = NULL")
+        await _apply_batches(store, AuditView(clock=_Clock()), [[events[1]]])
+        rows = await get_audit_log(store, session_id="s-1")
+        assert [(r["kind"], r["sequence"]) for r in rows] == [("event", n) for n in range(3)]
+
+
 class _RolledBackError(Exception):
     """Raised inside a transaction to roll it back."""
 
