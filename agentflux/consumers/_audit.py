@@ -18,13 +18,23 @@ a copy of the topics. Each record's hash is ``sha256(previous hash + payload)``.
 A fetched batch is applied with a handful of statements (``apply_batch``): the chains' ends
 read and locked at once, the batch folded in memory (``_audit_chain``), then one multi-row
 statement each for the records, the chains' ends and the held events.
+
+Held events are kept in memory too, between batches (``_HeldCache``): a rebuild reads the topics
+at different speeds, so a large share of events wait for a predecessor over several batches, and
+reading them all back from the store each batch cost more than holding them. The store stays the
+truth: each chain's cursor row carries a ``held_token``, a new random value whenever that chain's
+held events change ('' when none are held), and the copy in memory is used only while its token
+is the one the locked cursor row holds (a rolled back batch, another member, a restart: read
+again).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
@@ -89,8 +99,10 @@ class AuditView:
         (
             "CREATE TABLE IF NOT EXISTS audit_cursor (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
             "next_sequence BIGINT NOT NULL, last_seq BIGINT NOT NULL, last_hash TEXT NOT NULL, "
-            "PRIMARY KEY (session_id, chain))"
+            "held_token TEXT, PRIMARY KEY (session_id, chain))"
         ),
+        # NULL in rows of earlier versions: what the chain holds is not known, it is read.
+        "ALTER TABLE audit_cursor ADD COLUMN IF NOT EXISTS held_token TEXT",
         (
             "CREATE TABLE IF NOT EXISTS audit_pending (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
             "sequence BIGINT NOT NULL, event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, "
@@ -101,7 +113,11 @@ class AuditView:
         "CREATE INDEX IF NOT EXISTS audit_pending_by_time ON audit_pending (part, occurred_ms)",
     )
     # When an event was held is the wall clock of the build; everything else is the events'.
-    order_dependent_columns: ClassVar[dict[str, tuple[str, ...]]] = {"audit_pending": ("held_ms",)}
+    # The held token is random: it says whether a copy in memory is current, nothing else.
+    order_dependent_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "audit_pending": ("held_ms",),
+        "audit_cursor": ("held_token",),
+    }
 
     def __init__(
         self, grace_s: float | None = None, *, clock: Callable[[], float] = time.time
@@ -115,6 +131,7 @@ class AuditView:
         self.stream = StreamClock(self.grace_s, clock)
         # Until a runner says which topics its member reads (``follow``): the category topics.
         self.stream.follow([settings.topic_prefix + c.topic for c in EventCategory], None)
+        self._held = _HeldCache()
 
     def follow(self, topics: Collection[str], assigned: Callable[[], Collection[int]]) -> None:
         """Decide gaps over a member's ``topics`` and the partition numbers ``assigned()`` gives."""
@@ -153,16 +170,22 @@ class AuditView:
         keys = sorted({entry.key for entry in entries} | overdue_keys)
         if not keys:
             return 0
-        ends = await _lock_ends(tx, keys)
+        ends, tokens = await _lock_ends(tx, keys)
         known = await _known_ids(tx, [entry.event_id for entry in entries])
         sequenced = [key for key in keys if not key[1].startswith("topic:")]
-        fold = Fold(ends, await _held(tx, sequenced), held_ms=int(now * 1000))
+        self._held.follow(self.stream.assignment())
+        waiting, unknown = self._held.take(sequenced, tokens, overdue_keys)
+        waiting.update(await _held(tx, unknown))
+        fold = Fold(ends, waiting, held_ms=int(now * 1000))
         for entry in entries:
             if entry.event_id not in known:
                 fold.place(entry)
         for key in fold.held_keys():
             fold.close(key, lambda e: e.occurred_ms < cutoffs.get(e.part, cutoffs.get(-1, -1)))
-        await _write(tx, fold)
+        new_tokens = _new_tokens(fold, tokens, unknown)
+        tokens.update(new_tokens)
+        await _write(tx, fold, tokens, set(new_tokens))
+        self._held.keep(fold.waiting, sequenced, tokens)
         self._account(fold)
         return fold.gaps
 
@@ -196,6 +219,87 @@ class AuditView:
                 )
 
 
+class _HeldCache:
+    """Each chain's held events as the store held them when the chain's ``held_token`` was set.
+
+    Entries are taken out while a batch folds them (a batch that fails leaves nothing behind)
+    and put back with the token written. Dropped when the member's partitions change: a
+    chain another member wrote meanwhile is read again even were its token to match.
+    """
+
+    # Events kept (about 1 KB each with their payload); past that the copy starts again empty
+    # and chains are read from the store as before: memory stays bounded in an outage too.
+    MOST_EVENTS = 50_000
+
+    def __init__(self) -> None:
+        self._chains: dict[ChainKey, tuple[str, dict[int, Entry]]] = {}
+        self._events = 0  # held events in _chains
+        self._assignment: frozenset[int] | None = None
+
+    def follow(self, assignment: frozenset[int] | None) -> None:
+        """Forget everything when the partitions assigned change."""
+        if assignment != self._assignment:
+            self._forget()
+            self._assignment = assignment
+
+    def _forget(self) -> None:
+        self._chains.clear()
+        self._events = 0
+
+    def take(
+        self,
+        keys: list[ChainKey],
+        tokens: dict[ChainKey, str | None],
+        overdue: set[ChainKey],
+    ) -> tuple[dict[ChainKey, dict[int, Entry]], list[ChainKey]]:
+        """The held events of ``keys`` known from memory, and the keys to read from the store.
+
+        '' holds nothing, unless the store has an overdue event for the chain (a row written
+        by a version before the tokens): then it is read.
+        """
+        known: dict[ChainKey, dict[int, Entry]] = {}
+        unknown: list[ChainKey] = []
+        for key in keys:
+            token, cached = tokens.get(key), self._chains.pop(key, None)
+            if cached is not None:
+                self._events -= len(cached[1])
+            if token == "" and key not in overdue:  # '' (nothing held) differs from None (unknown)
+                continue
+            if cached is not None and token is not None and cached[0] == token:
+                known[key] = cached[1]
+            else:
+                unknown.append(key)
+        return known, unknown
+
+    def keep(
+        self,
+        waiting: dict[ChainKey, dict[int, Entry]],
+        keys: list[ChainKey],
+        tokens: dict[ChainKey, str | None],
+    ) -> None:
+        """Remember what ``keys`` hold after a batch, under the tokens it wrote."""
+        for key in keys:
+            held, token = waiting.get(key), tokens.get(key)
+            if held and token:
+                self._chains[key] = (token, held)
+                self._events += len(held)
+        if self._events > self.MOST_EVENTS:
+            self._forget()
+
+
+def _new_tokens(
+    fold: Fold, tokens: dict[ChainKey, str | None], unknown: list[ChainKey]
+) -> dict[ChainKey, str]:
+    """A token for each chain whose held events changed, or were read for want of one."""
+    stored = fold.stored
+    touched = {
+        key for key, held in fold.waiting.items() if any((key, n) not in stored for n in held)
+    }
+    touched.update((session_id, chain) for session_id, chain, _ in fold.released)
+    touched.update(key for key in unknown if tokens.get(key) is None)
+    return {key: secrets.token_hex(8) if fold.waiting.get(key) else "" for key in touched}
+
+
 async def _overdue_chains(tx: Transaction, cutoffs: dict[int, float]) -> set[ChainKey]:
     """The chains holding an event that is overdue by ``cutoffs`` (-1: every partition)."""
     if not cutoffs:
@@ -210,20 +314,25 @@ async def _overdue_chains(tx: Transaction, cutoffs: dict[int, float]) -> set[Cha
     return {(row["session_id"], row["chain"]) for row in rows}
 
 
-async def _lock_ends(tx: Transaction, keys: list[ChainKey]) -> dict[ChainKey, ChainEnd]:
-    """The ends of ``keys`` (new chains made), locked until commit: one writer per chain.
+async def _lock_ends(
+    tx: Transaction, keys: list[ChainKey]
+) -> tuple[dict[ChainKey, ChainEnd], dict[ChainKey, str | None]]:
+    """The ends of ``keys`` (new chains made) and their held tokens, locked until commit.
+
+    One writer per chain.
 
     The upsert takes PostgreSQL's row lock even when it changes nothing (a concurrent
     transaction on the same chain waits, then sees what this one held or appended); SQLite
     writes one transaction at a time. Keys in order: concurrent writers lock in one order.
     """
     rows = await tx.fetch_rows(_LOCK_ENDS, _KEY_COLUMNS, keys)
-    return {
-        (row["session_id"], row["chain"]): ChainEnd(
-            int(row["next_sequence"]), int(row["last_seq"]), str(row["last_hash"])
-        )
-        for row in rows
-    }
+    ends: dict[ChainKey, ChainEnd] = {}
+    tokens: dict[ChainKey, str | None] = {}
+    for row in rows:
+        key = (row["session_id"], row["chain"])
+        ends[key] = ChainEnd(int(row["next_sequence"]), int(row["last_seq"]), str(row["last_hash"]))
+        tokens[key] = row["held_token"]
+    return ends, tokens
 
 
 async def _known_ids(tx: Transaction, event_ids: list[str]) -> set[str]:
@@ -242,20 +351,26 @@ async def _held(tx: Transaction, keys: list[ChainKey]) -> dict[ChainKey, dict[in
     return held
 
 
-async def _write(tx: Transaction, fold: Fold) -> None:
-    """Everything the fold decided, one statement per table, each in key order."""
+async def _write(
+    tx: Transaction, fold: Fold, tokens: dict[ChainKey, str | None], retokened: set[ChainKey]
+) -> None:
+    """Everything the fold decided, one statement per table, each in key order.
+
+    ``tokens``: each chain's held token; the cursor rows of the chains that got a record or a
+    new token (``retokened``) are written.
+    """
     await tx.execute_rows(_RELEASE, _HELD_KEY_COLUMNS, sorted(fold.released))
     await tx.insert_rows(
         "audit_pending", _HOLD_COLUMNS, [_held_row(e, fold.held_ms) for e in fold.new_held()]
     )
-    records: list[tuple[Any, ...]] = sorted(fold.records, key=_record_key)
+    records: list[tuple[Any, ...]] = sorted(fold.records, key=_RECORD_KEY)
     await tx.insert_rows("audit_chain", _RECORD_COLUMNS, records)
     await tx.execute_rows(
         _MOVE_ENDS,
         _END_COLUMNS,
         [
-            (*key, end.next_sequence, end.last_seq, end.last_hash)
-            for key in sorted(fold.changed)
+            (*key, end.next_sequence, end.last_seq, end.last_hash, tokens.get(key))
+            for key in sorted(fold.changed | retokened)
             for end in (fold.ends[key],)
         ],
     )
@@ -279,8 +394,7 @@ def _held_row(e: Entry, held_ms: int) -> tuple[Any, ...]:
     )
 
 
-def _record_key(record: tuple[Any, ...]) -> tuple[str, str, int]:
-    return record[0], record[1], record[2]
+_RECORD_KEY = itemgetter(0, 1, 2)  # (session_id, chain, seq): a record's place
 
 
 _KEY_COLUMNS = (("session_id", "TEXT"), ("chain", "TEXT"))
@@ -292,6 +406,7 @@ _END_COLUMNS = (
     ("next_sequence", "BIGINT"),
     ("last_seq", "BIGINT"),
     ("last_hash", "TEXT"),
+    ("held_token", "TEXT"),
 )
 # Where an event came from, as both audit_pending and audit_chain keep it.
 _EVENT_COLUMNS = (
@@ -319,10 +434,11 @@ _OVERDUE = (
     "ON p.part = r.part AND p.occurred_ms < r.cutoff"
 )
 _LOCK_ENDS = (
-    "INSERT INTO audit_cursor (session_id, chain, next_sequence, last_seq, last_hash) "  # noqa: S608  # GENESIS is ours
-    f"SELECT r.session_id, r.chain, 0, 0, '{GENESIS}' FROM {{rows}} WHERE true "
+    "INSERT INTO audit_cursor (session_id, chain, next_sequence, last_seq, last_hash, "  # noqa: S608  # GENESIS is ours
+    "held_token) "
+    f"SELECT r.session_id, r.chain, 0, 0, '{GENESIS}', '' FROM {{rows}} WHERE true "
     "ON CONFLICT (session_id, chain) DO UPDATE SET last_seq = audit_cursor.last_seq "
-    "RETURNING session_id, chain, next_sequence, last_seq, last_hash"
+    "RETURNING session_id, chain, next_sequence, last_seq, last_hash, held_token"
 )
 _KNOWN = (
     "SELECT r.event_id FROM {rows} WHERE "
@@ -340,6 +456,6 @@ _RELEASE = (
 )
 _MOVE_ENDS = (
     "UPDATE audit_cursor SET next_sequence = r.next_sequence, last_seq = r.last_seq, "
-    "last_hash = r.last_hash FROM {rows} "
+    "last_hash = r.last_hash, held_token = r.held_token FROM {rows} "
     "WHERE audit_cursor.session_id = r.session_id AND audit_cursor.chain = r.chain"
 )

@@ -47,6 +47,10 @@ class StreamClock:
         self._topics = set(topics)
         self._assigned = assigned
 
+    def assignment(self) -> frozenset[int] | None:
+        """The partition numbers assigned now; None for a view applied by hand."""
+        return None if self._assigned is None else frozenset(self._assigned())
+
     def now(self) -> float:
         """The wall clock."""
         return self._clock()

@@ -23,6 +23,7 @@ from agentflux.consumers import (
     get_audit_log,
     verify_audit,
 )
+from agentflux.consumers._audit import _HeldCache
 from agentflux.consumers._audit_clock import StreamClock
 from agentflux.producers import Simulator
 from agentflux.schemas import (
@@ -379,6 +380,88 @@ async def test_a_number_taken_by_another_event_is_recorded_as_late(tmp_path: Pat
             ("event", 2),
             ("event", 3),
         ]
+
+
+async def test_held_events_past_the_memory_limit_are_read_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room in memory for held events: each batch reads them from the store, same chains."""
+    monkeypatch.setattr(_HeldCache, "MOST_EVENTS", 0)
+    events = _session("s-1", "p-1") + _session("s-2", "p-2", 5)
+    arrivals = list(reversed(events))  # every event waits for the ones before it
+    async with (
+        SqliteStore(tmp_path / "ordered.db") as ordered,
+        SqliteStore(tmp_path / "reversed.db") as reversed_,
+    ):
+        await _apply(ordered, AuditView(clock=_Clock()), events)
+        await _apply_batches(reversed_, AuditView(clock=_Clock()), _batches(arrivals, [2, 5, 9]))
+        assert await _chains(reversed_) == await _chains(ordered)
+        assert (await audit_report(reversed_))["s-1"].status == "intact"
+
+
+_OLD_CURSOR_TABLE = (
+    "CREATE TABLE audit_cursor (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
+    "next_sequence BIGINT NOT NULL, last_seq BIGINT NOT NULL, "
+    "last_hash TEXT NOT NULL, PRIMARY KEY (session_id, chain))"
+)
+
+
+async def test_a_store_from_before_the_held_token_reads_its_held_events(tmp_path: Path) -> None:
+    """A cursor table made before ``held_token`` gains it; a row without a token is read again."""
+    events = _session(count=3)
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await store.migrate([_OLD_CURSOR_TABLE])
+        await _apply_batches(store, AuditView(clock=_Clock()), [[events[0], events[2]]])
+        async with store.transaction() as tx:  # as a version before the token left it
+            await tx.execute("UPDATE audit_cursor SET held_token = NULL")
+        await _apply_batches(store, AuditView(clock=_Clock()), [[events[1]]])
+        rows = await get_audit_log(store, session_id="s-1")
+        assert [(r["kind"], r["sequence"]) for r in rows] == [("event", n) for n in range(3)]
+
+
+class _RolledBackError(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+async def _hold_then_roll_back(store: Store, view: AuditView, event: BaseEvent) -> None:
+    async with store.transaction() as tx:
+        await view.apply_batch(tx, [(event, _position(event, 0))])
+        raise _RolledBackError
+
+
+async def _swept(store: Store, view: AuditView) -> tuple[int, list[tuple[str, int]]]:
+    """Sweep as a rebuild ends: the numbers found missing, and s-1's (kind, sequence) records."""
+    async with store.transaction() as tx:
+        missing = await view.sweep(tx, everything=True)
+    rows = await get_audit_log(store, session_id="s-1")
+    return missing, [(r["kind"], r["sequence"]) for r in rows]
+
+
+async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path) -> None:
+    """A batch that held an event and rolled back: the event is neither chained nor held after."""
+    events = _session(count=4)
+    view = AuditView(clock=_Clock())
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _apply_batches(store, view, [[events[0]]])
+        with pytest.raises(_RolledBackError):
+            await _hold_then_roll_back(store, view, events[2])
+        await _apply_batches(store, view, [[events[1]], [events[3]]])
+        assert await _swept(store, view) == (
+            1,
+            [("event", 0), ("event", 1), ("gap", 2), ("event", 3)],
+        )
+
+
+async def test_held_events_another_view_chained_are_read_again(tmp_path: Path) -> None:
+    """Two views on one store (a rebalance): what one held and the other chained is not used again."""
+    events = _session(count=6)
+    first, second = AuditView(clock=_Clock()), AuditView(clock=_Clock())
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _apply_batches(store, first, [[events[0], events[3]]])  # 3 held by the first
+        await _apply_batches(store, second, [[events[1], events[2]]])  # 1, 2 and the held 3
+        await _apply_batches(store, first, [[events[5]]])  # held, waiting for 4
+        kinds = [("event", n) for n in range(4)] + [("gap", 4), ("event", 5)]
+        assert await _swept(store, first) == (1, kinds)
 
 
 def _numbered_traffic() -> list[BaseEvent]:
