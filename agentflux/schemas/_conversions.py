@@ -20,19 +20,43 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+# The calls this code makes into the C codec; ``_native.c`` states the interface it was built for.
+NATIVE_INTERFACE = 2
+
+
+def native_build_is_current(module: types.ModuleType) -> bool:
+    """Whether a built ``_native`` takes the calls this code makes (a stale build does not)."""
+    return getattr(module, "INTERFACE", 0) == NATIVE_INTERFACE
+
+
 def _load_native() -> types.ModuleType | None:
-    """The C codec, built with the package; without it (or turned off) generated Python works."""
+    """The C codec, built with the package; without it (or turned off) generated Python works.
+
+    A build from an older source (an editable install whose extension was not rebuilt after an
+    update) is left unused: the generated Python gives the same results, and ``agentflux
+    doctor`` says why the codec is off.
+    """
     if not accelerations_wanted():
         return None
     try:
-        return importlib.import_module("agentflux.schemas._native")
+        module = importlib.import_module("agentflux.schemas._native")
     except ImportError:  # a source checkout or an install without a compiler
         return None
+    return module if native_build_is_current(module) else None
 
 
 _native = _load_native()
 
-__all__ = ["EPOCH", "UUID_LAYOUT_KNOWN", "millis", "parse_uuid", "utc_text", "uuid_bytes"]
+__all__ = [
+    "EPOCH",
+    "NATIVE_INTERFACE",
+    "UUID_LAYOUT_KNOWN",
+    "millis",
+    "native_build_is_current",
+    "parse_uuid",
+    "utc_text",
+    "uuid_bytes",
+]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)

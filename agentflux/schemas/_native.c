@@ -1869,7 +1869,11 @@ PyInit__native(void)
     if (epoch == NULL) return NULL;
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL) return NULL;
-    if (PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0 ||
+    /* INTERFACE: the calls Python makes into this module, as _conversions.NATIVE_INTERFACE
+     * expects them; raised with every change to them, so a build from an older source (an
+     * editable install not rebuilt) is left unused instead of called with the wrong arguments. */
+    if (PyModule_AddIntConstant(module, "INTERFACE", 2) < 0 ||
+        PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0 ||
         PyModule_AddObjectRef(module, "Encoder", (PyObject *)&EncoderType) < 0) {
         Py_DECREF(module);
         return NULL;
