@@ -27,7 +27,7 @@ _IDS = {model: 100 + index for index, model in enumerate(EVENT_MODELS.values())}
 
 
 class _Consumer:
-    """What the store path asks of the consumer: its assignment, high waters and commits."""
+    """What the store path asks of the consumer: assignment, high waters, catch-up, commits."""
 
     def __init__(self, partitions: set[TopicPartition]) -> None:
         self.partitions = partitions
@@ -38,6 +38,9 @@ class _Consumer:
 
     def highwater(self, _tp: TopicPartition) -> int | None:
         return None
+
+    async def getmany(self, **_limits: int) -> dict[TopicPartition, list[Any]]:
+        return {}  # nothing arrived while a write ran: the test hands the runner its fetches
 
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.committed.update({tp: offset.offset for tp, offset in offsets.items()})
