@@ -281,6 +281,8 @@ class SqliteStore(Store):
         self._thread = None
 
     async def _ddl_form(self, tx: Transaction, statement: str) -> str | None:
+        if statement.lstrip().startswith("DO $$"):
+            return None  # PostgreSQL's procedural blocks: changes SQLite cannot make at all
         added = _ADD_COLUMN.fullmatch(statement.strip())
         if added is None:
             return statement
