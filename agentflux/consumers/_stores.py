@@ -117,7 +117,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, cached_statements=_CACHED_STATEMENTS)
     # SQLite's default page size (4 KiB) is kept on purpose. Measured on each view alone
     # (2026-12-06): 16 KiB pages cut the audit rebuild's SQLite-thread CPU by a sixth (fetches of
-    # 2,000 events) but cost a third more on audit and a half more on context with 10-event
+    # 2,000 events) but cost a third more on audit's and a half more on context's with 10-event
     # transactions (live traffic), as every commit writes whole pages to the WAL; 8 KiB: the same
     # trade, smaller. A page size would have to be set here, before the first table and before
     # WAL mode: on an existing database the PRAGMA changes nothing until a VACUUM.
