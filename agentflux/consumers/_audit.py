@@ -77,6 +77,22 @@ _LATE = Counter(
     ["group"],
 )
 _EVERYTHING = 2**62  # a cutoff (ms) past every event: each held event is overdue
+# PostgreSQL stores made before event ids were unique per session: their UNIQUE (event_id)
+# constraints, found by column in the catalog (their names are PostgreSQL's choice), dropped.
+# SQLite cannot drop a table constraint's index (its stores keep it, stricter but correct);
+# its adapter skips DO blocks.
+_DROP_GLOBAL_EVENT_IDS = """DO $$
+DECLARE found record;
+BEGIN
+  FOR found IN
+    SELECT c.conrelid::regclass AS table_name, c.conname FROM pg_constraint c
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    WHERE c.conrelid IN ('audit_chain'::regclass, 'audit_pending'::regclass)
+      AND c.contype = 'u' AND cardinality(c.conkey) = 1 AND a.attname = 'event_id'
+  LOOP
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', found.table_name, found.conname);
+  END LOOP;
+END $$"""
 
 
 class AuditView:
@@ -86,7 +102,7 @@ class AuditView:
     ddl = (
         (
             "CREATE TABLE IF NOT EXISTS audit_chain (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
-            "seq BIGINT NOT NULL, kind TEXT NOT NULL, event_id TEXT UNIQUE, event_type TEXT NOT NULL, "
+            "seq BIGINT NOT NULL, kind TEXT NOT NULL, event_id TEXT, event_type TEXT NOT NULL, "
             "occurred_ms BIGINT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, off BIGINT NOT NULL, "
             "producer_id TEXT, sequence BIGINT, payload TEXT NOT NULL, prev_hash TEXT NOT NULL, "
             "hash TEXT NOT NULL, PRIMARY KEY (session_id, chain, seq))"
@@ -105,12 +121,17 @@ class AuditView:
         "ALTER TABLE audit_cursor ADD COLUMN IF NOT EXISTS held_token TEXT",
         (
             "CREATE TABLE IF NOT EXISTS audit_pending (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
-            "sequence BIGINT NOT NULL, event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, "
+            "sequence BIGINT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL, "
             "occurred_ms BIGINT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, off BIGINT NOT NULL, "
             "producer_id TEXT, payload TEXT NOT NULL, held_ms BIGINT NOT NULL, "
             "PRIMARY KEY (session_id, chain, sequence))"
         ),
         "CREATE INDEX IF NOT EXISTS audit_pending_by_time ON audit_pending (part, occurred_ms)",
+        # An event's identity is (session_id, event_id): a key that starts with the session
+        # lands on the session's pages, where a global random key touched a page per record.
+        _DROP_GLOBAL_EVENT_IDS,
+        "CREATE UNIQUE INDEX IF NOT EXISTS audit_chain_event ON audit_chain (session_id, event_id)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS audit_pending_event ON audit_pending (session_id, event_id)",
     )
     # When an event was held is the wall clock of the build; everything else is the events'.
     # The held token is random: it says whether a copy in memory is current, nothing else.
@@ -146,11 +167,12 @@ class AuditView:
     ) -> None:
         """Chain a batch: the same records as ``apply`` on each event in turn, few statements."""
         now = self.stream.now()
-        entries: dict[str, Entry] = {}
+        entries: dict[tuple[str, str], Entry] = {}
         for event, position in events:
             entry = Entry.of(event, position)
             self.stream.observe(position.topic, position.partition, entry.occurred_ms, now)
-            entries.setdefault(entry.event_id, entry)  # a duplicate within the batch: once
+            # A duplicate within the batch: once.
+            entries.setdefault((entry.session_id, entry.event_id), entry)
         await self._settle(tx, list(entries.values()), self.stream.cutoffs(now), now)
 
     async def sweep(self, tx: Transaction, *, everything: bool = False) -> int:
@@ -171,14 +193,14 @@ class AuditView:
         if not keys:
             return 0
         ends, tokens = await _lock_ends(tx, keys)
-        known = await _known_ids(tx, [entry.event_id for entry in entries])
+        known = await _known_ids(tx, [(entry.session_id, entry.event_id) for entry in entries])
         sequenced = [key for key in keys if not key[1].startswith("topic:")]
         self._held.follow(self.stream.assignment())
         waiting, unknown = self._held.take(sequenced, tokens, overdue_keys)
         waiting.update(await _held(tx, unknown))
         fold = Fold(ends, waiting, held_ms=int(now * 1000))
         for entry in entries:
-            if entry.event_id not in known:
+            if (entry.session_id, entry.event_id) not in known:
                 fold.place(entry)
         for key in fold.held_keys():
             fold.close(key, lambda e: e.occurred_ms < cutoffs.get(e.part, cutoffs.get(-1, -1)))
@@ -335,11 +357,12 @@ async def _lock_ends(
     return ends, tokens
 
 
-async def _known_ids(tx: Transaction, event_ids: list[str]) -> set[str]:
+async def _known_ids(tx: Transaction, event_ids: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (session_id, event_id) pairs already chained or held."""
     if not event_ids:
         return set()
-    rows = await tx.fetch_rows(_KNOWN, _ID_COLUMNS, [(i,) for i in sorted(event_ids)])
-    return {row["event_id"] for row in rows}
+    rows = await tx.fetch_rows(_KNOWN, _ID_COLUMNS, sorted(event_ids))
+    return {(row["session_id"], row["event_id"]) for row in rows}
 
 
 async def _held(tx: Transaction, keys: list[ChainKey]) -> dict[ChainKey, dict[int, Entry]]:
@@ -398,7 +421,7 @@ _RECORD_KEY = itemgetter(0, 1, 2)  # (session_id, chain, seq): a record's place
 
 
 _KEY_COLUMNS = (("session_id", "TEXT"), ("chain", "TEXT"))
-_ID_COLUMNS = (("event_id", "TEXT"),)
+_ID_COLUMNS = (("session_id", "TEXT"), ("event_id", "TEXT"))
 _CUTOFF_COLUMNS = (("part", "INTEGER"), ("cutoff", "BIGINT"))
 _HELD_KEY_COLUMNS = (*_KEY_COLUMNS, ("sequence", "BIGINT"))
 _END_COLUMNS = (
@@ -441,9 +464,9 @@ _LOCK_ENDS = (
     "RETURNING session_id, chain, next_sequence, last_seq, last_hash, held_token"
 )
 _KNOWN = (
-    "SELECT r.event_id FROM {rows} WHERE "
-    "EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = r.event_id) "
-    "OR EXISTS (SELECT 1 FROM audit_pending p WHERE p.event_id = r.event_id)"
+    "SELECT r.session_id, r.event_id FROM {rows} WHERE EXISTS (SELECT 1 FROM audit_chain c "
+    "WHERE c.session_id = r.session_id AND c.event_id = r.event_id) OR EXISTS (SELECT 1 "
+    "FROM audit_pending p WHERE p.session_id = r.session_id AND p.event_id = r.event_id)"
 )
 _HELD = (
     "SELECT p.session_id, p.chain, p.sequence, p.event_id, p.event_type, p.occurred_ms, p.topic, "

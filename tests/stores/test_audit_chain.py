@@ -399,6 +399,12 @@ async def test_held_events_past_the_memory_limit_are_read_from_the_store(
         assert (await audit_report(reversed_))["s-1"].status == "intact"
 
 
+async def _s1_records(store: Store) -> list[tuple[str, int]]:
+    """Session s-1's records as (kind, sequence), in chain order."""
+    rows = await get_audit_log(store, session_id="s-1")
+    return [(r["kind"], r["sequence"]) for r in rows]
+
+
 _OLD_CURSOR_TABLE = (
     "CREATE TABLE audit_cursor (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
     "next_sequence BIGINT NOT NULL, last_seq BIGINT NOT NULL, "
@@ -415,8 +421,7 @@ async def test_a_store_from_before_the_held_token_reads_its_held_events(tmp_path
         async with store.transaction() as tx:  # as a version before the token left it
             await tx.execute("UPDATE audit_cursor SET held_token = NULL")
         await _apply_batches(store, AuditView(clock=_Clock()), [[events[1]]])
-        rows = await get_audit_log(store, session_id="s-1")
-        assert [(r["kind"], r["sequence"]) for r in rows] == [("event", n) for n in range(3)]
+        assert await _s1_records(store) == [("event", n) for n in range(3)]
 
 
 class _RolledBackError(Exception):
@@ -433,8 +438,7 @@ async def _swept(store: Store, view: AuditView) -> tuple[int, list[tuple[str, in
     """Sweep as a rebuild ends: the numbers found missing, and s-1's (kind, sequence) records."""
     async with store.transaction() as tx:
         missing = await view.sweep(tx, everything=True)
-    rows = await get_audit_log(store, session_id="s-1")
-    return missing, [(r["kind"], r["sequence"]) for r in rows]
+    return missing, await _s1_records(store)
 
 
 async def test_a_rolled_back_batch_leaves_no_held_event_in_memory(tmp_path: Path) -> None:
@@ -557,3 +561,99 @@ async def test_time_indexes_are_dropped_and_filters_still_work_on_postgresql(
         await _filters_without_time_indexes(
             store, "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_chain'"
         )
+
+
+def _shared_ids() -> list[BaseEvent]:
+    """Two sessions whose events carry the same ids: s-2's are s-1's with the session changed."""
+    first = _session("s-1", "p-1", 4)
+    return first + [event.model_copy(update={"session_id": "s-2"}) for event in first]
+
+
+async def _chained_per_session(store: Store) -> None:
+    """Ids shared across sessions are chained (and held) in each; a repeat within one, once."""
+    events = _shared_ids()
+    held_first = [events[i] for i in (0, 2, 3, 4, 6, 7)]  # 2 and 3 wait in both sessions
+    await _apply_batches(
+        store,
+        AuditView(clock=_Clock()),
+        [held_first, [events[1], events[5], events[1]], events, [events[2]]],
+    )
+    for session in ("s-1", "s-2"):
+        rows = await get_audit_log(store, session_id=session)
+        assert [(r["kind"], r["sequence"], r["event_id"]) for r in rows] == [
+            ("event", n, str(events[n].event_id)) for n in range(4)
+        ]
+    assert await verify_audit(store) == []
+
+
+async def test_an_event_id_is_chained_in_each_session_that_has_it_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    """On SQLite: the same event id in two sessions is chained in both; a repeat in one, once."""
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await _chained_per_session(store)
+
+
+@pytest.mark.postgres
+async def test_an_event_id_is_chained_in_each_session_that_has_it_on_postgresql(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL: the same event id in two sessions is chained in both; a repeat in one, once."""
+    async with PostgresStore(await fresh_postgres_database(postgres_url)) as store:
+        await _chained_per_session(store)
+
+
+# The two tables as versions before per-session event ids made them: event_id UNIQUE alone.
+_GLOBAL_ID_TABLES = (
+    (
+        "CREATE TABLE audit_chain (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
+        "seq BIGINT NOT NULL, kind TEXT NOT NULL, event_id TEXT UNIQUE, event_type TEXT NOT NULL, "
+        "occurred_ms BIGINT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, "
+        "off BIGINT NOT NULL, producer_id TEXT, sequence BIGINT, payload TEXT NOT NULL, "
+        "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (session_id, chain, seq))"
+    ),
+    (
+        "CREATE TABLE audit_pending (session_id TEXT NOT NULL, chain TEXT NOT NULL, "
+        "sequence BIGINT NOT NULL, event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, "
+        "occurred_ms BIGINT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, "
+        "off BIGINT NOT NULL, producer_id TEXT, payload TEXT NOT NULL, held_ms BIGINT NOT NULL, "
+        "PRIMARY KEY (session_id, chain, sequence))"
+    ),
+)
+
+
+async def test_a_store_with_global_event_ids_still_chains_on_sqlite(tmp_path: Path) -> None:
+    """On SQLite: tables with UNIQUE (event_id) keep it, gain the per-session index, still chain."""
+    async with SqliteStore(tmp_path / "audit.db") as store:
+        await store.migrate(_GLOBAL_ID_TABLES)
+        events = _session(count=4)  # then a redelivery of all, then of the last
+        await _apply_batches(
+            store, AuditView(clock=_Clock()), [[events[0], events[2]], events, [events[3]]]
+        )
+        assert await _s1_records(store) == [("event", n) for n in range(4)]
+        indexes = await store.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_chain'"
+        )
+        names = {row["name"] for row in indexes}
+        assert "audit_chain_event" in names
+        assert any(name.startswith("sqlite_autoindex_audit_chain") for name in names)
+
+
+@pytest.mark.postgres
+async def test_a_store_with_global_event_ids_is_migrated_on_postgresql(postgres_url: str) -> None:
+    """On PostgreSQL: UNIQUE (event_id) constraints are dropped (twice is harmless); ids per session."""
+    async with PostgresStore(await fresh_postgres_database(postgres_url)) as store:
+        await store.migrate(_GLOBAL_ID_TABLES)
+        await store.migrate(AuditView.ddl)
+        await store.migrate(AuditView.ddl)
+        constraints = await store.rows(
+            "SELECT conname FROM pg_constraint WHERE contype = 'u' "
+            "AND conrelid IN ('audit_chain'::regclass, 'audit_pending'::regclass)"
+        )
+        assert constraints == []
+        indexes = await store.rows(
+            "SELECT indexname FROM pg_indexes WHERE indexname IN "
+            "('audit_chain_event', 'audit_pending_event') ORDER BY indexname"
+        )
+        assert [row["indexname"] for row in indexes] == ["audit_chain_event", "audit_pending_event"]
+        await _chained_per_session(store)
