@@ -22,7 +22,14 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 from agentflux.consumers._commits import BackgroundCommits
 from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
@@ -63,6 +70,15 @@ if TYPE_CHECKING:
 __all__ = ["GroupRunner", "apply_fetched"]
 
 _log = structlog.get_logger("agentflux.runner")
+# A commit refused because the group moved on without this member (its partitions went to
+# others while it stopped): the new owners read from the last committed offsets, and a
+# store-backed view skips what its store already holds.
+_LEFT_BEHIND = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 _new_tuple = tuple.__new__
 _PROGRESS_EVERY_S = 10.0  # a service's progress line: often enough to watch, never per event
 
@@ -287,7 +303,7 @@ class GroupRunner:
                     await self._past_control_records()
             await self._written()
             async with self.batch_lock:
-                await self.commit_now()
+                await self._commit_at_stop()
 
     def _handle_signals(self, opened: contextlib.AsyncExitStack) -> None:
         """SIGTERM and SIGINT stop the runner until ``opened`` closes."""
@@ -413,6 +429,21 @@ class GroupRunner:
                     self._marked[tp] = position
                     self._commits.handled(tp, position)
                     self._commits.soon()
+
+    async def _commit_at_stop(self) -> None:
+        """The last commit; a group that rebalanced without this member meanwhile is not a failure.
+
+        Members of one group stopping together rebalance among themselves: a member's final
+        commit can find its generation gone. Any other commit error still fails the run.
+        """
+        try:
+            await self.commit_now()
+        except _LEFT_BEHIND as exc:
+            _log.warning(
+                "offsets not committed at stop: the group rebalanced without this member",
+                group=self.group_id,
+                error=repr(exc),
+            )
 
     async def commit_now(self) -> None:
         """Commit whatever is handled and not yet committed, without waiting for the interval."""
