@@ -26,7 +26,7 @@ from agentflux.consumers._metrics import (
     get_tool_success_rate,
     render_prometheus,
 )
-from agentflux.consumers._ports import BatchView, RowView, Store, Transaction, View
+from agentflux.consumers._ports import BatchView, InStepView, RowView, Store, Transaction, View
 from agentflux.consumers._records import Position
 from agentflux.consumers._runner import GroupRunner
 from agentflux.consumers._runner_metrics import RunnerMetrics
@@ -40,6 +40,7 @@ __all__ = [
     "ContextView",
     "GroupRunner",
     "GroupSpec",
+    "InStepView",
     "MetricsView",
     "Position",
     "PostgresStore",

@@ -35,7 +35,7 @@ import math
 import secrets
 import time
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import structlog
 from prometheus_client import Counter
@@ -133,6 +133,10 @@ class AuditView:
         "CREATE UNIQUE INDEX IF NOT EXISTS audit_chain_event ON audit_chain (session_id, event_id)",
         "CREATE UNIQUE INDEX IF NOT EXISTS audit_pending_event ON audit_pending (session_id, event_id)",
     )
+    # Read in step across the category topics while behind (``InStepView``): a rebuild reads
+    # the topics at different speeds, and every event waiting for a predecessor across
+    # fetches costs a held row written and deleted.
+    reads_in_step: ClassVar[Literal[True]] = True
     # When an event was held is the wall clock of the build; everything else is the events'.
     # The held token is random: it says whether a copy in memory is current, nothing else.
     order_dependent_columns: ClassVar[dict[str, tuple[str, ...]]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -16,6 +16,7 @@ __all__ = [
     "ROWS",
     "BatchView",
     "FoldsRows",
+    "InStepView",
     "RowView",
     "Store",
     "Transaction",
@@ -259,6 +260,19 @@ class BatchView(View, Protocol):
         Events of one partition come in offset order; partitions may interleave. Writes to
         rows other writers share go in key order (deadlock-free with concurrent writers).
         """
+
+
+class InStepView(View, Protocol):
+    """A view that folds a session's events in publish order across topics (the audit chains).
+
+    A store-backed runner with such a view, reading more than one topic, reads its partitions
+    in step by record time while it is behind (a rebuild, a catch-up): records of a partition
+    ahead of the slowest one are carried, unwritten and uncommitted, until it catches up. The
+    view still gets events out of order (within a fetch, across the carried edge) and must
+    accept them; it just gets far fewer.
+    """
+
+    reads_in_step: Literal[True]
 
 
 class RowView(View, Protocol):

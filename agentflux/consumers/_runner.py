@@ -33,6 +33,7 @@ from aiokafka.errors import (
 
 from agentflux.consumers._commits import BackgroundCommits
 from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
+from agentflux.consumers._in_step import InStep
 from agentflux.consumers._ports import apply_events
 from agentflux.consumers._reader import install_consumer_accelerations
 from agentflux.consumers._rebalance import Rebalances, by_topic
@@ -60,7 +61,15 @@ from agentflux.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+    from collections.abc import (
+        Awaitable,
+        Callable,
+        Collection,
+        Iterable,
+        Iterator,
+        Mapping,
+        Sequence,
+    )
 
     from aiokafka.structs import ConsumerRecord, TopicPartition
     from prometheus_client import Counter, Histogram
@@ -203,6 +212,15 @@ class GroupRunner:
         self._marked: dict[TopicPartition, int] = {}  # the offset each partition resumes at
         # A store-backed runner's last fetch, being written while the next one is decoded.
         self._writing: asyncio.Task[None] | None = None
+        # Partitions read in step by record time while behind, for a view that asks (see
+        # ``InStepView``): over one topic, a partition's order is already the publish order.
+        self._in_step = (
+            InStep(behind=max_poll_records)
+            if store is not None
+            and len(self.topics) > 1
+            and any(getattr(view, "reads_in_step", False) for view in self.views)
+            else None
+        )
 
     @property
     def _row_view(self) -> RowView | None:
@@ -237,6 +255,8 @@ class GroupRunner:
         for tp in revoked:
             self._lags.pop(tp, None)  # another member reports those now
             self._marked.pop(tp, None)
+        if self._in_step is not None:  # never written, so not committed: the new owner reads them
+            self._in_step.drop(revoked)
         try:
             async with self.batch_lock:
                 await self.commit_now()
@@ -299,6 +319,7 @@ class GroupRunner:
                 if batches:
                     await self._handle_fetched(batches)
                 else:
+                    await self._write_carried()
                     await self._written()
                     await self._past_control_records()
             await self._written()
@@ -342,7 +363,56 @@ class GroupRunner:
                 batches, decoded = await self._caught_up(batches, decoded)
         except _BatchLeft:
             return  # stopping, or its partitions go to a rebalance: they restart from commits
+        if self._in_step is not None:
+            self._in_step.add(batches, decoded)
+            ready = self._in_step.take(self._ends(), await self._positions())
+            self._fetch_only(self._in_step.wanted)
+            batches, decoded = ready.batches, ready.decoded
+            if not batches:
+                return
         self._writing = asyncio.create_task(self._write_fetched(batches, decoded))
+
+    def _fetch_only(self, wanted: Collection[TopicPartition]) -> None:
+        """Pause every assigned partition but ``wanted`` (none: resume them all).
+
+        Pausing, not ``getmany(*wanted)``: aiokafka sends a broker no new fetch while records
+        it fetched from that broker wait in its buffer, so the partitions asked for would wait
+        out its buffer timeout; a paused partition's buffer is dropped (fetched again later).
+        """
+        paused = self._consumer.paused()
+        keep = self._consumer.assignment() - set(wanted) if wanted else set()
+        if keep - paused:
+            self._consumer.pause(*(keep - paused))
+        if paused - keep:
+            self._consumer.resume(*(paused - keep))
+
+    async def _positions(self) -> dict[TopicPartition, int | None]:
+        """Where each assigned partition's next fetched record starts (None: not known)."""
+        positions: dict[TopicPartition, int | None] = {}
+        for tp in self._consumer.assignment():
+            try:  # no request: a fetched partition's position is known
+                positions[tp] = await self._consumer.position(tp)
+            except IllegalStateError:  # a rebalance took it meanwhile
+                positions[tp] = None
+        return positions
+
+    def _ends(self) -> dict[TopicPartition, int | None]:
+        """Where each assigned partition ends, as far as this member can read it."""
+        end = (
+            self._consumer.last_stable_offset
+            if self.settings.isolation_level == "read_committed"
+            else self._consumer.highwater
+        )
+        return {tp: end(tp) for tp in self._consumer.assignment()}
+
+    async def _write_carried(self) -> None:
+        """Idle: write every record carried to keep in step (nothing is coming to pace them)."""
+        if self._in_step is None or not self._in_step.carrying:
+            return
+        await self._written()
+        ready = self._in_step.take_all()
+        self._fetch_only(())
+        self._writing = asyncio.create_task(self._write_fetched(ready.batches, ready.decoded))
 
     async def _caught_up(
         self,
@@ -421,6 +491,8 @@ class GroupRunner:
         """
         async with self.batch_lock:
             for tp in self._consumer.assignment():
+                if self._in_step is not None and self._in_step.carries(tp):
+                    continue  # its position is past records not written yet
                 try:
                     position = await self._consumer.position(tp)
                 except IllegalStateError:
