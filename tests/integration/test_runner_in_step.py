@@ -28,7 +28,7 @@ from agentflux.producers import AgentProcessingStartedEvent, ToolExecutionStarte
 from agentflux.schemas import AvroCodec, RegistryClient
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from conftest import Cluster
@@ -45,7 +45,7 @@ _MAX_POLL_RECORDS = 200
 # record time here); read as fetched, most of B comes seconds of record time late.
 _WINDOW_MS = 1000
 
-_APPLIED_COLUMNS = (("topic", "TEXT"), ("off", "BIGINT"), ("at", "BIGINT"))
+_APPLIED_COLUMNS = (("topic", "TEXT"), ("part", "INTEGER"), ("off", "BIGINT"), ("at", "BIGINT"))
 
 
 class _Recording:
@@ -54,8 +54,8 @@ class _Recording:
     name = "recording"
     ddl: Sequence[str] = (
         (
-            "CREATE TABLE IF NOT EXISTS applied "
-            "(topic TEXT NOT NULL, off BIGINT NOT NULL, at BIGINT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS applied (topic TEXT NOT NULL, "
+            "part INTEGER NOT NULL, off BIGINT NOT NULL, at BIGINT NOT NULL)"
         ),
     )
 
@@ -70,7 +70,7 @@ class _Recording:
         self, tx: Transaction, events: Sequence[tuple[BaseEvent, Position]]
     ) -> None:
         """Append the events, in the order given, to the applied table."""
-        rows = [(p.topic, p.offset, p.timestamp_ms) for _, p in events]
+        rows = [(p.topic, p.partition, p.offset, p.timestamp_ms) for _, p in events]
         await tx.insert_rows("applied", _APPLIED_COLUMNS, rows)
         self.first_batch.set()
 
@@ -81,11 +81,16 @@ class _InStepRecording(_Recording):
     reads_in_step: Literal[True] = True
 
 
-async def _interleaved_topics(cluster: Cluster) -> tuple[AgentfluxSettings, list[str]]:
-    """Topics A then B written in full, one partition each, record times interleaved by topic."""
+async def _interleaved_topics(
+    cluster: Cluster, partitions: int = 1
+) -> tuple[AgentfluxSettings, list[str]]:
+    """Topics A then B written in full, record times interleaved by topic.
+
+    Event ``n`` of each topic goes to partition ``n % partitions``: co-partitioned topics.
+    """
     settings = cluster.settings.model_copy(update={"topic_prefix": f"i{uuid.uuid4().hex[:8]}."})
     topics = [
-        await create_topic(settings, settings.topic_prefix + name, partitions=1)
+        await create_topic(settings, settings.topic_prefix + name, partitions=partitions)
         for name in ("agent.events", "tool.events")
     ]
     await register_shipped_schemas(settings)
@@ -117,6 +122,7 @@ async def _interleaved_topics(cluster: Cluster) -> tuple[AgentfluxSettings, list
                     topic,
                     pair[index],
                     key=_session(n).encode(),
+                    partition=n % partitions,
                     timestamp_ms=base_ms + 2 * n + index,
                 )
                 for n, pair in enumerate(values)
@@ -145,7 +151,26 @@ def _runner(
 
 
 async def _applied(store: SqliteStore) -> list[dict[str, Any]]:
-    return await store.rows("SELECT topic, off, at FROM applied ORDER BY rowid")
+    return await store.rows("SELECT topic, part, off, at FROM applied ORDER BY rowid")
+
+
+async def _until_stored_to_the_end(store: SqliteStore, group: str, partitions: int) -> None:
+    """Until each partition's stored offset is its last: every record written (or skipped)."""
+    last = [_PER_TOPIC // partitions - 1] * 2 * partitions
+    while sorted((await store.positions(group)).values()) != last:
+        await asyncio.sleep(0.1)  # poll interval of the store
+
+
+def _assert_each_applied_once(
+    applied: list[dict[str, Any]], topics: list[str], partitions: int
+) -> None:
+    counts = Counter((row["topic"], row["part"], row["off"]) for row in applied)
+    assert [at for at, count in counts.items() if count > 1] == []  # none applied twice
+    expected = {
+        (topic, n % partitions, n // partitions) for topic in topics for n in range(_PER_TOPIC)
+    }
+    assert sorted(expected - counts.keys()) == []  # none lost
+    assert counts.keys() == expected
 
 
 def _late(record_times: list[int]) -> int:
@@ -225,9 +250,7 @@ async def test_records_carried_when_a_member_leaves_are_neither_committed_nor_lo
 
         second = _runner(settings, topics, _InStepRecording(), store, group)
         async with second, asyncio.timeout(120):
-            # Each partition's stored offset at its end: every record was written (or skipped).
-            while sorted((await store.positions(group)).values()) != [_PER_TOPIC - 1] * 2:
-                await asyncio.sleep(0.1)  # poll interval of the store
+            await _until_stored_to_the_end(store, group, partitions=1)
         applied = await _applied(store)
     # What the first member stored past its commit is read again, found stored, and skipped.
     stored_past_commit = sum(
@@ -235,8 +258,79 @@ async def test_records_carried_when_a_member_leaves_are_neither_committed_nor_lo
         for (topic, partition), last in stored.items()
     )
     assert second.redelivered == stored_past_commit
-    counts = Counter((row["topic"], row["off"]) for row in applied)
-    assert [at for at, count in counts.items() if count > 1] == []  # none applied twice
-    expected = {(topic, n) for topic in topics for n in range(_PER_TOPIC)}
-    assert sorted(expected - counts.keys()) == []  # none lost
-    assert counts.keys() == expected
+    _assert_each_applied_once(applied, topics, partitions=1)
+
+
+class _CommitsChecked:
+    """Every offset ``runner`` marks for commit, checked against what it carries at that moment."""
+
+    def __init__(self, runner: GroupRunner) -> None:
+        self.runner = runner
+        self.past_carried: list[tuple[TopicPartition, int, int]] = []  # (tp, marked, first carried)
+        self.while_carrying = 0  # marks of a partition that carried records then
+        self._handled = runner._commits.handled
+        runner._commits.handled = self.handled  # type: ignore[method-assign]  # the check
+
+    def handled(self, tp: TopicPartition, next_offset: int) -> None:
+        """Note a mark at or past a carried record, then mark as the runner asked."""
+        in_step = self.runner._in_step
+        assert in_step is not None
+        carried = in_step._carried.get(tp)
+        if carried is not None:
+            self.while_carrying += 1
+            if next_offset > carried.records[0].offset:
+                self.past_carried.append((tp, next_offset, carried.records[0].offset))
+        self._handled(tp, next_offset)
+
+
+async def test_a_rebalance_commits_nothing_carried_and_loses_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A member joins while the first carries records: each event is applied once, none lost.
+
+    The first member's first write is held (before it takes any lock) until the rebalance
+    starts: it carries what it fetched beyond that write's pace when its partitions go.
+    """
+    settings, topics = await _interleaved_topics(cluster, partitions=2)
+    group = f"in-step-rebalance-{uuid.uuid4().hex[:6]}"
+    held, rebalancing = asyncio.Event(), asyncio.Event()
+    async with SqliteStore(tmp_path / "shared.db") as store:  # the group's one store
+        first = _runner(settings, topics, _InStepRecording(), store, group)
+        write = first._write_fetched
+
+        async def held_write(
+            batches: dict[TopicPartition, list[Any]], decoded: dict[TopicPartition, list[Any]]
+        ) -> None:
+            if not held.is_set():
+                held.set()
+                await rebalancing.wait()
+            await write(batches, decoded)
+
+        first._write_fetched = held_write  # type: ignore[method-assign]  # held, then as ever
+        second = _runner(settings, topics, _InStepRecording(), store, group)
+        checks = [_CommitsChecked(first), _CommitsChecked(second)]
+        revoked_carrying: list[bool] = []
+        give_up = first.give_up_partitions
+
+        async def giving_up(revoked: Iterable[TopicPartition]) -> None:
+            assert first._in_step is not None
+            revoked = list(revoked)
+            if revoked:  # not the first join's
+                revoked_carrying.append(any(first._in_step.carries(tp) for tp in revoked))
+                rebalancing.set()
+            await give_up(revoked)
+
+        first.give_up_partitions = giving_up  # type: ignore[method-assign]  # noted, then as ever
+        async with first, asyncio.timeout(120):
+            try:
+                await held.wait()
+                async with second:
+                    await _until_stored_to_the_end(store, group, partitions=2)
+                    assert second.handled > 0  # the rebalance gave the second member partitions
+            finally:
+                rebalancing.set()  # never left held, whatever failed
+        applied = await _applied(store)
+    assert revoked_carrying[:1] == [True]  # the first rebalance took partitions carrying records
+    assert [check.past_carried for check in checks] == [[], []]
+    assert sum(check.while_carrying for check in checks) > 0
+    _assert_each_applied_once(applied, topics, partitions=2)
