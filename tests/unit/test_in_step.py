@@ -61,6 +61,22 @@ def _every(step: int, offsets: range, *, start: int = 0) -> dict[int, int]:
     return {offset: start + step * index for index, offset in enumerate(offsets)}
 
 
+def _carrying(a_times: dict[int, int], b_times: dict[int, int], behind: int = 10) -> InStep:
+    """An InStep that carries one decoded fetch of A and one of B."""
+    in_step = InStep(behind=behind)
+    a, a_events = _fetched(_A, a_times)
+    b, b_events = _fetched(_B, b_times)
+    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
+    return in_step
+
+
+def _paced_once() -> InStep:
+    """A at 0..90 and B at 5..45 carried, both behind, and taken once: A's 50..90 stay carried."""
+    in_step = _carrying(_every(10, range(10)), _every(10, range(5), start=5))
+    in_step.take({_A: 100, _B: 100}, {_A: 10, _B: 5})
+    return in_step
+
+
 def _offsets(ready: Ready, tp: TopicPartition) -> tuple[list[int], list[int]]:
     """The offsets of ``tp``'s records and of its decoded events in ``ready``."""
     return (
@@ -71,10 +87,7 @@ def _offsets(ready: Ready, tp: TopicPartition) -> tuple[list[int], list[int]]:
 
 def test_not_behind_everything_carried_is_taken() -> None:
     """With no more than ``behind`` records left in all, every carried record goes, none wanted."""
-    in_step = InStep(behind=10)
-    a, a_events = _fetched(_A, _every(10, range(6)))
-    b, b_events = _fetched(_B, _every(10, range(3), start=5))
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
+    in_step = _carrying(_every(10, range(6)), _every(10, range(3), start=5))
     # A ends at 10 (4 left), B at 9 (6 left): 10 in all, not more than behind.
     ready = in_step.take({_A: 10, _B: 9}, {_A: 6, _B: 3})
     assert _offsets(ready, _A) == (list(range(6)), list(range(6)))
@@ -105,11 +118,7 @@ def test_behind_only_records_up_to_the_pace_are_taken() -> None:
 
 def test_the_pace_moves_with_the_slowest_partition() -> None:
     """Once the slow partition's next fetch arrives, the records it paces are taken."""
-    in_step = InStep(behind=10)
-    a, a_events = _fetched(_A, _every(10, range(10)))
-    b, b_events = _fetched(_B, _every(10, range(5), start=5))
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
-    in_step.take({_A: 100, _B: 100}, {_A: 10, _B: 5})
+    in_step = _paced_once()
     more_b, more_b_events = _fetched(_B, _every(10, range(5, 10), start=55))  # at 55..95
     in_step.add({_B: more_b}, {_B: more_b_events})
     # The pace is now A's last record time, 90: A's 50..90 and B's 55..85.
@@ -133,10 +142,8 @@ def test_a_lagging_partition_that_delivered_nothing_holds_everything() -> None:
 
 def test_a_few_records_in_step_wait_for_more() -> None:
     """Fewer than behind // 2 takeable records stay carried, and go with the next ones."""
-    in_step = InStep(behind=100)
-    a, a_events = _fetched(_A, _every(10, range(30)))  # at 0..290
-    b, b_events = _fetched(_B, _every(10, range(20), start=5))  # at 5..195
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
+    # A at 0..290; B at 5..195
+    in_step = _carrying(_every(10, range(30)), _every(10, range(20), start=5), behind=100)
     ends, positions = {_A: 1000, _B: 1000}, {_A: 30, _B: 20}
     # Pace 195: A's 20 and B's 20 records, 40 in all, fewer than 50.
     ready = in_step.take(ends, positions)
@@ -191,10 +198,7 @@ def test_a_re_read_partition_keeps_each_offset_once() -> None:
 
 def test_take_forgets_partitions_no_longer_assigned() -> None:
     """A partition missing from ``ends`` (revoked) is dropped, not taken: its new owner reads it."""
-    in_step = InStep(behind=10)
-    a, a_events = _fetched(_A, _every(10, range(5)))
-    b, b_events = _fetched(_B, _every(10, range(5), start=5))
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
+    in_step = _carrying(_every(10, range(5)), _every(10, range(5), start=5))
     ready = in_step.take({_B: 5}, {_B: 5})
     assert _A not in ready.batches
     assert _offsets(ready, _B) == (list(range(5)), list(range(5)))
@@ -203,10 +207,7 @@ def test_take_forgets_partitions_no_longer_assigned() -> None:
 
 def test_drop_forgets_what_a_partition_carries() -> None:
     """Dropped partitions are neither carried nor taken later."""
-    in_step = InStep(behind=10)
-    a, a_events = _fetched(_A, _every(10, range(5)))
-    b, b_events = _fetched(_B, _every(10, range(5), start=5))
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
+    in_step = _carrying(_every(10, range(5)), _every(10, range(5), start=5))
     in_step.drop([_A])
     assert not in_step.carries(_A)
     assert in_step.carries(_B)
@@ -215,10 +216,8 @@ def test_drop_forgets_what_a_partition_carries() -> None:
 
 def test_a_dropped_partition_sets_no_pace_from_its_old_records() -> None:
     """After a drop, a partition read again from its commit holds everything until it delivers."""
-    in_step = InStep(behind=10)
-    a, a_events = _fetched(_A, _every(10, range(10)))
-    b, b_events = _fetched(_B, _every(10, range(10), start=500))  # at 500..590
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
+    # B at 500..590
+    in_step = _carrying(_every(10, range(10)), _every(10, range(10), start=500))
     in_step.take_all()
     in_step.drop([_B])  # revoked and given back: read again from offset 0
     more_a, more_a_events = _fetched(_A, _every(10, range(10, 20), start=100))
@@ -231,11 +230,7 @@ def test_a_dropped_partition_sets_no_pace_from_its_old_records() -> None:
 
 def test_take_all_returns_everything_carried() -> None:
     """take_all gives every carried record and decoded event, wants nothing, carries nothing."""
-    in_step = InStep(behind=10)
-    a, a_events = _fetched(_A, _every(10, range(10)))
-    b, b_events = _fetched(_B, _every(10, range(5), start=5))
-    in_step.add({_A: a, _B: b}, {_A: a_events, _B: b_events})
-    in_step.take({_A: 100, _B: 100}, {_A: 10, _B: 5})
+    in_step = _paced_once()
     more_a = _records(_A, _every(10, range(10, 12), start=100))
     in_step.add({_A: more_a}, {_A: _decoded(more_a)})
     assert in_step.wanted == (_B,)
