@@ -142,7 +142,7 @@ def test_a_lagging_partition_that_delivered_nothing_holds_everything() -> None:
 
 def test_a_few_records_in_step_wait_for_more() -> None:
     """Fewer than behind // 2 takeable records stay carried, and go with the next ones."""
-    # A at 0..290; B at 5..195
+    # Record times: A at 0..290, B at 5..195.
     in_step = _carrying(_every(10, range(30)), _every(10, range(20), start=5), behind=100)
     ends, positions = {_A: 1000, _B: 1000}, {_A: 30, _B: 20}
     # Pace 195: A's 20 and B's 20 records, 40 in all, fewer than 50.
@@ -216,7 +216,7 @@ def test_drop_forgets_what_a_partition_carries() -> None:
 
 def test_a_dropped_partition_sets_no_pace_from_its_old_records() -> None:
     """After a drop, a partition read again from its commit holds everything until it delivers."""
-    # B at 500..590
+    # Record times: A at 0..90, B at 500..590.
     in_step = _carrying(_every(10, range(10)), _every(10, range(10), start=500))
     in_step.take_all()
     in_step.drop([_B])  # revoked and given back: read again from offset 0
