@@ -308,11 +308,11 @@ class SqliteStore(Store):
             tx = _SqliteTransaction(self)
             try:
                 yield tx
+                await tx.commit()  # in here: a COMMIT cancelled before it ran leaves BEGIN to undo
             except BaseException:
                 if tx.begun:  # else nothing reached the database: nothing to undo
                     await self.call(_rollback)
                 raise
-            await tx.commit()
 
 
 class _PostgresTransaction(Transaction):
