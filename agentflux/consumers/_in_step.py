@@ -116,7 +116,11 @@ class InStep:
             for tp, end in ends.items()
             if end is not None and (position := positions.get(tp)) is not None
         }
-        # A partition behind that delivered nothing yet holds everything until it does.
+        # A partition behind that delivered nothing yet holds everything until it does; so does
+        # one whose end is not known yet (its broker has not answered a fetch since the start).
+        for tp in ends:
+            if tp not in lags:
+                lags[tp] = 1 if tp not in self._last_time else 0
         pace = (
             min(self._last_time.get(tp, -math.inf) for tp, lag in lags.items() if lag > 0)
             if sum(lags.values()) > self.behind

@@ -140,6 +140,20 @@ def test_a_lagging_partition_that_delivered_nothing_holds_everything() -> None:
     assert in_step.carries(_A)
 
 
+def test_a_partition_whose_end_is_not_known_yet_holds_everything_while_behind() -> None:
+    """Behind, a partition with no end known yet (no fetch answered) is waited for, and wanted."""
+    in_step = InStep(behind=10)
+    a, a_events = _fetched(_A, _every(10, range(20)))
+    in_step.add({_A: a}, {_A: a_events})
+    ready = in_step.take({_A: 100, _B: None}, {_A: 20, _B: None})
+    assert ready.batches == {}
+    assert in_step.wanted == (_B,)
+    # Not behind: the same unknown partition holds nothing back.
+    ready = in_step.take({_A: 20, _B: None}, {_A: 20, _B: None})
+    assert _offsets(ready, _A)[0] == list(range(20))
+    assert not in_step.wanted
+
+
 def test_a_few_records_in_step_wait_for_more() -> None:
     """Fewer than behind // 2 takeable records stay carried, and go with the next ones."""
     # Record times: A at 0..290, B at 5..195.
