@@ -7,17 +7,18 @@ events in publish order (the audit view) then holds a large share of them for a 
 holding costs a store write and a delete per event.
 
 ``InStep`` carries the records of the partitions that are ahead, by record timestamp, of the
-slowest partition still behind, until that one catches up; meanwhile the runner asks aiokafka
-for the partitions behind that carry nothing (``getmany(*partitions)``: aiokafka hands out its
-buffered records in one fixed partition order up to ``max_records``, so without asking, the
-partitions at the end of that order wait). Only while the member's partitions have more than
-``behind`` records left to read, in all: at the head of the log (a live group) nothing is
-carried, and a partition that stops delivering holds nothing up for longer than the runner's
-idle poll, which writes all that is carried. Kafka Streams does the same across a task's
-partitions (``max.task.idle.ms``); aiokafka has no such option (checked: 0.14), so it is here.
+slowest partition still behind, until that one catches up; meanwhile the runner pauses every
+other partition, so the ones behind that carry nothing (:attr:`InStep.wanted`) get fetched
+(aiokafka hands out its buffered records in one fixed partition order up to ``max_records``:
+left alone, the partitions at the end of that order wait). Only while the member's partitions
+have more than ``behind`` records left to read, in all: at the head of the log (a live group)
+nothing is carried, and a partition that stops delivering holds nothing up for longer than the
+runner's idle poll, which writes all that is carried. Kafka Streams does the same across a
+task's partitions (``max.task.idle.ms``); aiokafka has no such option (checked: 0.14), so it is
+here.
 
 Pure: the runner says what was fetched and where each partition ends, writes what
-:meth:`InStep.take` gives back and fetches :attr:`InStep.wanted` next.
+:meth:`InStep.take` gives back and fetches only :attr:`InStep.wanted` next.
 """
 
 from __future__ import annotations
