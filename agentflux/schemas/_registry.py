@@ -198,9 +198,17 @@ class RegistryClient:
             return self._ids[key]
 
         async def ask() -> int:
-            answer = await self._request(
-                "POST", f"/subjects/{subject}/versions", {"schema": key[1], "schemaType": "AVRO"}
-            )
+            body = {"schema": key[1], "schemaType": "AVRO"}
+            try:
+                answer = await self._request("POST", f"/subjects/{subject}/versions", body)
+            except IncompatibleSchemaError:
+                # Apicurio answers 409 "already exists" to a registration that meets the same
+                # schema being registered: a retry whose first attempt went through with its
+                # answer lost, or another client registering it at the same moment. The schema
+                # being there is what was asked for; anything else is the conflict it says.
+                answer = await self._registered(subject, body)
+                if answer is None:
+                    raise
             schema_id = int(answer["id"])
             self._ids[key] = schema_id
             self._by_id[schema_id] = key[1]
@@ -215,16 +223,20 @@ class RegistryClient:
             return self._ids[key]
 
         async def ask() -> int | None:
-            try:
-                answer = await self._request(
-                    "POST", f"/subjects/{subject}", {"schema": key[1], "schemaType": "AVRO"}
-                )
-            except SchemaNotFoundError:
+            answer = await self._registered(subject, {"schema": key[1], "schemaType": "AVRO"})
+            if answer is None:
                 return None
             self._ids[key] = int(answer["id"])
             return self._ids[key]
 
         return await self._once(("lookup", *key), ask)
+
+    async def _registered(self, subject: str, body: dict[str, str]) -> Any:
+        """The registry's answer for the schema in ``body`` under ``subject``; None: not there."""
+        try:
+            return await self._request("POST", f"/subjects/{subject}", body)
+        except SchemaNotFoundError:
+            return None
 
     async def get_schema(self, schema_id: int) -> str:
         """The schema text of a global id (cached: ids never change meaning)."""
