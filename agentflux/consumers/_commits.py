@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from agentflux.consumers._rebalance import by_topic
@@ -21,9 +28,16 @@ if TYPE_CHECKING:
 
     from agentflux.kafka import AgentfluxSettings
 
-__all__ = ["BackgroundCommits", "commit_as_group"]
+__all__ = ["GROUP_MOVED_ON", "BackgroundCommits", "commit_as_group"]
 
 _log = structlog.get_logger("agentflux.runner")
+# A commit refused because the group moved on to a generation this member is not in (yet).
+GROUP_MOVED_ON = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 
 class BackgroundCommits:
@@ -32,6 +46,13 @@ class BackgroundCommits:
     A commit per small batch costs the broker enough to slow producers sharing it; one
     background task commits everything handled so far instead. At-least-once holds, since only
     handled offsets go; a failed commit keeps them and retries with backoff.
+
+    No background commit goes out while the member's generation is changing: from a revocation
+    (``hold``) or a commit refused by the group, until the next assignment (``release``). aiokafka
+    forgets the member's id when a commit is refused for its generation, even when the answer
+    comes after the member joined the next one: the member then joins again under a new id, and
+    the group waits for the forgotten one until its session times out (10 s by default), a
+    rebalance that each commit during it starts again. librdkafka fixed the same (its PR 4908).
     """
 
     def __init__(self, group_id: str, interval_s: float, backoff: Callable[[int], float]) -> None:
@@ -43,11 +64,21 @@ class BackgroundCommits:
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         self._committing: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()  # set: commit now, no more waiting for the interval
+        self._in_generation = asyncio.Event()  # clear: between a revocation and an assignment
+        self._in_generation.set()
         self._last = 0.0
 
     def handled(self, tp: TopicPartition, next_offset: int) -> None:
         """``tp`` is handled up to ``next_offset`` (the offset the group resumes at)."""
         self._uncommitted[tp] = OffsetAndMetadata(next_offset, "")
+
+    def hold(self) -> None:
+        """The member's generation is changing: background commits wait for ``release``."""
+        self._in_generation.clear()
+
+    def release(self) -> None:
+        """The member has its partitions of the group's current generation: commit again."""
+        self._in_generation.set()
 
     def soon(self) -> None:
         """Commit what is handled in the background, so the next fetch does not wait for it."""
@@ -60,9 +91,15 @@ class BackgroundCommits:
         pause = self._interval_s  # after failures: their backoff, when it is longer
         while self._uncommitted:
             await wait_at_most(self._wanted, self._last + pause - loop.time())
+            if not self._in_generation.is_set():
+                await _first_set(self._in_generation, self._wanted)
+            if self._wanted.is_set():
+                return  # now() waits for this task, then commits (or fails) itself
             try:
                 await self._commit_once()
             except KafkaError as exc:  # e.g. a rebalance under way
+                if isinstance(exc, GROUP_MOVED_ON):
+                    self.hold()  # the group rebalances: commit once this member is in it again
                 if self._wanted.is_set():
                     return  # now() waits for this task, then commits (or fails) itself
                 # Retried without waiting for more records: an idle partition's handled offsets
@@ -101,6 +138,14 @@ class BackgroundCommits:
             self._uncommitted = offsets | self._uncommitted  # never lose a handled offset
             raise
 
+    async def cancel(self) -> None:
+        """Stop committing in the background (a run that failed: its next owner re-reads)."""
+        committing, self._committing = self._committing, None
+        if committing is not None and not committing.done():
+            committing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committing
+
     async def now(self) -> None:
         """Commit whatever is handled and not yet committed, without waiting for the interval."""
         self._wanted.set()
@@ -112,6 +157,16 @@ class BackgroundCommits:
                 await self._commit_once()
         finally:
             self._wanted.clear()
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    """Return once any of ``events`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def commit_as_group(

@@ -27,6 +27,8 @@ class _Member(Protocol):
 
     async def give_up_partitions(self, revoked: Iterable[TopicPartition]) -> None: ...
 
+    def rejoined(self) -> None: ...
+
 
 def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
     """Partitions as {topic: [numbers]}: short enough to log at every rebalance."""
@@ -59,6 +61,7 @@ class Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
             partitions=by_topic(assigned),
         )
         self._runner.assignment = by_topic(assigned)
+        self._runner.rejoined()
         if assigned:
             self._runner.ready.set()  # before the first fetch of the new assignment
         else:

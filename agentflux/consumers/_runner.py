@@ -20,18 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    IllegalStateError,
-    KafkaError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
+from aiokafka.errors import IllegalStateError, KafkaError
 
-from agentflux.consumers._commits import BackgroundCommits
+from agentflux.consumers._commits import GROUP_MOVED_ON, BackgroundCommits
 from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
 from agentflux.consumers._in_step import InStep
 from agentflux.consumers._ports import apply_events
@@ -47,6 +38,7 @@ from agentflux.kafka import (
     refusals_explained,
     stop_consumer,
 )
+from agentflux.kafka._gate._group_join import assignors
 from agentflux.kafka._gate._lazy_headers import lazy_headers
 from agentflux.schemas import (
     EVENT_MODELS,
@@ -79,15 +71,6 @@ if TYPE_CHECKING:
 __all__ = ["GroupRunner", "apply_fetched"]
 
 _log = structlog.get_logger("agentflux.runner")
-# A commit refused because the group moved on without this member (its partitions went to
-# others while it stopped): the new owners read from the last committed offsets, and a
-# store-backed view skips what its store already holds.
-_LEFT_BEHIND = (
-    CommitFailedError,
-    IllegalGenerationError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
 _new_tuple = tuple.__new__
 _PROGRESS_EVERY_S = 10.0  # a service's progress line: often enough to watch, never per event
 
@@ -263,9 +246,14 @@ class GroupRunner:
         except KafkaError as exc:  # e.g. the coordinator moved: the new owners re-read the rest
             _log.warning("commit before a rebalance failed", group=self.group_id, error=repr(exc))
         finally:
+            self._commits.hold()  # until the next assignment: see BackgroundCommits
             if not self._stopping.is_set():
                 self._leave_batch.clear()
         _log.info("partitions revoked", group=self.group_id, partitions=by_topic(revoked))
+
+    def rejoined(self) -> None:
+        """The member has its partitions of the group's new generation: commit them again."""
+        self._commits.release()
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
         """Consume until ``stop`` (or SIGTERM/SIGINT when ``install_signal_handlers``)."""
@@ -297,13 +285,9 @@ class GroupRunner:
                 auto_offset_reset="earliest",
                 isolation_level=self.settings.isolation_level,
                 key_deserializer=lazy_headers,
-                # Range first: with co-partitioned topics, a member gets partition N of every
-                # topic it reads, so all of a session's events. Round robin second: a group whose
-                # members still run an older version agrees on it until they are all upgraded.
-                partition_assignment_strategy=(
-                    RangePartitionAssignor,
-                    RoundRobinPartitionAssignor,
-                ),
+                # Range (a member reads partition N of every topic: all of a session's events),
+                # and round robin for members of older versions where aiokafka joins right.
+                partition_assignment_strategy=assignors(),
             )
             # Leaving: the handled batches are committed below; stop() leaves the group.
             opened.push_async_callback(stop_consumer, self._consumer)
@@ -311,6 +295,7 @@ class GroupRunner:
             self._consumer.subscribe(self.topics, listener=Rebalances(self))
             await self._consumer.start()
             self._commits.consumer = self._consumer
+            opened.push_async_callback(self._commits.cancel)  # a held one would wait forever
             log.info("runner started")
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
@@ -510,7 +495,10 @@ class GroupRunner:
         """
         try:
             await self.commit_now()
-        except _LEFT_BEHIND as exc:
+        # The group moved on without this member (its partitions went to others while it
+        # stopped): the new owners read from the last committed offsets, and a store-backed
+        # view skips what its store already holds.
+        except GROUP_MOVED_ON as exc:
             _log.warning(
                 "offsets not committed at stop: the group rebalanced without this member",
                 group=self.group_id,

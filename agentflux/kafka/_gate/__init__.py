@@ -12,6 +12,8 @@ higher CPU cost:
   it (the accumulator's queued batches).
 - ``_clients``: one broker's metadata, deleting a group, and closing a consumer whose stop
   aiokafka cut short.
+- ``_group_join``: one JoinGroup request per join when a consumer offers two assignors (a fix of
+  aiokafka's, which sends one per assignor and sets groups rebalancing over and over).
 - ``_security``: ACLs and SCRAM users (requests aiokafka's admin client has no call for), and
   one login to tell a refused password or certificate from an unreachable cluster.
 
@@ -19,8 +21,8 @@ Each is checked against aiokafka's own code by a test, on the aiokafka versions 
 ``TESTED_AIOKAFKA``, the range ``pyproject.toml`` pins. With another version installed (the
 pin overridden) the gate is closed: every adapter takes its public-API path, and one warning
 says why. ``AGENTFLUX_ACCELERATE=0`` closes it to the accelerations only: the calls of
-``_clients`` and ``_security`` (a fix for an aiokafka bug, calls its admin client lacks) are
-not accelerations and stay on for the tested versions (``GateState.tested``).
+``_clients``, ``_group_join`` and ``_security`` (fixes for aiokafka bugs, calls its admin client
+lacks) are not accelerations and stay on for the tested versions (``GateState.tested``).
 """
 
 from __future__ import annotations

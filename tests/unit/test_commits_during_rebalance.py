@@ -1,0 +1,104 @@
+"""No background commit goes out while the member's generation changes (aiokafka would forget it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from agentflux.consumers import GroupRunner
+from agentflux.consumers._commits import BackgroundCommits
+from agentflux.consumers._rebalance import Rebalances
+
+_TP = TopicPartition("agent.events", 0)
+_SETTLE_S = 0.05  # many backoffs of the commits below: long enough for a commit to go out
+
+
+class _Consumer:
+    """Holds ``_TP``; records each commit, refusing the first ``refusals`` with ``error``."""
+
+    def __init__(self, refusals: int = 0, error: KafkaError | None = None) -> None:
+        self.tried: list[dict[TopicPartition, OffsetAndMetadata]] = []
+        self.refusals = refusals
+        self.error = error or CommitFailedError()
+
+    def assignment(self) -> set[TopicPartition]:
+        return {_TP}
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.tried.append(offsets)
+        if len(self.tried) <= self.refusals:
+            raise self.error
+
+
+def _commits(consumer: _Consumer) -> BackgroundCommits:
+    commits = BackgroundCommits("g", interval_s=0.0, backoff=lambda _: 0.001)
+    commits.consumer = consumer  # type: ignore[assignment]  # the part of a consumer commits use
+    return commits
+
+
+async def test_nothing_is_committed_between_a_revocation_and_the_next_assignment() -> None:
+    """Handled during a rebalance: committed only once the member is assigned again."""
+    consumer = _Consumer()
+    commits = _commits(consumer)
+    commits.hold()
+    commits.handled(_TP, 42)
+    commits.soon()
+    await asyncio.sleep(_SETTLE_S)
+    assert consumer.tried == []
+    commits.release()
+    await commits.now()
+    assert consumer.tried == [{_TP: OffsetAndMetadata(42, "")}]
+
+
+async def test_a_commit_refused_by_the_group_is_not_retried_until_the_member_rejoined() -> None:
+    """CommitFailedError: one attempt, then none until release; the offsets are kept."""
+    consumer = _Consumer(refusals=1)
+    commits = _commits(consumer)
+    commits.handled(_TP, 7)
+    commits.soon()
+    await asyncio.sleep(_SETTLE_S)
+    assert len(consumer.tried) == 1
+    commits.release()
+    commits.soon()
+    await commits.now()
+    assert consumer.tried[1:] == [{_TP: OffsetAndMetadata(7, "")}]
+
+
+async def test_other_commit_failures_are_still_retried_in_the_background() -> None:
+    """A broker error that is not the group's keeps the backoff retries (no hold)."""
+    consumer = _Consumer(refusals=2, error=KafkaError())
+    commits = _commits(consumer)
+    commits.handled(_TP, 9)
+    commits.soon()
+    await asyncio.sleep(_SETTLE_S)
+    assert consumer.tried == [{_TP: OffsetAndMetadata(9, "")}] * 3
+
+
+async def test_a_stop_while_held_commits_and_does_not_hang() -> None:
+    """now() during a rebalance wakes the waiting background task and commits itself."""
+    consumer = _Consumer()
+    commits = _commits(consumer)
+    commits.hold()
+    commits.handled(_TP, 5)
+    commits.soon()
+    await asyncio.sleep(_SETTLE_S)
+    await asyncio.wait_for(commits.now(), 5)
+    assert consumer.tried == [{_TP: OffsetAndMetadata(5, "")}]
+
+
+async def test_the_runner_holds_at_revocation_and_releases_at_assignment() -> None:
+    """A revocation holds the member's background commits; the next assignment releases them."""
+    consumer = _Consumer()
+    runner = GroupRunner("g", [_TP.topic], handlers={})
+    runner._commits.consumer = consumer  # type: ignore[assignment]  # what commits use
+    listener = Rebalances(runner)
+    await listener.on_partitions_revoked([_TP])
+    runner._commits.handled(_TP, 3)
+    runner._commits.soon()
+    await asyncio.sleep(_SETTLE_S)
+    assert consumer.tried == []
+    await listener.on_partitions_assigned([_TP])
+    await runner.commit_now()
+    assert consumer.tried == [{_TP: OffsetAndMetadata(3, "")}]
