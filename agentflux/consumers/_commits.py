@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    KafkaError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from agentflux.consumers._rebalance import by_topic
@@ -28,16 +22,9 @@ if TYPE_CHECKING:
 
     from agentflux.kafka import AgentfluxSettings
 
-__all__ = ["GROUP_MOVED_ON", "BackgroundCommits", "commit_as_group"]
+__all__ = ["BackgroundCommits", "commit_as_group"]
 
 _log = structlog.get_logger("agentflux.runner")
-# A commit refused because the group moved on to a generation this member is not in (yet).
-GROUP_MOVED_ON = (
-    CommitFailedError,
-    IllegalGenerationError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
 
 
 class BackgroundCommits:
@@ -48,11 +35,12 @@ class BackgroundCommits:
     handled offsets go; a failed commit keeps them and retries with backoff.
 
     No background commit goes out while the member's generation is changing: from a revocation
-    (``hold``) or a commit refused by the group, until the next assignment (``release``). aiokafka
-    forgets the member's id when a commit is refused for its generation, even when the answer
-    comes after the member joined the next one: the member then joins again under a new id, and
-    the group waits for the forgotten one until its session times out (10 s by default), a
-    rebalance that each commit during it starts again. librdkafka fixed the same (its PR 4908).
+    (``hold``, after the revocation's own commit, which waits for one in flight) until the next
+    assignment (``release``). aiokafka forgets the member's id when a commit is refused for its
+    generation, even when the answer comes after the member joined the next one: the member
+    then joins again under a new id, and the group waits for the forgotten one until its session
+    times out (10 s by default), a rebalance that each commit during it starts again. librdkafka
+    fixed the same (its pull request 4908).
     """
 
     def __init__(self, group_id: str, interval_s: float, backoff: Callable[[int], float]) -> None:
@@ -98,8 +86,6 @@ class BackgroundCommits:
             try:
                 await self._commit_once()
             except KafkaError as exc:  # e.g. a rebalance under way
-                if isinstance(exc, GROUP_MOVED_ON):
-                    self.hold()  # the group rebalances: commit once this member is in it again
                 if self._wanted.is_set():
                     return  # now() waits for this task, then commits (or fails) itself
                 # Retried without waiting for more records: an idle partition's handled offsets

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
-from agentflux.consumers._commits import GROUP_MOVED_ON, BackgroundCommits
+from agentflux.consumers._commits import BackgroundCommits
 from agentflux.consumers._dead_letters import DeadLetters, ensure_dead_letter_topic
 from agentflux.consumers._in_step import InStep
 from agentflux.consumers._ports import apply_events
@@ -71,6 +78,15 @@ if TYPE_CHECKING:
 __all__ = ["GroupRunner", "apply_fetched"]
 
 _log = structlog.get_logger("agentflux.runner")
+# A commit refused because the group moved on without this member (its partitions went to
+# others while it stopped): the new owners read from the last committed offsets, and a
+# store-backed view skips what its store already holds.
+_LEFT_BEHIND = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 _new_tuple = tuple.__new__
 _PROGRESS_EVERY_S = 10.0  # a service's progress line: often enough to watch, never per event
 
@@ -495,10 +511,7 @@ class GroupRunner:
         """
         try:
             await self.commit_now()
-        # The group moved on without this member (its partitions went to others while it
-        # stopped): the new owners read from the last committed offsets, and a store-backed
-        # view skips what its store already holds.
-        except GROUP_MOVED_ON as exc:
+        except _LEFT_BEHIND as exc:
             _log.warning(
                 "offsets not committed at stop: the group rebalanced without this member",
                 group=self.group_id,

@@ -52,18 +52,28 @@ async def test_nothing_is_committed_between_a_revocation_and_the_next_assignment
     assert consumer.tried == [{_TP: OffsetAndMetadata(42, "")}]
 
 
-async def test_a_commit_refused_by_the_group_is_not_retried_until_the_member_rejoined() -> None:
-    """CommitFailedError: one attempt, then none until release; the offsets are kept."""
-    consumer = _Consumer(refusals=1)
-    commits = _commits(consumer)
-    commits.handled(_TP, 7)
-    commits.soon()
+async def test_a_commit_in_flight_at_a_revocation_ends_before_the_hold() -> None:
+    """The revocation's commit waits for the background one: none is in flight through the join."""
+    consumer = _Consumer()
+    answer = asyncio.Event()
+    commit = consumer.commit
+
+    async def slow(offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        await answer.wait()
+        await commit(offsets)
+
+    consumer.commit = slow  # type: ignore[method-assign]  # the broker answers when the test says
+    runner = GroupRunner("g", [_TP.topic], handlers={})
+    runner._commits.consumer = consumer  # type: ignore[assignment]  # what commits use
+    runner._commits.handled(_TP, 11)
+    runner._commits.soon()
+    await asyncio.sleep(_SETTLE_S)  # the background commit is waiting for its answer
+    revoking = asyncio.ensure_future(Rebalances(runner).on_partitions_revoked([_TP]))
     await asyncio.sleep(_SETTLE_S)
-    assert len(consumer.tried) == 1
-    commits.release()
-    commits.soon()
-    await commits.now()
-    assert consumer.tried[1:] == [{_TP: OffsetAndMetadata(7, "")}]
+    assert not revoking.done()
+    answer.set()
+    await revoking
+    assert consumer.tried == [{_TP: OffsetAndMetadata(11, "")}]
 
 
 async def test_other_commit_failures_are_still_retried_in_the_background() -> None:
