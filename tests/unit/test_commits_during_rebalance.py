@@ -38,14 +38,20 @@ def _commits(consumer: _Consumer) -> BackgroundCommits:
     return commits
 
 
+async def _held_with_handled(consumer: _Consumer, offset: int) -> BackgroundCommits:
+    """Commits held (a rebalance under way) with ``offset`` handled and a commit asked for."""
+    commits = _commits(consumer)
+    commits.hold()
+    commits.handled(_TP, offset)
+    commits.soon()
+    await asyncio.sleep(_SETTLE_S)
+    return commits
+
+
 async def test_nothing_is_committed_between_a_revocation_and_the_next_assignment() -> None:
     """Handled during a rebalance: committed only once the member is assigned again."""
     consumer = _Consumer()
-    commits = _commits(consumer)
-    commits.hold()
-    commits.handled(_TP, 42)
-    commits.soon()
-    await asyncio.sleep(_SETTLE_S)
+    commits = await _held_with_handled(consumer, 42)
     assert consumer.tried == []
     commits.release()
     await commits.now()
@@ -76,8 +82,8 @@ async def test_a_commit_in_flight_at_a_revocation_ends_before_the_hold() -> None
     assert consumer.tried == [{_TP: OffsetAndMetadata(11, "")}]
 
 
-async def test_other_commit_failures_are_still_retried_in_the_background() -> None:
-    """A broker error that is not the group's keeps the backoff retries (no hold)."""
+async def test_a_refused_commit_is_still_retried_in_the_background() -> None:
+    """Out of a rebalance, a failed commit is retried with backoff until it goes through."""
     consumer = _Consumer(refusals=2, error=KafkaError())
     commits = _commits(consumer)
     commits.handled(_TP, 9)
@@ -89,11 +95,7 @@ async def test_other_commit_failures_are_still_retried_in_the_background() -> No
 async def test_a_stop_while_held_commits_and_does_not_hang() -> None:
     """now() during a rebalance wakes the waiting background task and commits itself."""
     consumer = _Consumer()
-    commits = _commits(consumer)
-    commits.hold()
-    commits.handled(_TP, 5)
-    commits.soon()
-    await asyncio.sleep(_SETTLE_S)
+    commits = await _held_with_handled(consumer, 5)
     await asyncio.wait_for(commits.now(), 5)
     assert consumer.tried == [{_TP: OffsetAndMetadata(5, "")}]
 

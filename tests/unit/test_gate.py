@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import inspect
 import os
 import subprocess
 import sys
@@ -13,13 +15,16 @@ from typing import TYPE_CHECKING
 import pytest
 from aiokafka.consumer import consumer as aiokafka_consumer
 from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.consumer import group_coordinator
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from agentflux._accelerate import accelerations_wanted
 from agentflux._accelerations import accelerations
 from agentflux.consumers._reader import install_record_reader
 from agentflux.kafka import _gate
-from agentflux.kafka._gate import _accumulator, _clients, _lz4, state_for
+from agentflux.kafka._gate import _accumulator, _clients, _group_join, _lz4, state_for
 from agentflux.kafka._gate import tested_range as aiokafka_range
 from agentflux.kafka._gate._event_batch import EventBatch
 from agentflux.kafka._gate._fetch_sessions import install_fetch_sessions
@@ -226,3 +231,36 @@ def test_doctor_shows_each_acceleration_off_with_its_reason() -> None:
     assert len(rows) == 6
     assert all(row[0] == "off" for row in rows)
     assert all("AGENTFLUX_ACCELERATE=0" in row[-1] for row in rows)
+
+
+# aiokafka's own rebalance class, whether or not the join fix is installed in this process.
+_AIOKAFKA_REBALANCE = next(
+    cls
+    for cls in group_coordinator.CoordinatorGroupRebalance.__mro__
+    if cls.__module__ == group_coordinator.__name__
+)
+
+
+def test_the_join_fix_was_copied_from_the_installed_aiokafka_join() -> None:
+    """Aiokafka's perform_group_join is the one the fix copies: a changed one is looked at again."""
+    source = inspect.getsource(_AIOKAFKA_REBALANCE.perform_group_join)
+    assert hashlib.sha256(source.encode()).hexdigest() == _group_join.AIOKAFKA_JOIN_SOURCE_SHA256
+
+
+def test_on_a_tested_aiokafka_runners_offer_range_then_round_robin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Installed: a join is one request, so round robin is offered second for older members."""
+    monkeypatch.setattr(group_coordinator, "CoordinatorGroupRebalance", _AIOKAFKA_REBALANCE)
+    assert _group_join.assignors() == (RangePartitionAssignor, RoundRobinPartitionAssignor)
+    assert group_coordinator.CoordinatorGroupRebalance is _group_join._OneJoinRebalance
+
+
+@pytest.mark.usefixtures("untested_aiokafka")
+def test_on_an_untested_aiokafka_runners_offer_range_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing of aiokafka replaced; one assignor, so aiokafka's join sends one request."""
+    monkeypatch.setattr(group_coordinator, "CoordinatorGroupRebalance", _AIOKAFKA_REBALANCE)
+    assert _group_join.assignors() == (RangePartitionAssignor,)
+    assert group_coordinator.CoordinatorGroupRebalance is _AIOKAFKA_REBALANCE
