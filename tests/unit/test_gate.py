@@ -264,3 +264,14 @@ def test_on_an_untested_aiokafka_runners_offer_range_alone(
     monkeypatch.setattr(group_coordinator, "CoordinatorGroupRebalance", _AIOKAFKA_REBALANCE)
     assert _group_join.assignors() == (RangePartitionAssignor,)
     assert group_coordinator.CoordinatorGroupRebalance is _AIOKAFKA_REBALANCE
+
+
+def test_a_tested_aiokafka_whose_join_changed_keeps_its_own_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A patch release with another join: nothing replaced, range alone, a warning saying why."""
+    monkeypatch.setattr(group_coordinator, "CoordinatorGroupRebalance", _AIOKAFKA_REBALANCE)
+    monkeypatch.setattr(_group_join, "AIOKAFKA_JOIN_SOURCE_SHA256", "0" * 64)
+    with pytest.warns(RuntimeWarning, match="group join changed"):
+        assert _group_join.assignors() == (RangePartitionAssignor,)
+    assert group_coordinator.CoordinatorGroupRebalance is _AIOKAFKA_REBALANCE

@@ -11,15 +11,19 @@ every 100 ms, the broker logging "Updating metadata for member ... during Comple
 Here the request names every assignor's protocol and is sent once: aiokafka's
 ``CoordinatorGroupRebalance.perform_group_join`` with that one change (the loop ends before the
 request), installed process-wide on the aiokafka versions the gate was tested with, since it is
-a fix, not an acceleration. On another version nothing is replaced: ``assignors()`` then offers
-range alone (one protocol, one request), and members of an older version, which offer only
-round robin, cannot share a group with it (stop them first when upgrading).
+a fix, not an acceleration, and only where aiokafka's method is, to the letter, the one copied
+(its sha256). Elsewhere nothing is replaced: ``assignors()`` then offers range alone (one
+protocol, one request), and members of an older version, which offer only round robin, cannot
+share a group with it (stop them first when upgrading).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 import logging
+import warnings
 from typing import Any, Final
 
 import aiokafka.errors as kafka_errors
@@ -31,7 +35,12 @@ from aiokafka.protocol.group import JoinGroupRequest
 
 from agentflux.kafka._gate import gate
 
-__all__ = ["AIOKAFKA_JOIN_SOURCE_SHA256", "assignors", "install_one_join_per_rebalance"]
+__all__ = [
+    "AIOKAFKA_JOIN_SOURCE_SHA256",
+    "assignors",
+    "install_one_join_per_rebalance",
+    "unavailable",
+]
 
 # aiokafka's own code (logger and messages): its log lines stay the ones operators know.
 _aiokafka_log = logging.getLogger(_coordinator.__name__)
@@ -130,12 +139,31 @@ class _OneJoinRebalance(_coordinator.CoordinatorGroupRebalance):  # type: ignore
         return None
 
 
+def unavailable() -> str | None:
+    """Why the fixed join cannot be installed (the gate, aiokafka's join), or None."""
+    if not (state := gate()).tested:
+        return state.reason
+    installed = _coordinator.CoordinatorGroupRebalance
+    if installed is _OneJoinRebalance:
+        return None
+    try:  # the join this copies, to the letter: a patch release that changed it is not patched
+        source = inspect.getsource(installed.perform_group_join)
+    except (OSError, TypeError):  # no source shipped (compiled files only)
+        return "aiokafka's group join cannot be read: members offer the range assignor alone"
+    if hashlib.sha256(source.encode()).hexdigest() != AIOKAFKA_JOIN_SOURCE_SHA256:
+        return "aiokafka's group join changed: members offer the range assignor alone"
+    return None
+
+
 def install_one_join_per_rebalance() -> bool:
     """Make every consumer's join one request (process-wide, idempotent); whether it is now.
 
-    Only on the aiokafka versions the gate was tested with (``gate().tested``).
+    Only on the aiokafka versions the gate was tested with (``gate().tested``) whose join is the
+    one copied here; a tested version whose join is another says so once, as a warning.
     """
-    if not gate().tested:
+    if (reason := unavailable()) is not None:
+        if gate().tested:
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
         return False
     _coordinator.CoordinatorGroupRebalance = _OneJoinRebalance
     return True
