@@ -124,16 +124,22 @@ class Fold:
 
     def place(self, entry: Entry) -> None:
         """Chain an event not seen before: appended, held for its predecessor, or late."""
-        if entry.sequence is None:  # envelope v1: the topic's order
+        sequence = entry.sequence
+        if sequence is None:  # envelope v1: the topic's order
             self._append(entry, "event")
             return
-        key, end = entry.key, self.ends[entry.key]
-        held = self.waiting.setdefault(key, {})
-        if entry.sequence == end.next_sequence:
+        key = (entry.session_id, entry.chain)
+        end = self.ends[key]
+        if sequence == end.next_sequence:  # the common case: next in its chain
             self._append(entry, "event")
-            self._drain(key)
-        elif entry.sequence > end.next_sequence and entry.sequence not in held:
-            held[entry.sequence] = entry
+            if self.waiting.get(key):
+                self._drain(key)
+            return
+        held = self.waiting.get(key)
+        if held is None:
+            held = self.waiting[key] = {}
+        if sequence > end.next_sequence and sequence not in held:
+            held[sequence] = entry
         else:  # its number was passed over (a gap) or is taken by another event: evidence
             self._append(entry, "late")
             self.late += 1
@@ -180,10 +186,11 @@ class Fold:
         return seq, previous, digest
 
     def _append(self, entry: Entry, kind: str) -> None:
-        seq, previous, digest = self._link(entry.key, entry.payload)
+        key = (entry.session_id, entry.chain)
+        seq, previous, digest = self._link(key, entry.payload)
         if kind == "event" and entry.sequence is not None:
             # A late event does not move the expected number: the chain already passed it.
-            self.ends[entry.key].next_sequence = entry.sequence + 1
+            self.ends[key].next_sequence = entry.sequence + 1
         self.records.append(
             (
                 entry.session_id,
