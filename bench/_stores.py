@@ -62,6 +62,9 @@ def postgres_server() -> Iterator[str]:
             "no PostgreSQL server: apt-get install postgresql, or set AGENTFLUX_BENCH_POSTGRES_URL"
         )
     bin_dir, data = found[-1].parent, Path(tempfile.mkdtemp(prefix="agentflux-bench-pg-"))
+    # Where the server's time goes, per statement (pg_stat_statements, PostgreSQL's contrib,
+    # in Debian's server package): loaded at start when the server has it.
+    statements = (bin_dir.parent / "lib" / "pg_stat_statements.so").exists()
     # initdb refuses to run as root: the server then runs as the postgres system user.
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
@@ -72,6 +75,8 @@ def postgres_server() -> Iterator[str]:
     _run([*initdb, "--auth=trust", "-E", "UTF8"])
     # Only where it listens is set: every durability setting stays at PostgreSQL's default.
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    if statements:
+        options += " -c shared_preload_libraries=pg_stat_statements"
     log = str(data / "server.log")
     _run([*pg_ctl, "-l", log, "-o", options, "-w", "start"])
     try:
@@ -102,6 +107,50 @@ async def _database_counters(url: str) -> dict[str, int]:
         await connection.close()
     assert row is not None  # noqa: S101  # the database we are connected to
     return {"deadlocks": int(row["deadlocks"]), "rollbacks": int(row["xact_rollback"])}
+
+
+async def _statements_followed(url: str) -> bool:
+    """Whether the server tracks statements for the database of ``url`` (made so if it can)."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await connection.fetchval("SELECT count(*) FROM pg_stat_statements")
+    except asyncpg.PostgresError:  # not loaded at the server's start (an external server)
+        return False
+    finally:
+        await connection.close()
+    return True
+
+
+async def _statement_times(url: str, events: int) -> list[dict[str, Any]]:
+    """The statements that took the server the longest in the database of ``url``, per event.
+
+    Server execution time (``total_exec_time``), so the client's share of a round trip and its
+    waits are not in it; the schema's statements and the extension's own are left out.
+    """
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT calls, total_exec_time, query FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND query !~* '^\\s*(CREATE|ALTER|DROP|DO|SHOW)' AND query !~ 'pg_stat' "
+            "ORDER BY total_exec_time DESC LIMIT $1",
+            _STATEMENTS_SHOWN,
+        )
+    finally:
+        await connection.close()
+    return [
+        {
+            "statement": " ".join(str(row["query"]).split())[:_STATEMENT_CHARS],
+            "calls": int(row["calls"]),
+            "server_us_per_event": round(float(row["total_exec_time"]) * 1000 / max(events, 1), 2),
+        }
+        for row in rows
+    ]
+
+
+_STATEMENTS_SHOWN = 4
+_STATEMENT_CHARS = 48
 
 
 async def _timed(runner: GroupRunner, expected: int) -> Measurement:
@@ -145,10 +194,13 @@ async def _into_postgres(
     settings: AgentfluxSettings, view: str, server_url: str, expected: int
 ) -> dict[str, Any]:
     url = await _new_database(server_url)
+    followed = await _statements_followed(url)
     before = await _database_counters(url)
     async with PostgresStore(url) as store:
         figures = await _build(settings, view, store, expected)
     after = await _database_counters(url)
+    if followed:
+        figures["statements"] = await _statement_times(url, expected)
     return figures | {name: after[name] - before[name] for name in before}
 
 
@@ -234,4 +286,24 @@ def stores_markdown(stores: dict[str, Any]) -> list[str]:
         f"{_rates(runs['postgresql'])} | {_problems(runs['postgresql'])} |"
         for view, runs in stores["views"].items()
     )
-    return lines
+    return lines + _statements_markdown(stores["views"])
+
+
+def _statements_markdown(views: dict[str, Any]) -> list[str]:
+    """Where PostgreSQL's time went in each view's last build, when the server said."""
+    lines = [
+        f"- {view}: "
+        + "; ".join(
+            f"`{found['statement']}…` {found['server_us_per_event']} µs ({_spaced(found['calls'])} calls)"
+            for found in statements
+        )
+        for view, runs in views.items()
+        if (statements := runs["postgresql"][-1].get("statements"))
+    ]
+    if not lines:
+        return []
+    caption = (
+        "PostgreSQL's execution time per event of the statements that took it longest, in each "
+        "view's last build (`pg_stat_statements`; the client's side of each round trip is not in it):"
+    )
+    return ["", caption, "", *lines]

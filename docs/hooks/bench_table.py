@@ -160,7 +160,22 @@ def render_stores_table(results: dict[str, Any]) -> str:
         "| view | events | SQLite, events/s | PostgreSQL, events/s | deadlocks / batches retried |",
         "|---|---|---|---|---|",
     ]
-    return "\n".join([_machine(results), caption, "", *header, *rows])
+    return "\n".join([_machine(results), caption, "", *header, *rows, *_server_time(stores)])
+
+
+def _server_time(stores: dict[str, Any]) -> list[str]:
+    """Each view's costliest statements on the server in its last build, when the run has them."""
+    lines = [
+        f"- **{view}**: "
+        + "; ".join(
+            f"`{found['statement']}…` {found['server_us_per_event']:g} µs" for found in statements
+        )
+        for view, runs in stores["views"].items()
+        if (statements := runs["postgresql"][-1].get("statements"))
+    ]
+    if not lines:
+        return []
+    return ["", "PostgreSQL's execution time per event, costliest statements first:", "", *lines]
 
 
 def render_live_table(results: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -91,6 +91,36 @@ def test_the_store_table_shows_every_view_into_both_stores() -> None:
         assert " / ".join(rates) in row
     with pytest.raises(bench_table.BenchResultsError, match="stores"):
         bench_table.render_stores_table({"machine": {}})
+
+
+def test_the_store_table_gives_the_servers_costliest_statements_when_the_run_has_them() -> None:
+    """A run with pg_stat_statements figures lists each view's statements; one without, none."""
+    results = json.loads((ROOT / "bench/results/stores.json").read_text())
+    bench_table = _hook("bench_table")
+
+    def with_statements(view_statements: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        views = {
+            view: {
+                **runs,
+                "postgresql": [
+                    *runs["postgresql"][:-1],
+                    {
+                        **{k: v for k, v in runs["postgresql"][-1].items() if k != "statements"},
+                        **(
+                            {"statements": view_statements[view]} if view in view_statements else {}
+                        ),
+                    },
+                ],
+            }
+            for view, runs in results["stores"]["views"].items()
+        }
+        return {**results, "stores": {**results["stores"], "views": views}}
+
+    assert "execution time per event" not in bench_table.render_stores_table(with_statements({}))
+    copy = {"statement": 'COPY "audit_chain"', "calls": 10, "server_us_per_event": 12.58}
+    lines = bench_table.render_stores_table(with_statements({"audit": [copy]})).splitlines()
+    assert '- **audit**: `COPY "audit_chain"…` 12.58 µs' in lines
+    assert not any(line.startswith("- **context**") for line in lines)
 
 
 def test_the_live_table_shows_each_group_and_the_latency() -> None:
