@@ -583,7 +583,10 @@ class GroupRunner:
     def _update_lag(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        assigned = self._consumer.assignment()
         for tp, records in batches.items():
+            if tp not in assigned:  # a rebalance ended during the write: its new owner reports it
+                continue
             end = self._consumer.highwater(tp)
             if end is not None:
                 lag = self._lags[tp] = end - records[-1].offset - 1

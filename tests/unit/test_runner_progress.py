@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from structlog.testing import capture_logs
 
 from agentflux.consumers import GroupRunner
@@ -37,3 +38,30 @@ def test_progress_is_not_logged_again_within_the_interval() -> None:
         for _ in range(100):
             runner._log_progress()
     assert [entry for entry in logs if entry["event"] == "progress"] == []
+
+
+class _Consumer:
+    """aiokafka's consumer as ``_update_lag`` uses it, down to its assertion on assignment."""
+
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def highwater(self, tp: TopicPartition) -> int:
+        assert tp in self.assigned, "Partition is not assigned"  # as aiokafka's own
+        return 100
+
+
+def _records(tp: TopicPartition, last_offset: int) -> list[Any]:
+    return [ConsumerRecord(tp.topic, tp.partition, last_offset, 0, 0, None, b"", None, 0, 0, ())]
+
+
+def test_lag_after_a_write_skips_partitions_a_rebalance_took_meanwhile() -> None:
+    """A partition revoked while its batch was written gets no lag, and the runner does not fail."""
+    kept, taken = TopicPartition("agent.events", 0), TopicPartition("agent.events", 1)
+    runner = GroupRunner("progress", ["agent.events"], handlers={})
+    runner._consumer = _Consumer({kept})  # the part of a consumer _update_lag uses
+    runner._update_lag({kept: _records(kept, 89), taken: _records(taken, 9)})
+    assert runner._lags == {kept: 10}
