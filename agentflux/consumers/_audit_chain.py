@@ -126,12 +126,12 @@ class Fold:
         """Chain an event not seen before: appended, held for its predecessor, or late."""
         sequence = entry.sequence
         if sequence is None:  # envelope v1: the topic's order
-            self._append(entry, "event")
+            self._append(entry.key, entry, "event")
             return
         key = (entry.session_id, entry.chain)
         end = self.ends[key]
         if sequence == end.next_sequence:  # the common case: next in its chain
-            self._append(entry, "event")
+            self._append(key, entry, "event")
             if self.waiting.get(key):
                 self._drain(key)
             return
@@ -141,7 +141,7 @@ class Fold:
         if sequence > end.next_sequence and sequence not in held:
             held[sequence] = entry
         else:  # its number was passed over (a gap) or is taken by another event: evidence
-            self._append(entry, "late")
+            self._append(key, entry, "late")
             self.late += 1
 
     def close(self, key: ChainKey, overdue: Callable[[Entry], bool]) -> None:
@@ -175,7 +175,7 @@ class Fold:
         while (entry := held.pop(end.next_sequence, None)) is not None:
             if (key, end.next_sequence) in self.stored:
                 self.released.append((*key, end.next_sequence))
-            self._append(entry, "event")
+            self._append(key, entry, "event")
 
     def _link(self, key: ChainKey, payload: str) -> tuple[int, str, str]:
         end = self.ends[key]
@@ -185,8 +185,7 @@ class Fold:
         self.changed.add(key)
         return seq, previous, digest
 
-    def _append(self, entry: Entry, kind: str) -> None:
-        key = (entry.session_id, entry.chain)
+    def _append(self, key: ChainKey, entry: Entry, kind: str) -> None:
         seq, previous, digest = self._link(key, entry.payload)
         if kind == "event" and entry.sequence is not None:
             # A late event does not move the expected number: the chain already passed it.
