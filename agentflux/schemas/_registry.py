@@ -291,7 +291,14 @@ class RegistryClient:
         """Set the subject's compatibility level (one of ``COMPATIBILITY_LEVELS``)."""
         if level not in COMPATIBILITY_LEVELS:
             raise ValueError(f"unknown compatibility level {level!r}")
-        await self._request("PUT", f"/config/{subject}", {"compatibility": level})
+        body = {"compatibility": level}
+        try:
+            await self._request("PUT", f"/config/{subject}", body)
+        except IncompatibleSchemaError:
+            # Apicurio answers 409 "rule already exists" when the rule was made meanwhile: by
+            # this request's own retry after a lost answer, or by another client. It exists
+            # now, so the same PUT updates it.
+            await self._request("PUT", f"/config/{subject}", body)
 
     async def delete_compatibility(self, subject: str) -> None:
         """Drop the subject's own level: it follows the registry's global level again."""
