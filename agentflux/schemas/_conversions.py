@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 # The calls this code makes into the C codec; ``_native.c`` states the interface it was built for.
-NATIVE_INTERFACE = 2
+NATIVE_INTERFACE = 3
 
 
 def native_build_is_current(module: types.ModuleType) -> bool:

@@ -19,6 +19,8 @@
 #include <Python.h>
 #include <datetime.h>
 #include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 128-bit unsigned ints (a UUID's `int`) to and from 16 big-endian bytes, with the public C API
@@ -1585,25 +1587,11 @@ write_digits(char *out, int value, int width)
     return out + width;
 }
 
-static PyObject *
-utc_text(PyObject *Py_UNUSED(module), PyObject *value)
+/* A datetime's text in UTC, isoformat() with 'Z' (at most 27 characters); the end written.
+ * Digits written by hand: snprintf was most of utc_text's time. */
+static char *
+write_utc(char *text, PyObject *value)
 {
-    if (!PyDateTime_CheckExact(value)) Py_RETURN_NONE;
-    PyObject *tzinfo = PyDateTime_DATE_GET_TZINFO(value);
-    if (tzinfo == Py_None) Py_RETURN_NONE;
-    if (tzinfo != PyDateTime_TimeZone_UTC) {  /* e.g. pydantic's own UTC: ask for its offset */
-        Py_INCREF(tzinfo);  /* the call runs Python code; value is the caller's to hold */
-        PyObject *offset = PyObject_CallMethodOneArg(tzinfo, str_utcoffset, value);
-        Py_DECREF(tzinfo);
-        if (offset == NULL) return NULL;
-        int utc = PyDelta_Check(offset) && PyDateTime_DELTA_GET_DAYS(offset) == 0 &&
-                  PyDateTime_DELTA_GET_SECONDS(offset) == 0 &&
-                  PyDateTime_DELTA_GET_MICROSECONDS(offset) == 0;
-        Py_DECREF(offset);
-        if (!utc) Py_RETURN_NONE;
-    }
-    /* Digits written by hand: snprintf was most of this function's time. */
-    char text[32];
     char *end = write_digits(text, PyDateTime_GET_YEAR(value), 4);
     *end++ = '-';
     end = write_digits(end, PyDateTime_GET_MONTH(value), 2);
@@ -1621,7 +1609,272 @@ utc_text(PyObject *Py_UNUSED(module), PyObject *value)
         end = write_digits(end, micro, 6);
     }
     *end++ = 'Z';
-    return PyBytes_FromStringAndSize(text, end - text);
+    return end;
+}
+
+static PyObject *
+utc_text(PyObject *Py_UNUSED(module), PyObject *value)
+{
+    if (!PyDateTime_CheckExact(value)) Py_RETURN_NONE;
+    PyObject *tzinfo = PyDateTime_DATE_GET_TZINFO(value);
+    if (tzinfo == Py_None) Py_RETURN_NONE;
+    if (tzinfo != PyDateTime_TimeZone_UTC) {  /* e.g. pydantic's own UTC: ask for its offset */
+        Py_INCREF(tzinfo);  /* the call runs Python code; value is the caller's to hold */
+        PyObject *offset = PyObject_CallMethodOneArg(tzinfo, str_utcoffset, value);
+        Py_DECREF(tzinfo);
+        if (offset == NULL) return NULL;
+        int utc = PyDelta_Check(offset) && PyDateTime_DELTA_GET_DAYS(offset) == 0 &&
+                  PyDateTime_DELTA_GET_SECONDS(offset) == 0 &&
+                  PyDateTime_DELTA_GET_MICROSECONDS(offset) == 0;
+        Py_DECREF(offset);
+        if (!utc) Py_RETURN_NONE;
+    }
+    char text[32];
+    return PyBytes_FromStringAndSize(text, write_utc(text, value) - text);
+}
+
+/* -- an event's JSON, as pydantic writes it ------------------------------------------------- */
+
+PyDoc_STRVAR(model_json_doc,
+             "model_json(fields, names, keys) -> str | None\n\n"
+             "The JSON text pydantic's model_dump_json() writes for a plain model whose field\n"
+             "dict is ``fields``: each of ``names`` in turn, after its ``keys`` text ('{\"name\":'\n"
+             "first, then ',\"name\":'). None when a value needs pydantic (a type not written\n"
+             "here, a float that is not finite, an int past 64 bits, a time not in UTC).");
+
+/* The text grows in a buffer on the stack, moved to the heap past it. */
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+    char local[2048];
+} JsonBuffer;
+
+enum { JSON_DONE = 0, JSON_PYDANTIC = 1, JSON_ERROR = -1, JSON_MOST_DEPTH = 16 };
+
+static PyObject *enum_class; /* enum.Enum, set at import: a member is written as its value */
+
+static int
+json_room(JsonBuffer *b, Py_ssize_t more)
+{
+    if (b->size + more <= b->capacity) return 0;
+    Py_ssize_t capacity = b->capacity * 2;
+    while (capacity < b->size + more) capacity *= 2;
+    char *grown = PyMem_Malloc((size_t)capacity);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(grown, b->data, (size_t)b->size);
+    if (b->data != b->local) PyMem_Free(b->data);
+    b->data = grown;
+    b->capacity = capacity;
+    return 0;
+}
+
+static int
+json_put(JsonBuffer *b, const char *text, Py_ssize_t size)
+{
+    if (json_room(b, size) < 0) return JSON_ERROR;
+    memcpy(b->data + b->size, text, (size_t)size);
+    b->size += size;
+    return JSON_DONE;
+}
+
+/* A string as serde_json escapes it (pydantic-core's writer): the quote, the backslash and
+ * control characters; \b \t \n \f \r by name, the rest as \u00XX; everything else as is, in
+ * UTF-8. A str that is not valid UTF-8 (a lone surrogate) is pydantic's to refuse. */
+static int
+json_string(JsonBuffer *b, PyObject *text)
+{
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return JSON_PYDANTIC;
+    }
+    if (json_room(b, size * 6 + 2) < 0) return JSON_ERROR; /* every byte escaped, at worst */
+    static const char hex[] = "0123456789abcdef";
+    char *out = b->data + b->size;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            memcpy(out, "u00", 3);
+            out[3] = hex[c >> 4];
+            out[4] = hex[c & 0xF];
+            out += 5;
+        }
+    }
+    *out++ = '"';
+    b->size = out - b->data;
+    return JSON_DONE;
+}
+
+/* A finite float as pydantic writes it: Python's shortest round-trip digits (repr), laid out
+ * as pydantic lays them: positional from 1e-5 (repr switches to an exponent below 1e-4), an
+ * exponent without leading zeros ("1e-7", "1e+16", where repr writes "1e-07"). */
+static int
+json_float(JsonBuffer *b, double value)
+{
+    if (!isfinite(value)) return JSON_PYDANTIC; /* null, or what the model's config says */
+    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) return JSON_ERROR;
+    int status = JSON_DONE;
+    char *e = strchr(text, 'e');
+    if (e == NULL) {
+        status = json_put(b, text, (Py_ssize_t)strlen(text));
+    }
+    else {
+        int exponent = atoi(e + 1);
+        char out[64];
+        int at = 0;
+        const char *digit = text;
+        if (*digit == '-') out[at++] = *digit++;
+        if (exponent == -5) { /* 0.0000 then the mantissa's digits */
+            memcpy(out + at, "0.0000", 6);
+            at += 6;
+            for (; digit < e; digit++) {
+                if (*digit != '.') out[at++] = *digit;
+            }
+        }
+        else {
+            memcpy(out + at, digit, (size_t)(e - digit));
+            at += (int)(e - digit);
+            at += snprintf(out + at, sizeof out - (size_t)at, "e%c%d", exponent < 0 ? '-' : '+',
+                           exponent < 0 ? -exponent : exponent);
+        }
+        status = json_put(b, out, at);
+    }
+    PyMem_Free(text);
+    return status;
+}
+
+static int json_value(JsonBuffer *b, PyObject *value, int depth);
+
+static int
+json_dict(JsonBuffer *b, PyObject *dict, int depth)
+{
+    if (json_put(b, "{", 1) < 0) return JSON_ERROR;
+    Py_ssize_t at = 0;
+    PyObject *key, *value;
+    int first = 1, status = JSON_DONE;
+    while (status == JSON_DONE && PyDict_Next(dict, &at, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) return JSON_PYDANTIC;
+        /* Held: nothing written here runs Python code, but a value's writer may one day. */
+        Py_INCREF(key);
+        Py_INCREF(value);
+        status = first ? JSON_DONE : json_put(b, ",", 1);
+        first = 0;
+        if (status == JSON_DONE) status = json_string(b, key);
+        if (status == JSON_DONE) status = json_put(b, ":", 1);
+        if (status == JSON_DONE) status = json_value(b, value, depth + 1);
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+    return status == JSON_DONE ? json_put(b, "}", 1) : status;
+}
+
+static int
+json_value(JsonBuffer *b, PyObject *value, int depth)
+{
+    if (depth > JSON_MOST_DEPTH) return JSON_PYDANTIC;
+    if (value == Py_None) return json_put(b, "null", 4);
+    if (value == Py_True) return json_put(b, "true", 4);
+    if (value == Py_False) return json_put(b, "false", 5);
+    if (PyUnicode_CheckExact(value)) return json_string(b, value);
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) return JSON_PYDANTIC;
+        if (number == -1 && PyErr_Occurred()) return JSON_ERROR;
+        char text[24];
+        return json_put(b, text, snprintf(text, sizeof text, "%lld", number));
+    }
+    if (PyFloat_CheckExact(value)) return json_float(b, PyFloat_AS_DOUBLE(value));
+    if (Py_IS_TYPE(value, (PyTypeObject *)uuid_class)) {
+        PyObject *text = format_uuid(value);
+        if (text == NULL) return JSON_ERROR;
+        int status = json_put(b, "\"", 1);
+        if (status == JSON_DONE) status = json_put(b, PyBytes_AS_STRING(text), 36);
+        if (status == JSON_DONE) status = json_put(b, "\"", 1);
+        Py_DECREF(text);
+        return status;
+    }
+    if (PyDateTime_CheckExact(value)) {
+        if (PyDateTime_DATE_GET_TZINFO(value) != PyDateTime_TimeZone_UTC) return JSON_PYDANTIC;
+        char text[40];
+        text[0] = '"';
+        char *end = write_utc(text + 1, value);
+        *end++ = '"';
+        return json_put(b, text, end - text);
+    }
+    if (PyDict_CheckExact(value)) return json_dict(b, value, depth);
+    /* An enum member (a StrEnum's is a str too): its value. */
+    if (enum_class != NULL && PyObject_TypeCheck(value, (PyTypeObject *)enum_class)) {
+        PyObject *member_value = PyObject_GetAttrString(value, "_value_");
+        if (member_value == NULL) {
+            PyErr_Clear();
+            return JSON_PYDANTIC;
+        }
+        int status = PyUnicode_CheckExact(member_value) || PyLong_CheckExact(member_value)
+                         ? json_value(b, member_value, depth + 1)
+                         : JSON_PYDANTIC;
+        Py_DECREF(member_value);
+        return status;
+    }
+    return JSON_PYDANTIC;
+}
+
+static PyObject *
+model_json(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_CheckExact(args[1]) ||
+        !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[1]) != PyTuple_GET_SIZE(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "model_json(fields: dict, names: tuple[str], keys: tuple[bytes])");
+        return NULL;
+    }
+    PyObject *fields = args[0], *names = args[1], *keys = args[2];
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    JsonBuffer b = {.size = 0, .capacity = sizeof b.local};
+    b.data = b.local;
+    int status = count ? JSON_DONE : json_put(&b, "{", 1);
+    for (Py_ssize_t i = 0; i < count && status == JSON_DONE; i++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "model_json: keys must be bytes");
+            status = JSON_ERROR;
+            break;
+        }
+        PyObject *value = PyDict_GetItemWithError(fields, PyTuple_GET_ITEM(names, i));
+        if (value == NULL) {
+            status = PyErr_Occurred() ? JSON_ERROR : JSON_PYDANTIC; /* a field not set */
+            break;
+        }
+        Py_INCREF(value);
+        status = json_put(&b, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+        if (status == JSON_DONE) status = json_value(&b, value, 0);
+        Py_DECREF(value);
+    }
+    if (status == JSON_DONE) status = json_put(&b, "}", 1);
+    PyObject *text = status == JSON_DONE ? PyUnicode_DecodeUTF8(b.data, b.size, "strict")
+                     : status == JSON_PYDANTIC ? Py_NewRef(Py_None)
+                                               : NULL;
+    if (b.data != b.local) PyMem_Free(b.data);
+    return text;
 }
 
 PyDoc_STRVAR(event_header_values_doc,
@@ -1792,6 +2045,7 @@ static PyMethodDef module_methods[] = {
      event_header_values_doc},
     {"decode_framed", (PyCFunction)(void (*)(void))decode_framed, METH_FASTCALL,
      decode_framed_doc},
+    {"model_json", (PyCFunction)(void (*)(void))model_json, METH_FASTCALL, model_json_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1836,6 +2090,11 @@ PyInit__native(void)
     }
     PyObject *safety = PyObject_GetAttrString(uuid_module, "SafeUUID");
     Py_DECREF(uuid_module);
+    PyObject *enum_module = PyImport_ImportModule("enum");
+    if (enum_module == NULL) return NULL;
+    enum_class = PyObject_GetAttrString(enum_module, "Enum");
+    Py_DECREF(enum_module);
+    if (enum_class == NULL || !PyType_Check(enum_class)) return NULL;
     if (uuid_class == NULL || safety == NULL) {
         Py_XDECREF(safety);
         return NULL;
@@ -1872,7 +2131,7 @@ PyInit__native(void)
     /* INTERFACE: the calls Python makes into this module, as _conversions.NATIVE_INTERFACE
      * expects them; raised with every change to them, so a build from an older source (an
      * editable install not rebuilt) is left unused instead of called with the wrong arguments. */
-    if (PyModule_AddIntConstant(module, "INTERFACE", 2) < 0 ||
+    if (PyModule_AddIntConstant(module, "INTERFACE", 3) < 0 ||
         PyModule_AddObjectRef(module, "Decoder", (PyObject *)&DecoderType) < 0 ||
         PyModule_AddObjectRef(module, "Encoder", (PyObject *)&EncoderType) < 0) {
         Py_DECREF(module);

@@ -20,6 +20,7 @@ from _samples import sample_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from agentflux.consumers import _batches
 from agentflux.producers import _records
@@ -200,6 +201,24 @@ def test_uuid_text_refuses_ints_outside_128_bits(number: int) -> None:
     else:
         with pytest.raises(OverflowError):
             _native.uuid_text(value)
+
+
+@_FUZZ
+@given(
+    fields=st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), _ANYTHING, max_size=6),
+    data=st.data(),
+)
+def test_model_json_writes_pydantic_text_or_leaves_it(fields: dict[str, Any], data: Any) -> None:
+    """model_json over any values: pydantic's text for the values it writes, else None."""
+    assert _native is not None
+    names = tuple(data.draw(st.lists(st.sampled_from([*fields, "missing"]), unique=True)))
+    keys = tuple(f'{"{" if i == 0 else ","}"{name}":'.encode() for i, name in enumerate(names))
+    text = _native.model_json(fields, names, keys)
+    if text is not None:
+        assert "missing" not in names
+        assert text == to_json({name: fields[name] for name in names}).decode()
+    with pytest.raises(TypeError):
+        _native.model_json(fields, names, (*(key.decode() for key in keys), "one too many"))
 
 
 # -- producers/_records.c and consumers/_batches.c ------------------------------------------------

@@ -1,0 +1,97 @@
+"""A model's JSON text, ``model_dump_json()``'s, written in C for plain models.
+
+The audit view keeps every event's JSON as the record its hash covers; pydantic's serializer was
+the largest single cost of chaining an event. For a model whose JSON is plain (no serializer,
+alias, exclusion or computed field of its own) the C codec writes the same text from the field
+dict: strings, ints, floats, booleans, None, UUIDs, UTC datetimes, enum members and dicts of
+them. Any other value (and any other model) takes ``model_dump_json()``. A model's first event
+is written both ways: if the texts differ, that model keeps to pydantic from then on. Checked
+instead: orjson and msgspec write their own layouts (floats, times), not pydantic's, and the
+text must be pydantic's, byte for byte, for the hashes of a chain to stay the same across
+versions and across processes with and without the C extension.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+from pydantic import BaseModel, PlainSerializer, WrapSerializer
+
+from agentflux.schemas._conversions import _native
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["model_json"]
+
+_log = structlog.get_logger("agentflux.schemas")
+
+# A model's names and key texts for the C writer; None: pydantic's serializer for that model.
+_Plan = tuple[tuple[str, ...], tuple[bytes, ...]] | None
+_plans: dict[type[BaseModel], _Plan] = {}
+_UNKNOWN: Final[Any] = object()  # not looked at yet, or not checked yet against pydantic
+
+
+def _plain(model: type[BaseModel]) -> bool:
+    """Whether ``model``'s JSON is its fields in order, each by its value's type alone."""
+    decorators = model.__pydantic_decorators__
+    return (
+        model.model_dump_json is BaseModel.model_dump_json
+        and not decorators.field_serializers
+        and not decorators.model_serializers
+        and not model.__pydantic_computed_fields__
+        and model.model_config.get("extra") != "allow"
+        and all(
+            field.alias is None
+            and field.serialization_alias is None
+            and not field.exclude
+            and getattr(field, "exclude_if", None) is None
+            and not any(isinstance(m, PlainSerializer | WrapSerializer) for m in field.metadata)
+            for field in model.model_fields.values()
+        )
+    )
+
+
+def _plan(model: type[BaseModel]) -> _Plan:
+    if not _plain(model):
+        return None
+    names = tuple(model.model_fields)
+    keys = tuple(f'{"{" if i == 0 else ","}"{name}":'.encode() for i, name in enumerate(names))
+    return names, keys
+
+
+def _python_json(instance: BaseModel) -> str:
+    return instance.model_dump_json()
+
+
+def _native_json(instance: BaseModel) -> str:
+    model = type(instance)
+    plan = _plans.get(model, _UNKNOWN)
+    if plan is None:
+        return instance.model_dump_json()
+    if plan is _UNKNOWN:
+        return _first_json(instance)
+    text: str | None = _native.model_json(instance.__dict__, *plan)  # type: ignore[union-attr]  # set when chosen
+    return instance.model_dump_json() if text is None else text
+
+
+def _first_json(instance: BaseModel) -> str:
+    """A model's first text: written both ways, and the C writer kept only if they agree."""
+    model, expected = type(instance), instance.model_dump_json()
+    plan = _plan(model)
+    if plan is None:
+        _plans[model] = None
+        return expected
+    text = _native.model_json(instance.__dict__, *plan)  # type: ignore[union-attr]  # set when chosen
+    if text is None:
+        return expected  # a value pydantic writes: the next event is checked instead
+    if text != expected:
+        _log.warning("model JSON left to pydantic: the C text differs", model=model.__name__)
+        plan = None
+    _plans[model] = plan
+    return expected
+
+
+model_json: Callable[[BaseModel], str] = _python_json if _native is None else _native_json
+"""``instance.model_dump_json()``, in C where the model is plain (see the module)."""
