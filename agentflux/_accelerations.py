@@ -68,7 +68,11 @@ def _native_codec_unavailable() -> str | None:
 def accelerations() -> list[Acceleration]:
     """Every acceleration of this process, in the order a reader meets them."""
     checks = (
-        ("native codec", "Avro events decoded and encoded in C", _native_codec_unavailable()),
+        (
+            "native codec",
+            "Avro events decoded and encoded in C, audit records' JSON too",
+            _native_codec_unavailable(),
+        ),
         (
             "record reader",
             "fetched records read in C, headers when asked",
