@@ -1642,49 +1642,22 @@ PyDoc_STRVAR(model_json_doc,
              "first, then ',\"name\":'). None when a value needs pydantic (a type not written\n"
              "here, a float that is not finite, an int past 64 bits, a time not in UTC).");
 
-/* The text grows in a buffer on the stack, moved to the heap past it. */
-typedef struct {
-    char *data;
-    Py_ssize_t size, capacity;
-    char local[2048];
-} JsonBuffer;
-
 enum { JSON_DONE = 0, JSON_PYDANTIC = 1, JSON_ERROR = -1, JSON_MOST_DEPTH = 16 };
 
 static PyObject *enum_class; /* enum.Enum, set at import: a member is written as its value */
 
+/* The text grows in the encoder's Writer (on the stack, moved to the heap past it). */
 static int
-json_room(JsonBuffer *b, Py_ssize_t more)
+json_put(Writer *b, const char *text, Py_ssize_t size)
 {
-    if (b->size + more <= b->capacity) return 0;
-    Py_ssize_t capacity = b->capacity * 2;
-    while (capacity < b->size + more) capacity *= 2;
-    char *grown = PyMem_Malloc((size_t)capacity);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(grown, b->data, (size_t)b->size);
-    if (b->data != b->local) PyMem_Free(b->data);
-    b->data = grown;
-    b->capacity = capacity;
-    return 0;
-}
-
-static int
-json_put(JsonBuffer *b, const char *text, Py_ssize_t size)
-{
-    if (json_room(b, size) < 0) return JSON_ERROR;
-    memcpy(b->data + b->size, text, (size_t)size);
-    b->size += size;
-    return JSON_DONE;
+    return put_bytes(b, text, size) < 0 ? JSON_ERROR : JSON_DONE;
 }
 
 /* A string as serde_json escapes it (pydantic-core's writer): the quote, the backslash and
  * control characters; \b \t \n \f \r by name, the rest as \u00XX; everything else as is, in
  * UTF-8. A str that is not valid UTF-8 (a lone surrogate) is pydantic's to refuse. */
 static int
-json_string(JsonBuffer *b, PyObject *text)
+json_string(Writer *b, PyObject *text)
 {
     Py_ssize_t size;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
@@ -1692,7 +1665,7 @@ json_string(JsonBuffer *b, PyObject *text)
         PyErr_Clear();
         return JSON_PYDANTIC;
     }
-    if (json_room(b, size * 6 + 2) < 0) return JSON_ERROR; /* every byte escaped, at worst */
+    if (reserve(b, size * 6 + 2) < 0) return JSON_ERROR; /* every byte escaped, at worst */
     static const char hex[] = "0123456789abcdef";
     char *out = b->data + b->size;
     *out++ = '"';
@@ -1727,7 +1700,7 @@ json_string(JsonBuffer *b, PyObject *text)
  * as pydantic lays them: positional from 1e-5 (repr switches to an exponent below 1e-4), an
  * exponent without leading zeros ("1e-7", "1e+16", where repr writes "1e-07"). */
 static int
-json_float(JsonBuffer *b, double value)
+json_float(Writer *b, double value)
 {
     if (!isfinite(value)) return JSON_PYDANTIC; /* null, or what the model's config says */
     char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
@@ -1762,10 +1735,10 @@ json_float(JsonBuffer *b, double value)
     return status;
 }
 
-static int json_value(JsonBuffer *b, PyObject *value, int depth);
+static int json_value(Writer *b, PyObject *value, int depth);
 
 static int
-json_dict(JsonBuffer *b, PyObject *dict, int depth)
+json_dict(Writer *b, PyObject *dict, int depth)
 {
     if (json_put(b, "{", 1) < 0) return JSON_ERROR;
     Py_ssize_t at = 0;
@@ -1788,7 +1761,7 @@ json_dict(JsonBuffer *b, PyObject *dict, int depth)
 }
 
 static int
-json_value(JsonBuffer *b, PyObject *value, int depth)
+json_value(Writer *b, PyObject *value, int depth)
 {
     if (depth > JSON_MOST_DEPTH) return JSON_PYDANTIC;
     if (value == Py_None) return json_put(b, "null", 4);
@@ -1849,8 +1822,10 @@ model_json(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *fields = args[0], *names = args[1], *keys = args[2];
     Py_ssize_t count = PyTuple_GET_SIZE(names);
-    JsonBuffer b = {.size = 0, .capacity = sizeof b.local};
-    b.data = b.local;
+    Writer b; /* not zeroed: only what is written is read */
+    b.data = b.inline_buffer;
+    b.size = 0;
+    b.capacity = (Py_ssize_t)sizeof b.inline_buffer;
     int status = count ? JSON_DONE : json_put(&b, "{", 1);
     for (Py_ssize_t i = 0; i < count && status == JSON_DONE; i++) {
         PyObject *key = PyTuple_GET_ITEM(keys, i);
@@ -1873,7 +1848,7 @@ model_json(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     PyObject *text = status == JSON_DONE ? PyUnicode_DecodeUTF8(b.data, b.size, "strict")
                      : status == JSON_PYDANTIC ? Py_NewRef(Py_None)
                                                : NULL;
-    if (b.data != b.local) PyMem_Free(b.data);
+    if (b.data != b.inline_buffer) PyMem_Free(b.data);
     return text;
 }
 
