@@ -5,7 +5,7 @@ the largest single cost of chaining an event. For a model whose JSON is plain (n
 alias, exclusion or computed field of its own) the C codec writes the same text from the field
 dict: strings, ints, floats, booleans, None, UUIDs, UTC datetimes, enum members and dicts of
 them. Any other value (and any other model) takes ``model_dump_json()``. A model's first event
-is written both ways: if the texts differ, that model keeps to pydantic from then on. Checked
+is written both ways too: if the texts differ, that model keeps to pydantic from then on. Checked
 instead: orjson and msgspec write their own layouts (floats, times), not pydantic's, and the
 text must be pydantic's, byte for byte, for the hashes of a chain to stay the same across
 versions and across processes with and without the C extension.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
-from pydantic import BaseModel, PlainSerializer, WrapSerializer
+from pydantic import BaseModel
 
 from agentflux.schemas._conversions import _native
 
@@ -34,23 +34,31 @@ _UNKNOWN: Final[Any] = object()  # not looked at yet, or not checked yet against
 
 
 def _plain(model: type[BaseModel]) -> bool:
-    """Whether ``model``'s JSON is its fields in order, each by its value's type alone."""
-    decorators = model.__pydantic_decorators__
+    """Whether ``model``'s JSON is its fields in order, each by its value's type alone.
+
+    Read off pydantic-core's schema, where every way of changing the text is a key: a custom
+    serializer anywhere (on the model, a field, or a type nested in a field's type), an alias
+    or an exclusion for serialization, a computed field; extra fields are written too.
+    """
     return (
         model.model_dump_json is BaseModel.model_dump_json
-        and not decorators.field_serializers
-        and not decorators.model_serializers
-        and not model.__pydantic_computed_fields__
         and model.model_config.get("extra") != "allow"
-        and all(
-            field.alias is None
-            and field.serialization_alias is None
-            and not field.exclude
-            and getattr(field, "exclude_if", None) is None
-            and not any(isinstance(m, PlainSerializer | WrapSerializer) for m in field.metadata)
-            for field in model.model_fields.values()
-        )
+        and not _serializes_its_own_way(model.__pydantic_core_schema__)
     )
+
+
+def _serializes_its_own_way(node: object) -> bool:
+    if isinstance(node, dict):
+        return any(
+            key == "serialization"
+            or key.startswith("serialization_")
+            or (key == "computed_fields" and bool(value))
+            or _serializes_its_own_way(value)
+            for key, value in node.items()
+        )
+    if isinstance(node, list | tuple):
+        return any(_serializes_its_own_way(value) for value in node)
+    return False
 
 
 def _plan(model: type[BaseModel]) -> _Plan:

@@ -7,13 +7,13 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from _samples import sample_events
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, computed_field, field_serializer
 
 from agentflux.schemas import (
     EVENT_MODELS,
@@ -138,11 +138,41 @@ class _Renamed(BaseModel):
         return when.date().isoformat()
 
 
+class _NestedSerializer(BaseModel):
+    """A serializer on a type inside a field's type: its text is pydantic's to write."""
+
+    counts: dict[str, Annotated[int, PlainSerializer(str)]] = Field(default_factory=dict)
+
+
+class _Excluded(BaseModel):
+    """A field left out of the text."""
+
+    secret: str = Field(default="x", exclude=True)
+
+
+class _Computed(BaseModel):
+    """A computed field, written beside the fields."""
+
+    value: int = 1
+
+    @computed_field
+    @property
+    def double(self) -> int:
+        return self.value * 2
+
+
 def test_a_model_with_its_own_serialization_is_left_to_pydantic() -> None:
-    """Serializers, aliases and exclusions are pydantic's to apply: no plan for the C writer."""
-    assert _json._plan(_Renamed) is None
-    instance = _Renamed()
-    assert model_json(instance) == instance.model_dump_json()
+    """Serializers (nested ones too), aliases, exclusions and computed fields: no C plan."""
+    for model in (_Renamed, _NestedSerializer, _Excluded, _Computed):
+        assert _json._plan(model) is None, model
+        instance = model()
+        assert model_json(instance) == instance.model_dump_json()
+    assert model_json(_NestedSerializer(counts={"a": 1})) == '{"counts":{"a":"1"}}'
+
+
+def test_the_shipped_models_are_plain() -> None:
+    """Every shipped event model gets a plan: its JSON is written in C."""
+    assert all(_json._plan(model) is not None for model in EVENT_MODELS.values())
 
 
 @native
