@@ -355,7 +355,10 @@ PyInit__batches(void)
     if (PyType_Ready(&RecordType) < 0) return NULL;
     PyObject *module = PyModule_Create(&batches_module);
     if (module == NULL) return NULL;
-    if (PyModule_AddObjectRef(module, "Record", (PyObject *)&RecordType) < 0) {
+    /* INTERFACE: the calls Python makes into this module, as the Python side expects them
+     * (see agentflux/_builds.py); raised with every change to them. */
+    if (PyModule_AddIntConstant(module, "INTERFACE", 1) < 0 ||
+        PyModule_AddObjectRef(module, "Record", (PyObject *)&RecordType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agentflux._builds import load_extension
 from agentflux.kafka._gate import _lazy_headers
 from agentflux.kafka._gate._fetch_sessions import install_fetch_sessions
 
 if TYPE_CHECKING:
     from agentflux.kafka._gate._lazy_headers import ReadRecords
 
-__all__ = ["install_consumer_accelerations", "install_record_reader", "record_reader_unavailable"]
+__all__ = [
+    "RECORD_READER_INTERFACE",
+    "install_consumer_accelerations",
+    "install_record_reader",
+    "record_reader_unavailable",
+]
 
-read_records: ReadRecords | None
-try:
-    from agentflux.consumers._batches import read_records
-except ImportError:  # built without a C compiler: aiokafka's records, with every header read
-    read_records = None
+# The calls this code makes into _batches.c; the C side states the interface it was built for.
+RECORD_READER_INTERFACE = 1
+
+# Not built (no C compiler) or built from an older source: aiokafka's records, every header read.
+_batches, _unused_because = load_extension("agentflux.consumers._batches", RECORD_READER_INTERFACE)
+read_records: ReadRecords | None = None if _batches is None else _batches.read_records
 
 
 def record_reader_unavailable() -> str | None:
     """Why records are not read in C (build, gate, aiokafka's fetcher), or None when they are."""
     if read_records is None:
-        return "the C extension agentflux.consumers._batches is not built"
+        return _unused_because
     return _lazy_headers.unavailable()
 
 

@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2 as _python_murmur2
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
+from agentflux._builds import load_extension
 from agentflux.kafka._gate import _event_batch
 from agentflux.kafka._gate._accumulator import taken_and_delivered
 from agentflux.producers._errors import BrokerUnavailableError
@@ -41,11 +42,10 @@ from agentflux.producers._protocols import PublishResult
 from agentflux.schemas import header_pairs
 
 if TYPE_CHECKING:
-    import types
-
     from aiokafka import AIOKafkaProducer
 
 __all__ = [
+    "RECORD_WRITER_INTERFACE",
     "AppendRecord",
     "Batcher",
     "HeaderValue",
@@ -70,15 +70,19 @@ def _python_key_partition(key: bytes, partitions: list[int]) -> int:
     return partitions[(hashed & 0x7FFFFFFF) % len(partitions)]
 
 
-key_partition: Callable[[bytes, list[int]], int]
+# The calls this code makes into _records.c; the C side states the interface it was built for.
+RECORD_WRITER_INTERFACE = 1
+
+# Not built (no C compiler) or built from an older source: aiokafka's own builder, murmur2 here.
+_records, _unused_because = load_extension("agentflux.producers._records", RECORD_WRITER_INTERFACE)
+
+key_partition: Callable[[bytes, list[int]], int] = (
+    _python_key_partition if _records is None else _records.key_partition
+)
 """The partition Kafka's default partitioner gives ``key`` among a topic's sorted partitions.
 
 murmur2 of the key, its 31 low bits, modulo the partition count, as Java clients and aiokafka's.
 """
-try:
-    from agentflux.producers._records import key_partition
-except ImportError:  # no compiler
-    key_partition = _python_key_partition
 
 
 HeaderValue = bytes | str | None
@@ -86,17 +90,11 @@ HeaderValue = bytes | str | None
 # None when the batch is full or closed; timestamp in ms since the epoch, default now.
 AppendRecord = Callable[..., int | None]
 
-_records: types.ModuleType | None
-try:
-    from agentflux.producers import _records
-except ImportError:  # built without a C compiler: aiokafka's own builder
-    _records = None
-
 
 def record_writer_unavailable() -> str | None:
     """Why the publisher's batches are not written in C (build, gate), or None when they are."""
     if _records is None:
-        return "the C extension agentflux.producers._records is not built"
+        return _unused_because
     return _event_batch.unavailable()
 
 

@@ -455,7 +455,10 @@ PyInit__records(void)
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "RecordWriter", (PyObject *)&RecordWriterType) < 0) {
+    /* INTERFACE: the calls Python makes into this module, as the Python side expects them
+     * (see agentflux/_builds.py); raised with every change to them. */
+    if (PyModule_AddIntConstant(module, "INTERFACE", 1) < 0 ||
+        PyModule_AddObjectRef(module, "RecordWriter", (PyObject *)&RecordWriterType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from agentflux._accelerate import accelerations_wanted
+from agentflux._builds import build_is_current
 
 if TYPE_CHECKING:
     import types
@@ -26,7 +27,7 @@ NATIVE_INTERFACE = 3
 
 def native_build_is_current(module: types.ModuleType) -> bool:
     """Whether a built ``_native`` takes the calls this code makes (a stale build does not)."""
-    return getattr(module, "INTERFACE", 0) == NATIVE_INTERFACE
+    return build_is_current(module, NATIVE_INTERFACE)
 
 
 def _load_native() -> types.ModuleType | None:

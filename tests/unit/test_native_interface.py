@@ -1,4 +1,4 @@
-"""A C codec built from an older source is left unused and named, never called wrongly."""
+"""A C extension built from an older source is left unused and named, never called wrongly."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import types
 import pytest
 
 from agentflux._accelerations import accelerations
+from agentflux._builds import load_extension
+from agentflux.consumers._reader import RECORD_READER_INTERFACE
+from agentflux.producers._batching import RECORD_WRITER_INTERFACE
 from agentflux.schemas import _conversions
 from agentflux.schemas._conversions import NATIVE_INTERFACE, native_build_is_current
 
@@ -42,3 +45,45 @@ def test_doctor_names_a_stale_codec_build(monkeypatch: pytest.MonkeyPatch) -> No
     codec = next(a for a in accelerations() if a.name == "native codec")
     assert not codec.active
     assert "older source" in codec.reason
+
+
+_EXTENSIONS = [
+    ("agentflux.schemas._native", NATIVE_INTERFACE),
+    ("agentflux.consumers._batches", RECORD_READER_INTERFACE),
+    ("agentflux.producers._records", RECORD_WRITER_INTERFACE),
+]
+
+
+@pytest.mark.parametrize(("name", "interface"), _EXTENSIONS)
+def test_every_built_extension_takes_the_calls_this_code_makes(name: str, interface: int) -> None:
+    """Each C extension built from this source is loaded: it states the interface expected."""
+    module, reason = load_extension(name, interface)
+    if module is None and os.environ.get("AGENTFLUX_REQUIRE_NATIVE") != "1":
+        pytest.skip(reason)
+    assert module is not None, reason
+    assert reason == ""
+
+
+@pytest.mark.parametrize(("name", "interface"), _EXTENSIONS)
+def test_a_stale_extension_is_left_unused_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, name: str, interface: int
+) -> None:
+    """A build without the constant, or for another interface, is not loaded; the reason says rebuild."""
+    for stated in (None, interface + 1):
+        stale = types.ModuleType(name)
+        if stated is not None:
+            stale.INTERFACE = stated  # type: ignore[attr-defined]  # what a build would state
+        monkeypatch.setitem(sys.modules, name, stale)
+        module, reason = load_extension(name, interface)
+        assert module is None
+        assert reason == (
+            f"the C extension {name} was built from an older source: "
+            "install the package again to rebuild it"
+        )
+
+
+def test_an_extension_not_built_is_named() -> None:
+    """No module by that name: not built, and said so."""
+    module, reason = load_extension("agentflux.no_such_extension", 1)
+    assert module is None
+    assert reason == "the C extension agentflux.no_such_extension is not built"
