@@ -11,10 +11,11 @@ import importlib
 from dataclasses import dataclass
 
 from agentflux._accelerate import ACCELERATE_ENV, accelerations_wanted
+from agentflux._builds import load_extension
 from agentflux.consumers._reader import record_reader_unavailable
 from agentflux.kafka._gate import _accumulator, _fetch_sessions, _lz4
 from agentflux.producers._batching import record_writer_unavailable
-from agentflux.schemas._conversions import native_build_is_current
+from agentflux.schemas._conversions import NATIVE_INTERFACE, NATIVE_MODULE
 
 __all__ = [
     "Acceleration",
@@ -53,13 +54,9 @@ def missing_extensions() -> list[str]:
 
 
 def _native_codec_unavailable() -> str | None:
-    if "agentflux.schemas._native" in missing_extensions():
-        return "the C extension agentflux.schemas._native is not built"
-    if not native_build_is_current(importlib.import_module("agentflux.schemas._native")):
-        return (
-            "the C extension agentflux.schemas._native was built from an older source: "
-            "install the package again to rebuild it"
-        )
+    _, unused_because = load_extension(NATIVE_MODULE, NATIVE_INTERFACE)
+    if unused_because:
+        return unused_because
     if not accelerations_wanted():
         return f"turned off by {ACCELERATE_ENV}=0"
     return None

@@ -8,13 +8,12 @@ C extension (not at all with ``AGENTFLUX_ACCELERATE=0``).
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from agentflux._accelerate import accelerations_wanted
-from agentflux._builds import build_is_current
+from agentflux._builds import build_is_current, load_extension
 
 if TYPE_CHECKING:
     import types
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
 # The calls this code makes into the C codec; ``_native.c`` states the interface it was built for.
 NATIVE_INTERFACE = 3
+NATIVE_MODULE = "agentflux.schemas._native"
 
 
 def native_build_is_current(module: types.ModuleType) -> bool:
@@ -39,11 +39,7 @@ def _load_native() -> types.ModuleType | None:
     """
     if not accelerations_wanted():
         return None
-    try:
-        module = importlib.import_module("agentflux.schemas._native")
-    except ImportError:  # a source checkout or an install without a compiler
-        return None
-    return module if native_build_is_current(module) else None
+    return load_extension(NATIVE_MODULE, NATIVE_INTERFACE)[0]
 
 
 _native = _load_native()
@@ -51,6 +47,7 @@ _native = _load_native()
 __all__ = [
     "EPOCH",
     "NATIVE_INTERFACE",
+    "NATIVE_MODULE",
     "UUID_LAYOUT_KNOWN",
     "millis",
     "native_build_is_current",

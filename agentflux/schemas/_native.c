@@ -1746,7 +1746,7 @@ json_dict(Writer *b, PyObject *dict, int depth)
     int first = 1, status = JSON_DONE;
     while (status == JSON_DONE && PyDict_Next(dict, &at, &key, &value)) {
         if (!PyUnicode_CheckExact(key)) return JSON_PYDANTIC;
-        /* Held: nothing written here runs Python code, but a value's writer may one day. */
+        /* Held: an enum member's value lookup may run Python code, which may change the dict. */
         Py_INCREF(key);
         Py_INCREF(value);
         status = first ? JSON_DONE : json_put(b, ",", 1);
